@@ -83,3 +83,14 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<axum::extract::rejection::JsonRejection> for ServiceError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        ServiceError::invalid("body", rejection.body_text())
+    }
+}
+
+/// A JSON request body whose rejections use the API's error shape (400 `invalid_input`).
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);

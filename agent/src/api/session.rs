@@ -3,7 +3,7 @@
 use super::auth::{
     ClientAddr, DEVICE_COOKIE, SESSION_COOKIE, Session, clear_cookie, cookie, set_cookie,
 };
-use super::error::ApiResult;
+use super::error::{ApiResult, Body};
 use super::models::{LoginRequest, LoginResponse, SessionInfo, User, rfc3339};
 use crate::accounts::LoginOutcome;
 use crate::state::AppState;
@@ -46,7 +46,7 @@ pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
-    Json(req): Json<LoginRequest>,
+    Body(req): Body<LoginRequest>,
 ) -> ApiResult<Response> {
     let device = cookie(&headers, DEVICE_COOKIE);
     let result = state

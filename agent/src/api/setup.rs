@@ -1,7 +1,7 @@
 //! Health and the first-boot claim.
 
 use super::auth::ClientAddr;
-use super::error::ApiResult;
+use super::error::{ApiResult, Body};
 use super::models::{ClaimRequest, Health, LoginResponse, SetupInfo};
 use super::session::login_response;
 use crate::accounts::ClaimInput;
@@ -47,7 +47,7 @@ pub async fn setup_info(State(state): State<AppState>) -> ApiResult<Json<SetupIn
 pub async fn claim(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    Json(req): Json<ClaimRequest>,
+    Body(req): Body<ClaimRequest>,
 ) -> ApiResult<Response> {
     let input = ClaimInput {
         code: req.code,

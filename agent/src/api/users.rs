@@ -1,7 +1,7 @@
 //! User management (admins) and each user's own account (password, TOTP).
 
 use super::auth::{AdminSession, Session};
-use super::error::ApiResult;
+use super::error::{ApiResult, Body};
 use super::models::{
     ChangePasswordRequest, CreateUserRequest, PasswordConfirmation, TotpCode, TotpEnrolment,
     UpdateUserRequest, User,
@@ -32,7 +32,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     _admin: AdminSession,
-    Json(req): Json<CreateUserRequest>,
+    Body(req): Body<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let user = state
         .accounts
@@ -49,7 +49,7 @@ pub async fn update(
     State(state): State<AppState>,
     _admin: AdminSession,
     Path(name): Path<String>,
-    Json(req): Json<UpdateUserRequest>,
+    Body(req): Body<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
     let update = UserUpdate {
         role: req.role,
@@ -79,7 +79,7 @@ pub async fn delete(
 pub async fn change_password(
     State(state): State<AppState>,
     Session(auth): Session,
-    Json(req): Json<ChangePasswordRequest>,
+    Body(req): Body<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     state
         .accounts
@@ -113,7 +113,7 @@ pub async fn totp_begin(
 pub async fn totp_confirm(
     State(state): State<AppState>,
     Session(auth): Session,
-    Json(req): Json<TotpCode>,
+    Body(req): Body<TotpCode>,
 ) -> ApiResult<StatusCode> {
     state.accounts.totp_confirm(&auth, &req.code)?;
     Ok(StatusCode::NO_CONTENT)
@@ -125,7 +125,7 @@ pub async fn totp_confirm(
 pub async fn totp_disable(
     State(state): State<AppState>,
     Session(auth): Session,
-    Json(req): Json<PasswordConfirmation>,
+    Body(req): Body<PasswordConfirmation>,
 ) -> ApiResult<StatusCode> {
     state.accounts.totp_disable(&auth, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
