@@ -45,3 +45,10 @@ export function polylinePoints(
 function round(n: number): number {
   return Math.round(n * 10) / 10;
 }
+
+/** The `points` of a polygon filling the area under a line drawn by polylinePoints. */
+export function areaPoints(line: string, width: number, height: number): string {
+  if (line === '') return '';
+  const firstX = line.slice(0, line.indexOf(','));
+  return `${firstX},${height} ${line} ${width},${height}`;
+}

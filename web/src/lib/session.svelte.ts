@@ -4,6 +4,7 @@
 import { ApiClient, ApiError } from './api';
 import { errorText } from './i18n';
 import { live } from './live.svelte';
+import { router } from './router.svelte';
 import type { SessionGrant, SetupInfo, User } from './types';
 
 export type Phase = 'loading' | 'unclaimed' | 'login' | 'ready' | 'unreachable';
@@ -68,6 +69,7 @@ class Session {
       // The cookie expires on its own; nothing more the dashboard can do.
     }
     this.end(false);
+    router.navigate('/', true); // whoever signs in next starts at Home
   }
 
   private lost(): void {

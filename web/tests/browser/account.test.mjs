@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   assertClean,
+  expectHeading,
   call,
   claimByApi,
   launchBrowser,
@@ -102,7 +103,7 @@ describe('account page', () => {
     // The confirm step used the current step's code; the agent refuses replays, so take the next.
     await page.getByLabel('Six-digit code').fill(totp(secret, 1));
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Home', level: 1 }).waitFor();
+    await expectHeading(page, 'Home');
     assertClean(problems);
   });
 
@@ -116,7 +117,7 @@ describe('account page', () => {
 
     await page.getByRole('button', { name: 'Log out' }).click();
     await fillLogin(NEW_PASSWORD);
-    await page.getByRole('heading', { name: 'Home', level: 1 }).waitFor();
+    await expectHeading(page, 'Home');
     assertClean(problems);
   });
 });

@@ -174,6 +174,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
 
   it('fits a phone screen with a menu button', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, 'home-phone');
     const nav = page.getByRole('navigation', { name: 'Main' });
     const menu = page.getByRole('button', { name: 'Menu' });
     assert.ok(await menu.isVisible());

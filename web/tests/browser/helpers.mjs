@@ -73,7 +73,11 @@ export async function startAgent() {
       await sleep(100);
     }
     const agent = { url, dataDir, ca, log: () => log, stop };
-    agent.setupCode = async () => (await readFile(join(dataDir, 'setup-code'), 'utf8')).trim();
+    // The file is for people ("Hearth setup code: ABCD-EFGH"); the code is its last word.
+    agent.setupCode = async () => {
+      const text = await readFile(join(dataDir, 'setup-code'), 'utf8');
+      return text.trim().split(/\s+/).pop();
+    };
     return agent;
   } catch (e) {
     await stop();
@@ -165,6 +169,7 @@ export async function openPage(browser, agent, options = {}) {
       console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI} (${e.sourceFile}:${e.lineNumber})`);
     });
   });
+  context.setDefaultTimeout(10_000);
   const page = await context.newPage();
   const problems = [];
   page.on('console', (msg) => {
@@ -186,6 +191,19 @@ function expectedConsoleError(text) {
 
 export function assertClean(problems) {
   if (problems.length > 0) throw new Error(`the page reported problems:\n${problems.join('\n')}`);
+}
+
+/**
+ * Waits for the page to reach the heading `name`; when an alert shows up instead, fails at
+ * once with its text (so a refused login says why rather than timing out).
+ */
+export async function expectHeading(page, name) {
+  const heading = page.getByRole('heading', { name, level: 1 });
+  const alert = page.getByRole('alert');
+  await heading.or(alert).first().waitFor();
+  if (!(await heading.isVisible())) {
+    throw new Error(`expected the "${name}" page, got the alert: ${await alert.first().textContent()}`);
+  }
 }
 
 export async function screenshot(page, name) {

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertClean, claimByApi, launchBrowser, openPage, screenshot, startAgent } from './helpers.mjs';
+import { assertClean, expectHeading, claimByApi, launchBrowser, openPage, screenshot, startAgent } from './helpers.mjs';
 
 async function signIn(page, username, password) {
   await page.goto('/');
@@ -11,7 +11,7 @@ async function signIn(page, username, password) {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Home', level: 1 }).waitFor();
+  await expectHeading(page, 'Home');
 }
 
 describe('users page', () => {
@@ -72,7 +72,7 @@ describe('users page', () => {
 
     await page.getByRole('button', { name: 'Reset password (carol)' }).click();
     await page.getByLabel('New password for carol').fill('a new member password');
-    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.getByRole('button', { name: 'Set password', exact: true }).click();
     await page.getByRole('status').filter({ hasText: 'The password of carol was changed.' }).waitFor();
     await screenshot(page, 'users');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { niceMax, polylinePoints } from '../../src/lib/chart';
+import { areaPoints, niceMax, polylinePoints } from '../../src/lib/chart';
 
 describe('polylinePoints', () => {
   it('puts the newest sample on the right edge', () => {
@@ -32,5 +32,15 @@ describe('niceMax', () => {
     expect(niceMax([[0]], 1024, 1024)).toBe(1024);
     expect(niceMax([[3000]], 1024, 1024)).toBe(5 * 1024);
     expect(niceMax([[150 * 1024 * 1024]], 1024, 1024)).toBe(200 * 1024 * 1024);
+  });
+});
+
+describe('areaPoints', () => {
+  it('closes the line down to the bottom edge', () => {
+    expect(areaPoints('50,10 75,5 100,0', 100, 10)).toBe('50,10 50,10 75,5 100,0 100,10');
+  });
+
+  it('draws nothing without a line', () => {
+    expect(areaPoints('', 100, 10)).toBe('');
   });
 });
