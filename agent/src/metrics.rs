@@ -18,62 +18,93 @@ impl Metrics {
     }
 
     pub fn render(&self, uptime_secs: u64, sessions: usize, claimed: bool) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP hearth_build_info Agent version.\n# TYPE hearth_build_info gauge"
+        let version = format!("{{version=\"{}\"}}", crate::VERSION);
+        family(
+            &mut out,
+            "hearth_build_info",
+            "Agent version.",
+            "gauge",
+            &[(&version, 1)],
         );
-        let _ = writeln!(out, "hearth_build_info{{version=\"{}\"}} 1", crate::VERSION);
-        let _ = writeln!(
-            out,
-            "# HELP hearth_uptime_seconds Seconds since the agent started.\n# TYPE hearth_uptime_seconds gauge"
+        family(
+            &mut out,
+            "hearth_uptime_seconds",
+            "Seconds since the agent started.",
+            "gauge",
+            &[("", uptime_secs)],
         );
-        let _ = writeln!(out, "hearth_uptime_seconds {uptime_secs}");
-        let _ = writeln!(
-            out,
-            "# HELP hearth_claimed Whether the device has been claimed.\n# TYPE hearth_claimed gauge"
+        family(
+            &mut out,
+            "hearth_claimed",
+            "Whether the device has been claimed.",
+            "gauge",
+            &[("", u64::from(claimed))],
         );
-        let _ = writeln!(out, "hearth_claimed {}", u8::from(claimed));
-        let _ = writeln!(
-            out,
-            "# HELP hearth_sessions Live login sessions.\n# TYPE hearth_sessions gauge"
+        family(
+            &mut out,
+            "hearth_sessions",
+            "Live login sessions.",
+            "gauge",
+            &[("", sessions as u64)],
         );
-        let _ = writeln!(out, "hearth_sessions {sessions}");
-        let _ = writeln!(
-            out,
-            "# HELP hearth_http_responses_total HTTP responses by status class.\n# TYPE hearth_http_responses_total counter"
+        let classes: Vec<(String, u64)> = self
+            .responses
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{{class=\"{}xx\"}}", i + 1), load(c)))
+            .collect();
+        let classes: Vec<(&str, u64)> = classes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        family(
+            &mut out,
+            "hearth_http_responses_total",
+            "HTTP responses by status class.",
+            "counter",
+            &classes,
         );
-        for (i, counter) in self.responses.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "hearth_http_responses_total{{class=\"{}xx\"}} {}",
-                i + 1,
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP hearth_logins_total Login attempts by result.\n# TYPE hearth_logins_total counter"
+        let logins = [
+            ("{result=\"success\"}", load(&self.login_success)),
+            ("{result=\"failure\"}", load(&self.login_failure)),
+        ];
+        family(
+            &mut out,
+            "hearth_logins_total",
+            "Login attempts by result.",
+            "counter",
+            &logins,
         );
-        let _ = writeln!(
-            out,
-            "hearth_logins_total{{result=\"success\"}} {}",
-            self.login_success.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "hearth_logins_total{{result=\"failure\"}} {}",
-            self.login_failure.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP hearth_claim_failures_total Wrong setup codes.\n# TYPE hearth_claim_failures_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "hearth_claim_failures_total {}",
-            self.claim_failure.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "hearth_claim_failures_total",
+            "Wrong setup codes.",
+            "counter",
+            &[("", load(&self.claim_failure))],
         );
         out
+    }
+}
+
+/// One metric family in the text exposition format: HELP, TYPE, then `name{labels} value` lines.
+fn family(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_prometheus_text() {
+        let m = super::Metrics::default();
+        m.count_response(200);
+        m.count_response(404);
+        m.count_response(404);
+        let text = m.render(5, 2, true);
+        assert!(text.contains("# TYPE hearth_http_responses_total counter\n"));
+        assert!(text.contains("hearth_http_responses_total{class=\"4xx\"} 2\n"));
+        assert!(text.contains("hearth_sessions 2\n"));
+        assert!(text.contains("hearth_claimed 1\n"));
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery";
+const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
 struct Harness {
     app: Router,
@@ -52,6 +53,7 @@ impl Harness {
         let mut config = Config::dev(dir.path());
         config.session_idle_timeout = Duration::from_secs(3600);
         config.session_max_age = Duration::from_secs(24 * 3600);
+        config.metrics_token = Some(METRICS_TOKEN.into());
         let (state, _ca) =
             hearth_agent::daemon::build_state(config, Arc::new(clock.clone())).expect("state");
         hearth_agent::daemon::spawn_status_task(state.clone());
@@ -569,4 +571,39 @@ async fn status_reports_the_live_system() {
     assert!(r.body["memory"]["total_bytes"].as_u64().unwrap_or(0) > 0);
     assert!(!r.body["cpu"]["cores"].as_array().expect("cores").is_empty());
     assert_eq!(r.body["version"], hearth_agent::VERSION);
+}
+
+#[tokio::test]
+async fn metrics_need_an_admin_or_the_configured_token() {
+    let h = Harness::new().await;
+    let scrape = |auth: Option<&str>| {
+        let mut req = Request::builder().uri("/metrics");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        h.app
+            .clone()
+            .oneshot(req.body(Body::empty()).expect("request"))
+    };
+    let ok = scrape(Some(&format!("Bearer {METRICS_TOKEN}")))
+        .await
+        .expect("infallible");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let text = axum::body::to_bytes(ok.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("hearth_claimed 1")
+            && text.contains("hearth_http_responses_total{class=\"2xx\"}"),
+        "{text}"
+    );
+    for auth in [
+        None,
+        Some("Bearer wrong-token-wrong-token"),
+        Some(METRICS_TOKEN),
+    ] {
+        let resp = scrape(auth).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
 }
