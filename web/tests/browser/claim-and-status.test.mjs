@@ -3,7 +3,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertClean, call, launchBrowser, openPage, screenshot, startAgent } from './helpers.mjs';
+import {
+  assertClean,
+  call,
+  launchBrowser,
+  openPage,
+  screenshot,
+  startAgent,
+  waitForChartPoints,
+} from './helpers.mjs';
 
 const PASSWORD = 'correct horse battery';
 
@@ -166,6 +174,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await page.getByRole('heading', { name: 'Home', level: 1 }).waitFor();
     assert.equal(await background(), dark, 'the choice survives a reload');
     await page.getByTestId('connection').filter({ hasText: 'Live' }).waitFor({ timeout: 15_000 });
+    await waitForChartPoints(page, 3);
     await screenshot(page, 'home-dark');
     await page.getByRole('button', { name: 'Dark mode' }).click();
     assert.equal(await background(), light);
@@ -174,7 +183,6 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
 
   it('fits a phone screen with a menu button', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    await screenshot(page, 'home-phone');
     const nav = page.getByRole('navigation', { name: 'Main' });
     const menu = page.getByRole('button', { name: 'Menu' });
     assert.ok(await menu.isVisible());
@@ -211,5 +219,20 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await page.getByTestId('connection').filter({ hasText: 'Live' }).waitFor({ timeout: 15_000 });
     assert.equal((await page.request.get('/api/v1/session')).status(), 200);
     assertClean(problems);
+  });
+
+  it('would notice a CSP violation (the check above is not vacuous)', async () => {
+    assert.equal(problems.length, 0);
+    await page.evaluate(() => {
+      const div = document.createElement('div');
+      div.innerHTML = '<p style="color: red">inline style</p>';
+      document.body.append(div);
+    });
+    await page.waitForTimeout(300);
+    assert.ok(
+      problems.some((p) => p.startsWith('CSP:')),
+      `an inline style attribute is reported: ${JSON.stringify(problems)}`,
+    );
+    problems.length = 0;
   });
 });

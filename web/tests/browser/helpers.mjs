@@ -206,8 +206,18 @@ export async function expectHeading(page, name) {
   }
 }
 
+/** Waits until the home screen's CPU chart holds at least `n` samples. */
+export async function waitForChartPoints(page, n) {
+  await page.waitForFunction(
+    (min) => Number(document.querySelector('svg[data-points]')?.getAttribute('data-points')) >= min,
+    n,
+    { timeout: 20_000 },
+  );
+}
+
 export async function screenshot(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0)); // a sticky header otherwise lands mid-page
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 

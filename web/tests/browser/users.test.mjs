@@ -107,4 +107,21 @@ describe('users page', () => {
     await page.getByText('Signed in as carol (Member).').waitFor();
     assertClean(problems);
   });
+
+  it('says how long to wait when logins are throttled', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    const alert = page.getByRole('alert');
+    let text = '';
+    for (let attempt = 0; attempt < 10 && !text.startsWith('Too many attempts'); attempt += 1) {
+      await page.getByLabel('Username').fill('nobody');
+      await page.getByLabel('Password').fill(`wrong guess ${attempt}`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in' }).and(page.locator(':enabled')).waitFor();
+      text = (await alert.textContent()) ?? '';
+    }
+    assert.match(text, /^Too many attempts\. Try again in \d+ s\.$/);
+    await screenshot(page, 'login-throttled');
+    assertClean(problems);
+  });
 });
