@@ -355,6 +355,15 @@ impl Accounts {
         })
     }
 
+    /// Whether the session stored under `token_hash` still exists and has not expired. Cheap and
+    /// read-only: long-lived streams call it to end when their session is revoked.
+    pub fn session_still_valid(&self, token_hash: &str) -> bool {
+        match self.store.session(token_hash) {
+            Ok(Some(session)) => self.now() < self.expires_at(&session),
+            _ => false,
+        }
+    }
+
     fn expires_at(&self, session: &SessionRecord) -> OffsetDateTime {
         (session.created_at + self.sessions.max_age)
             .min(session.last_seen + self.sessions.idle_timeout)

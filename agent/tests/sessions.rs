@@ -607,3 +607,56 @@ async fn metrics_need_an_admin_or_the_configured_token() {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
     }
 }
+
+#[tokio::test]
+async fn the_event_stream_pushes_status_and_ends_when_the_session_is_revoked() {
+    use http_body_util::BodyExt;
+    let h = Harness::new().await;
+    let mut b = h.admin().await;
+    let mut req = Request::builder()
+        .uri("/api/v1/events")
+        .header(
+            "cookie",
+            format!(
+                "__Host-hearth_session={}",
+                b.session.clone().expect("cookie")
+            ),
+        )
+        .body(Body::empty())
+        .expect("request");
+    req.extensions_mut().insert(ConnectInfo(
+        "192.0.2.10:1".parse::<SocketAddr>().expect("addr"),
+    ));
+    let resp = h.app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    while seen.matches("event: status").count() < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("a status event arrives every interval")
+            .expect("stream open")
+            .expect("frame");
+        if let Some(data) = frame.data_ref() {
+            seen.push_str(&String::from_utf8_lossy(data));
+        }
+    }
+    assert!(seen.contains("\"memory\""), "{seen}");
+
+    assert_eq!(
+        h.call(&mut b, "DELETE", "/api/v1/session", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream must end after logout");
+}

@@ -44,7 +44,7 @@ fn to_sse(event: &Event) -> sse::Event {
     responses((status = 200, content_type = "text/event-stream", description = "event stream"), (status = 401, body = super::error::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
-    _session: Session,
+    Session(auth): Session,
 ) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
     let first: Vec<sse::Event> = state
         .events
@@ -55,6 +55,10 @@ pub async fn events(
     // A listener that falls behind skips what it missed rather than stalling the others.
     let live = BroadcastStream::new(state.events.subscribe())
         .filter_map(|item| async move { item.ok().map(|e| to_sse(&e)) });
+    // The stream ends as soon as its session is revoked or expires (checked at every event).
+    let token_hash = auth.token_hash;
+    let live = live
+        .take_while(move |_| std::future::ready(state.accounts.session_still_valid(&token_hash)));
     let all = stream::iter(first).chain(live).map(Ok);
     Sse::new(all).keep_alive(KeepAlive::default())
 }
