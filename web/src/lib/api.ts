@@ -2,17 +2,22 @@
 // on every state-changing request. It never touches the session cookie (HttpOnly).
 
 import type {
+  ChangePasswordRequest,
   ClaimRequest,
+  CreateUserRequest,
+  ErrorBody,
+  ErrorDetail,
   Health,
   LoginRequest,
-  NewUser,
-  SessionGrant,
+  LoginResponse,
+  PasswordConfirmation,
   SessionInfo,
   SetupInfo,
   SystemStatus,
+  TotpCode,
   TotpEnrolment,
+  UpdateUserRequest,
   User,
-  UserPatch,
 } from './types';
 
 /** A failed call: the agent's `{"error":{"code","message"}}`, or a transport failure. */
@@ -61,8 +66,8 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
   let code = `http_${res.status}`;
   let message = res.statusText || `HTTP ${res.status}`;
   try {
-    const body: unknown = await res.json();
-    const err = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+    const body = (await res.json()) as Partial<ErrorBody> | null;
+    const err = body?.error as Partial<Record<keyof ErrorDetail, unknown>> | undefined;
     if (err && typeof err.code === 'string') code = err.code;
     if (err && typeof err.message === 'string') message = err.message;
   } catch {
@@ -122,25 +127,28 @@ export class ApiClient {
 
   health = () => this.request<Health>('GET', '/api/health');
   setup = () => this.request<SetupInfo>('GET', '/api/v1/setup');
-  claim = (req: ClaimRequest) => this.request<SessionGrant>('POST', '/api/v1/setup/claim', req);
-  login = (req: LoginRequest) => this.request<SessionGrant>('POST', '/api/v1/session', req);
+  claim = (req: ClaimRequest) => this.request<LoginResponse>('POST', '/api/v1/setup/claim', req);
+  login = (req: LoginRequest) => this.request<LoginResponse>('POST', '/api/v1/session', req);
   session = () => this.request<SessionInfo>('GET', '/api/v1/session');
   logout = () => this.request<void>('DELETE', '/api/v1/session');
 
   users = () => this.request<User[]>('GET', '/api/v1/users');
-  createUser = (u: NewUser) => this.request<User>('POST', '/api/v1/users', u);
-  updateUser = (name: string, patch: UserPatch) =>
+  createUser = (u: CreateUserRequest) => this.request<User>('POST', '/api/v1/users', u);
+  updateUser = (name: string, patch: UpdateUserRequest) =>
     this.request<User>('PATCH', `/api/v1/users/${encodeURIComponent(name)}`, patch);
   deleteUser = (name: string) =>
     this.request<void>('DELETE', `/api/v1/users/${encodeURIComponent(name)}`);
 
   changePassword = (current_password: string, new_password: string) =>
-    this.request<void>('PUT', '/api/v1/account/password', { current_password, new_password });
+    this.request<void>('PUT', '/api/v1/account/password', {
+      current_password,
+      new_password,
+    } satisfies ChangePasswordRequest);
   startTotp = () => this.request<TotpEnrolment>('POST', '/api/v1/account/totp');
   confirmTotp = (code: string) =>
-    this.request<void>('POST', '/api/v1/account/totp/confirm', { code });
+    this.request<void>('POST', '/api/v1/account/totp/confirm', { code } satisfies TotpCode);
   disableTotp = (password: string) =>
-    this.request<void>('DELETE', '/api/v1/account/totp', { password });
+    this.request<void>('DELETE', '/api/v1/account/totp', { password } satisfies PasswordConfirmation);
 
   systemStatus = () => this.request<SystemStatus>('GET', '/api/v1/system/status');
 }

@@ -5,7 +5,7 @@ import { ApiClient, ApiError } from './api';
 import { errorText } from './i18n';
 import { live } from './live.svelte';
 import { router } from './router.svelte';
-import type { SessionGrant, SetupInfo, User } from './types';
+import type { LoginResponse, SetupInfo, User } from './types';
 
 export type Phase = 'loading' | 'unclaimed' | 'login' | 'ready' | 'unreachable';
 
@@ -41,7 +41,7 @@ class Session {
     }
   }
 
-  signedIn(grant: SessionGrant): void {
+  signedIn(grant: LoginResponse): void {
     this.api.setCsrfToken(grant.csrf_token);
     this.user = grant.user;
     this.expired = false;

@@ -1,5 +1,6 @@
-// Shapes of the agent's JSON API (see the agent's OpenAPI document at /api/openapi.json).
-// Kept in one file so a later generator can replace it wholesale.
+// Shapes of the agent's JSON API. Names, fields and optionality match the schemas of the
+// agent's OpenAPI document (/api/openapi.json); tests/browser/openapi.test.mjs checks that
+// against a running agent, so this file cannot drift from the API unnoticed.
 
 export type Role = 'admin' | 'member';
 
@@ -37,24 +38,48 @@ export interface LoginRequest {
 }
 
 /** Answer of claim and login: the session cookie is set by the server alongside. */
-export interface SessionGrant {
+export interface LoginResponse {
   csrf_token: string;
   user: User;
 }
 
-export interface SessionInfo extends SessionGrant {
+export interface SessionInfo {
+  csrf_token: string;
+  user: User;
   expires_at: string;
 }
 
-export interface NewUser {
+export interface CreateUserRequest {
   username: string;
   password: string;
   role: Role;
 }
 
-export interface UserPatch {
+export interface UpdateUserRequest {
   role?: Role;
   password?: string;
+}
+
+export interface ChangePasswordRequest {
+  current_password: string;
+  new_password: string;
+}
+
+export interface TotpCode {
+  code: string;
+}
+
+export interface PasswordConfirmation {
+  password: string;
+}
+
+export interface ErrorDetail {
+  code: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: ErrorDetail;
 }
 
 export interface TotpEnrolment {
@@ -63,9 +88,13 @@ export interface TotpEnrolment {
   qr_svg: string;
 }
 
+export interface CoreUsage {
+  usage_percent: number;
+}
+
 export interface CpuStatus {
   usage_percent: number;
-  cores: { usage_percent: number }[];
+  cores: CoreUsage[];
 }
 
 export interface MemoryStatus {
@@ -85,13 +114,13 @@ export interface DiskStatus {
   available_bytes: number;
 }
 
-export interface TemperatureStatus {
+export interface Temperature {
   sensor: string;
   label: string;
   celsius: number;
 }
 
-export interface NetworkStatus {
+export interface InterfaceStatus {
   interface: string;
   rx_bytes: number;
   tx_bytes: number;
@@ -109,6 +138,6 @@ export interface SystemStatus {
   cpu: CpuStatus;
   memory: MemoryStatus;
   disks: DiskStatus[];
-  temperatures: TemperatureStatus[];
-  network: NetworkStatus[];
+  temperatures: Temperature[];
+  network: InterfaceStatus[];
 }
