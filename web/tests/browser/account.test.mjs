@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  assertAccessible,
   assertClean,
   expectHeading,
   call,
@@ -48,6 +49,15 @@ describe('account page', () => {
   });
 
   it('changes the password and keeps this session', async () => {
+    // A second browser signed in as the same user: its session ends with the change.
+    const other = await openPage(browser, agent);
+    await other.page.goto('/');
+    await other.page.getByLabel('Username').fill(admin.username);
+    await other.page.getByLabel('Password').fill(admin.password);
+    await other.page.getByRole('button', { name: 'Sign in' }).click();
+    await expectHeading(other.page, 'Home');
+    await other.page.getByTestId('connection').filter({ hasText: 'Live' }).waitFor({ timeout: 15_000 });
+
     const form = page.getByRole('region', { name: 'Password' });
     await form.getByLabel('Current password').fill('wrong current password');
     await form.getByLabel('New password').fill(NEW_PASSWORD);
@@ -63,6 +73,13 @@ describe('account page', () => {
     // The old session made by the API claim was another session of the user: now revoked.
     const old = await call(agent, 'GET', '/api/v1/session', { jar: admin.jar });
     assert.equal(old.status, 401);
+
+    // The other browser notices through its event stream, without a reload.
+    await other.page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
+    await other.page.getByText('Your session has ended.').waitFor();
+    await screenshot(other.page, 'login-session-ended');
+    assertClean(other.problems);
+    await other.context.close();
     assertClean(problems);
   });
 
@@ -76,6 +93,7 @@ describe('account page', () => {
     const box = await section.getByTestId('totp-qr').locator('svg').boundingBox();
     assert.ok(box.width > 100 && box.height > 100, `the QR code is drawn (${box.width}×${box.height})`);
     await screenshot(page, 'account-totp-enrol');
+    await assertAccessible(page, 'account with TOTP enrolment');
 
     await section.getByLabel('Six-digit code').fill('000000' === totp(secret) ? '111111' : '000000');
     await section.getByRole('button', { name: 'Confirm' }).click();
@@ -94,6 +112,7 @@ describe('account page', () => {
     await fillLogin(NEW_PASSWORD);
     await page.getByRole('heading', { name: 'Two-step sign-in' }).waitFor();
     await screenshot(page, 'login-totp');
+    await assertAccessible(page, 'the TOTP step');
 
     const wrong = totp(secret, 5); // a code from the future, outside the accepted window
     await page.getByLabel('Six-digit code').fill(wrong);

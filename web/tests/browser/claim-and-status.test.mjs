@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  assertAccessible,
   assertClean,
   call,
   launchBrowser,
@@ -46,6 +47,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await page.goto('/');
     await page.getByRole('heading', { name: 'Welcome to Hearth' }).waitFor();
     await screenshot(page, 'claim-1-code');
+    await assertAccessible(page, 'the claim wizard');
 
     await page.getByLabel('Setup code').fill('WRONG-CODE-123');
     await page.getByRole('button', { name: 'Next' }).click();
@@ -106,6 +108,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     assert.equal(await page.getByTestId('version').textContent(), health.json.version);
     assert.ok((await page.getByRole('meter').count()) >= 1, 'disks and cores have usage bars');
     await screenshot(page, 'home');
+    await assertAccessible(page, 'home');
     assertClean(problems);
   });
 
@@ -129,6 +132,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
       await page.getByTestId('coming-soon').filter({ hasText: 'Coming soon' }).waitFor();
       assert.equal(await page.locator('main table, main [role=meter], main svg[role=img]').count(), 0);
       await screenshot(page, `soon-${name.toLowerCase()}`);
+      if (name === 'Apps') await assertAccessible(page, 'a coming-soon page');
     }
     await page.goBack();
     await page.getByRole('heading', { name: 'Updates', level: 1 }).waitFor();
@@ -147,6 +151,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     assert.equal(cert.status(), 200);
     assert.match(await cert.text(), /^-----BEGIN CERTIFICATE-----/);
     await screenshot(page, 'about');
+    await assertAccessible(page, 'about');
     assertClean(problems);
   });
 
@@ -176,6 +181,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await page.getByTestId('connection').filter({ hasText: 'Live' }).waitFor({ timeout: 15_000 });
     await waitForChartPoints(page, 3);
     await screenshot(page, 'home-dark');
+    await assertAccessible(page, 'home in dark mode');
     await page.getByRole('button', { name: 'Dark mode' }).click();
     assert.equal(await background(), light);
     assertClean(problems);
@@ -193,6 +199,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await menu.click();
     assert.equal(await menu.getAttribute('aria-expanded'), 'true');
     await screenshot(page, 'menu-phone');
+    await assertAccessible(page, 'the phone menu');
     await nav.getByRole('link', { name: 'Account' }).click();
     await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
     assert.equal(await nav.isVisible(), false, 'the menu closes after choosing a page');
@@ -212,6 +219,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').filter({ hasText: 'Wrong username or password.' }).waitFor();
     await screenshot(page, 'login-wrong-password');
+    await assertAccessible(page, 'login');
 
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();

@@ -2,6 +2,7 @@
 // Chromium through playwright-core, API calls from node, TOTP codes, screenshots, and the
 // collection of CSP violations and page errors that fail a test.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -46,7 +48,12 @@ export async function startAgent() {
   child.stdout.on('data', (d) => (log += d));
   child.stderr.on('data', (d) => (log += d));
   let exited = null;
-  child.on('exit', (code, signal) => (exited = { code, signal }));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit); // even when the test runner is interrupted
+  child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    process.off('exit', killOnExit);
+  });
 
   const stop = async () => {
     if (exited === null) {
@@ -213,6 +220,26 @@ export async function waitForChartPoints(page, n) {
     n,
     { timeout: 20_000 },
   );
+}
+
+const require = createRequire(import.meta.url);
+let axeSource = null;
+
+/**
+ * Runs axe-core on the page and fails on serious or critical accessibility violations
+ * (missing labels, contrast, landmarks, ARIA misuse). The script is evaluated through the
+ * DevTools protocol, so the page's CSP is not loosened for it.
+ */
+export async function assertAccessible(page, what) {
+  axeSource ??= await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], `accessibility problems on ${what}`);
 }
 
 export async function screenshot(page, name) {

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertClean, expectHeading, claimByApi, launchBrowser, openPage, screenshot, startAgent } from './helpers.mjs';
+import { assertAccessible, assertClean, expectHeading, claimByApi, launchBrowser, openPage, screenshot, startAgent } from './helpers.mjs';
 
 async function signIn(page, username, password) {
   await page.goto('/');
@@ -75,6 +75,7 @@ describe('users page', () => {
     await page.getByRole('button', { name: 'Set password', exact: true }).click();
     await page.getByRole('status').filter({ hasText: 'The password of carol was changed.' }).waitFor();
     await screenshot(page, 'users');
+    await assertAccessible(page, 'users');
 
     await page.getByRole('button', { name: 'Delete (dave)' }).click();
     await page.getByText('Delete dave? This cannot be undone.').waitFor();
