@@ -23,9 +23,23 @@ describe('users page', () => {
 
   before(async () => {
     agent = await startAgent();
-    admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
+  });
+
+  it('tells a late claimer that the device is taken and sends them to sign in', async () => {
+    await page.goto('/');
+    await page.getByLabel('Setup code').fill(await agent.setupCode());
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('Password', { exact: true }).fill('late comer password');
+    await page.getByLabel('Repeat the password').fill('late comer password');
+    await page.getByRole('button', { name: 'Next' }).click();
+    admin = await claimByApi(agent); // someone else is quicker
+    await page.getByRole('button', { name: 'Finish setup' }).click();
+    await page.getByRole('alert').filter({ hasText: 'already been set up' }).waitFor();
+    await page.getByRole('button', { name: 'Go to sign in' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assertClean(problems);
   });
 
   after(async () => {

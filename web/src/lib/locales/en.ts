@@ -99,6 +99,7 @@ export const en = {
   'claim.done.tls':
     'Tip: under About you can download the device’s certificate, so your browser trusts it from now on.',
   'claim.done.open': 'Open the dashboard',
+  'claim.to_login': 'Go to sign in',
 
   'login.title': 'Sign in',
   'login.totp_title': 'Two-step sign-in',
