@@ -82,16 +82,23 @@ export interface ApiClientOptions {
   fetch?: FetchLike;
   /** Called when any call answers 401 `unauthenticated`: the session is gone. */
   onUnauthenticated?: () => void;
+  /**
+   * Called once when a call answers 403 `csrf_invalid` (another tab signed in and replaced the
+   * session cookie): returns the current session's token, or null; the call is then retried.
+   */
+  refreshCsrfToken?: () => Promise<string | null>;
 }
 
 export class ApiClient {
   private csrfToken: string | null = null;
   private readonly fetchImpl: FetchLike;
   private readonly onUnauthenticated: () => void;
+  private readonly refreshCsrfToken: () => Promise<string | null>;
 
   constructor(options: ApiClientOptions = {}) {
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.onUnauthenticated = options.onUnauthenticated ?? (() => {});
+    this.refreshCsrfToken = options.refreshCsrfToken ?? (async () => null);
   }
 
   setCsrfToken(token: string | null): void {
@@ -99,6 +106,18 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.send<T>(method, path, body);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'csrf_invalid')) throw e;
+      const token = await this.refreshCsrfToken().catch(() => null);
+      if (token === null) throw e;
+      this.csrfToken = token;
+      return this.send<T>(method, path, body);
+    }
+  }
+
+  private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (needsCsrf(method, path) && this.csrfToken !== null) {

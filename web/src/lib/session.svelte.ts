@@ -18,7 +18,11 @@ class Session {
   /** Set when the session ended without the user logging out (expired, revoked). */
   expired = $state(false);
 
-  readonly api = new ApiClient({ onUnauthenticated: () => this.lost() });
+  readonly api = new ApiClient({
+    onUnauthenticated: () => this.lost(),
+    refreshCsrfToken: async () => ((await this.check()) ? this.csrfToken : null),
+  });
+  private csrfToken: string | null = null;
 
   /** Learns whether the device is claimed and whether a session exists. */
   async start(): Promise<void> {
@@ -42,7 +46,7 @@ class Session {
   }
 
   signedIn(grant: LoginResponse): void {
-    this.api.setCsrfToken(grant.csrf_token);
+    this.setToken(grant.csrf_token);
     this.user = grant.user;
     this.expired = false;
     this.phase = 'ready';
@@ -53,7 +57,7 @@ class Session {
   async check(): Promise<boolean> {
     try {
       const info = await this.api.session();
-      this.api.setCsrfToken(info.csrf_token);
+      this.setToken(info.csrf_token);
       this.user = info.user;
       return true;
     } catch {
@@ -76,8 +80,13 @@ class Session {
     if (this.phase === 'ready') this.end(true);
   }
 
+  private setToken(token: string | null): void {
+    this.csrfToken = token;
+    this.api.setCsrfToken(token);
+  }
+
   private end(expired: boolean): void {
-    this.api.setCsrfToken(null);
+    this.setToken(null);
     this.user = null;
     this.expired = expired;
     this.phase = 'login';

@@ -53,9 +53,19 @@ describe('users page', () => {
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
     await page.getByTestId('user-admin').waitFor();
 
+    // Another tab signs in again: the cookie now names a new session, so this page's CSRF
+    // token is stale. The dashboard fetches the current token and retries, unseen.
+    const relogin = await page.request.post('/api/v1/session', {
+      data: { username: admin.username, password: admin.password },
+    });
+    assert.equal(relogin.status(), 200);
+    const refused = [];
+    page.on('response', (r) => r.status() === 403 && refused.push(`${r.request().method()} ${r.url()}`));
+
     // The only admin cannot demote themself.
     await page.getByLabel('Role of admin').selectOption('member');
     await page.getByRole('alert').filter({ hasText: 'The last administrator' }).waitFor();
+    assert.equal(refused.length, 1, `one request met the stale token: ${refused}`);
     assert.equal(await page.getByLabel('Role of admin').inputValue(), 'admin');
 
     const add = page.getByRole('region', { name: 'Add a user' });

@@ -87,6 +87,42 @@ describe('CSRF header', () => {
   });
 });
 
+describe('stale CSRF token', () => {
+  it('refreshes the token once and retries the call', async () => {
+    const { calls, fetch } = recorder((c) =>
+      c.headers['X-CSRF-Token'] === 'new'
+        ? new Response(null, { status: 204 })
+        : json(403, { error: { code: 'csrf_invalid', message: 'stale' } }),
+    );
+    const refresh = vi.fn(async () => 'new');
+    const api = new ApiClient({ fetch, refreshCsrfToken: refresh });
+    api.setCsrfToken('old');
+    await api.deleteUser('bob');
+    expect(calls.map((c) => c.headers['X-CSRF-Token'])).toEqual(['old', 'new']);
+    expect(refresh).toHaveBeenCalledTimes(1);
+  });
+
+  it('gives up when the refresh brings no token or the retry fails again', async () => {
+    const { calls, fetch } = recorder(() => json(403, { error: { code: 'csrf_invalid', message: 'stale' } }));
+    const none = new ApiClient({ fetch, refreshCsrfToken: async () => null });
+    await expect(none.logout()).rejects.toMatchObject({ code: 'csrf_invalid' });
+    expect(calls).toHaveLength(1);
+    const again = new ApiClient({ fetch, refreshCsrfToken: async () => 'still-bad' });
+    await expect(again.logout()).rejects.toMatchObject({ code: 'csrf_invalid' });
+    expect(calls).toHaveLength(3); // one retry, not a loop
+  });
+
+  it('does not retry other 403 answers', async () => {
+    const refresh = vi.fn(async () => 'new');
+    const { calls, fetch } = recorder(() => json(403, { error: { code: 'forbidden', message: 'no' } }));
+    await expect(new ApiClient({ fetch, refreshCsrfToken: refresh }).users()).rejects.toMatchObject({
+      code: 'forbidden',
+    });
+    expect(calls).toHaveLength(1);
+    expect(refresh).not.toHaveBeenCalled();
+  });
+});
+
 describe('requests', () => {
   it('sends JSON bodies and encodes user names in paths', async () => {
     const { calls, fetch } = recorder(() => json(200, { username: 'a b' }));
