@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod fsutil;
 pub mod metrics;
 pub mod notify;
