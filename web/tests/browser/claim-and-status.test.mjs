@@ -129,6 +129,9 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
       await nav.getByRole('link', { name: new RegExp(`^${name}`) }).click();
       await page.getByRole('heading', { name, level: 1 }).waitFor();
       assert.equal(new URL(page.url()).pathname, `/${name.toLowerCase()}`);
+      const focused = await page.evaluate(() => document.activeElement?.tagName);
+      assert.equal(focused, 'H1', 'focus moves to the new page heading');
+      assert.match(await page.title(), new RegExp(`^${name} · `));
       await page.getByTestId('coming-soon').filter({ hasText: 'Coming soon' }).waitFor();
       assert.equal(await page.locator('main table, main [role=meter], main svg[role=img]').count(), 0);
       await screenshot(page, `soon-${name.toLowerCase()}`);

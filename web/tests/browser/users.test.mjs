@@ -100,6 +100,11 @@ describe('users page', () => {
     await page.getByRole('status').filter({ hasText: 'The password of carol was changed.' }).waitFor();
     await screenshot(page, 'users');
     await assertAccessible(page, 'users');
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the table scrolls inside its card, not the page (overflow ${overflow}px)`);
+    await screenshot(page, 'users-phone');
+    await page.setViewportSize({ width: 1280, height: 860 });
 
     await page.getByRole('button', { name: 'Delete (dave)' }).click();
     await page.getByText('Delete dave? This cannot be undone.').waitFor();
