@@ -63,7 +63,7 @@ describe('account page', () => {
     await form.getByLabel('New password').fill(NEW_PASSWORD);
     await form.getByLabel('Repeat the password').fill(NEW_PASSWORD);
     await form.getByRole('button', { name: 'Change password' }).click();
-    await form.getByRole('alert').waitFor();
+    await form.getByRole('alert').filter({ hasText: 'That is not your current password.' }).waitFor();
 
     await form.getByLabel('Current password').fill(admin.password);
     await form.getByRole('button', { name: 'Change password' }).click();

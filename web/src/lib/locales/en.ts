@@ -175,6 +175,7 @@ export const en = {
   'account.password_sessions': 'Changing it signs you out everywhere else; this browser stays signed in.',
   'account.password_submit': 'Change password',
   'account.password_changed': 'Your password was changed.',
+  'account.password_wrong': 'That is not your current password.',
   'account.totp': 'Two-step sign-in',
   'account.totp_on': 'Two-step sign-in is on: signing in asks for a code from your authenticator app.',
   'account.totp_off': 'Two-step sign-in is off.',
