@@ -34,6 +34,8 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
     );
     let state = AppState::new(Inner {
         ca_cert_pem: ca.cert_pem().to_string(),
+        files: crate::files::FileRoots::new(&config.data_dir),
+        jobs: crate::jobs::Jobs::default(),
         config,
         store,
         accounts,

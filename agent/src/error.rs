@@ -39,6 +39,14 @@ pub enum ServiceError {
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
+    Files(#[from] crate::files::FsError),
+    #[error("the upload continues at byte {received}")]
+    UploadOffset { received: u64 },
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),

@@ -7,6 +7,7 @@ use tokio::sync::{broadcast, watch};
 #[derive(Debug, Clone)]
 pub enum Event {
     Status(Box<SystemStatus>),
+    Job(crate::jobs::JobStatus),
 }
 
 impl Event {
@@ -14,12 +15,14 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::Status(_) => "status",
+            Event::Job(_) => "job",
         }
     }
 
     pub fn data(&self) -> serde_json::Value {
         match self {
             Event::Status(status) => serde_json::to_value(status).unwrap_or_default(),
+            Event::Job(job) => serde_json::to_value(job).unwrap_or_default(),
         }
     }
 }
@@ -47,6 +50,10 @@ impl Events {
     pub fn publish_status(&self, status: SystemStatus) {
         self.latest_status.send_replace(Some(status.clone()));
         let _ = self.tx.send(Event::Status(Box::new(status)));
+    }
+
+    pub fn publish_job(&self, job: crate::jobs::JobStatus) {
+        let _ = self.tx.send(Event::Job(job));
     }
 
     pub fn latest_status(&self) -> Option<SystemStatus> {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod fsutil;
+pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod server;

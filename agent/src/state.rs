@@ -21,6 +21,8 @@ pub struct Inner {
     pub events: Events,
     pub metrics: Metrics,
     pub ca_cert_pem: String,
+    pub files: crate::files::FileRoots,
+    pub jobs: crate::jobs::Jobs,
     pub started: Instant,
 }
 

@@ -44,6 +44,23 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     (status, Json(body)).into_response()
 }
 
+fn files_status(error: &crate::files::FsError) -> (StatusCode, &'static str) {
+    use crate::files::FsError as F;
+    match error {
+        F::Path(_) | F::IntoItself(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
+        F::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        F::Exists(_) => (StatusCode::CONFLICT, "exists"),
+        F::NotADirectory(_) | F::IsADirectory(_) | F::NotRegular(_) | F::HardLinked(_) => {
+            (StatusCode::CONFLICT, "wrong_kind")
+        }
+        F::NotEmpty(_) => (StatusCode::CONFLICT, "not_empty"),
+        F::CrossDevice(_) => (StatusCode::CONFLICT, "cross_device"),
+        F::Escapes(_) => (StatusCode::FORBIDDEN, "outside_root"),
+        F::Reserved(_) | F::PermissionDenied(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        F::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use ServiceError as E;
@@ -62,6 +79,10 @@ impl IntoResponse for ApiError {
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            E::Files(fs) => files_status(fs),
+            E::UploadOffset { .. } => (StatusCode::CONFLICT, "upload_offset"),
+            E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "edit_conflict"),
+            E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = if status.is_server_error() {

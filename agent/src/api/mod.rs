@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+mod files;
 pub mod models;
 mod security_headers;
 mod session;
@@ -26,6 +27,8 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "Hearth agent API", description = "The on-device API behind the Hearth dashboard."),
     modifiers(&SecuritySchemes),
+    // Wildcard routes are registered by hand (see `app`); their documentation comes from here.
+    paths(files::get_path, files::put_path, files::post_path, files::delete_path),
     components(schemas(error::ErrorBody))
 )]
 struct ApiDoc;
@@ -65,6 +68,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(system::events))
         .routes(routes!(system::ca_certificate))
         .routes(routes!(system::metrics))
+        .routes(routes!(files::roots))
+        .routes(routes!(files::get_root))
+        .routes(routes!(files::trash_list, files::trash_empty))
+        .routes(routes!(files::trash_restore))
+        .routes(routes!(files::jobs))
+        .routes(routes!(files::cancel_job))
         .split_for_parts()
 }
 
@@ -85,6 +94,13 @@ pub fn app(state: AppState) -> Router {
                 doc_json,
             )
         }),
+    )
+    .route(
+        "/api/v1/files/{root}/{*path}",
+        get(files::get_path)
+            .put(files::put_path)
+            .post(files::post_path)
+            .delete(files::delete_path),
     )
     .route("/api/{*rest}", axum::routing::any(system::api_not_found))
     .fallback(web::serve)

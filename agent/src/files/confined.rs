@@ -282,6 +282,20 @@ impl Root {
         })
     }
 
+    /// Puts file `from` in place of `to` (same root), replacing a file already there. Only the
+    /// name is replaced: a symlink or hard link at `to` is swapped out, never written through.
+    pub fn replace_file(&self, from: &RelPath, to: &RelPath) -> FsResult<()> {
+        let (from_parent, from_name) = self.parent(from)?;
+        let (to_parent, to_name) = self.parent(to)?;
+        if let Ok(st) = rustix::fs::statat(&to_parent, to_name, AtFlags::SYMLINK_NOFOLLOW)
+            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        {
+            return Err(FsError::IsADirectory(to.to_string()));
+        }
+        rustix::fs::renameat(&from_parent, from_name, &to_parent, to_name)
+            .map_err(|e| FsError::from_errno(e, to))
+    }
+
     /// Removes a file, or a folder with everything in it. Symlinks are removed, never followed.
     pub fn remove_all(&self, rel: &RelPath) -> FsResult<()> {
         let (parent, name) = self.parent(rel)?;
