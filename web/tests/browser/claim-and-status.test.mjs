@@ -190,6 +190,20 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     assertClean(problems);
   });
 
+  it('follows the system dark preference until the user chooses', async () => {
+    const dark = await openPage(browser, agent, { colorScheme: 'dark' });
+    try {
+      await dark.page.goto('/');
+      await dark.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      const bg = await dark.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(bg, 'rgb(20, 18, 17)');
+      assert.equal(await dark.page.getByRole('button', { name: 'Dark mode' }).getAttribute('aria-pressed'), 'true');
+      assertClean(dark.problems);
+    } finally {
+      await dark.context.close();
+    }
+  });
+
   it('fits a phone screen with a menu button', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const nav = page.getByRole('navigation', { name: 'Main' });
@@ -201,6 +215,10 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await screenshot(page, 'home-phone');
     await menu.click();
     assert.equal(await menu.getAttribute('aria-expanded'), 'true');
+    await page.keyboard.press('Escape');
+    assert.equal(await nav.isVisible(), false, 'Escape closes the menu');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Menu');
+    await menu.click();
     await screenshot(page, 'menu-phone');
     await assertAccessible(page, 'the phone menu');
     await nav.getByRole('link', { name: 'Account' }).click();
