@@ -39,6 +39,9 @@ pub struct ConfigFile {
     pub metrics_token: Option<String>,
     pub session_idle_timeout_secs: Option<u64>,
     pub session_max_age_secs: Option<u64>,
+    pub system_bus_address: Option<String>,
+    pub managed_units: Option<Vec<String>>,
+    pub journalctl: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -56,7 +59,10 @@ impl ConfigFile {
             status_interval_secs,
             metrics_token,
             session_idle_timeout_secs,
-            session_max_age_secs
+            session_max_age_secs,
+            system_bus_address,
+            managed_units,
+            journalctl
         );
     }
 }
@@ -84,6 +90,11 @@ pub struct Config {
     pub metrics_token: Option<String>,
     pub session_idle_timeout: Duration,
     pub session_max_age: Duration,
+    /// D-Bus address of the system bus; `None` means the default system bus.
+    pub system_bus_address: Option<String>,
+    /// Units the dashboard may show and act on.
+    pub managed_units: Vec<String>,
+    pub journalctl: PathBuf,
 }
 
 impl Config {
@@ -182,6 +193,16 @@ impl Config {
                 30 * 24 * 3600,
                 "session_max_age_secs",
             )?,
+            system_bus_address: file.system_bus_address,
+            managed_units: file.managed_units.unwrap_or_else(|| {
+                crate::system::DEFAULT_MANAGED_UNITS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }),
+            journalctl: file
+                .journalctl
+                .unwrap_or_else(|| PathBuf::from("journalctl")),
         })
     }
 }

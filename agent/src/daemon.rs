@@ -36,6 +36,12 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
         ca_cert_pem: ca.cert_pem().to_string(),
         files: crate::files::FileRoots::new(&config.data_dir),
         jobs: crate::jobs::Jobs::default(),
+        system: Box::new(crate::system::dbus::DbusSystem::new(
+            config.system_bus_address.clone(),
+            crate::system::UnitPolicy::new(config.managed_units.clone()),
+        )),
+        unit_policy: crate::system::UnitPolicy::new(config.managed_units.clone()),
+        journal: crate::system::journal::Journal::new(config.journalctl.clone()),
         config,
         store,
         accounts,

@@ -40,6 +40,10 @@ pub enum ServiceError {
     Conflict(String),
     #[error(transparent)]
     Files(#[from] crate::files::FsError),
+    #[error(transparent)]
+    System(#[from] crate::system::SystemError),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("the upload continues at byte {received}")]
     UploadOffset { received: u64 },
     #[error("{0}")]

@@ -23,6 +23,9 @@ pub struct Inner {
     pub ca_cert_pem: String,
     pub files: crate::files::FileRoots,
     pub jobs: crate::jobs::Jobs,
+    pub system: Box<dyn crate::system::SystemControl>,
+    pub unit_policy: crate::system::UnitPolicy,
+    pub journal: crate::system::journal::Journal,
     pub started: Instant,
 }
 

@@ -1,152 +1,17 @@
 //! Sessions, CSRF, roles, login throttling and TOTP, driven in-process against the real router
 //! with a manual clock, so expiry is tested without waiting.
 
-use axum::Router;
+mod common;
+
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use common::inproc::{Browser, Harness, METRICS_TOKEN, PASSWORD, code};
 use hearth_agent::clock::ManualClock;
-use hearth_agent::config::Config;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
-
-const PASSWORD: &str = "correct horse battery";
-const METRICS_TOKEN: &str = "metrics-token-for-tests";
-
-struct Harness {
-    app: Router,
-    clock: ManualClock,
-    _dir: tempfile::TempDir,
-}
-
-#[derive(Clone, Default)]
-struct Browser {
-    session: Option<String>,
-    device: Option<String>,
-    csrf: Option<String>,
-    ip: Option<&'static str>,
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    raw: String,
-}
-
-fn cookie_from(resp: &axum::http::Response<Body>, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-impl Harness {
-    async fn new() -> Harness {
-        let dir = tempfile::tempdir().expect("tmp");
-        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-        let mut config = Config::dev(dir.path());
-        config.session_idle_timeout = Duration::from_secs(3600);
-        config.session_max_age = Duration::from_secs(24 * 3600);
-        config.metrics_token = Some(METRICS_TOKEN.into());
-        let (state, _ca) =
-            hearth_agent::daemon::build_state(config, Arc::new(clock.clone())).expect("state");
-        hearth_agent::daemon::spawn_status_task(state.clone());
-        let code = state
-            .accounts
-            .ensure_setup_code()
-            .expect("code")
-            .expect("unclaimed");
-        let h = Harness {
-            app: hearth_agent::api::app(state),
-            clock,
-            _dir: dir,
-        };
-        let mut admin = Browser::default();
-        let r = h
-            .call(
-                &mut admin,
-                "POST",
-                "/api/v1/setup/claim",
-                Some(json!({"code": code, "username": "admin", "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
-        h
-    }
-
-    async fn call(&self, b: &mut Browser, method: &str, path: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        let mut cookies = Vec::new();
-        if let Some(s) = &b.session {
-            cookies.push(format!("__Host-hearth_session={s}"));
-        }
-        if let Some(d) = &b.device {
-            cookies.push(format!("__Host-hearth_device={d}"));
-        }
-        if !cookies.is_empty() {
-            req = req.header("cookie", cookies.join("; "));
-        }
-        if let Some(csrf) = &b.csrf {
-            req = req.header("x-csrf-token", csrf);
-        }
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let mut request = req.body(body).expect("request");
-        let ip: SocketAddr = format!("{}:40000", b.ip.unwrap_or("192.0.2.10"))
-            .parse()
-            .expect("ip");
-        request.extensions_mut().insert(ConnectInfo(ip));
-        let resp = self.app.clone().oneshot(request).await.expect("infallible");
-        if let Some(s) = cookie_from(&resp, "__Host-hearth_session") {
-            b.session = Some(s).filter(|s| !s.is_empty());
-        }
-        if let Some(d) = cookie_from(&resp, "__Host-hearth_device") {
-            b.device = Some(d);
-        }
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let raw = String::from_utf8_lossy(&bytes).into_owned();
-        let body: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        if let Some(csrf) = body.get("csrf_token").and_then(Value::as_str) {
-            b.csrf = Some(csrf.to_string());
-        }
-        Reply { status, body, raw }
-    }
-
-    async fn login(&self, b: &mut Browser, user: &str, password: &str) -> Reply {
-        self.call(
-            b,
-            "POST",
-            "/api/v1/session",
-            Some(json!({"username": user, "password": password})),
-        )
-        .await
-    }
-
-    async fn admin(&self) -> Browser {
-        let mut b = Browser::default();
-        let r = self.login(&mut b, "admin", PASSWORD).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-        b
-    }
-}
-
-fn code(r: &Reply) -> &str {
-    r.body["error"]["code"].as_str().unwrap_or("")
-}
 
 #[tokio::test]
 async fn idle_and_old_sessions_expire() {

@@ -44,6 +44,17 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     (status, Json(body)).into_response()
 }
 
+fn system_status(error: &crate::system::SystemError) -> (StatusCode, &'static str) {
+    use crate::system::SystemError as S;
+    match error {
+        S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        S::Refused { .. } => (StatusCode::CONFLICT, "system_refused"),
+        S::UnitNotManaged(_) => (StatusCode::NOT_FOUND, "not_found"),
+        S::ActionNotAllowed { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        S::Journal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
 fn files_status(error: &crate::files::FsError) -> (StatusCode, &'static str) {
     use crate::files::FsError as F;
     match error {
@@ -80,12 +91,14 @@ impl IntoResponse for ApiError {
             E::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             E::Files(fs) => files_status(fs),
+            E::System(sys) => system_status(sys),
+            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::UploadOffset { .. } => (StatusCode::CONFLICT, "upload_offset"),
             E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "edit_conflict"),
             E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self.0, "request failed");
             "Something went wrong on the device. The details are in its log.".to_string()
         } else {
@@ -96,6 +109,11 @@ impl IntoResponse for ApiError {
             text
         };
         let mut response = error_response(status, code, &message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let E::Throttled { retry_after } = &self.0
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {

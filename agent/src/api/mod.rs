@@ -5,6 +5,7 @@
 //! from the same attributes that register the routes, so the two cannot drift.
 
 pub mod auth;
+mod device;
 pub mod error;
 mod files;
 pub mod models;
@@ -68,6 +69,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(system::events))
         .routes(routes!(system::ca_certificate))
         .routes(routes!(system::metrics))
+        .routes(routes!(device::services))
+        .routes(routes!(device::service_action))
+        .routes(routes!(device::service_journal))
+        .routes(routes!(device::settings, device::update_settings))
+        .routes(routes!(device::power))
         .routes(routes!(files::roots))
         .routes(routes!(files::get_root))
         .routes(routes!(files::trash_list, files::trash_empty))

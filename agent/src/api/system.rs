@@ -24,11 +24,13 @@ pub async fn status(
     State(state): State<AppState>,
     _session: Session,
 ) -> ApiResult<Json<SystemStatus>> {
-    state
-        .events
-        .latest_status()
-        .map(Json)
-        .ok_or_else(|| ServiceError::Internal("no status sample yet".into()).into())
+    let mut status = state.events.latest_status().ok_or_else(|| {
+        ServiceError::Unavailable("The first status sample is not ready yet.".into())
+    })?;
+    // Names change between samples (settings); report the current ones.
+    status.hostname = state.hostname();
+    status.timezone = state.timezone();
+    Ok(Json(status))
 }
 
 fn to_sse(event: &Event) -> sse::Event {

@@ -52,6 +52,9 @@ pub struct Temperature {
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct InterfaceStatus {
     pub interface: String,
+    /// True for software interfaces (bridges, tunnels, Docker's); physical ones have a device.
+    #[serde(rename = "virtual")]
+    pub is_virtual: bool,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub rx_bytes_per_sec: f64,
@@ -129,9 +132,17 @@ impl Sampler {
         };
         let network = net_now
             .iter()
+            // Docker creates one veth pair per container; they would drown the real interfaces.
+            .filter(|(name, _, _)| !name.starts_with("veth"))
             .map(|(name, rx, tx)| {
                 let before = previous.and_then(|p| p.net.get(name));
                 InterfaceStatus {
+                    is_virtual: !self
+                        .root
+                        .join("sys/class/net")
+                        .join(name)
+                        .join("device")
+                        .exists(),
                     interface: name.clone(),
                     rx_bytes: *rx,
                     tx_bytes: *tx,

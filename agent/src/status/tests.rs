@@ -24,7 +24,9 @@ fn fake_system(root: &Path, busy: u64, total: u64, rx: u64) {
     write(
         root,
         "proc/net/dev",
-        &format!("h1\nh2\n  eth0: {rx} 1 0 0 0 0 0 0 500 1 0 0 0 0 0 0\n"),
+        &format!(
+            "h1\nh2\n  eth0: {rx} 1 0 0 0 0 0 0 500 1 0 0 0 0 0 0\n  docker0: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n  veth12ab: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n"
+        ),
     );
     write(
         root,
@@ -65,6 +67,16 @@ fn second_sample_reports_cpu_usage_and_network_rates() {
     assert!(second.network[0].rx_bytes_per_sec > 0.0);
     assert_eq!(second.network[0].tx_bytes_per_sec, 0.0);
     assert_eq!(second.memory.used_bytes, 750 * 1024);
+    let names: Vec<(&str, bool)> = second
+        .network
+        .iter()
+        .map(|n| (n.interface.as_str(), n.is_virtual))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("eth0", false), ("docker0", true)],
+        "veth pairs are left out"
+    );
     assert_eq!(second.uptime_secs, 42);
     assert_eq!(second.load, [1.0, 0.5, 0.25]);
     let temps: Vec<(String, f64)> = second

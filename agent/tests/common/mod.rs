@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
