@@ -5,20 +5,29 @@ import type {
   ChangePasswordRequest,
   ClaimRequest,
   CreateUserRequest,
+  Entry,
   ErrorBody,
   ErrorDetail,
+  FileAction,
   Health,
+  JobStatus,
+  Listing,
   LoginRequest,
   LoginResponse,
   PasswordConfirmation,
+  RootInfo,
   SessionInfo,
   SetupInfo,
   SystemStatus,
+  TextFile,
   TotpCode,
   TotpEnrolment,
+  TrashItem,
   UpdateUserRequest,
+  UploadProgress,
   User,
 } from './types';
+import { encodePath, queryString, type QueryValue } from './files';
 
 /** A failed call: the agent's `{"error":{"code","message"}}`, or a transport failure. */
 export class ApiError extends Error {
@@ -78,6 +87,29 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
+/** A request body that is not JSON (a file's bytes), with headers of its own. */
+export interface RawBody {
+  raw: BodyInit;
+  headers?: Record<string, string>;
+}
+
+export type SortKey = 'name' | 'size' | 'modified';
+
+export interface ListOptions {
+  offset?: number;
+  limit?: number;
+  sort?: SortKey;
+}
+
+function isRaw(body: unknown): body is RawBody {
+  return typeof body === 'object' && body !== null && 'raw' in body;
+}
+
+/** One root name as a URL segment. */
+const seg = (root: string) => encodeURIComponent(root);
+/** The query string without its "?" ("" for none), for URLs that always end in "?…". */
+const query = (params: Record<string, QueryValue>) => queryString(params).slice(1);
+
 export interface ApiClientOptions {
   fetch?: FetchLike;
   /** Called when any call answers 401 `unauthenticated`: the session is gone. */
@@ -105,6 +137,19 @@ export class ApiClient {
     this.csrfToken = token;
   }
 
+  /** The CSRF header for requests sent outside this client (uploads with progress). */
+  csrfHeaders(): Record<string, string> {
+    return this.csrfToken === null ? {} : { 'X-CSRF-Token': this.csrfToken };
+  }
+
+  /** Fetches the current session's token after a `csrf_invalid`; false when there is none. */
+  async renewCsrfToken(): Promise<boolean> {
+    const token = await this.refreshCsrfToken().catch(() => null);
+    if (token === null) return false;
+    this.csrfToken = token;
+    return true;
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     try {
       return await this.send<T>(method, path, body);
@@ -119,7 +164,8 @@ export class ApiClient {
 
   private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (isRaw(body)) Object.assign(headers, body.headers);
+    else if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (needsCsrf(method, path) && this.csrfToken !== null) {
       headers['X-CSRF-Token'] = this.csrfToken;
     }
@@ -128,7 +174,7 @@ export class ApiClient {
       res = await this.fetchImpl(path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: isRaw(body) ? body.raw : body === undefined ? undefined : JSON.stringify(body),
         credentials: 'same-origin',
       });
     } catch (e) {
@@ -170,6 +216,50 @@ export class ApiClient {
     this.request<void>('DELETE', '/api/v1/account/totp', { password } satisfies PasswordConfirmation);
 
   systemStatus = () => this.request<SystemStatus>('GET', '/api/v1/system/status');
+
+  // Files. Paths are "a/b" inside the root; every name is encoded on its own (encodePath).
+  fileRoots = () => this.request<RootInfo[]>('GET', '/api/v1/files');
+  listFolder = (root: string, path: string, options: ListOptions = {}) =>
+    path === ''
+      ? this.request<Listing>('GET', `/api/v1/files/${seg(root)}?${query({ ...options })}`)
+      : this.request<Listing>('GET', `/api/v1/files/${seg(root)}/${encodePath(path)}?${query({ ...options })}`);
+  /** A text file and its ETag for the editor (413 `too_large` over 1 MiB). */
+  readText = (root: string, path: string) =>
+    this.request<TextFile>('GET', `/api/v1/files/${seg(root)}/${encodePath(path)}?${query({ edit: true })}`);
+  /**
+   * Saves editor text. With the ETag from readText the agent refuses (412 `edit_conflict`) when
+   * the file changed meanwhile; with null it replaces whatever is there.
+   */
+  saveText = (root: string, path: string, content: string, etag: string | null) =>
+    this.request<UploadProgress>(
+      'PUT',
+      `/api/v1/files/${seg(root)}/${encodePath(path)}?${query({ overwrite: etag === null })}`,
+      {
+        raw: content,
+        headers: {
+          'Content-Type': 'text/plain; charset=utf-8',
+          ...(etag === null ? {} : { 'If-Match': etag }),
+        },
+      } satisfies RawBody,
+    );
+  fileAction = <T = Entry>(root: string, path: string, action: FileAction) =>
+    this.request<T>('POST', `/api/v1/files/${seg(root)}/${encodePath(path)}`, action);
+  makeFolder = (root: string, path: string) => this.fileAction(root, path, { action: 'mkdir' });
+  rename = (root: string, path: string, name: string) =>
+    this.fileAction(root, path, { action: 'rename', name });
+  move = (root: string, path: string, toRoot: string, toPath: string) =>
+    this.fileAction(root, path, { action: 'move', to_root: toRoot, to_path: toPath });
+  copy = (root: string, path: string, toRoot: string, toPath: string) =>
+    this.fileAction<JobStatus>(root, path, { action: 'copy', to_root: toRoot, to_path: toPath });
+  /** Moves to the root's trash and returns its record there. */
+  trash = (root: string, path: string) =>
+    this.request<TrashItem>('DELETE', `/api/v1/files/${seg(root)}/${encodePath(path)}`);
+  trashList = (root: string) => this.request<TrashItem[]>('GET', `/api/v1/trash/${seg(root)}`);
+  emptyTrash = (root: string) => this.request<void>('DELETE', `/api/v1/trash/${seg(root)}`);
+  restore = (root: string, id: string) =>
+    this.request<TrashItem>('POST', `/api/v1/trash/${seg(root)}/${encodeURIComponent(id)}`);
+  jobs = () => this.request<JobStatus[]>('GET', '/api/v1/jobs');
+  cancelJob = (id: string) => this.request<void>('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
 }
 
 export const CA_CERT_URL = '/api/v1/tls/ca.crt';

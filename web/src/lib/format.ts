@@ -75,3 +75,10 @@ export function formatDate(rfc3339: string, locale = 'en'): string {
   if (Number.isNaN(d.getTime())) return rfc3339;
   return new Intl.DateTimeFormat(locale, { dateStyle: 'medium' }).format(d);
 }
+
+/** A moment (Unix seconds or RFC 3339) as a local date and time, e.g. "12 Mar 2025, 14:05". */
+export function formatDateTime(when: number | string, locale = 'en'): string {
+  const d = typeof when === 'number' ? new Date(when * 1000) : new Date(when);
+  if (Number.isNaN(d.getTime())) return String(when);
+  return new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' }).format(d);
+}

@@ -1,9 +1,10 @@
 // The live system status: one EventSource on /api/v1/events while signed in, the latest status
-// and the chart history. Unknown event names are ignored (later features add their own).
+// and the chart history, and the progress of jobs (copies). Unknown event names are ignored
+// (later features add their own).
 
 import { EVENTS_URL } from './api';
 import { StatusHistory, type HistoryView } from './history';
-import type { SystemStatus } from './types';
+import type { JobStatus, SystemStatus } from './types';
 
 export type Connection = 'idle' | 'connecting' | 'live' | 'reconnecting';
 
@@ -14,6 +15,8 @@ export class LiveStatus {
   status = $state.raw<SystemStatus | null>(null);
   history = $state.raw<HistoryView>(new StatusHistory().view());
   connection = $state<Connection>('idle');
+  /** Jobs by id, as the stream (or GET /api/v1/jobs) last told. */
+  jobs = $state.raw<Record<string, JobStatus>>({});
 
   private readonly store = new StatusHistory();
   private source: EventSource | null = null;
@@ -36,6 +39,20 @@ export class LiveStatus {
     this.status = null;
     this.history = this.store.view();
     this.connection = 'idle';
+    this.jobs = {};
+  }
+
+  /** Records a job's state (from the stream, a start answer or the job list). */
+  acceptJob(job: JobStatus): void {
+    const known = this.jobs[job.id];
+    // An older "running" event can arrive after the final one; a finished job stays finished.
+    if (known && known.state !== 'running' && job.state === 'running') return;
+    this.jobs = { ...this.jobs, [job.id]: job };
+  }
+
+  /** Forgets finished jobs (the list the dashboard shows). */
+  forgetFinished(): void {
+    this.jobs = Object.fromEntries(Object.entries(this.jobs).filter(([, j]) => j.state === 'running'));
   }
 
   /** Feeds one status (from the stream or a one-off fetch) into the charts. */
@@ -58,6 +75,13 @@ export class LiveStatus {
         this.connection = 'live';
       } catch {
         // A malformed event is skipped; the next one comes in two seconds.
+      }
+    });
+    source.addEventListener('job', (event) => {
+      try {
+        this.acceptJob(JSON.parse((event as MessageEvent<string>).data) as JobStatus);
+      } catch {
+        // A malformed event is skipped; the job list can be fetched again.
       }
     });
     source.addEventListener('error', () => {

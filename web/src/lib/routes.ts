@@ -21,12 +21,14 @@ export interface RouteDef {
   /** Pages that later work fills in; until then they say so. */
   comingSoon?: boolean;
   adminOnly?: boolean;
+  /** The page also answers addresses below its path (/files/home/Photos). */
+  nested?: boolean;
 }
 
 export const ROUTES: readonly RouteDef[] = [
   { id: 'home', path: '/', title: 'nav.home' },
   { id: 'apps', path: '/apps', title: 'nav.apps', comingSoon: true },
-  { id: 'files', path: '/files', title: 'nav.files', comingSoon: true },
+  { id: 'files', path: '/files', title: 'nav.files', nested: true },
   { id: 'storage', path: '/storage', title: 'nav.storage', comingSoon: true },
   { id: 'network', path: '/network', title: 'nav.network', comingSoon: true },
   { id: 'updates', path: '/updates', title: 'nav.updates', comingSoon: true },
@@ -39,5 +41,9 @@ export const ROUTES: readonly RouteDef[] = [
 /** The route for a location path; trailing slashes are ignored; null when none matches. */
 export function matchRoute(pathname: string): RouteDef | null {
   const normalized = pathname.length > 1 ? pathname.replace(/\/+$/, '') || '/' : pathname;
-  return ROUTES.find((r) => r.path === normalized) ?? null;
+  return (
+    ROUTES.find(
+      (r) => r.path === normalized || (r.nested === true && normalized.startsWith(`${r.path}/`)),
+    ) ?? null
+  );
 }

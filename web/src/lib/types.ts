@@ -141,3 +141,66 @@ export interface SystemStatus {
   temperatures: Temperature[];
   network: InterfaceStatus[];
 }
+
+// Files (agent/src/api/files.rs). Paths inside a root come back as "/a/b".
+
+export interface RootInfo {
+  name: string;
+  writable: boolean;
+}
+
+export type EntryKind = 'file' | 'directory' | 'symlink' | 'other';
+
+export interface Entry {
+  name: string;
+  kind: EntryKind;
+  size: number;
+  /** Seconds since the Unix epoch. */
+  modified: number;
+}
+
+export interface Listing {
+  root: string;
+  path: string;
+  entries: Entry[];
+  total: number;
+  offset: number;
+}
+
+/** A text file opened for editing (`?edit=true`); send `etag` back in `If-Match` when saving. */
+export interface TextFile {
+  content: string;
+  etag: string;
+}
+
+export interface UploadProgress {
+  received: number;
+  complete: boolean;
+  entry?: Entry | null;
+}
+
+export type FileAction =
+  | { action: 'mkdir' }
+  | { action: 'rename'; name: string }
+  | { action: 'move'; to_root: string; to_path: string }
+  | { action: 'copy'; to_root: string; to_path: string };
+
+export interface TrashItem {
+  id: string;
+  original_path: string;
+  deleted_at: string;
+  kind: EntryKind;
+  size: number;
+}
+
+export type JobState = 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobStatus {
+  id: string;
+  kind: string;
+  owner: string;
+  description: string;
+  state: JobState;
+  bytes_done: number;
+  error?: string | null;
+}

@@ -125,7 +125,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
 
   it('labels the pages later work builds as coming soon, without data', async () => {
     const nav = page.getByRole('navigation', { name: 'Main' });
-    for (const name of ['Apps', 'Files', 'Storage', 'Network', 'Updates', 'Settings']) {
+    for (const name of ['Apps', 'Storage', 'Network', 'Updates', 'Settings']) {
       await nav.getByRole('link', { name: new RegExp(`^${name}`) }).click();
       await page.getByRole('heading', { name, level: 1 }).waitFor();
       assert.equal(new URL(page.url()).pathname, `/${name.toLowerCase()}`);

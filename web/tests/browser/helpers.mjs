@@ -190,10 +190,11 @@ export async function openPage(browser, agent, options = {}) {
 
 /**
  * Chromium logs every non-2xx fetch as a console error ("Failed to load resource: ... 401").
- * Those are answers the dashboard handles (wrong code, wrong password, no session yet).
+ * Those are answers the dashboard handles (wrong code, wrong password, no session yet, a name
+ * already taken, an edit conflict, a file too large for the editor).
  */
 function expectedConsoleError(text) {
-  return /Failed to load resource: the server responded with a status of (400|401|403|404|409|429)/.test(text);
+  return /Failed to load resource: the server responded with a status of (400|401|403|404|409|412|413|429)/.test(text);
 }
 
 export function assertClean(problems) {

@@ -226,3 +226,87 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('soon')).toBeNull();
   });
 });
+
+describe('file calls', () => {
+  /** Like recorder(), but keeps raw (non-JSON) bodies as they are. */
+  function rawRecorder(respond: (url: string) => Response) {
+    const calls: { url: string; method: string; headers: Record<string, string>; body: unknown }[] = [];
+    const fetch: FetchLike = async (url, init) => {
+      calls.push({
+        url,
+        method: init?.method ?? 'GET',
+        headers: (init?.headers ?? {}) as Record<string, string>,
+        body: init?.body,
+      });
+      return respond(url);
+    };
+    return { calls, fetch };
+  }
+
+  it('encode each name of the path and keep the slashes', async () => {
+    const { calls, fetch } = rawRecorder(() => json(200, { root: 'home', path: '/', entries: [], total: 0, offset: 0 }));
+    const api = new ApiClient({ fetch });
+    await api.listFolder('home', '');
+    await api.listFolder('home', 'My Photos/#1', { sort: 'size', offset: 200, limit: 200 });
+    await api.readText('shared', 'notes/a?b.txt');
+    expect(calls.map((c) => c.url)).toEqual([
+      '/api/v1/files/home?',
+      '/api/v1/files/home/My%20Photos/%231?sort=size&offset=200&limit=200',
+      '/api/v1/files/shared/notes/a%3Fb.txt?edit=true',
+    ]);
+  });
+
+  it('send actions as JSON with the CSRF token', async () => {
+    const { calls, fetch } = rawRecorder(() => json(201, { name: 'b', kind: 'directory', size: 0, modified: 0 }));
+    const api = new ApiClient({ fetch });
+    api.setCsrfToken('tok');
+    await api.makeFolder('home', 'a b');
+    await api.rename('home', 'a b', 'c');
+    await api.move('home', 'c', 'shared', 'd/c');
+    await api.copy('home', 'c', 'home', 'c 2');
+    await api.trash('home', 'c');
+    await api.restore('home', 'id/1');
+    expect(calls.map((c) => [c.method, c.url, c.headers['X-CSRF-Token'], c.body])).toEqual([
+      ['POST', '/api/v1/files/home/a%20b', 'tok', '{"action":"mkdir"}'],
+      ['POST', '/api/v1/files/home/a%20b', 'tok', '{"action":"rename","name":"c"}'],
+      ['POST', '/api/v1/files/home/c', 'tok', '{"action":"move","to_root":"shared","to_path":"d/c"}'],
+      ['POST', '/api/v1/files/home/c', 'tok', '{"action":"copy","to_root":"home","to_path":"c 2"}'],
+      ['DELETE', '/api/v1/files/home/c', 'tok', undefined],
+      ['POST', '/api/v1/trash/home/id%2F1', 'tok', undefined],
+    ]);
+  });
+
+  it('save editor text raw, with If-Match, or over anything without it', async () => {
+    const { calls, fetch } = rawRecorder(() => json(201, { received: 5, complete: true }));
+    const api = new ApiClient({ fetch });
+    api.setCsrfToken('tok');
+    await api.saveText('home', 'a.txt', 'hello', '"5-1"');
+    await api.saveText('home', 'a.txt', 'hello', null);
+    expect(calls[0]).toMatchObject({
+      method: 'PUT',
+      url: '/api/v1/files/home/a.txt?',
+      body: 'hello',
+      headers: { 'If-Match': '"5-1"', 'Content-Type': 'text/plain; charset=utf-8', 'X-CSRF-Token': 'tok' },
+    });
+    expect(calls[1].url).toBe('/api/v1/files/home/a.txt?overwrite=true');
+    expect(calls[1].headers['If-Match']).toBeUndefined();
+  });
+
+  it('report an edit conflict by its code', async () => {
+    const { fetch } = rawRecorder(() =>
+      json(412, { error: { code: 'edit_conflict', message: 'The file changed since you opened it.' } }),
+    );
+    const api = new ApiClient({ fetch });
+    const err = await api.saveText('home', 'a.txt', 'x', '"1-1"').catch((e) => e);
+    expect(err).toMatchObject({ status: 412, code: 'edit_conflict' });
+  });
+
+  it('hand the CSRF header to uploads and renew it on demand', async () => {
+    const api = new ApiClient({ fetch: async () => json(200, {}), refreshCsrfToken: async () => 'new' });
+    expect(api.csrfHeaders()).toEqual({});
+    api.setCsrfToken('old');
+    expect(api.csrfHeaders()).toEqual({ 'X-CSRF-Token': 'old' });
+    expect(await api.renewCsrfToken()).toBe(true);
+    expect(api.csrfHeaders()).toEqual({ 'X-CSRF-Token': 'new' });
+  });
+});
