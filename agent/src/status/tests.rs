@@ -28,6 +28,7 @@ fn fake_system(root: &Path, busy: u64, total: u64, rx: u64) {
             "h1\nh2\n  eth0: {rx} 1 0 0 0 0 0 0 500 1 0 0 0 0 0 0\n  docker0: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n  veth12ab: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n"
         ),
     );
+    write(root, "sys/class/net/eth0/device/vendor", "0x8086\n");
     write(
         root,
         "proc/meminfo",
