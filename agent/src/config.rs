@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub system_bus_address: Option<String>,
     pub managed_units: Option<Vec<String>>,
     pub journalctl: Option<PathBuf>,
+    pub disks_include_loop: Option<bool>,
+    pub protected_paths: Option<Vec<PathBuf>>,
 }
 
 impl ConfigFile {
@@ -62,7 +64,9 @@ impl ConfigFile {
             session_max_age_secs,
             system_bus_address,
             managed_units,
-            journalctl
+            journalctl,
+            disks_include_loop,
+            protected_paths
         );
     }
 }
@@ -95,6 +99,11 @@ pub struct Config {
     /// Units the dashboard may show and act on.
     pub managed_units: Vec<String>,
     pub journalctl: PathBuf,
+    /// List loop devices as disks (tests use them).
+    pub disks_include_loop: bool,
+    /// Paths whose disks are the system's and are never formatted (besides the built-in ones:
+    /// `/`, `/var`, `/boot`, `/boot/efi`, `/efi` and the data directory).
+    pub protected_paths: Vec<PathBuf>,
 }
 
 impl Config {
@@ -203,6 +212,8 @@ impl Config {
             journalctl: file
                 .journalctl
                 .unwrap_or_else(|| PathBuf::from("journalctl")),
+            disks_include_loop: file.disks_include_loop.unwrap_or(false),
+            protected_paths: file.protected_paths.unwrap_or_default(),
         })
     }
 }

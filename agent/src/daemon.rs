@@ -42,6 +42,15 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
         )),
         unit_policy: crate::system::UnitPolicy::new(config.managed_units.clone()),
         journal: crate::system::journal::Journal::new(config.journalctl.clone()),
+        disks: crate::disks::Disks::new(
+            ["/", "/var", "/boot", "/boot/efi", "/efi"]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .chain([config.data_dir.clone()])
+                .chain(config.protected_paths.iter().cloned())
+                .collect(),
+            config.disks_include_loop,
+        ),
         config,
         store,
         accounts,

@@ -42,6 +42,8 @@ pub enum ServiceError {
     Files(#[from] crate::files::FsError),
     #[error(transparent)]
     System(#[from] crate::system::SystemError),
+    #[error(transparent)]
+    Disks(#[from] crate::disks::DiskError),
     #[error("{0}")]
     Unavailable(String),
     #[error("the upload continues at byte {received}")]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod disks;
 pub mod error;
 pub mod events;
 pub mod files;

@@ -26,6 +26,7 @@ pub struct Inner {
     pub system: Box<dyn crate::system::SystemControl>,
     pub unit_policy: crate::system::UnitPolicy,
     pub journal: crate::system::journal::Journal,
+    pub disks: crate::disks::Disks,
     pub started: Instant,
 }
 

@@ -92,6 +92,15 @@ impl IntoResponse for ApiError {
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             E::Files(fs) => files_status(fs),
             E::System(sys) => system_status(sys),
+            E::Disks(d) => match d {
+                crate::disks::DiskError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                crate::disks::DiskError::SystemDisk(_) => (StatusCode::FORBIDDEN, "system_disk"),
+                crate::disks::DiskError::InUse(..) => (StatusCode::CONFLICT, "in_use"),
+                crate::disks::DiskError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+                crate::disks::DiskError::Tool { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+            },
             E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::UploadOffset { .. } => (StatusCode::CONFLICT, "upload_offset"),
             E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "edit_conflict"),

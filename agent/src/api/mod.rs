@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod device;
+mod disks;
 pub mod error;
 mod files;
 pub mod models;
@@ -74,6 +75,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::service_journal))
         .routes(routes!(device::settings, device::update_settings))
         .routes(routes!(device::power))
+        .routes(routes!(disks::list))
+        .routes(routes!(disks::format))
         .routes(routes!(files::roots))
         .routes(routes!(files::get_root))
         .routes(routes!(files::trash_list, files::trash_empty))

@@ -142,7 +142,7 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
 }
 
 /// `/proc/mounts` writes space, tab, newline and backslash as `\040`-style octal escapes.
-fn unescape_octal(s: &str) -> String {
+pub fn unescape_octal(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
