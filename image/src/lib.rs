@@ -1,3 +1,11 @@
-//! hearth-image: builds signed, read-only A/B disk images and OTA bundles per board from
-//! Debian packages, `board-configs/` and `overlays/`. Nothing here is written yet: the
-//! image-builder issue fills it in.
+//! hearth-image: builds signed, read-only A/B disk images per board from Debian packages,
+//! `board-configs/` and `overlays/`, and boots them under QEMU.
+//!
+//! Invariants: every external program runs from an argv (never a shell string); a failed
+//! build leaves nothing under an artifact's final name; board files and overlays are data,
+//! read from the workspace, never edited by the builder.
+pub mod board;
+pub mod board_check;
+pub mod keys;
+pub mod partition;
+pub mod workspace;
