@@ -6,6 +6,23 @@
 //! read from the workspace, never edited by the builder.
 pub mod board;
 pub mod board_check;
+pub mod bootstrap;
+pub mod cmd;
+pub mod fsutil;
 pub mod keys;
 pub mod partition;
+pub mod progress;
 pub mod workspace;
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+pub mod artifacts;
+pub mod build;
+pub mod disk;
+pub mod efi;
+pub mod lint;
+pub mod overlay;
+pub mod rootfs;
+pub mod seal;

@@ -13,6 +13,12 @@ struct Cli {
     /// Workspace holding board-configs/ and overlays/ (default: found from the current folder).
     #[arg(long, global = true)]
     workspace: Option<PathBuf>,
+    /// Cache for bootstrapped bases (default: $HEARTH_IMAGE_CACHE or ~/.cache/hearth-image).
+    #[arg(long, global = true)]
+    cache: Option<PathBuf>,
+    /// Echo the output of every program the builder runs.
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,6 +32,17 @@ enum Command {
         #[arg(long, default_value = "hearth-signing.pem")]
         out: PathBuf,
     },
+    /// Bootstrap (or find in the cache) a board's Debian base without building an image.
+    Bootstrap {
+        #[arg(long)]
+        board: String,
+    },
+}
+
+fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("HEARTH_IMAGE_CACHE").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth-image")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache/hearth-image"))
 }
 
 fn workspace(arg: Option<PathBuf>) -> Result<Workspace> {
@@ -56,6 +73,18 @@ fn main() -> Result<()> {
                 "wrote {} (private) and {} (public)",
                 out.display(),
                 keys::public_path(&out).display()
+            );
+        }
+        Command::Bootstrap { board } => {
+            let ws = workspace(cli.workspace)?;
+            let cache = cache_dir(cli.cache);
+            std::fs::create_dir_all(&cache)
+                .with_context(|| format!("cannot create {}", cache.display()))?;
+            let base = hearth_image::build::bootstrap_only(&ws, &board, &cache, cli.verbose)?;
+            println!(
+                "{} ({} packages)",
+                base.root.display(),
+                base.packages.lines().count()
             );
         }
     }
