@@ -41,3 +41,50 @@ pub fn bootstrap_only(
     eprintln!("bootstrapping {} base (log: {})", board.arch, log.display());
     Ok(bootstrap::ensure(&inputs, cache, &board.name, &runner)?)
 }
+
+/// Everything `hearth-image build` takes.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub board: String,
+    pub version: String,
+    /// Signing key; `None` uses (and on first use makes) a development key in the cache.
+    pub key: Option<PathBuf>,
+    pub out: PathBuf,
+    pub agent_bin: Option<PathBuf>,
+    pub cache: PathBuf,
+    pub ssh_key: Option<PathBuf>,
+    pub rootfs: Option<crate::board::RootFs>,
+    /// Write the root into both slots (default: slot a only; b is marked empty).
+    pub both_slots: bool,
+    pub keep_work: bool,
+    pub verbose: bool,
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub summary: String,
+}
+
+/// Programs the pipeline runs; checked before anything starts.
+pub(crate) const TOOLS: [&str; 10] = [
+    "mmdebstrap",
+    "mksquashfs",
+    "mkfs.erofs",
+    "sfdisk",
+    "mkfs.vfat",
+    "mcopy",
+    "mkfs.ext4",
+    "xz",
+    "systemctl",
+    "dpkg-query",
+];
+
+/// Free space the work folder needs (base copy, sealed root, partition files, image).
+pub(crate) const NEEDED_FREE_BYTES: u64 = 8 << 30;
+
+pub fn build(ws: &Workspace, opts: &BuildOptions) -> anyhow::Result<BuildResult> {
+    crate::pipeline::run(ws, opts)
+}

@@ -26,3 +26,5 @@ pub mod lint;
 pub mod overlay;
 pub mod rootfs;
 pub mod seal;
+pub mod pipeline;
+pub mod rpi;

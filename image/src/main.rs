@@ -3,6 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use hearth_image::board::RootFs;
+use hearth_image::build::BuildOptions;
 use hearth_image::keys;
 use hearth_image::workspace::Workspace;
 
@@ -31,6 +33,34 @@ enum Command {
     Keygen {
         #[arg(long, default_value = "hearth-signing.pem")]
         out: PathBuf,
+    },
+    /// Build a signed disk image for a board.
+    Build {
+        #[arg(long)]
+        board: String,
+        /// Image version (default: the workspace version).
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        version: String,
+        /// ed25519 signing key (PKCS#8 PEM); default: a development key in the cache.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Prebuilt agent binary for the board's architecture.
+        #[arg(long)]
+        agent_bin: Option<PathBuf>,
+        /// Enable SSH for root with this public key (off otherwise).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+        /// Override the board's read-only root file system.
+        #[arg(long, value_parser = ["squashfs", "erofs"])]
+        rootfs: Option<String>,
+        /// Write the root into both slots (default: slot a; slot b is marked empty).
+        #[arg(long)]
+        both_slots: bool,
+        /// Keep the work folder (root tree, partition files) for inspection.
+        #[arg(long)]
+        keep_work: bool,
     },
     /// Bootstrap (or find in the cache) a board's Debian base without building an image.
     Bootstrap {
@@ -74,6 +104,42 @@ fn main() -> Result<()> {
                 out.display(),
                 keys::public_path(&out).display()
             );
+        }
+        Command::Build {
+            board,
+            version,
+            key,
+            out,
+            agent_bin,
+            ssh_key,
+            rootfs,
+            both_slots,
+            keep_work,
+        } => {
+            let ws = workspace(cli.workspace)?;
+            let rootfs = match rootfs.as_deref() {
+                Some("erofs") => Some(RootFs::Erofs),
+                Some(_) => Some(RootFs::Squashfs),
+                None => None,
+            };
+            let opts = BuildOptions {
+                board,
+                version,
+                key,
+                out,
+                agent_bin,
+                cache: cache_dir(cli.cache),
+                ssh_key,
+                rootfs,
+                both_slots,
+                keep_work,
+                verbose: cli.verbose,
+            };
+            let result = hearth_image::build::build(&ws, &opts)?;
+            eprintln!("\n{}", result.summary);
+            for f in &result.files {
+                println!("{}", f.display());
+            }
         }
         Command::Bootstrap { board } => {
             let ws = workspace(cli.workspace)?;
