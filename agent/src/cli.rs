@@ -1,1 +1,158 @@
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! Command line: `hearth-agent [serve options]`, plus maintenance subcommands.
+
+use crate::config::{Config, Overrides};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hearth-agent",
+    version,
+    about = "Hearth's on-device daemon: HTTPS API and dashboard"
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Developer mode: all state under --data-dir, listen on loopback, no redirect listener.
+    #[arg(long, global = true)]
+    dev: bool,
+    /// Directory for all state (store, TLS identity, setup code in --dev).
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Address to serve HTTPS on (repeatable); plain HTTP on it is redirected.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Drop-in directories to read instead of /usr/lib/hearth/agent.d and /etc/hearth/agent.d.
+    #[arg(long, value_name = "DIR")]
+    config_dir: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+    /// Store maintenance.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+    /// Test helpers; not for use on a device.
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        action: DebugAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreAction {
+    /// Open the store, migrate it if needed, and decode every record.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum DebugAction {
+    /// Write user records `w<N>` from N = --from upwards through the store's normal write path,
+    /// printing `ack N` after each write returns; used to prove writes survive `kill -9`.
+    StoreWriter {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd the journal stamps time and host itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        dev: cli.serve.dev,
+        data_dir: cli.serve.data_dir,
+        listen: cli.serve.listen,
+        config_dirs: cli.serve.config_dir,
+    };
+    match cli.command {
+        Some(Command::Openapi) => {
+            println!("{}", crate::api::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Some(Command::Store {
+            action: StoreAction::Check,
+        }) => {
+            let config = Config::load(&overrides)?;
+            let store = crate::store::Store::open(&config.data_dir.join("store"))?;
+            let records = store.verify()?;
+            println!(
+                "store ok: schema version {}, {records} records",
+                store.schema_version()?
+            );
+            Ok(())
+        }
+        Some(Command::Debug {
+            action: DebugAction::StoreWriter { from, count },
+        }) => {
+            let config = Config::load(&overrides)?;
+            store_writer(&config, from, count)
+        }
+        None => {
+            let config = Config::load(&overrides)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::daemon::run(config))
+        }
+    }
+}
+
+fn store_writer(config: &Config, from: u64, count: Option<u64>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = crate::store::Store::open(&config.data_dir.join("store"))?;
+    let stdout = std::io::stdout();
+    let end = count.map_or(u64::MAX, |c| from.saturating_add(c));
+    for n in from..end {
+        let user = crate::store::UserRecord {
+            username: format!("w{n}"),
+            password_hash: format!("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ${n:016}"),
+            role: crate::store::Role::Member,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            totp: None,
+        };
+        store.put_user(&user)?;
+        let mut out = stdout.lock();
+        writeln!(out, "ack {n}")?;
+        out.flush()?;
+    }
+    Ok(())
+}

@@ -1,1 +1,26 @@
+//! hearth-agent: the on-device daemon. It serves the dashboard and the HTTPS API, and owns the
+//! device's accounts, status and (in later parts) apps, disks, files and updates.
+//!
+//! The binary is a thin shell over [`cli::main`]; everything else is this library, so tests
+//! drive the same code the device runs.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod events;
+pub mod fsutil;
+pub mod metrics;
+pub mod notify;
+pub mod server;
+pub mod state;
+pub mod status;
+pub mod store;
+pub mod tls;
+pub mod validate;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,565 @@
+//! Accounts: the device claim, users, login sessions and second factors. This is the service
+//! layer the HTTP handlers call; it knows nothing of HTTP.
+//!
+//! Invariants: a session token and a device token are only ever stored hashed; the claim happens
+//! at most once (a store transaction decides); at least one admin always exists after the claim;
+//! login failures look the same whether the user exists or not.
+
+use crate::auth::throttle::{Policy, Throttle};
+use crate::auth::{password, tokens, totp};
+use crate::clock::SharedClock;
+use crate::error::{ServiceError, ServiceResult};
+use crate::store::{
+    DeviceSettings, KnownDevice, Role, SessionRecord, Store, TotpState, UserRecord,
+};
+use crate::validate;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub idle_timeout: Duration,
+    pub max_age: Duration,
+}
+
+/// What a successful login or claim hands back to the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct LoginOutcome {
+    pub session_token: String,
+    pub session: SessionRecord,
+    pub user: UserRecord,
+    /// A new known-device token to set as a cookie, if the browser had none for this user.
+    pub new_device_token: Option<String>,
+}
+
+/// An authenticated request's session.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub token_hash: String,
+    pub session: SessionRecord,
+    pub user: UserRecord,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug)]
+pub struct ClaimInput {
+    pub code: String,
+    pub username: String,
+    pub password: String,
+    pub hostname: Option<String>,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub password: Option<String>,
+}
+
+pub struct Accounts {
+    store: Store,
+    clock: SharedClock,
+    sessions: SessionPolicy,
+    zoneinfo_dir: PathBuf,
+    setup_code_file: PathBuf,
+    login_by_client: Throttle,
+    login_by_account: Throttle,
+    claim_by_client: Throttle,
+    claim_global: Throttle,
+    /// Serialises read-modify-write changes to users (the last-admin rule needs it).
+    user_changes: Mutex<()>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts").finish_non_exhaustive()
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl Accounts {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        sessions: SessionPolicy,
+        setup_code_file: PathBuf,
+    ) -> Self {
+        let throttle = |free, base, max_secs, entries| {
+            Throttle::new(Policy {
+                free_failures: free,
+                base_delay: Duration::from_secs(base),
+                max_delay: Duration::from_secs(max_secs),
+                forget_after: HOUR,
+                max_entries: entries,
+            })
+        };
+        Accounts {
+            store,
+            clock,
+            sessions,
+            zoneinfo_dir: PathBuf::from("/usr/share/zoneinfo"),
+            setup_code_file,
+            // A client may guess often, but is slowed to one try per 5 minutes at worst.
+            login_by_client: throttle(10, 1, 300, 10_000),
+            // The account cap is short so that an attacker cannot lock the owner out for long;
+            // browsers that logged in as the user before are exempt from it altogether.
+            login_by_account: throttle(5, 1, 30, 10_000),
+            claim_by_client: throttle(5, 2, 300, 10_000),
+            claim_global: throttle(20, 1, 60, 1),
+            user_changes: Mutex::new(()),
+        }
+    }
+
+    pub fn with_zoneinfo_dir(mut self, dir: PathBuf) -> Self {
+        self.zoneinfo_dir = dir;
+        self
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // --- claim ---
+
+    pub fn is_claimed(&self) -> ServiceResult<bool> {
+        Ok(self.store.claimed_at()?.is_some())
+    }
+
+    /// Makes sure an unclaimed device has a setup code, stored and written to the setup-code
+    /// file; returns it (None once claimed). The same code survives restarts until the claim.
+    pub fn ensure_setup_code(&self) -> ServiceResult<Option<String>> {
+        if self.is_claimed()? {
+            remove_file_if_exists(&self.setup_code_file);
+            return Ok(None);
+        }
+        let code = match self.store.setup_code()? {
+            Some(code) => code,
+            None => {
+                let code = tokens::setup_code::generate();
+                self.store.put_setup_code(&code)?;
+                code
+            }
+        };
+        if let Some(dir) = self.setup_code_file.parent() {
+            crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| {
+                ServiceError::Internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let text = format!("Hearth setup code: {code}\n");
+        crate::fsutil::write_atomic(&self.setup_code_file, text.as_bytes(), 0o600).map_err(
+            |e| {
+                ServiceError::Internal(format!(
+                    "cannot write {}: {e}",
+                    self.setup_code_file.display()
+                ))
+            },
+        )?;
+        Ok(Some(code))
+    }
+
+    pub async fn claim(&self, input: ClaimInput, client: IpAddr) -> ServiceResult<LoginOutcome> {
+        if self.is_claimed()? {
+            return Err(ServiceError::AlreadyClaimed);
+        }
+        let now = self.now();
+        let client_key = client.to_string();
+        for (throttle, key) in [
+            (&self.claim_global, "global"),
+            (&self.claim_by_client, &client_key),
+        ] {
+            throttle
+                .check(key, now)
+                .map_err(|retry_after| ServiceError::Throttled { retry_after })?;
+        }
+        let expected = self
+            .store
+            .setup_code()?
+            .ok_or(ServiceError::AlreadyClaimed)?;
+        let given = tokens::setup_code::normalize(&input.code);
+        if !tokens::secrets_equal(&given, &tokens::setup_code::normalize(&expected)) {
+            self.claim_global.record_failure("global", now);
+            self.claim_by_client.record_failure(&client_key, now);
+            return Err(ServiceError::SetupCodeInvalid);
+        }
+        validate::username(&input.username).map_err(|m| ServiceError::invalid("username", m))?;
+        password::check_policy(&input.password)
+            .map_err(|m| ServiceError::invalid("password", m))?;
+        if let Some(name) = &input.hostname {
+            validate::hostname(name).map_err(|m| ServiceError::invalid("hostname", m))?;
+        }
+        let timezone = input.timezone.unwrap_or_else(|| "Etc/UTC".into());
+        validate::timezone(&timezone, &self.zoneinfo_dir)
+            .map_err(|m| ServiceError::invalid("timezone", m))?;
+
+        let admin = UserRecord {
+            username: input.username,
+            password_hash: hash_blocking(input.password).await?,
+            role: Role::Admin,
+            created_at: now,
+            totp: None,
+        };
+        let settings = DeviceSettings {
+            hostname: input.hostname,
+            timezone,
+        };
+        let stamp = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        if !self.store.claim(&admin, &settings, &stamp)? {
+            return Err(ServiceError::AlreadyClaimed);
+        }
+        self.claim_by_client.record_success(&client_key);
+        remove_file_if_exists(&self.setup_code_file);
+        tracing::info!(admin = %admin.username, "device claimed");
+        self.start_session(admin, None)
+    }
+
+    // --- login and sessions ---
+
+    pub async fn login(
+        &self,
+        username: &str,
+        password_given: &str,
+        totp_code: Option<&str>,
+        client: IpAddr,
+        device_token: Option<&str>,
+    ) -> ServiceResult<LoginOutcome> {
+        let now = self.now();
+        let client_key = client.to_string();
+        let account_key = username.to_ascii_lowercase();
+        let known_device = self.is_known_device(device_token, username)?;
+        let throttled = |t: &Throttle, key: &str| t.check(key, now).err();
+        let mut wait = throttled(&self.login_by_client, &client_key);
+        if !known_device {
+            wait = wait.max(throttled(&self.login_by_account, &account_key));
+        }
+        if let Some(retry_after) = wait {
+            return Err(ServiceError::Throttled { retry_after });
+        }
+
+        let user = self.store.user(username)?;
+        let password_ok = verify_blocking(
+            password_given.to_string(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+        let fail = || {
+            self.login_by_client.record_failure(&client_key, now);
+            if !known_device {
+                self.login_by_account.record_failure(&account_key, now);
+            }
+            ServiceError::InvalidCredentials
+        };
+        let mut user = match user {
+            Some(user) if password_ok => user,
+            _ => return Err(fail()),
+        };
+        if let Some(state) = user.totp.as_mut().filter(|t| t.enabled) {
+            let Some(code) = totp_code.filter(|c| !c.is_empty()) else {
+                return Err(ServiceError::TotpRequired);
+            };
+            match totp::verify(&state.secret, code, now.unix_timestamp(), state.last_step) {
+                Some(step) => state.last_step = Some(step),
+                None => return Err(fail()),
+            }
+            self.store.put_user(&user)?;
+        }
+        self.login_by_client.record_success(&client_key);
+        self.login_by_account.record_success(&account_key);
+        let keep_device = if known_device { device_token } else { None };
+        self.start_session(user, keep_device)
+    }
+
+    fn is_known_device(&self, token: Option<&str>, username: &str) -> ServiceResult<bool> {
+        let Some(token) = token else { return Ok(false) };
+        Ok(self
+            .store
+            .known_device(&tokens::hash_token(token))?
+            .is_some_and(|d| d.username == username))
+    }
+
+    fn start_session(
+        &self,
+        user: UserRecord,
+        known_device: Option<&str>,
+    ) -> ServiceResult<LoginOutcome> {
+        let now = self.now();
+        let session_token = tokens::new_token();
+        let session = SessionRecord {
+            id: tokens::new_id(),
+            username: user.username.clone(),
+            csrf_token: tokens::new_token(),
+            created_at: now,
+            last_seen: now,
+        };
+        self.store
+            .put_session(&tokens::hash_token(&session_token), &session)?;
+        let new_device_token = match known_device {
+            Some(_) => None,
+            None => {
+                let token = tokens::new_token();
+                let device = KnownDevice {
+                    username: user.username.clone(),
+                    created_at: now,
+                };
+                self.store
+                    .put_known_device(&tokens::hash_token(&token), &device)?;
+                Some(token)
+            }
+        };
+        Ok(LoginOutcome {
+            session_token,
+            session,
+            user,
+            new_device_token,
+        })
+    }
+
+    /// Resolves a session token; expired sessions are deleted and refused.
+    pub fn authenticate(&self, token: &str) -> ServiceResult<Authenticated> {
+        let token_hash = tokens::hash_token(token);
+        let mut session = self
+            .store
+            .session(&token_hash)?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let now = self.now();
+        let expires_at = self.expires_at(&session);
+        if now >= expires_at {
+            self.store.delete_session(&token_hash)?;
+            return Err(ServiceError::Unauthenticated);
+        }
+        let user = self
+            .store
+            .user(&session.username)?
+            .ok_or(ServiceError::Unauthenticated)?;
+        // Record activity at most once a minute: a write per request would wear SD cards.
+        if now - session.last_seen > time::Duration::minutes(1) {
+            session.last_seen = now;
+            self.store.put_session(&token_hash, &session)?;
+        }
+        let expires_at = self.expires_at(&session);
+        Ok(Authenticated {
+            token_hash,
+            session,
+            user,
+            expires_at,
+        })
+    }
+
+    fn expires_at(&self, session: &SessionRecord) -> OffsetDateTime {
+        (session.created_at + self.sessions.max_age)
+            .min(session.last_seen + self.sessions.idle_timeout)
+    }
+
+    pub fn logout(&self, auth: &Authenticated) -> ServiceResult<()> {
+        self.store.delete_session(&auth.token_hash)?;
+        Ok(())
+    }
+
+    /// Number of live sessions (for metrics).
+    pub fn session_count(&self) -> ServiceResult<usize> {
+        Ok(self.store.sessions()?.len())
+    }
+
+    // --- users ---
+
+    pub fn users(&self) -> ServiceResult<Vec<UserRecord>> {
+        Ok(self.store.users()?)
+    }
+
+    pub async fn create_user(
+        &self,
+        username: String,
+        password_given: String,
+        role: Role,
+    ) -> ServiceResult<UserRecord> {
+        validate::username(&username).map_err(|m| ServiceError::invalid("username", m))?;
+        password::check_policy(&password_given)
+            .map_err(|m| ServiceError::invalid("password", m))?;
+        let user = UserRecord {
+            username: username.clone(),
+            password_hash: hash_blocking(password_given).await?,
+            role,
+            created_at: self.now(),
+            totp: None,
+        };
+        if !self.store.insert_new_user(&user)? {
+            return Err(ServiceError::UserExists(username));
+        }
+        tracing::info!(user = %user.username, ?role, "user created");
+        Ok(user)
+    }
+
+    pub async fn update_user(
+        &self,
+        username: &str,
+        update: UserUpdate,
+    ) -> ServiceResult<UserRecord> {
+        let new_hash = match update.password {
+            Some(pw) => {
+                password::check_policy(&pw).map_err(|m| ServiceError::invalid("password", m))?;
+                Some(hash_blocking(pw).await?)
+            }
+            None => None,
+        };
+        let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut user = self
+            .store
+            .user(username)?
+            .ok_or_else(|| ServiceError::NotFound(format!("user {username}")))?;
+        if let Some(role) = update.role {
+            if user.role == Role::Admin && role != Role::Admin && self.admin_count()? <= 1 {
+                return Err(ServiceError::LastAdmin);
+            }
+            user.role = role;
+        }
+        let password_changed = new_hash.is_some();
+        if let Some(hash) = new_hash {
+            user.password_hash = hash;
+        }
+        self.store.put_user(&user)?;
+        if password_changed {
+            self.store.delete_sessions_of(username, None)?;
+        }
+        Ok(user)
+    }
+
+    pub fn delete_user(&self, username: &str) -> ServiceResult<()> {
+        let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let user = self
+            .store
+            .user(username)?
+            .ok_or_else(|| ServiceError::NotFound(format!("user {username}")))?;
+        if user.role == Role::Admin && self.admin_count()? <= 1 {
+            return Err(ServiceError::LastAdmin);
+        }
+        self.store.delete_user(username)?;
+        tracing::info!(user = %username, "user deleted");
+        Ok(())
+    }
+
+    fn admin_count(&self) -> ServiceResult<usize> {
+        Ok(self
+            .store
+            .users()?
+            .iter()
+            .filter(|u| u.role == Role::Admin)
+            .count())
+    }
+
+    /// Changes the caller's own password; all their other sessions are revoked.
+    pub async fn change_password(
+        &self,
+        auth: &Authenticated,
+        current: String,
+        new: String,
+    ) -> ServiceResult<()> {
+        password::check_policy(&new).map_err(|m| ServiceError::invalid("new_password", m))?;
+        if !verify_blocking(current, Some(auth.user.password_hash.clone())).await? {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let new_hash = hash_blocking(new).await?;
+        let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut user = self.current_user(auth)?;
+        user.password_hash = new_hash;
+        self.store.put_user(&user)?;
+        self.store
+            .delete_sessions_of(&user.username, Some(&auth.token_hash))?;
+        Ok(())
+    }
+
+    fn current_user(&self, auth: &Authenticated) -> ServiceResult<UserRecord> {
+        self.store
+            .user(&auth.user.username)?
+            .ok_or(ServiceError::Unauthenticated)
+    }
+
+    // --- TOTP ---
+
+    /// Starts (or restarts) enrolment; returns the new secret.
+    pub fn totp_begin(&self, auth: &Authenticated) -> ServiceResult<String> {
+        let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut user = self.current_user(auth)?;
+        if user.totp_enabled() {
+            return Err(ServiceError::Conflict(
+                "Two-factor authentication is already on; turn it off first.".into(),
+            ));
+        }
+        let secret = totp::new_secret();
+        user.totp = Some(TotpState {
+            secret: secret.clone(),
+            enabled: false,
+            last_step: None,
+        });
+        self.store.put_user(&user)?;
+        Ok(secret)
+    }
+
+    pub fn totp_confirm(&self, auth: &Authenticated, code: &str) -> ServiceResult<()> {
+        let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut user = self.current_user(auth)?;
+        let now = self.now().unix_timestamp();
+        let state = user.totp.as_mut().filter(|t| !t.enabled).ok_or_else(|| {
+            ServiceError::Conflict("No two-factor enrolment is in progress.".into())
+        })?;
+        let step = totp::verify(&state.secret, code, now, state.last_step)
+            .ok_or(ServiceError::TotpInvalid)?;
+        state.enabled = true;
+        state.last_step = Some(step);
+        self.store.put_user(&user)?;
+        Ok(())
+    }
+
+    pub async fn totp_disable(
+        &self,
+        auth: &Authenticated,
+        password_given: String,
+    ) -> ServiceResult<()> {
+        if !verify_blocking(password_given, Some(auth.user.password_hash.clone())).await? {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut user = self.current_user(auth)?;
+        user.totp = None;
+        self.store.put_user(&user)?;
+        Ok(())
+    }
+}
+
+async fn hash_blocking(password_given: String) -> ServiceResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password_given))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("password hashing task failed: {e}")))
+}
+
+/// Verifies against `stored`, or spends the same time on a dummy hash when there is none.
+async fn verify_blocking(password_given: String, stored: Option<String>) -> ServiceResult<bool> {
+    tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => password::verify(&password_given, &hash),
+        None => {
+            password::verify_dummy(&password_given);
+            false
+        }
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("password check task failed: {e}")))
+}
+
+fn remove_file_if_exists(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove setup code file")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The one mapping from service errors to HTTP: status, machine-readable code and message, in
+//! the shape `{"error":{"code":"...","message":"..."}}`. 5xx bodies never carry internals; the
+//! details go to the log.
+
+use crate::error::ServiceError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_credentials`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError(pub ServiceError);
+
+impl<E: Into<ServiceError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Builds an error response from parts; for the few errors raised outside the service layer.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use ServiceError as E;
+        let (status, code) = match &self.0 {
+            E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            E::TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required"),
+            E::TotpInvalid => (StatusCode::BAD_REQUEST, "totp_invalid"),
+            E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            E::CsrfInvalid => (StatusCode::FORBIDDEN, "csrf_invalid"),
+            E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+            E::SetupCodeInvalid => (StatusCode::FORBIDDEN, "setup_code_invalid"),
+            E::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
+            E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            E::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            E::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
+            E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+            "Something went wrong on the device. The details are in its log.".to_string()
+        } else {
+            let mut text = self.0.to_string();
+            if let Some(first) = text.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            text
+        };
+        let mut response = error_response(status, code, &message);
+        if let E::Throttled { retry_after } = &self.0
+            && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ServiceError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        ServiceError::invalid("body", rejection.body_text())
+    }
+}
+
+/// A JSON request body whose rejections use the API's error shape (400 `invalid_input`).
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);

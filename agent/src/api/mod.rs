@@ -1,0 +1,96 @@
+//! The HTTP API and the embedded dashboard. Handlers are thin: they parse, call the service
+//! layer (`accounts`, `status`, ...) and shape the answer; errors map to HTTP in `error`.
+//!
+//! Every route is described in the OpenAPI document (`/api/openapi.json`), which is generated
+//! from the same attributes that register the routes, so the two cannot drift.
+
+pub mod auth;
+pub mod error;
+pub mod models;
+mod security_headers;
+mod session;
+mod setup;
+mod system;
+mod users;
+mod web;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::get;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hearth agent API", description = "The on-device API behind the Hearth dashboard."),
+    modifiers(&SecuritySchemes),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                "Session cookie from POST /api/v1/session; unsafe methods also need X-CSRF-Token.",
+            ))),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI description.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(setup::health))
+        .routes(routes!(setup::setup_info))
+        .routes(routes!(setup::claim))
+        .routes(routes!(session::login, session::current, session::logout))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::update, users::delete))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::totp_begin, users::totp_disable))
+        .routes(routes!(users::totp_confirm))
+        .routes(routes!(system::status))
+        .routes(routes!(system::events))
+        .routes(routes!(system::ca_certificate))
+        .routes(routes!(system::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().1
+}
+
+/// The whole application: API, OpenAPI document, dashboard, headers.
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = api_routes();
+    let doc_json = doc.to_pretty_json().unwrap_or_default();
+    api.route(
+        "/api/openapi.json",
+        get(move || async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                doc_json,
+            )
+        }),
+    )
+    .route("/api/{*rest}", axum::routing::any(system::api_not_found))
+    .fallback(web::serve)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        security_headers::apply,
+    ))
+    .with_state(state)
+}

@@ -1,0 +1,123 @@
+//! Request and response bodies of the HTTP API, described for the OpenAPI document.
+
+use crate::store::{Role, UserRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub claimed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupInfo {
+    pub claimed: bool,
+    /// Suggested device name.
+    pub hostname: String,
+    pub timezone: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The one-time setup code, as shown on the console or in `hearth-setup.txt`.
+    pub code: String,
+    pub username: String,
+    pub password: String,
+    pub hostname: Option<String>,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// Six-digit code, required when the account has two-factor authentication on.
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub username: String,
+    pub role: Role,
+    pub totp_enabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&UserRecord> for User {
+    fn from(u: &UserRecord) -> Self {
+        User {
+            username: u.username.clone(),
+            role: u.role,
+            totp_enabled: u.totp_enabled(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub csrf_token: String,
+    pub user: User,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub csrf_token: String,
+    pub user: User,
+    /// RFC 3339; when the session ends unless used again.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub role: Option<Role>,
+    /// A new password; all the user's sessions end.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32 secret to type into an authenticator app.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The `otpauth_uri` as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfirmation {
+    pub password: String,
+}

@@ -1,0 +1,311 @@
+//! Agent configuration: built-in defaults, then TOML drop-ins, then command-line flags.
+//!
+//! Drop-ins are read from `/usr/lib/hearth/agent.d/` and then `/etc/hearth/agent.d/`; a file in
+//! a later directory replaces a file of the same name in an earlier one (systemd's rule), and
+//! the surviving files apply in file-name order, later keys overriding earlier ones. Every file
+//! is checked on its own, so an unknown key is reported with the file that holds it.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_DROPIN_DIRS: [&str; 2] = ["/usr/lib/hearth/agent.d", "/etc/hearth/agent.d"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// One drop-in file; every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<Vec<SocketAddr>>,
+    pub redirect_listen: Option<Vec<SocketAddr>>,
+    pub setup_code_file: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub status_interval_secs: Option<u64>,
+    pub metrics_token: Option<String>,
+    pub session_idle_timeout_secs: Option<u64>,
+    pub session_max_age_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Overlays `later` on `self`: every key `later` sets wins.
+    fn overlay(&mut self, later: ConfigFile) {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if later.$field.is_some() { self.$field = later.$field; } )* };
+        }
+        take!(
+            data_dir,
+            listen,
+            redirect_listen,
+            setup_code_file,
+            hostname,
+            status_interval_secs,
+            metrics_token,
+            session_idle_timeout_secs,
+            session_max_age_secs
+        );
+    }
+}
+
+/// Command-line overrides (already parsed by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub dev: bool,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    pub config_dirs: Vec<PathBuf>,
+}
+
+/// The validated configuration the agent runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dev: bool,
+    pub data_dir: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub redirect_listen: Vec<SocketAddr>,
+    pub setup_code_file: PathBuf,
+    /// Host name override; `None` means "ask the system".
+    pub hostname: Option<String>,
+    pub status_interval: Duration,
+    pub metrics_token: Option<String>,
+    pub session_idle_timeout: Duration,
+    pub session_max_age: Duration,
+}
+
+impl Config {
+    /// Defaults for tests and for `--dev`: everything under `data_dir`.
+    pub fn dev(data_dir: &Path) -> Self {
+        Self::resolve(
+            ConfigFile::default(),
+            &Overrides {
+                dev: true,
+                data_dir: Some(data_dir.to_path_buf()),
+                ..Overrides::default()
+            },
+        )
+        .expect("defaults are valid")
+    }
+
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let dirs: Vec<PathBuf> = if overrides.config_dirs.is_empty() {
+            DEFAULT_DROPIN_DIRS.iter().map(PathBuf::from).collect()
+        } else {
+            overrides.config_dirs.clone()
+        };
+        let mut merged = ConfigFile::default();
+        for path in dropin_files(&dirs)? {
+            merged.overlay(parse_file(&path)?);
+        }
+        Self::resolve(merged, overrides)
+    }
+
+    fn resolve(file: ConfigFile, flags: &Overrides) -> Result<Self, ConfigError> {
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/hearth"));
+        if !data_dir.is_absolute() && !flags.dev {
+            return Err(ConfigError::Invalid(format!(
+                "data_dir must be absolute, got {}",
+                data_dir.display()
+            )));
+        }
+        let default_listen: SocketAddr = if flags.dev {
+            SocketAddr::from(([127, 0, 0, 1], 8443))
+        } else {
+            SocketAddr::from(([0u16; 8], 443))
+        };
+        let listen = if flags.listen.is_empty() {
+            file.listen.unwrap_or_else(|| vec![default_listen])
+        } else {
+            flags.listen.clone()
+        };
+        if listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "listen must name at least one address".into(),
+            ));
+        }
+        let redirect_listen = if flags.dev {
+            Vec::new()
+        } else {
+            file.redirect_listen
+                .unwrap_or_else(|| vec![SocketAddr::from(([0u16; 8], 80))])
+        };
+        let setup_code_file = match (flags.dev, file.setup_code_file) {
+            (false, Some(path)) => path,
+            _ => data_dir.join("setup-code"),
+        };
+        let secs = |v: Option<u64>, default: u64, name: &str| -> Result<Duration, ConfigError> {
+            match v.unwrap_or(default) {
+                0 => Err(ConfigError::Invalid(format!("{name} must be positive"))),
+                s => Ok(Duration::from_secs(s)),
+            }
+        };
+        if let Some(token) = &file.metrics_token
+            && token.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "metrics_token must be at least 16 characters".into(),
+            ));
+        }
+        Ok(Config {
+            dev: flags.dev,
+            data_dir,
+            listen,
+            redirect_listen,
+            setup_code_file,
+            hostname: file.hostname,
+            status_interval: secs(file.status_interval_secs, 2, "status_interval_secs")?,
+            metrics_token: file.metrics_token,
+            session_idle_timeout: secs(
+                file.session_idle_timeout_secs,
+                7 * 24 * 3600,
+                "session_idle_timeout_secs",
+            )?,
+            session_max_age: secs(
+                file.session_max_age_secs,
+                30 * 24 * 3600,
+                "session_max_age_secs",
+            )?,
+        })
+    }
+}
+
+/// The drop-in files that apply, in the order they apply.
+fn dropin_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut by_name: BTreeMap<std::ffi::OsString, PathBuf> = BTreeMap::new();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: dir.clone(),
+                    source,
+                });
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| ConfigError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().is_some_and(|ext| ext == "toml") {
+                by_name.insert(entry.file_name(), path);
+            }
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
+fn parse_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+
+    #[test]
+    fn later_directory_replaces_same_named_file_and_order_is_by_name() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (usr, etc) = (tmp.path().join("usr"), tmp.path().join("etc"));
+        write(
+            &usr,
+            "10-device.toml",
+            "data_dir = \"/var/lib/a\"\nstatus_interval_secs = 5\n",
+        );
+        write(
+            &usr,
+            "20-extra.toml",
+            "metrics_token = \"0123456789abcdef\"\n",
+        );
+        write(&etc, "10-device.toml", "data_dir = \"/var/lib/b\"\n");
+        let cfg = Config::load(&Overrides {
+            config_dirs: vec![usr, etc],
+            ..Overrides::default()
+        })
+        .expect("load");
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/b"));
+        // The /usr/lib file of the same name was replaced whole, so its interval is gone.
+        assert_eq!(cfg.status_interval, Duration::from_secs(2));
+        assert_eq!(cfg.metrics_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(cfg.setup_code_file, PathBuf::from("/var/lib/b/setup-code"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        write(tmp.path(), "50-typo.toml", "listn = [\"127.0.0.1:1\"]\n");
+        let err = Config::load(&Overrides {
+            config_dirs: vec![tmp.path().to_path_buf()],
+            ..Overrides::default()
+        })
+        .expect_err("unknown key must fail");
+        let text = err.to_string();
+        assert!(
+            text.contains("50-typo.toml") && text.contains("listn"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn flags_override_files() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        write(tmp.path(), "10.toml", "listen = [\"0.0.0.0:443\"]\n");
+        let cfg = Config::load(&Overrides {
+            dev: true,
+            data_dir: Some(PathBuf::from("/tmp/x")),
+            listen: vec!["127.0.0.1:9000".parse().expect("addr")],
+            config_dirs: vec![tmp.path().to_path_buf()],
+        })
+        .expect("load");
+        assert_eq!(
+            cfg.listen,
+            vec!["127.0.0.1:9000".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(cfg.setup_code_file, PathBuf::from("/tmp/x/setup-code"));
+        assert!(cfg.redirect_listen.is_empty());
+    }
+
+    #[test]
+    fn zero_durations_and_short_tokens_are_rejected() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        write(tmp.path(), "10.toml", "status_interval_secs = 0\n");
+        let overrides = Overrides {
+            config_dirs: vec![tmp.path().to_path_buf()],
+            ..Overrides::default()
+        };
+        assert!(Config::load(&overrides).is_err());
+        write(tmp.path(), "10.toml", "metrics_token = \"short\"\n");
+        assert!(Config::load(&overrides).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Starting and running the agent: open the store, make sure the TLS identity and setup code
+//! exist, start the background tasks and listeners, tell systemd, and wait for a signal.
+
+use crate::accounts::{Accounts, SessionPolicy};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::server::Server;
+use crate::state::{AppState, Inner};
+use crate::status::{Identity, Sampler};
+use crate::store::Store;
+use crate::tls::{self, CertResolver, LocalCa};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Builds the application state for `config` (also used by in-process tests).
+pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppState, LocalCa)> {
+    crate::fsutil::ensure_dir(&config.data_dir, 0o700)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir.join("store"))
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let ca = LocalCa::load_or_create(&config.data_dir.join("tls"), clock.now())?;
+    let accounts = Accounts::new(
+        store.clone(),
+        clock.clone(),
+        SessionPolicy {
+            idle_timeout: config.session_idle_timeout,
+            max_age: config.session_max_age,
+        },
+        config.setup_code_file.clone(),
+    );
+    let state = AppState::new(Inner {
+        ca_cert_pem: ca.cert_pem().to_string(),
+        config,
+        store,
+        accounts,
+        clock,
+        events: Events::new(),
+        metrics: Metrics::default(),
+        started: Instant::now(),
+    });
+    Ok((state, ca))
+}
+
+fn identity(state: &AppState) -> Identity {
+    Identity {
+        hostname: state.hostname(),
+        timezone: state.timezone(),
+        time: crate::api::models::rfc3339(state.clock.now()),
+    }
+}
+
+/// Samples the system every interval and publishes it.
+pub fn spawn_status_task(state: AppState) {
+    let mut sampler = Sampler::new("/");
+    state
+        .events
+        .publish_status(sampler.sample(identity(&state)));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.status_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            state
+                .events
+                .publish_status(sampler.sample(identity(&state)));
+        }
+    });
+}
+
+fn current_server_key(
+    state: &AppState,
+    ca: &LocalCa,
+) -> anyhow::Result<rustls::sign::CertifiedKey> {
+    let wanted = tls::wanted_sans(&state.hostname(), &tls::local_addresses());
+    let (cert, _) = tls::ensure_server_cert(
+        &state.config.data_dir.join("tls"),
+        ca,
+        &wanted,
+        state.clock.now(),
+    )?;
+    tls::resolver_key(&cert, ca).map_err(|e| anyhow::anyhow!("server certificate unusable: {e}"))
+}
+
+/// Re-checks the server certificate hourly (expiry, new names or addresses) and swaps it in.
+fn spawn_cert_renewal(state: AppState, ca: LocalCa, resolver: Arc<CertResolver>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match current_server_key(&state, &ca) {
+                Ok(key) => resolver.replace(key),
+                Err(e) => tracing::warn!(error = %e, "certificate renewal failed"),
+            }
+        }
+    });
+}
+
+fn spawn_watchdog() {
+    if let Some(interval) = crate::notify::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                crate::notify::notify("WATCHDOG=1");
+            }
+        });
+    }
+}
+
+fn announce_setup_code(state: &AppState) -> anyhow::Result<()> {
+    if let Some(code) = state.accounts.ensure_setup_code()? {
+        let host = state.hostname();
+        let port = state.config.listen.first().map_or(443, |a| a.port());
+        let url = if port == 443 {
+            format!("https://{host}.local/")
+        } else {
+            format!("https://{host}.local:{port}/")
+        };
+        tracing::info!(setup_code = %code, file = %state.config.setup_code_file.display(), "device is not claimed yet");
+        println!("Hearth setup code: {code}  (open {url} to claim this device)");
+    }
+    Ok(())
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (state, ca) = build_state(config, clock)?;
+    announce_setup_code(&state)?;
+    let resolver = Arc::new(CertResolver::new(current_server_key(&state, &ca)?));
+    let server = Server::new(
+        crate::api::app(state.clone()),
+        crate::server::tls_config(resolver.clone()),
+        &format!("{}.local", state.hostname()),
+    );
+    spawn_status_task(state.clone());
+    spawn_cert_renewal(state.clone(), ca, resolver);
+    let https_port = state.config.listen[0].port();
+    for addr in &state.config.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(%addr, "serving HTTPS");
+        tokio::spawn(server.clone().serve_https(listener));
+    }
+    for addr in &state.config.redirect_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(%addr, "redirecting HTTP to HTTPS");
+        tokio::spawn(server.clone().serve_redirects(listener, https_port));
+    }
+    crate::notify::notify("READY=1");
+    spawn_watchdog();
+    wait_for_signal().await;
+    crate::notify::notify("STOPPING=1");
+    tracing::info!("stopping");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

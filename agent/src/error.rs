@@ -1,0 +1,56 @@
+//! The agent's service-level error: every failure a request can meet, typed. The HTTP layer maps
+//! each variant to a status and a machine-readable code in one exhaustive `match`
+//! (`api::error`), so no handler invents its own.
+
+use crate::store::StoreError;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    #[error("a one-time code from the authenticator app is required")]
+    TotpRequired,
+    #[error("the one-time code is not valid")]
+    TotpInvalid,
+    #[error("this action is not allowed for your account")]
+    Forbidden,
+    #[error("missing or wrong CSRF token")]
+    CsrfInvalid,
+    #[error("too many attempts")]
+    Throttled { retry_after: Duration },
+    #[error("the setup code is not valid")]
+    SetupCodeInvalid,
+    #[error("the device has already been claimed")]
+    AlreadyClaimed,
+    #[error("{field}: {message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+    #[error("a user named {0} already exists")]
+    UserExists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("at least one administrator must remain")]
+    LastAdmin,
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::InvalidInput {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -1,0 +1,40 @@
+//! Schema versions and the migrations between them.
+//!
+//! Version N's migration turns a store of version N-1 into version N. Each runs in order and the
+//! version is bumped durably after each, so an interrupted upgrade resumes where it stopped.
+//! Migrations must be idempotent for that reason.
+
+use super::{StoreError, Table};
+
+pub const CURRENT_VERSION: u32 = 2;
+
+type Migration = fn(&sled::Db) -> Result<(), StoreError>;
+
+/// `MIGRATIONS[i]` upgrades version `i + 1` to version `i + 2`.
+pub const MIGRATIONS: [Migration; (CURRENT_VERSION - 1) as usize] = [v2_device_settings];
+
+/// Version 1 kept the device name and time zone as two loose `meta` keys; version 2 keeps them as
+/// one `settings/device` record so they change together.
+fn v2_device_settings(db: &sled::Db) -> Result<(), StoreError> {
+    let meta = db.open_tree(Table::Meta.name())?;
+    let settings = db.open_tree(Table::Settings.name())?;
+    let hostname = meta
+        .get("hostname")?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let timezone = meta
+        .get("timezone")?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    if settings.get("device")?.is_none() && (hostname.is_some() || timezone.is_some()) {
+        let record = super::DeviceSettings {
+            hostname,
+            timezone: timezone.unwrap_or_else(|| "Etc/UTC".into()),
+        };
+        settings.insert(
+            "device",
+            serde_json::to_vec(&record).map_err(StoreError::Encode)?,
+        )?;
+    }
+    meta.remove("hostname")?;
+    meta.remove("timezone")?;
+    Ok(())
+}

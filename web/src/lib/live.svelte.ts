@@ -1,0 +1,81 @@
+// The live system status: one EventSource on /api/v1/events while signed in, the latest status
+// and the chart history. Unknown event names are ignored (later features add their own).
+
+import { EVENTS_URL } from './api';
+import { StatusHistory, type HistoryView } from './history';
+import type { SystemStatus } from './types';
+
+export type Connection = 'idle' | 'connecting' | 'live' | 'reconnecting';
+
+/** How long to wait before reopening a stream the browser gave up on. */
+const REOPEN_DELAY_MS = 5000;
+
+export class LiveStatus {
+  status = $state.raw<SystemStatus | null>(null);
+  history = $state.raw<HistoryView>(new StatusHistory().view());
+  connection = $state<Connection>('idle');
+
+  private readonly store = new StatusHistory();
+  private source: EventSource | null = null;
+  private reopenTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Asked whether to reopen after the server closed the stream (false: the session is gone). */
+  private stillSignedIn: () => Promise<boolean> = async () => true;
+
+  start(stillSignedIn: () => Promise<boolean>): void {
+    this.stillSignedIn = stillSignedIn;
+    if (this.source) return;
+    this.open();
+  }
+
+  stop(): void {
+    if (this.reopenTimer !== null) clearTimeout(this.reopenTimer);
+    this.reopenTimer = null;
+    this.source?.close();
+    this.source = null;
+    this.store.clear();
+    this.status = null;
+    this.history = this.store.view();
+    this.connection = 'idle';
+  }
+
+  /** Feeds one status (from the stream or a one-off fetch) into the charts. */
+  accept(status: SystemStatus): void {
+    this.status = status;
+    this.store.add(status);
+    this.history = this.store.view();
+  }
+
+  private open(): void {
+    this.connection = this.status ? 'reconnecting' : 'connecting';
+    const source = new EventSource(EVENTS_URL);
+    this.source = source;
+    source.addEventListener('open', () => {
+      this.connection = 'live';
+    });
+    source.addEventListener('status', (event) => {
+      try {
+        this.accept(JSON.parse((event as MessageEvent<string>).data) as SystemStatus);
+        this.connection = 'live';
+      } catch {
+        // A malformed event is skipped; the next one comes in two seconds.
+      }
+    });
+    source.addEventListener('error', () => {
+      if (source.readyState === EventSource.CLOSED) void this.reopenLater(source);
+      else this.connection = 'reconnecting'; // the browser retries by itself
+    });
+  }
+
+  private async reopenLater(closed: EventSource): Promise<void> {
+    if (this.source !== closed) return;
+    this.source = null;
+    this.connection = 'reconnecting';
+    if (!(await this.stillSignedIn())) return;
+    this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = null;
+      if (!this.source && this.connection !== 'idle') this.open();
+    }, REOPEN_DELAY_MS);
+  }
+}
+
+export const live = new LiveStatus();

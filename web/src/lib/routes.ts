@@ -1,0 +1,43 @@
+// The dashboard's pages: one list that the navigation, the router and the page titles share.
+
+import type { MessageKey } from './i18n';
+
+export type RouteId =
+  | 'home'
+  | 'apps'
+  | 'files'
+  | 'storage'
+  | 'network'
+  | 'updates'
+  | 'settings'
+  | 'users'
+  | 'account'
+  | 'about';
+
+export interface RouteDef {
+  id: RouteId;
+  path: string;
+  title: MessageKey;
+  /** Pages that later work fills in; until then they say so. */
+  comingSoon?: boolean;
+  adminOnly?: boolean;
+}
+
+export const ROUTES: readonly RouteDef[] = [
+  { id: 'home', path: '/', title: 'nav.home' },
+  { id: 'apps', path: '/apps', title: 'nav.apps', comingSoon: true },
+  { id: 'files', path: '/files', title: 'nav.files', comingSoon: true },
+  { id: 'storage', path: '/storage', title: 'nav.storage', comingSoon: true },
+  { id: 'network', path: '/network', title: 'nav.network', comingSoon: true },
+  { id: 'updates', path: '/updates', title: 'nav.updates', comingSoon: true },
+  { id: 'settings', path: '/settings', title: 'nav.settings', comingSoon: true },
+  { id: 'users', path: '/users', title: 'nav.users', adminOnly: true },
+  { id: 'account', path: '/account', title: 'nav.account' },
+  { id: 'about', path: '/about', title: 'nav.about' },
+];
+
+/** The route for a location path; trailing slashes are ignored; null when none matches. */
+export function matchRoute(pathname: string): RouteDef | null {
+  const normalized = pathname.length > 1 ? pathname.replace(/\/+$/, '') || '/' : pathname;
+  return ROUTES.find((r) => r.path === normalized) ?? null;
+}

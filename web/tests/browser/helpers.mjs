@@ -1,0 +1,224 @@
+// Shared pieces of the browser tests: a real hearth-agent on a fresh data directory, Debian's
+// Chromium through playwright-core, API calls from node, TOTP codes, screenshots, and the
+// collection of CSP violations and page errors that fail a test.
+
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const AGENT_BIN = process.env.HEARTH_AGENT_BIN ?? join(REPO, 'target/debug/hearth-agent');
+export const SCREENSHOTS = join(REPO, 'test-artifacts/screenshots');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** A port nobody listens on right now. */
+async function freePort() {
+  const server = createServer();
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address();
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
+
+/**
+ * Starts `hearth-agent --dev` on a fresh data directory and waits for /api/health.
+ * Returns { url, dataDir, ca, api, setupCode, stop }. Always call stop() (in `after`).
+ */
+export async function startAgent() {
+  if (!existsSync(AGENT_BIN)) {
+    throw new Error(`no agent binary at ${AGENT_BIN}: build it or set HEARTH_AGENT_BIN`);
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'hearth-web-test-'));
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  const child = spawn(AGENT_BIN, ['--dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  let exited = null;
+  child.on('exit', (code, signal) => (exited = { code, signal }));
+
+  const stop = async () => {
+    if (exited === null) {
+      child.kill('SIGTERM');
+      const deadline = Date.now() + 5000;
+      while (exited === null && Date.now() < deadline) await sleep(50);
+      if (exited === null) child.kill('SIGKILL');
+    }
+    await rm(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    const caPath = join(dataDir, 'tls/ca.crt');
+    let ca = null;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (exited !== null) throw new Error(`agent exited early (${JSON.stringify(exited)}):\n${log}`);
+      if (Date.now() > deadline) throw new Error(`agent did not answer /api/health in 60 s:\n${log}`);
+      if (ca === null && existsSync(caPath)) ca = await readFile(caPath);
+      if (ca !== null) {
+        const res = await call({ url, ca }, 'GET', '/api/health').catch(() => null);
+        if (res?.status === 200) break;
+      }
+      await sleep(100);
+    }
+    const agent = { url, dataDir, ca, log: () => log, stop };
+    agent.setupCode = async () => (await readFile(join(dataDir, 'setup-code'), 'utf8')).trim();
+    return agent;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/**
+ * One HTTPS call from node to the agent, trusting only its own CA.
+ * `jar` (optional) is a Map of cookie name → value, filled from Set-Cookie and sent back.
+ */
+export function call(agent, method, path, { body, jar, csrf } = {}) {
+  const target = new URL(path, agent.url);
+  const headers = { Accept: 'application/json' };
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) headers['Content-Type'] = 'application/json';
+  if (csrf) headers['X-CSRF-Token'] = csrf;
+  if (jar?.size) headers.Cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  return new Promise((ok, fail) => {
+    const req = httpsRequest(
+      { hostname: target.hostname, port: target.port, path: target.pathname, method, headers, ca: agent.ca },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          for (const c of res.headers['set-cookie'] ?? []) {
+            const [pair] = c.split(';');
+            const eq = pair.indexOf('=');
+            jar?.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+          }
+          let json = null;
+          try {
+            json = text ? JSON.parse(text) : null;
+          } catch {
+            // not JSON (the CA certificate, HTML)
+          }
+          ok({ status: res.statusCode, headers: res.headers, text, json });
+        });
+      },
+    );
+    req.on('error', fail);
+    req.setTimeout(15_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+/** Claims the device through the API (for tests about other screens). Returns the admin's session. */
+export async function claimByApi(agent, username = 'admin', password = 'correct horse battery') {
+  const jar = new Map();
+  const res = await call(agent, 'POST', '/api/v1/setup/claim', {
+    body: { code: await agent.setupCode(), username, password, hostname: 'hearth-test', timezone: 'Etc/UTC' },
+    jar,
+  });
+  if (res.status !== 201) throw new Error(`claim failed: ${res.status} ${res.text}`);
+  return { jar, csrf: res.json.csrf_token, username, password };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-gpu',
+    ],
+  });
+}
+
+/**
+ * A fresh browser context and page on the agent. `problems` collects CSP violations, uncaught
+ * page errors and console errors; call assertClean(problems) at the end of the test.
+ */
+export async function openPage(browser, agent, options = {}) {
+  const context = await browser.newContext({
+    baseURL: agent.url,
+    ignoreHTTPSErrors: true,
+    viewport: options.viewport ?? { width: 1280, height: 860 },
+    colorScheme: options.colorScheme ?? 'light',
+    locale: 'en-US',
+  });
+  // Runs through the DevTools protocol, outside the page's CSP, so it can report violations.
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI} (${e.sourceFile}:${e.lineNumber})`);
+    });
+  });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (/Content Security Policy|CSP violation/i.test(text)) problems.push(`CSP: ${text}`);
+    else if (msg.type() === 'error' && !expectedConsoleError(text)) problems.push(`console error: ${text}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  return { context, page, problems };
+}
+
+/**
+ * Chromium logs every non-2xx fetch as a console error ("Failed to load resource: ... 401").
+ * Those are answers the dashboard handles (wrong code, wrong password, no session yet).
+ */
+function expectedConsoleError(text) {
+  return /Failed to load resource: the server responded with a status of (400|401|403|404|409|429)/.test(text);
+}
+
+export function assertClean(problems) {
+  if (problems.length > 0) throw new Error(`the page reported problems:\n${problems.join('\n')}`);
+}
+
+export async function screenshot(page, name) {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Decodes RFC 4648 base32 (no padding needed). */
+export function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
+    const idx = alphabet.indexOf(ch);
+    if (idx === -1) throw new Error(`not base32: ${ch}`);
+    value = (value << 5) | idx;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 TOTP: HMAC-SHA1, 6 digits, 30-second steps; `stepOffset` moves to a later step. */
+export function totp(secretBase32, stepOffset = 0, now = Date.now()) {
+  const step = BigInt(Math.floor(now / 1000 / 30) + stepOffset);
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(step);
+  const digest = createHmac('sha1', base32Decode(secretBase32)).update(counter).digest();
+  const offset = digest[19] & 0x0f;
+  const bin = digest.readUInt32BE(offset) & 0x7fffffff;
+  return String(bin % 1_000_000).padStart(6, '0');
+}
