@@ -57,6 +57,9 @@ pub struct BuildOptions {
     /// Write the root into both slots (default: slot a only; b is marked empty).
     pub both_slots: bool,
     pub keep_work: bool,
+    /// Publish the raw (sparse) `.img` instead of `.img.xz`: for local boots, where xz would
+    /// only cost minutes.
+    pub no_xz: bool,
     pub verbose: bool,
 }
 

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use hearth_image::board::RootFs;
 use hearth_image::build::BuildOptions;
 use hearth_image::keys;
+use hearth_image::run::RunOptions;
 use hearth_image::workspace::Workspace;
 
 /// Builds, runs and flashes Hearth disk images.
@@ -61,6 +62,37 @@ enum Command {
         /// Keep the work folder (root tree, partition files) for inspection.
         #[arg(long)]
         keep_work: bool,
+        /// Publish the raw sparse .img instead of .img.xz (quick local boots).
+        #[arg(long)]
+        no_xz: bool,
+    },
+    /// Boot a built image under QEMU (software emulation) with UEFI firmware.
+    Run {
+        #[arg(long, default_value = "qemu-x86_64")]
+        board: String,
+        /// Image to boot (.img or .img.xz); default: the newest build of the board in --out.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Folder for the VM's disk, firmware variables and serial log.
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Size of the virtual disk in GiB (the data partition grows into it).
+        #[arg(long, default_value_t = 8)]
+        disk_gib: u64,
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[arg(long)]
+        ssh_port: Option<u16>,
+        /// Show the serial console on this terminal too.
+        #[arg(long)]
+        console: bool,
+        /// Boot the disk left in --run-dir by an earlier run again (keeps its state).
+        #[arg(long)]
+        reuse_disk: bool,
     },
     /// Bootstrap (or find in the cache) a board's Debian base without building an image.
     Bootstrap {
@@ -85,6 +117,26 @@ fn workspace(arg: Option<PathBuf>) -> Result<Workspace> {
             )
         }
     }
+}
+
+/// The most recently written `hearth-*-<board>.img[.xz]` in `out`.
+fn newest_image(out: &std::path::Path, board: &str) -> Result<PathBuf> {
+    let suffixes = [format!("-{board}.img.xz"), format!("-{board}.img")];
+    std::fs::read_dir(out)
+        .with_context(|| format!("cannot read {}", out.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            suffixes.iter().any(|s| name.ends_with(s.as_str()))
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+        .with_context(|| {
+            format!(
+                "no image for {board} in {}; build one or pass --image",
+                out.display()
+            )
+        })
 }
 
 fn main() -> Result<()> {
@@ -115,6 +167,7 @@ fn main() -> Result<()> {
             rootfs,
             both_slots,
             keep_work,
+            no_xz,
         } => {
             let ws = workspace(cli.workspace)?;
             let rootfs = match rootfs.as_deref() {
@@ -133,6 +186,7 @@ fn main() -> Result<()> {
                 rootfs,
                 both_slots,
                 keep_work,
+                no_xz,
                 verbose: cli.verbose,
             };
             let result = hearth_image::build::build(&ws, &opts)?;
@@ -140,6 +194,38 @@ fn main() -> Result<()> {
             for f in &result.files {
                 println!("{}", f.display());
             }
+        }
+        Command::Run {
+            board,
+            image,
+            out,
+            run_dir,
+            disk_gib,
+            https_port,
+            http_port,
+            ssh_port,
+            console,
+            reuse_disk,
+        } => {
+            let ws = workspace(cli.workspace)?;
+            let board = ws.boards().load(&board)?;
+            let image = match image {
+                Some(i) => i,
+                None => newest_image(&out, &board.name)?,
+            };
+            let run_dir =
+                run_dir.unwrap_or_else(|| cache_dir(cli.cache).join("run").join(&board.name));
+            let opts = RunOptions {
+                image,
+                run_dir,
+                disk_size: disk_gib << 30,
+                https_port,
+                http_port,
+                ssh_port,
+                console,
+                reuse_disk,
+            };
+            hearth_image::run::run(&board, &opts)?;
         }
         Command::Bootstrap { board } => {
             let ws = workspace(cli.workspace)?;

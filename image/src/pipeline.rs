@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::artifacts::{self, FileEntry, Manifest, PartitionEntry, StepTime};
 use crate::board::{Arch, Board, BootMethod, Role, Slot};
-use crate::build::{BuildOptions, BuildResult, NEEDED_FREE_BYTES, TOOLS, base_inputs, source_date_epoch};
+use crate::build::{
+    BuildOptions, BuildResult, NEEDED_FREE_BYTES, TOOLS, base_inputs, source_date_epoch,
+};
 use crate::cmd::{Runner, which};
 use crate::partition::{Plan, derived_uuid, derived_volume_id};
 use crate::progress::Progress;
@@ -38,10 +40,29 @@ pub fn run(ws: &Workspace, opts: &BuildOptions) -> Result<BuildResult> {
     fsutil::remove_all(&work)?;
     std::fs::create_dir_all(&work)?;
     let runner = Runner::new(Some(&work.join("build.log")), opts.verbose)?;
-    eprintln!("      board {} ({}), version {}, work {}", board.name, board.arch, opts.version, work.display());
-    let result = run_steps(ws, opts, &board, &key, ssh_key, epoch, &work, &runner, &mut progress);
+    eprintln!(
+        "      board {} ({}), version {}, work {}",
+        board.name,
+        board.arch,
+        opts.version,
+        work.display()
+    );
+    let result = run_steps(
+        ws,
+        opts,
+        &board,
+        &key,
+        ssh_key,
+        epoch,
+        &work,
+        &runner,
+        &mut progress,
+    );
     if result.is_err() {
-        eprintln!("build failed; the log is {}", work.join("build.log").display());
+        eprintln!(
+            "build failed; the log is {}",
+            work.join("build.log").display()
+        );
         if !opts.keep_work {
             let _ = fsutil::remove_all(&work.join("root"));
             let _ = fsutil::remove_all(&work.join("parts"));
@@ -53,9 +74,16 @@ pub fn run(ws: &Workspace, opts: &BuildOptions) -> Result<BuildResult> {
 }
 
 fn preflight(out: &Path, cache: &Path) -> Result<()> {
-    let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| which(t).is_none()).collect();
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
     if !missing.is_empty() {
-        bail!("missing build tools: {} (ci/image-deps installs them)", missing.join(", "));
+        bail!(
+            "missing build tools: {} (ci/image-deps installs them)",
+            missing.join(", ")
+        );
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
@@ -92,7 +120,10 @@ fn signing_key(opts: &BuildOptions) -> Result<ed25519_dalek::SigningKey> {
             if !path.exists() {
                 keys::generate(&path)?;
             }
-            eprintln!("      no --key: signing with the development key {}", path.display());
+            eprintln!(
+                "      no --key: signing with the development key {}",
+                path.display()
+            );
             Ok(keys::load_signing_key(&path)?)
         }
     }
@@ -121,18 +152,29 @@ fn run_steps(
     progress.step("agent binary");
     let agent = agent_binary(ws, board.arch, opts, runner)?;
     let agent_sha = artifacts::sha256_file(&agent)?;
-    progress.finish(&format!("{} ({} KiB)", agent.display(), file_size(&agent) >> 10));
+    progress.finish(&format!(
+        "{} ({} KiB)",
+        agent.display(),
+        file_size(&agent) >> 10
+    ));
 
     progress.step("bootstrap base");
     let inputs = base_inputs(ws, board)?;
     let base = bootstrap::ensure(&inputs, &opts.cache, &board.name, runner)?;
-    progress.finish(if base.cached { "cached" } else { "bootstrapped" });
+    progress.finish(if base.cached {
+        "cached"
+    } else {
+        "bootstrapped"
+    });
 
     progress.step("prepare root");
     let root = work.join("root");
     fsutil::remove_all(&root)?;
     runner.run(
-        Command::new("cp").args(["-a", "--reflink=auto", "--"]).arg(&base.root).arg(&root),
+        Command::new("cp")
+            .args(["-a", "--reflink=auto", "--"])
+            .arg(&base.root)
+            .arg(&root),
         false,
     )?;
     let mut overlays = vec![ws.overlays().join("base")];
@@ -160,7 +202,10 @@ fn run_steps(
         ssh_enabled: ssh_key.is_some(),
     });
     if !findings.is_empty() {
-        let list: Vec<String> = findings.iter().map(|(l, p)| format!("  {l}: {p}")).collect();
+        let list: Vec<String> = findings
+            .iter()
+            .map(|(l, p)| format!("  {l}: {p}"))
+            .collect();
         bail!("the root fails its lints:\n{}", list.join("\n"));
     }
     progress.finish(&format!("{} lints passed", lint::LINTS.len()));
@@ -175,8 +220,21 @@ fn run_steps(
 
     progress.step("boot files");
     let plan = Plan::for_board(board, &seed);
-    let filled: Vec<Slot> = if opts.both_slots { Slot::ALL.to_vec() } else { vec![Slot::A] };
-    let boot_parts = boot_partitions(board, &root, &parts, &plan, &opts.version, &filled, epoch, runner)?;
+    let filled: Vec<Slot> = if opts.both_slots {
+        Slot::ALL.to_vec()
+    } else {
+        vec![Slot::A]
+    };
+    let boot_parts = boot_partitions(
+        board,
+        &root,
+        &parts,
+        &plan,
+        &opts.version,
+        &filled,
+        epoch,
+        runner,
+    )?;
     let data_img = data_partition(board, &root, &parts, &plan, &seed, &build_id, epoch, runner)?;
     progress.finish("");
 
@@ -187,22 +245,34 @@ fn run_steps(
         files.push((format!("root-{}", slot.letter()), root_img.clone()));
     }
     files.push(("data".to_string(), data_img));
-    let refs: Vec<(&str, &Path)> = files.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
+    let refs: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_path()))
+        .collect();
     disk::assemble(&plan, &refs, &raw, runner)?;
     progress.finish(&format!("{} MiB", plan.disk_size >> 20));
 
     progress.step("compress");
-    let staging = opts.out.join(format!(".partial-{prefix}-{}", std::process::id()));
+    let staging = opts
+        .out
+        .join(format!(".partial-{prefix}-{}", std::process::id()));
     fsutil::remove_all(&staging)?;
     std::fs::create_dir_all(&staging)?;
-    let xz = staging.join(format!("{prefix}.img.xz"));
-    artifacts::compress_xz(&raw, &xz)?;
+    let image_path = if opts.no_xz {
+        let raw_out = staging.join(format!("{prefix}.img"));
+        std::fs::rename(&raw, &raw_out)?;
+        raw_out
+    } else {
+        let xz = staging.join(format!("{prefix}.img.xz"));
+        artifacts::compress_xz(&raw, &xz)?;
+        xz
+    };
     let root_out = staging.join(root_img.file_name().context("root image name")?);
     std::fs::rename(&root_img, &root_out)?;
-    progress.finish(&format!("{} MiB", file_size(&xz) >> 20));
+    progress.finish(&format!("{} MiB", file_size(&image_path) >> 20));
 
     progress.step("sign and publish");
-    let image = FileEntry::of(&xz)?;
+    let image = FileEntry::of(&image_path)?;
     let rootfs = FileEntry::of(&root_out)?;
     let manifest = Manifest {
         board: board.name.clone(),
@@ -247,7 +317,7 @@ fn run_steps(
     progress.finish("");
     let summary = progress.summary();
     Ok(BuildResult {
-        image: opts.out.join(format!("{prefix}.img.xz")),
+        image: opts.out.join(image_path.file_name().context("image name")?),
         files: published,
         summary,
     })
@@ -259,7 +329,12 @@ fn file_size(p: &Path) -> u64 {
 
 /// The agent for the board's architecture: `--agent-bin`, else the workspace's release build
 /// (built now for x86_64; for arm64 the output of `ci/cross-arm64`).
-fn agent_binary(ws: &Workspace, arch: Arch, opts: &BuildOptions, runner: &Runner) -> Result<PathBuf> {
+fn agent_binary(
+    ws: &Workspace,
+    arch: Arch,
+    opts: &BuildOptions,
+    runner: &Runner,
+) -> Result<PathBuf> {
     if let Some(bin) = &opts.agent_bin {
         if !bin.is_file() {
             bail!("--agent-bin {} does not exist", bin.display());
@@ -272,9 +347,12 @@ fn agent_binary(ws: &Workspace, arch: Arch, opts: &BuildOptions, runner: &Runner
     match arch {
         Arch::Amd64 => {
             runner.run(
-                Command::new("cargo")
-                    .current_dir(&ws.root)
-                    .args(["build", "--release", "-p", "hearth-agent"]),
+                Command::new("cargo").current_dir(&ws.root).args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "hearth-agent",
+                ]),
                 true,
             )?;
             Ok(target_dir.join("release/hearth-agent"))
@@ -318,7 +396,15 @@ fn boot_partitions(
         let part = plan.get(&name).context("partition in plan")?;
         let img = parts.join(format!("{name}.vfat"));
         let label = name.to_uppercase().replace('-', "_");
-        disk::make_fat(&img, part.size, &label, &derived_volume_id(&seed, &name), &dir, epoch, runner)?;
+        disk::make_fat(
+            &img,
+            part.size,
+            &label,
+            &derived_volume_id(&seed, &name),
+            &dir,
+            epoch,
+            runner,
+        )?;
         out.push((name, img));
     }
     Ok(out)
@@ -355,10 +441,17 @@ fn data_partition(
         .context("data partition")?;
     let size = plan.get(&part.name).context("data in plan")?.size;
     let img = parts.join("data.ext4");
-    disk::make_ext4(&img, size, "data", &derived_uuid(seed, "data-fs"), &content, epoch, runner)?;
+    disk::make_ext4(
+        &img,
+        size,
+        "data",
+        &derived_uuid(seed, "data-fs"),
+        &content,
+        epoch,
+        runner,
+    )?;
     Ok(img)
 }
-
 
 /// Short id of a build's inputs: the data partition re-seeds `/var` when it changes.
 fn build_id(parts: &[&str]) -> String {
