@@ -1,10 +1,244 @@
-use clap::Parser;
+//! The `hearth-image` command line: parses arguments and calls the library.
+use std::path::PathBuf;
 
-/// Hearth image builder.
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use hearth_image::board::RootFs;
+use hearth_image::build::BuildOptions;
+use hearth_image::keys;
+use hearth_image::run::RunOptions;
+use hearth_image::workspace::Workspace;
+
+/// Builds, runs and flashes Hearth disk images.
 #[derive(Parser)]
 #[command(version)]
-struct Cli {}
+struct Cli {
+    /// Workspace holding board-configs/ and overlays/ (default: found from the current folder).
+    #[arg(long, global = true)]
+    workspace: Option<PathBuf>,
+    /// Cache for bootstrapped bases (default: $HEARTH_IMAGE_CACHE or ~/.cache/hearth-image).
+    #[arg(long, global = true)]
+    cache: Option<PathBuf>,
+    /// Echo the output of every program the builder runs.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// List the boards this workspace can build.
+    ListBoards,
+    /// Make a new ed25519 signing key (PKCS#8 PEM) and its public half (FILE.pub).
+    Keygen {
+        #[arg(long, default_value = "hearth-signing.pem")]
+        out: PathBuf,
+    },
+    /// Build a signed disk image for a board.
+    Build {
+        #[arg(long)]
+        board: String,
+        /// Image version (default: the workspace version).
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        version: String,
+        /// ed25519 signing key (PKCS#8 PEM); default: a development key in the cache.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Prebuilt agent binary for the board's architecture.
+        #[arg(long)]
+        agent_bin: Option<PathBuf>,
+        /// Enable SSH for root with this public key (off otherwise).
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+        /// Override the board's read-only root file system.
+        #[arg(long, value_parser = ["squashfs", "erofs"])]
+        rootfs: Option<String>,
+        /// Write the root into both slots (default: slot a; slot b is marked empty).
+        #[arg(long)]
+        both_slots: bool,
+        /// Keep the work folder (root tree, partition files) for inspection.
+        #[arg(long)]
+        keep_work: bool,
+        /// Publish the raw sparse .img instead of .img.xz (quick local boots).
+        #[arg(long)]
+        no_xz: bool,
+    },
+    /// Boot a built image under QEMU (software emulation) with UEFI firmware.
+    Run {
+        #[arg(long, default_value = "qemu-x86_64")]
+        board: String,
+        /// Image to boot (.img or .img.xz); default: the newest build of the board in --out.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Folder for the VM's disk, firmware variables and serial log.
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Size of the virtual disk in GiB (the data partition grows into it).
+        #[arg(long, default_value_t = 8)]
+        disk_gib: u64,
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[arg(long)]
+        ssh_port: Option<u16>,
+        /// Show the serial console on this terminal too.
+        #[arg(long)]
+        console: bool,
+        /// Boot the disk left in --run-dir by an earlier run again (keeps its state).
+        #[arg(long)]
+        reuse_disk: bool,
+    },
+    /// Bootstrap (or find in the cache) a board's Debian base without building an image.
+    Bootstrap {
+        #[arg(long)]
+        board: String,
+    },
+}
+
+fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("HEARTH_IMAGE_CACHE").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth-image")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache/hearth-image"))
+}
+
+fn workspace(arg: Option<PathBuf>) -> Result<Workspace> {
+    match arg {
+        Some(root) => Ok(Workspace { root }),
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            Workspace::discover(&cwd).context(
+                "no board-configs/ found here or above; run inside the Hearth workspace or pass --workspace",
+            )
+        }
+    }
+}
+
+/// The most recently written `hearth-*-<board>.img[.xz]` in `out`.
+fn newest_image(out: &std::path::Path, board: &str) -> Result<PathBuf> {
+    let suffixes = [format!("-{board}.img.xz"), format!("-{board}.img")];
+    std::fs::read_dir(out)
+        .with_context(|| format!("cannot read {}", out.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            suffixes.iter().any(|s| name.ends_with(s.as_str()))
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+        .with_context(|| {
+            format!(
+                "no image for {board} in {}; build one or pass --image",
+                out.display()
+            )
+        })
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::ListBoards => {
+            let boards = workspace(cli.workspace)?.boards();
+            for name in boards.names()? {
+                let board = boards.load(&name)?;
+                println!("{:<12} {:<6} {}", board.name, board.arch, board.description);
+            }
+        }
+        Command::Keygen { out } => {
+            keys::generate(&out)?;
+            println!(
+                "wrote {} (private) and {} (public)",
+                out.display(),
+                keys::public_path(&out).display()
+            );
+        }
+        Command::Build {
+            board,
+            version,
+            key,
+            out,
+            agent_bin,
+            ssh_key,
+            rootfs,
+            both_slots,
+            keep_work,
+            no_xz,
+        } => {
+            let ws = workspace(cli.workspace)?;
+            let rootfs = match rootfs.as_deref() {
+                Some("erofs") => Some(RootFs::Erofs),
+                Some(_) => Some(RootFs::Squashfs),
+                None => None,
+            };
+            let opts = BuildOptions {
+                board,
+                version,
+                key,
+                out,
+                agent_bin,
+                cache: cache_dir(cli.cache),
+                ssh_key,
+                rootfs,
+                both_slots,
+                keep_work,
+                no_xz,
+                verbose: cli.verbose,
+            };
+            let result = hearth_image::build::build(&ws, &opts)?;
+            eprintln!("\n{}", result.summary);
+            for f in &result.files {
+                println!("{}", f.display());
+            }
+        }
+        Command::Run {
+            board,
+            image,
+            out,
+            run_dir,
+            disk_gib,
+            https_port,
+            http_port,
+            ssh_port,
+            console,
+            reuse_disk,
+        } => {
+            let ws = workspace(cli.workspace)?;
+            let board = ws.boards().load(&board)?;
+            let image = match image {
+                Some(i) => i,
+                None => newest_image(&out, &board.name)?,
+            };
+            let run_dir =
+                run_dir.unwrap_or_else(|| cache_dir(cli.cache).join("run").join(&board.name));
+            let opts = RunOptions {
+                image,
+                run_dir,
+                disk_size: disk_gib << 30,
+                https_port,
+                http_port,
+                ssh_port,
+                console,
+                reuse_disk,
+            };
+            hearth_image::run::run(&board, &opts)?;
+        }
+        Command::Bootstrap { board } => {
+            let ws = workspace(cli.workspace)?;
+            let cache = cache_dir(cli.cache);
+            std::fs::create_dir_all(&cache)
+                .with_context(|| format!("cannot create {}", cache.display()))?;
+            let base = hearth_image::build::bootstrap_only(&ws, &board, &cache, cli.verbose)?;
+            println!(
+                "{} ({} packages)",
+                base.root.display(),
+                base.packages.lines().count()
+            );
+        }
+    }
+    Ok(())
 }

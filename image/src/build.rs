@@ -1,0 +1,93 @@
+//! The image pipeline: bootstrap → root → lints → seal → boot files → disk → artifacts.
+use std::path::{Path, PathBuf};
+
+use crate::board::Board;
+use crate::bootstrap::{self, Base, BaseInputs};
+use crate::cmd::Runner;
+use crate::workspace::Workspace;
+
+/// SOURCE_DATE_EPOCH of everything the builder makes, unless the environment sets one:
+/// a constant, so the cached base stays valid from one commit to the next.
+pub const DEFAULT_EPOCH: u64 = 1_735_689_600; // 2025-01-01T00:00:00Z
+
+pub fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_EPOCH)
+}
+
+pub fn base_inputs(ws: &Workspace, board: &Board) -> anyhow::Result<BaseInputs> {
+    let common = ws.boards().common()?;
+    Ok(BaseInputs::new(
+        board,
+        &common,
+        ws.overlays().join("initramfs"),
+        source_date_epoch(),
+    ))
+}
+
+/// Only the first step: makes sure the board's base is in the cache.
+pub fn bootstrap_only(
+    ws: &Workspace,
+    board: &str,
+    cache: &Path,
+    verbose: bool,
+) -> anyhow::Result<Base> {
+    let board = ws.boards().load(board)?;
+    let inputs = base_inputs(ws, &board)?;
+    let log: PathBuf = cache.join(format!("bootstrap-{}.log", board.name));
+    let runner = Runner::new(Some(&log), verbose)?;
+    eprintln!("bootstrapping {} base (log: {})", board.arch, log.display());
+    Ok(bootstrap::ensure(&inputs, cache, &board.name, &runner)?)
+}
+
+/// Everything `hearth-image build` takes.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub board: String,
+    pub version: String,
+    /// Signing key; `None` uses (and on first use makes) a development key in the cache.
+    pub key: Option<PathBuf>,
+    pub out: PathBuf,
+    pub agent_bin: Option<PathBuf>,
+    pub cache: PathBuf,
+    pub ssh_key: Option<PathBuf>,
+    pub rootfs: Option<crate::board::RootFs>,
+    /// Write the root into both slots (default: slot a only; b is marked empty).
+    pub both_slots: bool,
+    pub keep_work: bool,
+    /// Publish the raw (sparse) `.img` instead of `.img.xz`: for local boots, where xz would
+    /// only cost minutes.
+    pub no_xz: bool,
+    pub verbose: bool,
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub summary: String,
+}
+
+/// Programs the pipeline runs; checked before anything starts.
+pub(crate) const TOOLS: [&str; 10] = [
+    "mmdebstrap",
+    "mksquashfs",
+    "mkfs.erofs",
+    "sfdisk",
+    "mkfs.vfat",
+    "mcopy",
+    "mkfs.ext4",
+    "xz",
+    "systemctl",
+    "dpkg-query",
+];
+
+/// Free space the work folder needs (base copy, sealed root, partition files, image).
+pub(crate) const NEEDED_FREE_BYTES: u64 = 8 << 30;
+
+pub fn build(ws: &Workspace, opts: &BuildOptions) -> anyhow::Result<BuildResult> {
+    crate::pipeline::run(ws, opts)
+}

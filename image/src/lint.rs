@@ -1,0 +1,342 @@
+//! Lints of a prepared root, run before it is sealed: each one names what it checks and what
+//! it found. A root with findings is not sealed.
+use std::path::Path;
+
+/// One lint: a name and a check that returns the problems it found.
+pub struct Lint {
+    pub name: &'static str,
+    pub check: fn(&LintContext) -> Vec<String>,
+}
+
+impl std::fmt::Debug for Lint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+#[derive(Debug)]
+pub struct LintContext<'a> {
+    pub root: &'a Path,
+    /// ELF machine the agent binary must be built for (62 x86-64, 183 AArch64).
+    pub elf_machine: u16,
+    /// The build enables SSH with a key.
+    pub ssh_enabled: bool,
+}
+
+/// Units that must be present and enabled.
+const REQUIRED_UNITS: [&str; 6] = [
+    "hearth-agent.service",
+    "docker.service",
+    "NetworkManager.service",
+    "avahi-daemon.service",
+    "systemd-timesyncd.service",
+    "systemd-repart.service",
+];
+
+/// Units that write to the root or to the network on a schedule; never enabled.
+const FORBIDDEN_UNITS: [&str; 5] = [
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "sshd-keygen.service",
+    "e2scrub_all.timer",
+];
+
+pub const LINTS: &[Lint] = &[
+    Lint {
+        name: "required units present and enabled",
+        check: required_units,
+    },
+    Lint {
+        name: "no unit that writes the root is enabled",
+        check: forbidden_units,
+    },
+    Lint {
+        name: "agent binary present for this architecture",
+        check: agent_binary,
+    },
+    Lint {
+        name: "no default passwords",
+        check: no_passwords,
+    },
+    Lint {
+        name: "SSH off unless enabled with a key",
+        check: ssh_off,
+    },
+    Lint {
+        name: "nothing expects a writable root",
+        check: read_only_ready,
+    },
+    Lint {
+        name: "journal has a size cap",
+        check: journal_cap,
+    },
+    Lint {
+        name: "kernel and initramfs present",
+        check: kernel_present,
+    },
+];
+
+/// Runs every lint; returns `(lint, problem)` pairs.
+pub fn run(ctx: &LintContext) -> Vec<(&'static str, String)> {
+    LINTS
+        .iter()
+        .flat_map(|lint| (lint.check)(ctx).into_iter().map(|p| (lint.name, p)))
+        .collect()
+}
+
+fn unit_file_exists(root: &Path, unit: &str) -> bool {
+    ["usr/lib/systemd/system", "etc/systemd/system"]
+        .iter()
+        .any(|d| root.join(d).join(unit).exists())
+}
+
+/// A unit is enabled when some `*.wants/` (or `*.requires/`) folder links to it.
+pub fn is_enabled(root: &Path, unit: &str) -> bool {
+    ["etc/systemd/system", "usr/lib/systemd/system"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".wants") || name.ends_with(".requires")
+        })
+        .any(|e| e.path().join(unit).symlink_metadata().is_ok())
+}
+
+fn required_units(ctx: &LintContext) -> Vec<String> {
+    REQUIRED_UNITS
+        .iter()
+        .filter_map(|u| {
+            if !unit_file_exists(ctx.root, u) {
+                Some(format!("{u} is missing"))
+            } else if !is_enabled(ctx.root, u) {
+                Some(format!("{u} is not enabled"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn forbidden_units(ctx: &LintContext) -> Vec<String> {
+    FORBIDDEN_UNITS
+        .iter()
+        .filter(|u| is_enabled(ctx.root, u))
+        .map(|u| format!("{u} is enabled"))
+        .collect()
+}
+
+fn agent_binary(ctx: &LintContext) -> Vec<String> {
+    let path = ctx.root.join("usr/bin/hearth-agent");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return vec!["/usr/bin/hearth-agent is missing".into()];
+    };
+    match elf_machine(&bytes) {
+        Some(m) if m == ctx.elf_machine => vec![],
+        Some(m) => vec![format!(
+            "/usr/bin/hearth-agent is built for ELF machine {m}, the board needs {}",
+            ctx.elf_machine
+        )],
+        None => vec!["/usr/bin/hearth-agent is not a 64-bit ELF executable".into()],
+    }
+}
+
+/// The `e_machine` field of a 64-bit little-endian ELF file.
+pub fn elf_machine(bytes: &[u8]) -> Option<u16> {
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+        return None;
+    }
+    Some(u16::from_le_bytes([bytes[18], bytes[19]]))
+}
+
+fn no_passwords(ctx: &LintContext) -> Vec<String> {
+    let Ok(shadow) = std::fs::read_to_string(ctx.root.join("etc/shadow")) else {
+        return vec!["/etc/shadow is missing".into()];
+    };
+    shadow
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let (user, hash) = (fields.next()?, fields.next()?);
+            let locked = hash.starts_with('!') || hash.starts_with('*');
+            (!locked).then(|| format!("user {user} has a password that allows login"))
+        })
+        .collect()
+}
+
+fn ssh_off(ctx: &LintContext) -> Vec<String> {
+    let on = ["ssh.service", "ssh.socket", "sshd.service"]
+        .iter()
+        .any(|u| is_enabled(ctx.root, u));
+    let has_key = ctx.root.join("root/.ssh/authorized_keys").is_file();
+    match (on, ctx.ssh_enabled) {
+        (true, false) => vec!["SSH is enabled but the build did not ask for it".into()],
+        (true, true) if !has_key => vec!["SSH is enabled without an authorized key".into()],
+        _ => vec![],
+    }
+}
+
+fn read_only_ready(ctx: &LintContext) -> Vec<String> {
+    let root = ctx.root;
+    let mut problems = Vec::new();
+    let link_into = |rel: &str, prefix: &str| match std::fs::read_link(root.join(rel)) {
+        Ok(target) if target.to_string_lossy().contains(prefix) => None,
+        Ok(target) => Some(format!("/{rel} points to {}", target.display())),
+        Err(_) => Some(format!("/{rel} must be a symlink into {prefix}")),
+    };
+    for (rel, prefix) in [
+        ("etc/hostname", "var/lib/hearth/etc"),
+        ("etc/localtime", "var/lib/hearth/etc"),
+        ("etc/resolv.conf", "run/"),
+        (
+            "etc/NetworkManager/system-connections",
+            "var/lib/hearth/etc",
+        ),
+    ] {
+        problems.extend(link_into(rel, prefix));
+    }
+    match std::fs::metadata(root.join("etc/machine-id")) {
+        Ok(m) if m.len() == 0 => {}
+        Ok(_) => problems.push("/etc/machine-id holds an id every device would share".into()),
+        Err(_) => problems.push("/etc/machine-id must exist (empty) as a mount point".into()),
+    }
+    let var_empty = std::fs::read_dir(root.join("var")).is_ok_and(|mut e| e.next().is_none());
+    if !var_empty {
+        problems.push("/var must be an empty mount point for the data partition".into());
+    }
+    if let Ok(entries) = std::fs::read_dir(root.join("etc/ssh")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("ssh_host_") {
+                problems.push(format!(
+                    "/etc/ssh/{} is baked in",
+                    e.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    if let Ok(fstab) = std::fs::read_to_string(root.join("etc/fstab")) {
+        let rw_root = fstab.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 4
+                && !l.starts_with('#')
+                && f[1] == "/"
+                && !f[3].split(',').any(|o| o == "ro")
+        });
+        if rw_root {
+            problems.push("/etc/fstab mounts / read-write".into());
+        }
+    }
+    problems
+}
+
+fn journal_cap(ctx: &LintContext) -> Vec<String> {
+    let dir = ctx.root.join("usr/lib/systemd/journald.conf.d");
+    let capped = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|t| {
+            t.lines()
+                .any(|l| l.trim_start().starts_with("SystemMaxUse="))
+        });
+    if capped {
+        vec![]
+    } else {
+        vec!["no journald drop-in sets SystemMaxUse=".into()]
+    }
+}
+
+fn kernel_present(ctx: &LintContext) -> Vec<String> {
+    let names: Vec<String> = std::fs::read_dir(ctx.root.join("boot"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut problems = Vec::new();
+    if !names.iter().any(|n| n.starts_with("vmlinuz-")) {
+        problems.push("no /boot/vmlinuz-*".into());
+    }
+    if !names.iter().any(|n| n.starts_with("initrd.img-")) {
+        problems.push("no /boot/initrd.img-*".into());
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(root: &Path) -> LintContext<'_> {
+        LintContext {
+            root,
+            elf_machine: 62,
+            ssh_enabled: false,
+        }
+    }
+
+    #[test]
+    fn a_user_with_a_password_hash_is_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("etc")).expect("mkdir");
+        std::fs::write(
+            tmp.path().join("etc/shadow"),
+            "root:*:1::::::\npi:$y$j9T$abc:1::::::\nnobody:!:1::::::\n",
+        )
+        .expect("write");
+        let found = no_passwords(&ctx(tmp.path()));
+        assert_eq!(
+            found,
+            vec!["user pi has a password that allows login".to_string()]
+        );
+    }
+
+    #[test]
+    fn enabled_ssh_without_the_build_asking_is_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wants = tmp
+            .path()
+            .join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).expect("mkdir");
+        std::os::unix::fs::symlink(
+            "/usr/lib/systemd/system/ssh.service",
+            wants.join("ssh.service"),
+        )
+        .expect("symlink");
+        assert_eq!(ssh_off(&ctx(tmp.path())).len(), 1);
+    }
+
+    #[test]
+    fn agent_for_the_wrong_architecture_is_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("usr/bin")).expect("mkdir");
+        let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+        elf.resize(18, 0);
+        elf.extend_from_slice(&183u16.to_le_bytes());
+        std::fs::write(tmp.path().join("usr/bin/hearth-agent"), &elf).expect("write");
+        let found = agent_binary(&ctx(tmp.path()));
+        assert!(found[0].contains("183"), "{found:?}");
+    }
+
+    #[test]
+    fn a_baked_machine_id_and_a_populated_var_are_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("etc")).expect("mkdir");
+        std::fs::create_dir_all(tmp.path().join("var/lib")).expect("mkdir");
+        std::fs::write(tmp.path().join("etc/machine-id"), "0123\n").expect("write");
+        let found = read_only_ready(&ctx(tmp.path()));
+        assert!(
+            found.iter().any(|p| p.contains("machine-id holds")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("/var must be empty") || p.contains("/var must be an empty")),
+            "{found:?}"
+        );
+    }
+}

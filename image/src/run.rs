@@ -1,0 +1,176 @@
+//! Boots a built image under QEMU (software emulation) with UEFI firmware: the dashboard's
+//! HTTPS and HTTP ports forwarded to the host, the serial console kept in a log file (and on
+//! the terminal on request), a monitor socket for a clean power-off.
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::board::{Board, QemuSpec};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub image: PathBuf,
+    /// Folder for the disk, firmware variables, serial log and sockets of this VM.
+    pub run_dir: PathBuf,
+    /// The virtual disk is enlarged to this size (the data partition grows into it).
+    pub disk_size: u64,
+    pub https_port: u16,
+    pub http_port: u16,
+    pub ssh_port: Option<u16>,
+    /// Show the serial console on the terminal as well as in the log.
+    pub console: bool,
+    /// Keep an existing disk in `run_dir` (boot it again) instead of writing a fresh one.
+    pub reuse_disk: bool,
+}
+
+impl RunOptions {
+    pub fn disk(&self) -> PathBuf {
+        self.run_dir.join("disk.img")
+    }
+    pub fn serial_log(&self) -> PathBuf {
+        self.run_dir.join("serial.log")
+    }
+    pub fn monitor(&self) -> PathBuf {
+        self.run_dir.join("monitor.sock")
+    }
+}
+
+/// The QEMU argv for `board` with `opts`.
+pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
+    let mut cmd = Command::new(&q.binary);
+    let mut fwd = format!(
+        "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:443,hostfwd=tcp:127.0.0.1:{}-:80",
+        opts.https_port, opts.http_port
+    );
+    if let Some(ssh) = opts.ssh_port {
+        fwd.push_str(&format!(",hostfwd=tcp:127.0.0.1:{ssh}-:22"));
+    }
+    let serial = if opts.console {
+        format!(
+            "stdio,id=serial0,signal=off,logfile={}",
+            opts.serial_log().display()
+        )
+    } else {
+        format!("file,id=serial0,path={}", opts.serial_log().display())
+    };
+    cmd.args(["-accel", "tcg", "-machine", &q.machine, "-cpu", &q.cpu])
+        .args(["-m", &q.memory_mib.to_string(), "-smp", "2"])
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            q.firmware_code.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            opts.run_dir.join("efivars.fd").display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio",
+            opts.disk().display()
+        ))
+        .args(["-netdev", &fwd, "-device", "virtio-net-pci,netdev=net0"])
+        .args(["-device", "virtio-rng-pci"])
+        .args(["-chardev", &serial, "-serial", "chardev:serial0"])
+        .args(["-display", "none"])
+        .arg("-monitor")
+        .arg(format!("unix:{},server,nowait", opts.monitor().display()))
+        .arg("-pidfile")
+        .arg(opts.run_dir.join("qemu.pid"));
+    cmd
+}
+
+/// Writes the VM's disk from `image` (`.img` or `.img.xz`), sparse, then enlarges it.
+pub fn prepare_disk(image: &Path, disk: &Path, size: u64) -> Result<()> {
+    let tmp = disk.with_extension("partial");
+    let mut out = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let is_xz = image.extension().is_some_and(|e| e == "xz");
+    if is_xz {
+        let mut child = Command::new("xz")
+            .args(["-dc", "-T2", "--"])
+            .arg(image)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start xz")?;
+        let stdout = child.stdout.take().context("xz stdout")?;
+        copy_sparse(stdout, &mut out)?;
+        if !child.wait()?.success() {
+            bail!("xz could not decompress {}", image.display());
+        }
+    } else {
+        copy_sparse(File::open(image)?, &mut out)?;
+    }
+    let len = out.metadata()?.len();
+    out.set_len(len.max(size))?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, disk)?;
+    Ok(())
+}
+
+fn copy_sparse(mut from: impl Read, to: &mut File) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        if buf[..filled].iter().any(|&b| b != 0) {
+            to.seek(SeekFrom::Start(pos))?;
+            to.write_all(&buf[..filled])?;
+        }
+        pos += filled as u64;
+        if filled < buf.len() {
+            break;
+        }
+    }
+    to.set_len(pos)?;
+    Ok(())
+}
+
+/// Boots the image and waits for QEMU to exit.
+pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
+    let q = board.qemu.as_ref().with_context(|| {
+        format!(
+            "board {} cannot run under QEMU (no [qemu] table)",
+            board.name
+        )
+    })?;
+    std::fs::create_dir_all(&opts.run_dir)?;
+    if !(opts.reuse_disk && opts.disk().is_file()) {
+        eprintln!(
+            "writing {} from {}",
+            opts.disk().display(),
+            opts.image.display()
+        );
+        prepare_disk(&opts.image, &opts.disk(), opts.disk_size)?;
+        std::fs::copy(&q.firmware_vars, opts.run_dir.join("efivars.fd"))
+            .with_context(|| format!("cannot copy {}", q.firmware_vars.display()))?;
+    }
+    let _ = std::fs::remove_file(opts.serial_log());
+    eprintln!(
+        "booting {} under QEMU (TCG); dashboard https://127.0.0.1:{}/ , serial log {}",
+        board.name,
+        opts.https_port,
+        opts.serial_log().display()
+    );
+    let status = qemu_command(q, opts)
+        .status()
+        .with_context(|| format!("cannot start {}", q.binary))?;
+    if !status.success() {
+        bail!("{} exited with {status}", q.binary);
+    }
+    Ok(())
+}

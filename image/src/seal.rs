@@ -1,0 +1,48 @@
+//! Seals a prepared root into a read-only file-system image (squashfs or EROFS), with fixed
+//! timestamps and identifiers so the same root gives the same bytes.
+use std::path::Path;
+use std::process::Command;
+
+use crate::board::RootFs;
+use crate::cmd::{CmdError, Runner};
+
+/// The argv that packs `root` into `out`.
+pub fn command(kind: RootFs, root: &Path, out: &Path, epoch: u64, uuid: &str) -> Command {
+    match kind {
+        RootFs::Squashfs => {
+            let mut cmd = Command::new("mksquashfs");
+            cmd.arg(root)
+                .arg(out)
+                .args(["-noappend", "-comp", "zstd", "-b", "1M", "-no-progress"])
+                .args(["-processors", "2"])
+                .arg("-mkfs-time")
+                .arg(epoch.to_string())
+                .arg("-all-time")
+                .arg(epoch.to_string());
+            cmd
+        }
+        RootFs::Erofs => {
+            let mut cmd = Command::new("mkfs.erofs");
+            cmd.arg("-zlz4hc")
+                .arg(format!("-T{epoch}"))
+                .arg(format!("-U{}", uuid.to_lowercase()))
+                .arg("--quiet")
+                .arg(out)
+                .arg(root);
+            cmd
+        }
+    }
+}
+
+/// Packs the root; returns the image size in bytes.
+pub fn seal(
+    kind: RootFs,
+    root: &Path,
+    out: &Path,
+    epoch: u64,
+    uuid: &str,
+    runner: &Runner,
+) -> Result<u64, CmdError> {
+    runner.run(&mut command(kind, root, out, epoch, uuid), false)?;
+    Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+}
