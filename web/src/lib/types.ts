@@ -122,6 +122,8 @@ export interface Temperature {
 
 export interface InterfaceStatus {
   interface: string;
+  /** Software interfaces (bridges, tunnels, Docker's); physical ones have a device. */
+  virtual: boolean;
   rx_bytes: number;
   tx_bytes: number;
   rx_bytes_per_sec: number;

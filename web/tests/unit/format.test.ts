@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   formatBytes,
   formatCelsius,
+  formatDateTime,
   formatDuration,
   formatLoad,
   formatPercent,
@@ -77,5 +78,17 @@ describe('small helpers', () => {
   it('formats load and temperatures', () => {
     expect(formatLoad([0.1, 1.234, 12])).toBe('0.1 · 1.23 · 12');
     expect(formatCelsius(48.25)).toBe('48.3 °C');
+  });
+});
+
+describe('formatDateTime', () => {
+  it('reads Unix seconds and RFC 3339 alike', () => {
+    const fromSecs = formatDateTime(1_700_000_000);
+    expect(fromSecs).toMatch(/2023/);
+    expect(formatDateTime('2023-11-14T22:13:20Z')).toBe(fromSecs);
+  });
+
+  it('passes through what it cannot read', () => {
+    expect(formatDateTime('not a date')).toBe('not a date');
   });
 });

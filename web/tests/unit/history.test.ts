@@ -64,6 +64,7 @@ function status(over: {
     temperatures: [],
     network: Object.entries(over.net ?? { eth0: [1, 2] }).map(([name, [rx, tx]]) => ({
       interface: name,
+      virtual: false,
       rx_bytes: 0,
       tx_bytes: 0,
       rx_bytes_per_sec: rx,
