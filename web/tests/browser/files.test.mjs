@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertAccessible,
   assertClean,
+  call,
   claimByApi,
   expectHeading,
   launchBrowser,
@@ -239,8 +240,14 @@ describe('files page', () => {
     await editor.getByRole('button', { name: 'Save', exact: true }).click();
     await editor.getByRole('status').filter({ hasText: 'hello.txt was saved.' }).waitFor();
     assert.equal(await (await page.request.get('/api/v1/files/home/hello.txt')).text(), 'Mine after all\n');
+
+    // Closing with unsaved changes warns once; closing again throws them away.
+    await text.fill('Never saved\n');
+    await editor.getByRole('button', { name: 'Close' }).click();
+    await editor.getByRole('alert').filter({ hasText: 'Your changes are not saved.' }).waitFor();
     await editor.getByRole('button', { name: 'Close' }).click();
     await editor.waitFor({ state: 'hidden' });
+    assert.equal(await (await page.request.get('/api/v1/files/home/hello.txt')).text(), 'Mine after all\n');
     assertClean(problems);
   });
 
@@ -411,6 +418,31 @@ describe('files page', () => {
     await page.getByRole('button', { name: 'Previous' }).click();
     await page.getByRole('status').filter({ hasText: '1–200 of 205' }).waitFor();
     assertClean(problems);
+  });
+
+  it('gives a member their own home and the shared folder, not app data', async () => {
+    const res = await call(agent, 'POST', '/api/v1/users', {
+      body: { username: 'carol', password: 'member password', role: 'member' },
+      jar: admin.jar,
+      csrf: admin.csrf,
+    });
+    assert.equal(res.status, 201);
+    const member = await openPage(browser, agent);
+    await member.page.goto('/files');
+    await member.page.getByLabel('Username').fill('carol');
+    await member.page.getByLabel('Password').fill('member password');
+    await member.page.getByRole('button', { name: 'Sign in' }).click();
+    await expectHeading(member.page, 'Files');
+    await member.page.waitForURL('**/files/home');
+    const places = member.page.getByRole('navigation', { name: 'Places' });
+    await places.getByRole('link', { name: 'Shared' }).waitFor();
+    assert.deepEqual(await places.getByRole('link').allTextContents(), ['My files', 'Shared']);
+    await member.page.getByTestId('browser').getByText('This folder is empty.').waitFor();
+    await member.page.goto('/files/appdata');
+    await member.page.getByRole('alert').waitFor();
+    assert.equal(await member.page.getByTestId('entry-big.bin').count(), 0);
+    await member.context.close();
+    assertClean(member.problems);
   });
 
   it('fits a phone and reads well in dark mode', async () => {

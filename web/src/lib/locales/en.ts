@@ -230,6 +230,7 @@ export const en = {
   'files.saving': 'Saving…',
   'files.saved': '{name} was saved.',
   'files.unsaved': 'Unsaved changes',
+  'files.unsaved_close': 'Your changes are not saved. Save them, or close again to throw them away.',
   'files.conflict':
     'Someone changed this file since you opened it. Keep your text (their change is lost) or load their version (your change is lost)?',
   'files.conflict_keep_mine': 'Save mine anyway',
