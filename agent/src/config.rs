@@ -44,6 +44,7 @@ pub struct ConfigFile {
     pub journalctl: Option<PathBuf>,
     pub disks_include_loop: Option<bool>,
     pub protected_paths: Option<Vec<PathBuf>>,
+    pub media_dir: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -66,7 +67,8 @@ impl ConfigFile {
             managed_units,
             journalctl,
             disks_include_loop,
-            protected_paths
+            protected_paths,
+            media_dir
         );
     }
 }
@@ -104,6 +106,8 @@ pub struct Config {
     /// Paths whose disks are the system's and are never formatted (besides the built-in ones:
     /// `/`, `/var`, `/boot`, `/boot/efi`, `/efi` and the data directory).
     pub protected_paths: Vec<PathBuf>,
+    /// Where disks are mounted (`<media_dir>/<partition>`).
+    pub media_dir: PathBuf,
 }
 
 impl Config {
@@ -183,6 +187,7 @@ impl Config {
                 "metrics_token must be at least 16 characters".into(),
             ));
         }
+        let media_dir = file.media_dir.unwrap_or_else(|| data_dir.join("media"));
         Ok(Config {
             dev: flags.dev,
             data_dir,
@@ -214,6 +219,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("journalctl")),
             disks_include_loop: file.disks_include_loop.unwrap_or(false),
             protected_paths: file.protected_paths.unwrap_or_default(),
+            media_dir,
         })
     }
 }

@@ -34,7 +34,7 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
     );
     let state = AppState::new(Inner {
         ca_cert_pem: ca.cert_pem().to_string(),
-        files: crate::files::FileRoots::new(&config.data_dir),
+        files: crate::files::FileRoots::new(&config.data_dir, &config.media_dir),
         jobs: crate::jobs::Jobs::default(),
         system: Box::new(crate::system::dbus::DbusSystem::new(
             config.system_bus_address.clone(),
@@ -156,6 +156,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &format!("{}.local", state.hostname()),
     );
     spawn_status_task(state.clone());
+    {
+        let state = state.clone();
+        tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
+    }
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

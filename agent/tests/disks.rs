@@ -229,3 +229,123 @@ async fn unknown_and_malformed_disk_names_are_not_found() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}: {}", r.raw);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_are_systemd_units_remembered_and_files_reach_the_disk() {
+    let disk = Loop::new(64);
+    let bus = common::dbus_mock::private_bus().await;
+    let address = bus.address.clone();
+    let h = Harness::with_config(move |c| {
+        c.disks_include_loop = true;
+        c.system_bus_address = Some(address);
+    })
+    .await;
+    let mut admin = h.admin().await;
+    let name = disk.name().to_string();
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            &format!("/api/v1/disks/{name}/format"),
+            Some(json!({"filesystem": "ext4", "label": "media", "confirm": name})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            &format!("/api/v1/disks/{name}/mount"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let part = format!("{name}p1");
+    let point = h.dir.path().join("media").join(&part);
+    assert_eq!(
+        r.body["partitions"][0]["mount_points"][0],
+        point.to_string_lossy().as_ref(),
+        "{}",
+        r.raw
+    );
+    let calls = bus.calls.lock().expect("lock").clone();
+    let transient = calls
+        .iter()
+        .find(|c| c.starts_with("transient "))
+        .expect("a transient mount unit was started");
+    assert!(
+        transient.contains("nosuid,nodev,noexec") && transient.contains(".mount fail /dev/"),
+        "{transient}"
+    );
+    let remembered = h.state.store.mounts().expect("mounts");
+    assert_eq!(remembered.len(), 1);
+    assert_eq!(remembered[0].mount_point, point);
+
+    // The mounted disk is a file root for admins; a file written there lands on the disk.
+    let roots = h.call(&mut admin, "GET", "/api/v1/files", None).await;
+    let root_name = format!("disk-{part}");
+    assert!(roots.raw.contains(&root_name), "{}", roots.raw);
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            &format!("/api/v1/files/{root_name}/photos"),
+            Some(json!({"action": "mkdir"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    assert!(point.join("photos").is_dir());
+
+    let again = h
+        .call(
+            &mut admin,
+            "POST",
+            &format!("/api/v1/disks/{name}/mount"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (again.status, code(&again)),
+        (StatusCode::CONFLICT, "in_use")
+    );
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            &format!("/api/v1/disks/{name}/unmount"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert!(
+        r.body["partitions"][0]["mount_points"]
+            .as_array()
+            .expect("points")
+            .is_empty()
+    );
+    assert!(
+        h.state.store.mounts().expect("mounts").is_empty(),
+        "an unmounted disk is forgotten"
+    );
+
+    // Remembered mounts come back at start: remember it again, unmount behind the agent's back,
+    // and let the start-up step mount it.
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            &format!("/api/v1/disks/{name}/mount"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let status = Command::new("umount").arg(&point).status().expect("umount");
+    assert!(status.success());
+    hearth_agent::api::disks::remount_persisted(&h.state).await;
+    let list = h.call(&mut admin, "GET", "/api/v1/disks", None).await;
+    assert_eq!(
+        find(&list.body, &name)["partitions"][0]["mount_points"][0],
+        point.to_string_lossy().as_ref()
+    );
+    let _ = Command::new("umount").arg(&point).status();
+}

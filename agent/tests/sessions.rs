@@ -525,3 +525,95 @@ async fn the_event_stream_pushes_status_and_ends_when_the_session_is_revoked() {
     .await;
     assert!(ended.is_ok(), "the stream must end after logout");
 }
+
+/// Reads SSE frames from `body` for `window`, returning the text seen.
+async fn read_events(body: &mut Body, window: Duration) -> String {
+    use http_body_util::BodyExt;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        if let Some(data) = frame.data_ref() {
+            seen.push_str(&String::from_utf8_lossy(data));
+        }
+    }
+    seen
+}
+
+async fn open_events(h: &Harness, b: &Browser) -> Body {
+    let mut req = Request::builder()
+        .uri("/api/v1/events")
+        .header(
+            "cookie",
+            format!(
+                "__Host-hearth_session={}",
+                b.session.clone().expect("cookie")
+            ),
+        )
+        .body(Body::empty())
+        .expect("request");
+    req.extensions_mut().insert(ConnectInfo(
+        "192.0.2.10:1".parse::<SocketAddr>().expect("addr"),
+    ));
+    h.app
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("infallible")
+        .into_body()
+}
+
+#[tokio::test]
+async fn job_events_reach_only_their_owner_and_admins() {
+    let h = Harness::new().await;
+    let mut admin = h.admin().await;
+    h.call(
+        &mut admin,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "bob", "password": PASSWORD, "role": "member"})),
+    )
+    .await;
+    h.call(
+        &mut admin,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"username": "eve", "password": PASSWORD, "role": "member"})),
+    )
+    .await;
+    let (mut bob, mut eve) = (Browser::default(), Browser::default());
+    h.login(&mut bob, "bob", PASSWORD).await;
+    h.login(&mut eve, "eve", PASSWORD).await;
+    let (mut bob_events, mut eve_events, mut admin_events) = (
+        open_events(&h, &bob).await,
+        open_events(&h, &eve).await,
+        open_events(&h, &admin).await,
+    );
+    h.call(
+        &mut bob,
+        "POST",
+        "/api/v1/files/home/private",
+        Some(json!({"action": "mkdir"})),
+    )
+    .await;
+    let r = h
+        .call(
+            &mut bob,
+            "POST",
+            "/api/v1/files/home/private",
+            Some(json!({"action": "copy", "to_root": "home", "to_path": "private-copy"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.raw);
+    let window = Duration::from_millis(1500);
+    let (b, e, a) = tokio::join!(
+        read_events(&mut bob_events, window),
+        read_events(&mut eve_events, window),
+        read_events(&mut admin_events, window)
+    );
+    assert!(b.contains("event: job"), "the owner hears the job: {b}");
+    assert!(a.contains("event: job"), "admins hear every job");
+    assert!(
+        !e.contains("event: job") && !e.contains("private"),
+        "another member hears nothing of it: {e}"
+    );
+}

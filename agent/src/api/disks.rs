@@ -7,6 +7,8 @@ use crate::error::ServiceError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// Block devices with partitions, file systems, mounts, usage and SMART health.
 #[utoipa::path(get, path = "/api/v1/disks", tag = "disks", security(("session" = [])),
@@ -46,4 +48,158 @@ pub async fn format(
     .await
     .map_err(|e| ServiceError::Internal(format!("format task failed: {e}")))??;
     Ok(Json(disk))
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MountRequest {
+    /// Partition to mount (e.g. `sdb1`); the first with a file system by default.
+    pub partition: Option<String>,
+}
+
+async fn get_disk(state: &AppState, id: String) -> Result<Disk, ServiceError> {
+    let disks = state.disks.clone();
+    tokio::task::spawn_blocking(move || disks.get(&id))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("disk listing failed: {e}")))?
+        .map_err(ServiceError::from)
+}
+
+/// Mounts a disk persistently (it comes back after a reboot) under the media folder; it then
+/// appears as a file root `disk-<partition>` for admins.
+#[utoipa::path(post, path = "/api/v1/disks/{id}/mount", tag = "disks", security(("session" = [])),
+    params(("id" = String, Path)), request_body = MountRequest,
+    responses((status = 200, body = Disk), (status = 403, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn mount(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Path(id): Path<String>,
+    Body(req): Body<MountRequest>,
+) -> ApiResult<Json<Disk>> {
+    let disk = get_disk(&state, id.clone()).await?;
+    let plan =
+        crate::disks::mount::plan_mount(&disk, req.partition.as_deref(), &state.config.media_dir)?;
+    crate::fsutil::ensure_dir(&plan.mount_point, 0o755).map_err(|e| {
+        ServiceError::Internal(format!("cannot create {}: {e}", plan.mount_point.display()))
+    })?;
+    state.system.start_mount(&plan).await?;
+    if let Some(uuid) = &plan.uuid {
+        let mut mounts = state.store.mounts()?;
+        mounts.retain(|m| m.mount_point != plan.mount_point && &m.uuid != uuid);
+        mounts.push(crate::disks::mount::PersistedMount {
+            uuid: uuid.clone(),
+            fs_type: plan.fs_type.clone(),
+            mount_point: plan.mount_point.clone(),
+        });
+        state.store.put_mounts(&mounts)?;
+    }
+    Ok(Json(get_disk(&state, id).await?))
+}
+
+/// Unmounts every Hearth mount of the disk and forgets them.
+#[utoipa::path(post, path = "/api/v1/disks/{id}/unmount", tag = "disks", security(("session" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Disk), (status = 403, body = super::error::ErrorBody)))]
+pub async fn unmount(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Disk>> {
+    unmount_all(&state, &id).await?;
+    Ok(Json(get_disk(&state, id).await?))
+}
+
+async fn unmount_all(state: &AppState, id: &str) -> ApiResult<()> {
+    let disk = get_disk(state, id.to_string()).await?;
+    if disk.system {
+        return Err(ServiceError::from(crate::disks::DiskError::SystemDisk(disk.name)).into());
+    }
+    let points: Vec<String> = disk
+        .mount_points
+        .iter()
+        .chain(disk.partitions.iter().flat_map(|p| p.mount_points.iter()))
+        .cloned()
+        .collect();
+    for point in &points {
+        let path = std::path::Path::new(point);
+        if !path.starts_with(&state.config.media_dir) {
+            return Err(ServiceError::from(crate::disks::DiskError::Invalid(format!(
+                "{point} was not mounted by Hearth."
+            )))
+            .into());
+        }
+        state
+            .system
+            .stop_mount(&crate::disks::mount::unit_name_for(path))
+            .await?;
+        let _ = std::fs::remove_dir(path);
+    }
+    let mut mounts = state.store.mounts()?;
+    mounts.retain(|m| {
+        !points
+            .iter()
+            .any(|p| std::path::Path::new(p) == m.mount_point)
+    });
+    state.store.put_mounts(&mounts)?;
+    Ok(())
+}
+
+/// Unmounts the disk and tells the kernel to let it go, so it can be unplugged.
+#[utoipa::path(post, path = "/api/v1/disks/{id}/eject", tag = "disks", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 403, body = super::error::ErrorBody)))]
+pub async fn eject(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    unmount_all(&state, &id).await?;
+    let disk = get_disk(&state, id).await?;
+    rustix::fs::sync();
+    // USB and SATA disks can be detached by deleting the SCSI device; others just stay unmounted.
+    let delete = std::path::Path::new("/sys/block")
+        .join(&disk.name)
+        .join("device/delete");
+    if disk.bus == "usb" && delete.exists() {
+        std::fs::write(&delete, b"1")
+            .map_err(|e| ServiceError::Internal(format!("cannot detach {}: {e}", disk.name)))?;
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Mounts the disks recorded in the store again (at agent start).
+pub async fn remount_persisted(state: &AppState) {
+    let Ok(persisted) = state.store.mounts() else {
+        return;
+    };
+    if persisted.is_empty() {
+        return;
+    }
+    let disks = state.disks.clone();
+    let Ok(list) = tokio::task::spawn_blocking(move || disks.list()).await else {
+        return;
+    };
+    for m in persisted {
+        let found = list.iter().find_map(|d| {
+            d.partitions
+                .iter()
+                .find(|p| p.uuid.as_deref() == Some(&m.uuid))
+                .map(|p| (d, p))
+        });
+        let Some((disk, part)) = found else {
+            tracing::info!(uuid = %m.uuid, "remembered disk is not attached");
+            continue;
+        };
+        if !part.mount_points.is_empty() {
+            continue;
+        }
+        match crate::disks::mount::plan_mount(disk, Some(&part.name), &state.config.media_dir) {
+            Ok(plan) => {
+                let _ = crate::fsutil::ensure_dir(&plan.mount_point, 0o755);
+                if let Err(e) = state.system.start_mount(&plan).await {
+                    tracing::warn!(disk = %part.name, error = %e, "cannot mount remembered disk");
+                }
+            }
+            Err(e) => tracing::warn!(disk = %part.name, error = %e, "cannot mount remembered disk"),
+        }
+    }
 }

@@ -45,6 +45,8 @@ pub struct UploadProgress {
     pub received: u64,
     pub complete: bool,
     pub entry: Option<Entry>,
+    /// The new file's ETag (for the next `If-Match`), once complete.
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -102,7 +104,10 @@ fn user_path(root: &Root, raw: &str) -> ApiResult<RelPath> {
 }
 
 fn etag(entry: &Entry) -> String {
-    format!("\"{:x}-{:x}\"", entry.size, entry.modified)
+    format!(
+        "\"{:x}-{:x}.{:x}\"",
+        entry.size, entry.modified, entry.modified_nanos
+    )
 }
 
 /// The roots this user may open.
@@ -421,15 +426,14 @@ pub async fn put_path(
 }
 
 fn progress(status: StatusCode, received: u64, complete: bool, entry: Option<Entry>) -> Response {
-    (
-        status,
-        Json(UploadProgress {
-            received,
-            complete,
-            entry,
-        }),
-    )
-        .into_response()
+    let etag = entry.as_ref().map(etag);
+    let body = UploadProgress {
+        received,
+        complete,
+        entry,
+        etag,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Where an unfinished upload of `rel` by `user` collects.

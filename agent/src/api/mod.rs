@@ -6,7 +6,7 @@
 
 pub mod auth;
 mod device;
-mod disks;
+pub mod disks;
 pub mod error;
 mod files;
 pub mod models;
@@ -31,7 +31,7 @@ use utoipa_axum::routes;
     modifiers(&SecuritySchemes),
     // Wildcard routes are registered by hand (see `app`); their documentation comes from here.
     paths(files::get_path, files::put_path, files::post_path, files::delete_path),
-    components(schemas(error::ErrorBody))
+    components(schemas(error::ErrorBody, files::TextFile))
 )]
 struct ApiDoc;
 
@@ -77,6 +77,9 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::power))
         .routes(routes!(disks::list))
         .routes(routes!(disks::format))
+        .routes(routes!(disks::mount))
+        .routes(routes!(disks::unmount))
+        .routes(routes!(disks::eject))
         .routes(routes!(files::roots))
         .routes(routes!(files::get_root))
         .routes(routes!(files::trash_list, files::trash_empty))

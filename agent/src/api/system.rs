@@ -55,8 +55,18 @@ pub async fn events(
         .into_iter()
         .collect();
     // A listener that falls behind skips what it missed rather than stalling the others.
-    let live = BroadcastStream::new(state.events.subscribe())
-        .filter_map(|item| async move { item.ok().map(|e| to_sse(&e)) });
+    // Each listener hears only its own jobs (admins hear all).
+    let (me, admin) = (
+        auth.user.username.clone(),
+        auth.user.role == crate::store::Role::Admin,
+    );
+    let live = BroadcastStream::new(state.events.subscribe()).filter_map(move |item| {
+        let visible = item.ok().filter(|e| match e {
+            Event::Job(job) => admin || job.owner == me,
+            Event::Status(_) => true,
+        });
+        async move { visible.map(|e| to_sse(&e)) }
+    });
     // The stream ends as soon as its session is revoked or expires (checked at every event).
     let token_hash = auth.token_hash;
     let live = live

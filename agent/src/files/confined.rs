@@ -88,6 +88,9 @@ pub struct Entry {
     pub size: u64,
     /// Seconds since the Unix epoch.
     pub modified: i64,
+    /// Sub-second part of the modification time, for change detection (ETags).
+    #[serde(skip)]
+    pub modified_nanos: u32,
 }
 
 fn entry_from_stat(name: String, st: &rustix::fs::Stat) -> Entry {
@@ -102,6 +105,7 @@ fn entry_from_stat(name: String, st: &rustix::fs::Stat) -> Entry {
         kind,
         size: st.st_size as u64,
         modified: st.st_mtime,
+        modified_nanos: st.st_mtime_nsec as u32,
     }
 }
 

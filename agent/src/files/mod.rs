@@ -28,14 +28,38 @@ pub struct FileRoots {
     files_dir: PathBuf,
     /// The app-data root (admins only).
     app_data_dir: PathBuf,
+    /// Mounted disks, each a root `disk-<name>` (admins only).
+    media_dir: PathBuf,
 }
 
 impl FileRoots {
-    pub fn new(data_dir: &std::path::Path) -> Self {
+    pub fn new(data_dir: &std::path::Path, media_dir: &std::path::Path) -> Self {
         Self {
             files_dir: data_dir.join("files"),
             app_data_dir: data_dir.join("apps"),
+            media_dir: media_dir.to_path_buf(),
         }
+    }
+
+    /// Names of the folders under the media folder that are mount points.
+    fn mounted_disks(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(media) = std::fs::metadata(&self.media_dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = std::fs::read_dir(&self.media_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                std::fs::symlink_metadata(e.path())
+                    .is_ok_and(|m| m.is_dir() && m.dev() != media.dev())
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| crate::disks::valid_name(n))
+            .collect();
+        names.sort();
+        names
     }
 
     /// The roots `username` may open.
@@ -55,6 +79,10 @@ impl FileRoots {
                 name: "appdata".into(),
                 writable: true,
             });
+            roots.extend(self.mounted_disks().into_iter().map(|d| RootInfo {
+                name: format!("disk-{d}"),
+                writable: true,
+            }));
         }
         roots
     }
@@ -67,6 +95,12 @@ impl FileRoots {
             ("home", _) => self.files_dir.join("home").join(username),
             ("shared", _) => self.files_dir.join("shared"),
             ("appdata", Role::Admin) => self.app_data_dir.clone(),
+            (other, Role::Admin) => match other.strip_prefix("disk-") {
+                Some(disk) if self.mounted_disks().iter().any(|d| d == disk) => {
+                    self.media_dir.join(disk)
+                }
+                _ => return Ok(None),
+            },
             _ => return Ok(None),
         };
         Root::open(&path, true).map(Some)

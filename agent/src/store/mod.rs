@@ -69,6 +69,7 @@ const KEY_SCHEMA: &str = "schema_version";
 const KEY_CLAIMED: &str = "claimed_at";
 const KEY_SETUP_CODE: &str = "setup_code";
 const KEY_DEVICE: &str = "device";
+const KEY_MOUNTS: &str = "mounts";
 
 #[derive(Clone)]
 pub struct Store {
@@ -349,6 +350,18 @@ impl Store {
         self.put(Table::Settings, KEY_DEVICE, settings)
     }
 
+    /// Disks the agent mounts again at every start.
+    pub fn mounts(&self) -> Result<Vec<crate::disks::mount::PersistedMount>, StoreError> {
+        Ok(self.get(Table::Settings, KEY_MOUNTS)?.unwrap_or_default())
+    }
+
+    pub fn put_mounts(
+        &self,
+        mounts: &[crate::disks::mount::PersistedMount],
+    ) -> Result<(), StoreError> {
+        self.put(Table::Settings, KEY_MOUNTS, &mounts)
+    }
+
     pub fn claimed_at(&self) -> Result<Option<String>, StoreError> {
         self.get(Table::Meta, KEY_CLAIMED)
     }
@@ -403,7 +416,10 @@ impl Store {
         count += self.list::<UserRecord>(Table::Users)?.len();
         count += self.list::<SessionRecord>(Table::Sessions)?.len();
         count += self.list::<KnownDevice>(Table::Devices)?.len();
-        count += self.list::<DeviceSettings>(Table::Settings)?.len();
+        count += self
+            .get::<DeviceSettings>(Table::Settings, KEY_DEVICE)?
+            .map_or(0, |_| 1);
+        count += self.mounts()?.len();
         for item in self.meta.iter() {
             let (k, v) = item?;
             decode::<serde_json::Value>(Table::Meta, &k, &v)?;

@@ -162,6 +162,48 @@ impl DbusSystem {
     }
 }
 
+impl DbusSystem {
+    async fn start_mount_impl(
+        &self,
+        plan: &crate::disks::mount::MountPlan,
+    ) -> Result<(), SystemError> {
+        use zbus::zvariant::Value;
+        let manager = ManagerProxy::new(self.conn().await?)
+            .await
+            .map_err(refused("systemd"))?;
+        let where_ = plan.mount_point.to_string_lossy().into_owned();
+        let properties = [
+            (
+                "Description",
+                Value::from(format!("Hearth disk {}", plan.what)),
+            ),
+            ("What", Value::from(plan.what.as_str())),
+            ("Where", Value::from(where_.as_str())),
+            ("Type", Value::from(plan.fs_type.as_str())),
+            ("Options", Value::from(plan.options.as_str())),
+        ];
+        manager
+            .start_transient_unit(&plan.unit, Mode::Fail, &properties, &[])
+            .await
+            .map(|_job| ())
+            .map_err(refused("systemd"))
+    }
+
+    async fn stop_mount_impl(&self, unit: &str) -> Result<(), SystemError> {
+        if !unit.ends_with(".mount") {
+            return Err(SystemError::UnitNotManaged(unit.to_string()));
+        }
+        let manager = ManagerProxy::new(self.conn().await?)
+            .await
+            .map_err(refused("systemd"))?;
+        manager
+            .stop_unit(unit, Mode::Replace)
+            .await
+            .map(|_job| ())
+            .map_err(refused("systemd"))
+    }
+}
+
 impl SystemControl for DbusSystem {
     fn units<'a>(
         &'a self,
@@ -217,6 +259,17 @@ impl SystemControl for DbusSystem {
                 .map_err(refused("timedated"))
         }
         .boxed()
+    }
+
+    fn start_mount<'a>(
+        &'a self,
+        plan: &'a crate::disks::mount::MountPlan,
+    ) -> BoxFuture<'a, Result<(), SystemError>> {
+        self.start_mount_impl(plan).boxed()
+    }
+
+    fn stop_mount<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemError>> {
+        self.stop_mount_impl(unit).boxed()
     }
 
     fn set_ntp(&self, on: bool) -> BoxFuture<'_, Result<(), SystemError>> {

@@ -100,6 +100,13 @@ pub trait SystemControl: Send + Sync + std::fmt::Debug {
     fn time(&self) -> BoxFuture<'_, Result<TimeSettings, SystemError>>;
     fn set_timezone<'a>(&'a self, zone: &'a str) -> BoxFuture<'a, Result<(), SystemError>>;
     fn set_ntp(&self, on: bool) -> BoxFuture<'_, Result<(), SystemError>>;
+    /// Starts a transient mount unit (`What`, `Where`, `Type`, `Options`).
+    fn start_mount<'a>(
+        &'a self,
+        plan: &'a crate::disks::mount::MountPlan,
+    ) -> BoxFuture<'a, Result<(), SystemError>>;
+    /// Stops a mount unit Hearth started.
+    fn stop_mount<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemError>>;
 }
 
 /// Which units an admin may see and act on.

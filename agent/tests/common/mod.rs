@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dbus_mock;
 pub mod inproc;
 
 use reqwest::header::{HeaderMap, HeaderValue};
