@@ -8,7 +8,10 @@
 pub mod casaos;
 pub mod compose;
 pub mod labels;
+pub mod lifecycle;
 pub mod names;
 pub mod plan;
 pub mod policy;
+pub mod record;
+pub mod runtime;
 pub mod source;

@@ -5,6 +5,7 @@
 //! claim, deleting a user with their sessions) are sled transactions. This module owns the
 //! on-disk schema and its version; nothing else opens the database.
 
+mod apps;
 mod migrations;
 mod records;
 
@@ -43,15 +44,17 @@ pub enum Table {
     Sessions,
     Settings,
     Devices,
+    Apps,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Meta,
         Table::Users,
         Table::Sessions,
         Table::Settings,
         Table::Devices,
+        Table::Apps,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Table {
             Table::Sessions => "sessions",
             Table::Settings => "settings",
             Table::Devices => "devices",
+            Table::Apps => "apps",
         }
     }
 }
@@ -78,6 +82,7 @@ pub struct Store {
     sessions: sled::Tree,
     settings: sled::Tree,
     devices: sled::Tree,
+    apps: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -124,6 +129,7 @@ impl Store {
             sessions: tree(Table::Sessions)?,
             settings: tree(Table::Settings)?,
             devices: tree(Table::Devices)?,
+            apps: tree(Table::Apps)?,
             db,
         };
         store.migrate(dir)?;
@@ -214,6 +220,7 @@ impl Store {
             Table::Sessions => &self.sessions,
             Table::Settings => &self.settings,
             Table::Devices => &self.devices,
+            Table::Apps => &self.apps,
         }
     }
 
@@ -404,6 +411,9 @@ impl Store {
         count += self.list::<SessionRecord>(Table::Sessions)?.len();
         count += self.list::<KnownDevice>(Table::Devices)?.len();
         count += self.list::<DeviceSettings>(Table::Settings)?.len();
+        count += self
+            .list::<crate::apps::record::AppRecord>(Table::Apps)?
+            .len();
         for item in self.meta.iter() {
             let (k, v) = item?;
             decode::<serde_json::Value>(Table::Meta, &k, &v)?;
