@@ -227,11 +227,11 @@ impl Apps {
     /// is left.
     pub async fn install(&self, req: InstallRequest) -> Result<AppRecord, AppError> {
         let _guard = self.lock.lock().await;
-        let plan = self.plan_for(&req, None)?;
-        let id = plan.app_id.clone();
+        let id = plan::app_id_of(&req.compose, req.app_id.as_deref())?;
         if self.store.app(&id)?.is_some() {
             return Err(AppError::AlreadyInstalled(id));
         }
+        let plan = self.plan_for(&req, None)?;
         let missing: Vec<Finding> = policy::unconsented(&plan.findings, &req.consent)
             .into_iter()
             .cloned()
@@ -489,3 +489,6 @@ fn async_stream_logs(
     drop(tx);
     tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
 }
+
+#[cfg(test)]
+mod tests;

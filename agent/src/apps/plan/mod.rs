@@ -169,6 +169,16 @@ fn preview(text: &str) -> Result<(Option<String>, AppMeta, Vec<String>), Compose
     Ok((name, meta, warnings))
 }
 
+/// The app id a plan of `compose` would get (`app_id` if given, else from the file's `name`).
+pub fn app_id_of(compose: &str, app_id: Option<&str>) -> Result<String, PlanError> {
+    let id = match app_id {
+        Some(id) => id.to_string(),
+        None => names::app_id_from(&preview(compose)?.0.ok_or(PlanError::MissingAppId)?),
+    };
+    names::check_app_id(&id).map_err(PlanError::InvalidAppId)?;
+    Ok(id)
+}
+
 /// Plans an install. See the module documentation.
 pub fn plan(input: &PlanInput<'_>) -> Result<(Plan, AppMeta), PlanError> {
     let (name, meta, mut warnings) = preview(input.compose)?;

@@ -5,6 +5,7 @@
 //! Methods return boxed futures so the trait is object-safe (`Arc<dyn ContainerRuntime>`).
 
 pub mod docker;
+pub mod fake;
 
 use super::plan::{ContainerSpec, NetworkSpec, VolumeSpec};
 use futures_util::future::BoxFuture;
