@@ -6,6 +6,7 @@
 //! container runtime. Nothing before the lifecycle touches Docker or the disk.
 
 pub mod casaos;
+pub mod catalog;
 pub mod compose;
 pub mod labels;
 pub mod lifecycle;

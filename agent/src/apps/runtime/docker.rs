@@ -57,6 +57,21 @@ impl DockerRuntime {
     }
 }
 
+impl DockerRuntime {
+    /// A client for the socket at `path` that connects on first use, speaking API 1.41
+    /// (Docker 20.10 and later, Podman 4 and later). Used at start-up so the agent comes up
+    /// even while the engine is down.
+    pub fn lazy(path: &str) -> RtResult<Self> {
+        let v = bollard::ClientVersion {
+            major_version: 1,
+            minor_version: 41,
+        };
+        let docker =
+            Docker::connect_with_socket(path, 120, &v).map_err(|e| map_err("connect", e))?;
+        Ok(Self { docker })
+    }
+}
+
 /// `name` → `name:latest`; a reference with a tag or digest is kept (pulling a bare name would
 /// pull every tag).
 pub fn with_tag(image: &str) -> String {
