@@ -39,6 +39,11 @@ struct ServeArgs {
 enum Command {
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Apps: plan a compose file without installing it.
+    App {
+        #[command(subcommand)]
+        action: AppAction,
+    },
     /// Store maintenance.
     Store {
         #[command(subcommand)]
@@ -49,6 +54,31 @@ enum Command {
     Debug {
         #[command(subcommand)]
         action: DebugAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppAction {
+    /// Print the install plan of a compose file as JSON (exit status 1 and the reason if it
+    /// cannot be planned).
+    Plan {
+        /// A compose file, or with --store-dir the name of an app in that store.
+        file: PathBuf,
+        /// A CasaOS-layout store (`Apps/<name>/docker-compose.yml`) to find FILE in.
+        #[arg(long, value_name = "DIR")]
+        store_dir: Option<PathBuf>,
+        /// App id to use instead of the compose file's `name`.
+        #[arg(long)]
+        app_id: Option<String>,
+        /// Device root under which app data, user data and projects are planned.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/hearth")]
+        device_root: PathBuf,
+        /// A host TCP port to treat as taken (repeatable).
+        #[arg(long, value_name = "PORT")]
+        port_in_use: Vec<u16>,
+        /// Refuse taken host ports instead of moving to free ones.
+        #[arg(long)]
+        exact_ports: bool,
     },
 }
 
@@ -106,6 +136,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Openapi) => {
             println!("{}", crate::api::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Some(Command::App {
+            action:
+                AppAction::Plan {
+                    file,
+                    store_dir,
+                    app_id,
+                    device_root,
+                    port_in_use,
+                    exact_ports,
+                },
+        }) => {
+            let path = crate::apps::source::locate(&file, store_dir.as_deref())?;
+            let src = crate::apps::source::load(&path)?;
+            let device = crate::apps::plan::DeviceSettings::under(device_root);
+            let ports = port_in_use
+                .into_iter()
+                .map(|p| (p, crate::apps::plan::Protocol::Tcp))
+                .collect();
+            let input = crate::apps::plan::PlanInput {
+                compose: &src.text,
+                app_id: app_id.as_deref(),
+                device: &device,
+                settings: &Default::default(),
+                ports_in_use: &ports,
+                names_in_use: &Default::default(),
+                port_strategy: if exact_ports {
+                    crate::apps::plan::PortStrategy::Exact
+                } else {
+                    crate::apps::plan::PortStrategy::Reassign
+                },
+                env_files: &src.side_files,
+            };
+            let (plan, _meta) = crate::apps::plan::plan(&input)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            println!("{}", serde_json::to_string_pretty(&plan)?);
             Ok(())
         }
         Some(Command::Store {

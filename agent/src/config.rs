@@ -45,6 +45,14 @@ pub struct ConfigFile {
     pub disks_include_loop: Option<bool>,
     pub protected_paths: Option<Vec<PathBuf>>,
     pub media_dir: Option<PathBuf>,
+    /// Container engine socket (Docker's, or Podman's Docker-compatible one).
+    pub container_socket: Option<String>,
+    /// Root of every app's data (CasaOS's `/DATA/AppData`).
+    pub app_data_dir: Option<PathBuf>,
+    /// Root of the user's files (CasaOS's `/DATA`).
+    pub user_data_dir: Option<PathBuf>,
+    /// App stores loaded at start: local CasaOS-layout folders.
+    pub app_stores: Option<Vec<PathBuf>>,
 }
 
 impl ConfigFile {
@@ -68,7 +76,11 @@ impl ConfigFile {
             journalctl,
             disks_include_loop,
             protected_paths,
-            media_dir
+            media_dir,
+            container_socket,
+            app_data_dir,
+            user_data_dir,
+            app_stores
         );
     }
 }
@@ -108,6 +120,18 @@ pub struct Config {
     pub protected_paths: Vec<PathBuf>,
     /// Where disks are mounted (`<media_dir>/<partition>`).
     pub media_dir: PathBuf,
+    pub apps: AppsConfig,
+}
+
+/// Where apps live and what they run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppsConfig {
+    pub container_socket: String,
+    pub app_data_dir: PathBuf,
+    pub user_data_dir: PathBuf,
+    /// Hearth's own per-app project folders (`<data_dir>/apps`).
+    pub projects_dir: PathBuf,
+    pub stores: Vec<PathBuf>,
 }
 
 impl Config {
@@ -188,7 +212,33 @@ impl Config {
             ));
         }
         let media_dir = file.media_dir.unwrap_or_else(|| data_dir.join("media"));
+        let apps = AppsConfig {
+            container_socket: file
+                .container_socket
+                .unwrap_or_else(|| "/var/run/docker.sock".into()),
+            app_data_dir: file
+                .app_data_dir
+                .unwrap_or_else(|| data_dir.join("app-data")),
+            user_data_dir: file.user_data_dir.unwrap_or_else(|| {
+                if flags.dev {
+                    data_dir.join("user-data")
+                } else {
+                    PathBuf::from("/srv/hearth")
+                }
+            }),
+            projects_dir: data_dir.join("apps"),
+            stores: file.app_stores.unwrap_or_default(),
+        };
+        for p in [&apps.app_data_dir, &apps.user_data_dir] {
+            if !p.is_absolute() && !flags.dev {
+                return Err(ConfigError::Invalid(format!(
+                    "app_data_dir and user_data_dir must be absolute, got {}",
+                    p.display()
+                )));
+            }
+        }
         Ok(Config {
+            apps,
             dev: flags.dev,
             data_dir,
             listen,

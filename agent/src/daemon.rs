@@ -32,9 +32,17 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
         },
         config.setup_code_file.clone(),
     );
+    let events = Events::new();
+    let (apps, catalog) = build_apps(&config, &store, &events)?;
     let state = AppState::new(Inner {
+        apps,
+        catalog,
         ca_cert_pem: ca.cert_pem().to_string(),
-        files: crate::files::FileRoots::new(&config.data_dir, &config.media_dir),
+        files: crate::files::FileRoots::new(
+            &config.data_dir,
+            &config.apps.app_data_dir,
+            &config.media_dir,
+        ),
         jobs: crate::jobs::Jobs::default(),
         system: Box::new(crate::system::dbus::DbusSystem::new(
             config.system_bus_address.clone(),
@@ -55,11 +63,64 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
         store,
         accounts,
         clock,
-        events: Events::new(),
+        events,
         metrics: Metrics::default(),
         started: Instant::now(),
     });
     Ok((state, ca))
+}
+
+/// The apps service (over the configured container socket) and the app-store catalog.
+fn build_apps(
+    config: &Config,
+    store: &Store,
+    events: &Events,
+) -> anyhow::Result<(crate::apps::lifecycle::Apps, crate::apps::catalog::Catalog)> {
+    use crate::apps::plan::{DeviceSettings, host_architecture};
+    let c = &config.apps;
+    let runtime = crate::apps::runtime::docker::DockerRuntime::lazy(&c.container_socket)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tz = store
+        .device_settings()
+        .map(|s| s.timezone)
+        .unwrap_or_else(|_| "Etc/UTC".into());
+    let device = DeviceSettings {
+        app_data_root: c.app_data_dir.clone(),
+        user_data_root: c.user_data_dir.clone(),
+        projects_dir: c.projects_dir.clone(),
+        puid: 1000,
+        pgid: 1000,
+        tz,
+        architecture: host_architecture().into(),
+    };
+    let apps =
+        crate::apps::lifecycle::Apps::new(Arc::new(runtime), store.clone(), device, events.clone());
+    let catalog = crate::apps::catalog::Catalog::load(
+        &c.stores,
+        config.data_dir.join("app-stores.json"),
+        host_architecture(),
+    );
+    Ok((apps, catalog))
+}
+
+/// Reconciles the apps with the container engine once it answers (retrying while it is down).
+pub fn spawn_apps_reconcile(state: AppState) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match state.apps.reconcile().await {
+                Ok(report) => {
+                    tracing::info!(?report, "apps reconciled with the container engine");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reconcile apps yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    });
 }
 
 fn identity(state: &AppState) -> Identity {
@@ -160,6 +221,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let state = state.clone();
         tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
     }
+    spawn_apps_reconcile(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

@@ -2,6 +2,8 @@
 //! each variant to a status and a machine-readable code in one exhaustive `match`
 //! (`api::error`), so no handler invents its own.
 
+use crate::apps::catalog::CatalogError;
+use crate::apps::lifecycle::AppError;
 use crate::store::StoreError;
 use std::time::Duration;
 
@@ -52,6 +54,10 @@ pub enum ServiceError {
     PreconditionFailed(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

@@ -2,12 +2,42 @@
 //! disk hot-plug and updates later) goes through here, fanned out to every listener.
 
 use crate::status::SystemStatus;
+use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
 #[derive(Debug, Clone)]
 pub enum Event {
     Status(Box<SystemStatus>),
     Job(crate::jobs::JobStatus),
+    /// Progress of an app operation (install, update, uninstall), including pull bytes.
+    AppProgress(Box<AppProgress>),
+    /// An app's state changed (installed, started, stopped, removed, failed).
+    AppState(Box<AppStateChange>),
+}
+
+/// One step of an app operation; `layer` fields are set for image pull progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppProgress {
+    pub app: String,
+    pub operation: String,
+    pub phase: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppStateChange {
+    pub app: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Event {
@@ -16,6 +46,8 @@ impl Event {
         match self {
             Event::Status(_) => "status",
             Event::Job(_) => "job",
+            Event::AppProgress(_) => "app_progress",
+            Event::AppState(_) => "app_state",
         }
     }
 
@@ -23,6 +55,8 @@ impl Event {
         match self {
             Event::Status(status) => serde_json::to_value(status).unwrap_or_default(),
             Event::Job(job) => serde_json::to_value(job).unwrap_or_default(),
+            Event::AppProgress(p) => serde_json::to_value(p).unwrap_or_default(),
+            Event::AppState(s) => serde_json::to_value(s).unwrap_or_default(),
         }
     }
 }
@@ -54,6 +88,11 @@ impl Events {
 
     pub fn publish_job(&self, job: crate::jobs::JobStatus) {
         let _ = self.tx.send(Event::Job(job));
+    }
+
+    /// Publishes any event; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
     }
 
     pub fn latest_status(&self) -> Option<SystemStatus> {

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod apps;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -1,6 +1,8 @@
 //! The shared state every request handler sees.
 
 use crate::accounts::Accounts;
+use crate::apps::catalog::Catalog;
+use crate::apps::lifecycle::Apps;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::events::Events;
@@ -17,6 +19,8 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub accounts: Accounts,
+    pub apps: Apps,
+    pub catalog: Catalog,
     pub clock: SharedClock,
     pub events: Events,
     pub metrics: Metrics,

@@ -105,6 +105,8 @@ impl IntoResponse for ApiError {
             E::UploadOffset { .. } => (StatusCode::CONFLICT, "upload_offset"),
             E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "edit_conflict"),
             E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            E::App(e) => app_status(e),
+            E::Catalog(e) => catalog_status(e),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
@@ -129,6 +131,39 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str) {
+    use crate::apps::lifecycle::AppError as A;
+    use crate::apps::runtime::RuntimeError as R;
+    match e {
+        A::Plan(_) => (StatusCode::BAD_REQUEST, "invalid_compose"),
+        A::ConsentRequired(_) => (StatusCode::CONFLICT, "consent_required"),
+        A::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        A::AlreadyInstalled(_) => (StatusCode::CONFLICT, "app_exists"),
+        A::NameClash(_) => (StatusCode::CONFLICT, "name_clash"),
+        A::Architecture(_) => (StatusCode::BAD_REQUEST, "unsupported_architecture"),
+        A::Unhealthy { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "app_unhealthy"),
+        A::RolledBack { .. } => (StatusCode::CONFLICT, "update_rolled_back"),
+        A::Host(_) => (StatusCode::BAD_REQUEST, "host_path_refused"),
+        A::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        A::Runtime(r) => match r {
+            R::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable"),
+            R::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            R::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            R::Pull { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "image_pull_failed"),
+            R::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, "runtime_refused"),
+        },
+    }
+}
+
+fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'static str) {
+    use crate::apps::catalog::CatalogError as C;
+    match e {
+        C::StoreNotFound(_) | C::AppNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+        C::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+        C::Save(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Every route is described in the OpenAPI document (`/api/openapi.json`), which is generated
 //! from the same attributes that register the routes, so the two cannot drift.
 
+mod apps;
 pub mod auth;
 mod device;
 pub mod disks;
@@ -86,6 +87,21 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::trash_restore))
         .routes(routes!(files::jobs))
         .routes(routes!(files::cancel_job))
+        .routes(routes!(apps::list_stores, apps::add_store))
+        .routes(routes!(apps::remove_store))
+        .routes(routes!(apps::refresh_stores))
+        .routes(routes!(apps::catalog))
+        .routes(routes!(apps::catalog_app))
+        .routes(routes!(apps::catalog_icon))
+        .routes(routes!(apps::plan))
+        .routes(routes!(apps::list_apps, apps::install))
+        .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
+        .routes(routes!(apps::start_app))
+        .routes(routes!(apps::stop_app))
+        .routes(routes!(apps::restart_app))
+        .routes(routes!(apps::update_app))
+        .routes(routes!(apps::logs))
+        .routes(routes!(apps::stats))
         .split_for_parts()
 }
 

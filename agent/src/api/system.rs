@@ -63,7 +63,8 @@ pub async fn events(
     let live = BroadcastStream::new(state.events.subscribe()).filter_map(move |item| {
         let visible = item.ok().filter(|e| match e {
             Event::Job(job) => admin || job.owner == me,
-            Event::Status(_) => true,
+            // App changes are device-wide; every signed-in user sees the app list.
+            Event::Status(_) | Event::AppProgress(_) | Event::AppState(_) => true,
         });
         async move { visible.map(|e| to_sse(&e)) }
     });

@@ -33,10 +33,14 @@ pub struct FileRoots {
 }
 
 impl FileRoots {
-    pub fn new(data_dir: &std::path::Path, media_dir: &std::path::Path) -> Self {
+    pub fn new(
+        data_dir: &std::path::Path,
+        app_data_dir: &std::path::Path,
+        media_dir: &std::path::Path,
+    ) -> Self {
         Self {
             files_dir: data_dir.join("files"),
-            app_data_dir: data_dir.join("apps"),
+            app_data_dir: app_data_dir.to_path_buf(),
             media_dir: media_dir.to_path_buf(),
         }
     }

@@ -270,7 +270,11 @@ fn a_symlink_swapped_in_during_operations_is_never_followed() {
 #[test]
 fn a_member_cannot_reach_another_users_home_or_app_data() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let roots = FileRoots::new(tmp.path(), &tmp.path().join("media"));
+    let roots = FileRoots::new(
+        tmp.path(),
+        &tmp.path().join("app-data"),
+        &tmp.path().join("media"),
+    );
     let bob = roots
         .open("home", "bob", Role::Member)
         .expect("open")

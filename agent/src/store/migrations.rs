@@ -6,12 +6,12 @@
 
 use super::{StoreError, Table};
 
-pub const CURRENT_VERSION: u32 = 2;
+pub const CURRENT_VERSION: u32 = 3;
 
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` upgrades version `i + 1` to version `i + 2`.
-pub const MIGRATIONS: [Migration; (CURRENT_VERSION - 1) as usize] = [v2_device_settings];
+pub const MIGRATIONS: [Migration; (CURRENT_VERSION - 1) as usize] = [v2_device_settings, v3_apps];
 
 /// Version 1 kept the device name and time zone as two loose `meta` keys; version 2 keeps them as
 /// one `settings/device` record so they change together.
@@ -36,5 +36,12 @@ fn v2_device_settings(db: &sled::Db) -> Result<(), StoreError> {
     }
     meta.remove("hostname")?;
     meta.remove("timezone")?;
+    Ok(())
+}
+
+/// Version 3 adds the `apps` tree (installed apps with their plans and consents). Opening the
+/// tree creates it; nothing to convert.
+fn v3_apps(db: &sled::Db) -> Result<(), StoreError> {
+    db.open_tree(Table::Apps.name())?;
     Ok(())
 }

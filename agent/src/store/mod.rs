@@ -5,6 +5,7 @@
 //! claim, deleting a user with their sessions) are sled transactions. This module owns the
 //! on-disk schema and its version; nothing else opens the database.
 
+mod apps;
 mod migrations;
 mod records;
 
@@ -43,15 +44,17 @@ pub enum Table {
     Sessions,
     Settings,
     Devices,
+    Apps,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Meta,
         Table::Users,
         Table::Sessions,
         Table::Settings,
         Table::Devices,
+        Table::Apps,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Table {
             Table::Sessions => "sessions",
             Table::Settings => "settings",
             Table::Devices => "devices",
+            Table::Apps => "apps",
         }
     }
 }
@@ -79,6 +83,7 @@ pub struct Store {
     sessions: sled::Tree,
     settings: sled::Tree,
     devices: sled::Tree,
+    apps: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,6 +130,7 @@ impl Store {
             sessions: tree(Table::Sessions)?,
             settings: tree(Table::Settings)?,
             devices: tree(Table::Devices)?,
+            apps: tree(Table::Apps)?,
             db,
         };
         store.migrate(dir)?;
@@ -215,6 +221,7 @@ impl Store {
             Table::Sessions => &self.sessions,
             Table::Settings => &self.settings,
             Table::Devices => &self.devices,
+            Table::Apps => &self.apps,
         }
     }
 
@@ -420,6 +427,10 @@ impl Store {
             .get::<DeviceSettings>(Table::Settings, KEY_DEVICE)?
             .map_or(0, |_| 1);
         count += self.mounts()?.len();
+        count += self.list::<DeviceSettings>(Table::Settings)?.len();
+        count += self
+            .list::<crate::apps::record::AppRecord>(Table::Apps)?
+            .len();
         for item in self.meta.iter() {
             let (k, v) = item?;
             decode::<serde_json::Value>(Table::Meta, &k, &v)?;

@@ -1,0 +1,571 @@
+//! App stores, the catalog and installed apps. Thin: parse, call `apps::catalog` /
+//! `apps::lifecycle`, shape the answer. Reading needs a session; changing needs an admin.
+//! Install progress and state changes arrive on `GET /api/v1/events` (`app_progress`,
+//! `app_state`).
+
+use super::auth::{AdminSession, Session};
+use super::error::{ApiResult, Body};
+use crate::apps::catalog::{CatalogEntry, Category, LoadedStore};
+use crate::apps::lifecycle::{InstallRequest, UpdateRequest};
+use crate::apps::plan::AppSettings;
+use crate::apps::record::{AppRecord, AppSource};
+use crate::apps::runtime::LogOptions;
+use crate::error::ServiceError;
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreInfo {
+    pub id: String,
+    pub source: String,
+    /// From the configuration (cannot be removed here).
+    pub configured: bool,
+    pub loaded_at: Option<String>,
+    /// Why the last refresh failed (the last good copy is still served).
+    pub error: Option<String>,
+    pub apps: usize,
+}
+
+impl From<&LoadedStore> for StoreInfo {
+    fn from(s: &LoadedStore) -> Self {
+        Self {
+            id: s.id.clone(),
+            source: s.source.display().to_string(),
+            configured: s.configured,
+            loaded_at: s.loaded_at.clone(),
+            error: s.error.clone(),
+            apps: s.apps.len(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddStoreRequest {
+    /// Absolute path of a CasaOS-layout store folder on the device.
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CatalogQuery {
+    /// Text to find in titles, taglines and descriptions.
+    pub q: Option<String>,
+    pub category: Option<String>,
+    /// Language for localized text (`de_DE`, `de-DE` or `de`); default `en_US`.
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogResponse {
+    pub apps: Vec<CatalogEntry>,
+    #[schema(value_type = Vec<Object>)]
+    pub categories: Vec<Category>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogApp {
+    #[serde(flatten)]
+    pub entry: CatalogEntry,
+    pub description: String,
+    pub tips: Option<String>,
+    pub screenshots: Vec<String>,
+    /// Every `x-casaos` field, all languages.
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+    /// What installing it now would do (ports, folders, policy findings), or why it cannot.
+    #[schema(value_type = Object)]
+    pub plan: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallBody {
+    /// Install from a store: the store id and the app's folder name.
+    pub store: Option<String>,
+    pub app: Option<String>,
+    /// Or a custom app: compose YAML (its ports are taken as chosen: a clash is an error).
+    pub compose: Option<String>,
+    /// App id (needed for compose YAML without `name`).
+    pub app_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: AppSettings,
+    /// Policy finding ids the admin consents to.
+    #[serde(default)]
+    pub consent: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAppBody {
+    #[schema(value_type = Object)]
+    pub settings: AppSettings,
+    #[serde(default)]
+    pub consent: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAppBody {
+    #[serde(default)]
+    pub consent: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppView {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub source: AppSource,
+    pub version: Option<String>,
+    pub state: String,
+    /// The "open" link: scheme, device address, port and path from the store metadata.
+    pub web_url: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub containers: Vec<crate::apps::runtime::ContainerStatus>,
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Vec<crate::apps::policy::Finding>,
+    #[schema(value_type = Vec<Object>)]
+    pub consents: Vec<crate::apps::record::Consent>,
+    pub installed_at: String,
+    pub updated_at: String,
+    pub last_error: Option<String>,
+    /// The store has a different version than the one installed.
+    pub update_available: bool,
+    pub store_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeleteQuery {
+    /// Also delete the app's volumes and its app-data folder.
+    #[serde(default)]
+    pub delete_data: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogsQuery {
+    #[serde(default)]
+    pub follow: bool,
+    /// Lines from the end of each container's log.
+    pub tail: Option<u32>,
+}
+
+fn lang(q: Option<&str>) -> String {
+    q.unwrap_or("en_US").to_string()
+}
+
+fn device_host(state: &AppState) -> String {
+    format!("{}.local", state.hostname())
+}
+
+async fn view(state: &AppState, r: &AppRecord) -> AppView {
+    let containers = state.apps.status(&r.id).await.unwrap_or_default();
+    let store_version = match &r.source {
+        AppSource::Store { store, app } => state
+            .catalog
+            .app(store, app)
+            .ok()
+            .and_then(|a| a.meta.version),
+        AppSource::Custom => None,
+    };
+    AppView {
+        id: r.id.clone(),
+        source: r.source.clone(),
+        version: r.plan.version.clone(),
+        state: format!("{:?}", r.state).to_lowercase(),
+        web_url: r.plan.web_ui.as_ref().map(|w| w.url(&device_host(state))),
+        containers,
+        findings: r.plan.findings.clone(),
+        consents: r.consents.clone(),
+        installed_at: r.installed_at.clone(),
+        updated_at: r.updated_at.clone(),
+        last_error: r.last_error.clone(),
+        update_available: store_version.is_some() && store_version != r.plan.version,
+        store_version,
+    }
+}
+
+/// Turns an install body into a lifecycle request (reading the store app when named).
+fn install_request(state: &AppState, body: InstallBody, by: &str) -> ApiResult<InstallRequest> {
+    let (compose, side_files, source, exact_ports) = match (body.store, body.app, body.compose) {
+        (Some(store), Some(app), None) => {
+            let a = state.catalog.app(&store, &app)?;
+            let src = crate::apps::source::load(&a.compose_path)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            (
+                src.text,
+                src.side_files,
+                AppSource::Store { store, app: a.name },
+                false,
+            )
+        }
+        (None, None, Some(compose)) => (compose, Default::default(), AppSource::Custom, true),
+        _ => {
+            return Err(ServiceError::invalid(
+                "body",
+                "give either `store` and `app`, or `compose`",
+            )
+            .into());
+        }
+    };
+    Ok(InstallRequest {
+        app_id: body.app_id,
+        compose,
+        side_files,
+        source,
+        settings: body.settings,
+        consent: body.consent.into_iter().collect(),
+        by: by.to_string(),
+        exact_ports,
+    })
+}
+
+/// The app stores and how their last refresh went.
+#[utoipa::path(get, path = "/api/v1/stores", tag = "apps", security(("session" = [])),
+    responses((status = 200, body = [StoreInfo]), (status = 401, body = super::error::ErrorBody)))]
+pub async fn list_stores(State(state): State<AppState>, _s: Session) -> Json<Vec<StoreInfo>> {
+    Json(state.catalog.stores().iter().map(StoreInfo::from).collect())
+}
+
+/// Adds a store folder.
+#[utoipa::path(post, path = "/api/v1/stores", tag = "apps", security(("session" = [])), request_body = AddStoreRequest,
+    responses((status = 201, body = StoreInfo), (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
+pub async fn add_store(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Body(req): Body<AddStoreRequest>,
+) -> ApiResult<(StatusCode, Json<StoreInfo>)> {
+    let s = state.catalog.add(std::path::Path::new(&req.path))?;
+    Ok((StatusCode::CREATED, Json(StoreInfo::from(&s))))
+}
+
+/// Removes a store added through the API.
+#[utoipa::path(delete, path = "/api/v1/stores/{store}", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path, description = "Store id")),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn remove_store(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(store): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.catalog.remove(&store)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reloads every store now (a store that fails keeps its last good copy).
+#[utoipa::path(post, path = "/api/v1/stores/refresh", tag = "apps", security(("session" = [])),
+    responses((status = 200, body = [StoreInfo])))]
+pub async fn refresh_stores(
+    State(state): State<AppState>,
+    _a: AdminSession,
+) -> Json<Vec<StoreInfo>> {
+    let catalog = state.catalog.clone();
+    let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+    Json(state.catalog.stores().iter().map(StoreInfo::from).collect())
+}
+
+/// Searches the catalog of every store.
+#[utoipa::path(get, path = "/api/v1/catalog", tag = "apps", security(("session" = [])), params(CatalogQuery),
+    responses((status = 200, body = CatalogResponse)))]
+pub async fn catalog(
+    State(state): State<AppState>,
+    _s: Session,
+    Query(q): Query<CatalogQuery>,
+) -> Json<CatalogResponse> {
+    let lang = lang(q.lang.as_deref());
+    Json(CatalogResponse {
+        apps: state
+            .catalog
+            .search(q.q.as_deref().unwrap_or(""), q.category.as_deref(), &lang),
+        categories: state.catalog.categories(),
+    })
+}
+
+/// One store app: localized text, screenshots, and what installing it would do.
+#[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path), ("app" = String, Path), CatalogQuery),
+    responses((status = 200, body = CatalogApp), (status = 404, body = super::error::ErrorBody)))]
+pub async fn catalog_app(
+    State(state): State<AppState>,
+    auth: Session,
+    Path((store, app)): Path<(String, String)>,
+    Query(q): Query<CatalogQuery>,
+) -> ApiResult<Json<CatalogApp>> {
+    let lang = lang(q.lang.as_deref());
+    let a = state.catalog.app(&store, &app)?;
+    let entry = state.catalog.entry(&store, &a, &lang);
+    let body = InstallBody {
+        store: Some(store),
+        app: Some(app),
+        compose: None,
+        app_id: None,
+        settings: AppSettings::default(),
+        consent: Vec::new(),
+    };
+    let plan = match install_request(&state, body, &auth.0.user.username)
+        .and_then(|r| Ok(state.apps.plan(&r)?))
+    {
+        Ok(p) => serde_json::to_value(p).unwrap_or_default(),
+        Err(e) => serde_json::json!({ "error": e.0.to_string() }),
+    };
+    Ok(Json(CatalogApp {
+        description: a
+            .meta
+            .description
+            .pick(&lang)
+            .unwrap_or_default()
+            .to_string(),
+        tips: a.meta.tips.before_install.pick(&lang).map(str::to_string),
+        screenshots: a.meta.screenshot_link.clone(),
+        meta: serde_json::to_value(&a.meta).unwrap_or_default(),
+        entry,
+        plan,
+    }))
+}
+
+/// The app's icon from the store folder (the browser never loads third-party hosts).
+#[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/icon", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path), ("app" = String, Path)),
+    responses((status = 200, content_type = "image/png", description = "icon"), (status = 404, body = super::error::ErrorBody)))]
+pub async fn catalog_icon(
+    State(state): State<AppState>,
+    _s: Session,
+    Path((store, app)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let a = state.catalog.app(&store, &app)?;
+    let dir = a
+        .compose_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    for (file, mime) in [
+        ("icon.png", "image/png"),
+        ("icon.svg", "image/svg+xml"),
+        ("icon.jpg", "image/jpeg"),
+    ] {
+        if let Ok(bytes) = tokio::fs::read(dir.join(file)).await {
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, "private, max-age=86400"),
+                ],
+                bytes,
+            )
+                .into_response());
+        }
+    }
+    Err(ServiceError::NotFound(format!("icon of {app}")).into())
+}
+
+/// What installing would do: containers, ports, folders and the policy's findings.
+#[utoipa::path(post, path = "/api/v1/apps/plan", tag = "apps", security(("session" = [])), request_body = InstallBody,
+    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody)))]
+pub async fn plan(
+    State(state): State<AppState>,
+    a: AdminSession,
+    Body(body): Body<InstallBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let req = install_request(&state, body, &a.0.user.username)?;
+    let p = state.apps.plan(&req)?;
+    Ok(Json(serde_json::to_value(p).unwrap_or_default()))
+}
+
+/// Installs a store app or custom compose YAML; answers when the app is up (or has been
+/// removed again after a failure). Findings need `consent`.
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", security(("session" = [])), request_body = InstallBody,
+    responses((status = 201, body = AppView), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody, description = "consent_required, app_exists, name_clash"), (status = 422, body = super::error::ErrorBody, description = "image_pull_failed, app_unhealthy")))]
+pub async fn install(
+    State(state): State<AppState>,
+    a: AdminSession,
+    Body(body): Body<InstallBody>,
+) -> ApiResult<(StatusCode, Json<AppView>)> {
+    let req = install_request(&state, body, &a.0.user.username)?;
+    let r = state.apps.install(req).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &r).await)))
+}
+
+/// Installed apps with their containers' state.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", security(("session" = [])),
+    responses((status = 200, body = [AppView])))]
+pub async fn list_apps(
+    State(state): State<AppState>,
+    _s: Session,
+) -> ApiResult<Json<Vec<AppView>>> {
+    let mut out = Vec::new();
+    for r in state.apps.list()? {
+        out.push(view(&state, &r).await);
+    }
+    Ok(Json(out))
+}
+
+/// One installed app.
+#[utoipa::path(get, path = "/api/v1/apps/{id}", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = AppView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_app(
+    State(state): State<AppState>,
+    _s: Session,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppView>> {
+    let r = state.apps.get(&id)?;
+    Ok(Json(view(&state, &r).await))
+}
+
+/// Changes an app's settings (environment, ports, volumes) and re-creates it, through the
+/// same policy; a failure goes back to the previous containers.
+#[utoipa::path(patch, path = "/api/v1/apps/{id}", tag = "apps", security(("session" = [])), request_body = PatchAppBody,
+    params(("id" = String, Path)), responses((status = 200, body = AppView), (status = 409, body = super::error::ErrorBody)))]
+pub async fn patch_app(
+    State(state): State<AppState>,
+    a: AdminSession,
+    Path(id): Path<String>,
+    Body(body): Body<PatchAppBody>,
+) -> ApiResult<Json<AppView>> {
+    let req = UpdateRequest {
+        compose: None,
+        settings: Some(body.settings),
+        consent: body.consent.into_iter().collect(),
+        by: a.0.user.username.clone(),
+    };
+    let r = state.apps.update(&id, req).await?;
+    Ok(Json(view(&state, &r).await))
+}
+
+/// Uninstalls; `delete_data=true` also deletes volumes and the app-data folder.
+#[utoipa::path(delete, path = "/api/v1/apps/{id}", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path), DeleteQuery), responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn delete_app(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    state.apps.uninstall(&id, q.delete_data).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts the app's containers.
+#[utoipa::path(post, path = "/api/v1/apps/{id}/start", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn start_app(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.apps.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops the app's containers (dependents first).
+#[utoipa::path(post, path = "/api/v1/apps/{id}/stop", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn stop_app(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.apps.stop(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restarts the app's containers.
+#[utoipa::path(post, path = "/api/v1/apps/{id}/restart", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn restart_app(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.apps.restart(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Updates: the store's current compose file for store apps (fresh images for moving tags
+/// either way); rolls back when the new containers do not become healthy.
+#[utoipa::path(post, path = "/api/v1/apps/{id}/update", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), request_body = UpdateAppBody,
+    responses((status = 200, body = AppView), (status = 409, body = super::error::ErrorBody, description = "update_rolled_back, consent_required")))]
+pub async fn update_app(
+    State(state): State<AppState>,
+    a: AdminSession,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<AppView>> {
+    // The body is optional: no body means no new consents.
+    let body: UpdateAppBody = if body.iter().all(u8::is_ascii_whitespace) {
+        UpdateAppBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ServiceError::invalid("body", e.to_string()))?
+    };
+    let r = state.apps.get(&id)?;
+    let compose = match &r.source {
+        AppSource::Store { store, app } => {
+            let a = state.catalog.app(store, app)?;
+            Some(
+                crate::apps::source::load(&a.compose_path)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?
+                    .text,
+            )
+        }
+        AppSource::Custom => None,
+    };
+    let consent: BTreeSet<String> = body.consent.into_iter().collect();
+    let req = UpdateRequest {
+        compose,
+        settings: None,
+        consent,
+        by: a.0.user.username.clone(),
+    };
+    let r = state.apps.update(&id, req).await?;
+    Ok(Json(view(&state, &r).await))
+}
+
+/// The app's logs, both streams of every container, as JSON lines; `follow=true` keeps the
+/// response open and streams new lines.
+#[utoipa::path(get, path = "/api/v1/apps/{id}/logs", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path), LogsQuery),
+    responses((status = 200, content_type = "application/x-ndjson", description = "one {container, stream, text} per line")))]
+pub async fn logs(
+    State(state): State<AppState>,
+    _s: Session,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    let stream = state.apps.logs(
+        &id,
+        LogOptions {
+            follow: q.follow,
+            tail: q.tail,
+        },
+    )?;
+    let body = stream.map(|item| {
+        let line = match item {
+            Ok(l) => serde_json::to_string(&l).unwrap_or_default(),
+            Err(e) => serde_json::json!({ "error": e.to_string() }).to_string(),
+        };
+        Ok::<_, std::convert::Infallible>(format!("{line}\n"))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        HttpBody::from_stream(body),
+    )
+        .into_response())
+}
+
+/// CPU, memory and network use per service.
+#[utoipa::path(get, path = "/api/v1/apps/{id}/stats", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Object)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    _s: Session,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let s = state.apps.stats(&id).await?;
+    Ok(Json(serde_json::to_value(s).unwrap_or_default()))
+}

@@ -1,0 +1,243 @@
+//! The lifecycle over the fake runtime: failure handling and bookkeeping, fast and exhaustive.
+//! The same behaviours against the real engine are in `agent/tests/apps_docker.rs`.
+
+use super::*;
+use crate::apps::runtime::fake::FakeRuntime;
+
+const APP: &str = "name: shop\nservices:\n  db:\n    image: reg/db:1\n    volumes: [data:/var/lib/db]\n    healthcheck: {test: [CMD, true]}\n  web:\n    image: reg/web:1\n    depends_on: {db: {condition: service_healthy}}\n    ports: ['8080:80']\n    volumes: ['/DATA/AppData/$AppID/web:/data']\nvolumes:\n  data: {}\n";
+
+struct T {
+    apps: Apps,
+    fake: Arc<FakeRuntime>,
+    dir: tempfile::TempDir,
+}
+
+fn setup() -> T {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = Arc::new(FakeRuntime::new());
+    for i in ["reg/db:1", "reg/web:1", "reg/web:2", "reg/web:3"] {
+        fake.add_image(i);
+    }
+    fake.crash_image("reg/web:3");
+    let store = Store::open(&dir.path().join("store")).expect("store");
+    let mut device = DeviceSettings::under(dir.path());
+    device.architecture = "amd64".into();
+    let mut apps = Apps::new(fake.clone(), store, device, Events::new())
+        .with_health_timeout(Duration::from_secs(5));
+    // No real listeners in tests.
+    apps.proc_net = dir.path().join("no-proc");
+    T { apps, fake, dir }
+}
+
+fn req(compose: &str) -> InstallRequest {
+    InstallRequest {
+        app_id: None,
+        compose: compose.to_string(),
+        side_files: BTreeMap::new(),
+        source: AppSource::Custom,
+        settings: AppSettings::default(),
+        consent: BTreeSet::new(),
+        by: "ada".into(),
+        exact_ports: false,
+    }
+}
+
+fn assert_clean(t: &T) {
+    assert!(
+        t.fake.container_names().is_empty(),
+        "{:?}",
+        t.fake.container_names()
+    );
+    assert!(
+        t.fake.network_names().is_empty(),
+        "{:?}",
+        t.fake.network_names()
+    );
+    assert!(t.apps.list().expect("list").is_empty());
+    assert!(!t.apps.device.app_data_root.join("shop").exists());
+    assert!(!t.apps.device.projects_dir.join("shop").exists());
+}
+
+#[tokio::test]
+async fn install_creates_in_dependency_order_and_records_the_app() {
+    let t = setup();
+    let rec = t.apps.install(req(APP)).await.expect("installs");
+    assert_eq!(rec.state, RecordState::Installed);
+    let calls = t.fake.calls();
+    let pos = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("no {c} in {calls:?}"))
+    };
+    assert!(pos("create-network shop_default") < pos("create shop-db-1"));
+    assert!(pos("start shop-db-1") < pos("create shop-web-1"));
+    assert_eq!(t.fake.volume_names(), ["shop_data"]);
+    assert!(t.dir.path().join("app-data/shop/web").is_dir());
+    assert!(
+        t.dir
+            .path()
+            .join("projects/shop/docker-compose.yml")
+            .is_file()
+    );
+    assert_eq!(t.apps.get("shop").expect("record").image_digests.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failure_at_any_step_removes_everything_the_install_created() {
+    for step in [
+        "pull reg/web",
+        "create-network",
+        "create-volume",
+        "create shop-web-1",
+        "start shop-web-1",
+        "start shop-db-1",
+    ] {
+        let t = setup();
+        t.fake.fail_on(step);
+        let err = t.apps.install(req(APP)).await.expect_err(step);
+        assert!(!err.to_string().is_empty());
+        assert_clean(&t);
+        assert!(
+            t.fake.volume_names().is_empty(),
+            "{step}: {:?}",
+            t.fake.volume_names()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_crashing_container_fails_the_install_with_its_logs() {
+    let t = setup();
+    let err = t
+        .apps
+        .install(req(&APP.replace("reg/web:1", "reg/web:3")))
+        .await
+        .expect_err("crashes");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("service web") && msg.contains("says hello"),
+        "{msg}"
+    );
+    assert_clean(&t);
+}
+
+#[tokio::test]
+async fn findings_without_consent_refuse_before_touching_the_runtime() {
+    let t = setup();
+    let risky = APP.replace(
+        "    ports: ['8080:80']\n",
+        "    ports: ['8080:80']\n    privileged: true\n",
+    );
+    match t.apps.install(req(&risky)).await {
+        Err(AppError::ConsentRequired(f)) => assert_eq!(f[0].id, "privileged:web"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.fake.calls().is_empty(), "{:?}", t.fake.calls());
+    let mut r = req(&risky);
+    r.consent.insert("privileged:web".into());
+    let rec = t.apps.install(r).await.expect("installs with consent");
+    assert_eq!(rec.consents.len(), 1);
+    assert_eq!(rec.consents[0].by, "ada");
+    assert!(!rec.consents[0].at.is_empty());
+}
+
+#[tokio::test]
+async fn engine_down_mid_install_fails_cleanly_and_reconcile_removes_leftovers() {
+    let t = setup();
+    t.fake.fail_on("create shop-web-1");
+    // The engine "restarts": the failure above, then it is unreachable while undo runs.
+    let apps = t.apps.clone();
+    let fake = t.fake.clone();
+    let install = tokio::spawn(async move { apps.install(req(APP)).await });
+    // Bring it down right after the failure so undo cannot reach it.
+    for _ in 0..200 {
+        if fake.calls().iter().any(|c| c == "create shop-web-1") {
+            fake.set_down(true);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let err = install.await.expect("join").expect_err("fails");
+    assert!(!err.to_string().is_empty());
+    assert!(
+        t.apps.list().expect("list").is_empty(),
+        "no record survives a failed install"
+    );
+    t.fake.set_down(false);
+    let report = t.apps.reconcile().await.expect("reconciles");
+    assert!(
+        report.removed_orphans.is_empty() || report.removed_orphans == ["shop"],
+        "{report:?}"
+    );
+    assert!(
+        t.fake.container_names().is_empty(),
+        "{:?}",
+        t.fake.container_names()
+    );
+    assert!(
+        t.fake.network_names().is_empty(),
+        "{:?}",
+        t.fake.network_names()
+    );
+}
+
+#[tokio::test]
+async fn update_rolls_back_to_the_previous_images() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs");
+    let up = UpdateRequest {
+        compose: Some(APP.replace("reg/web:1", "reg/web:2")),
+        by: "ada".into(),
+        ..Default::default()
+    };
+    let rec = t.apps.update("shop", up).await.expect("updates");
+    assert_eq!(rec.previous_images["web"], "sha256:reg/web:1");
+    let bad = UpdateRequest {
+        compose: Some(APP.replace("reg/web:1", "reg/web:3")),
+        by: "ada".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        t.apps.update("shop", bad).await,
+        Err(AppError::RolledBack { .. })
+    ));
+    let calls = t.fake.calls();
+    // The rollback re-created web from the image id it ran before the failed update.
+    assert!(calls.iter().rev().any(|c| c == "create shop-web-1"));
+    let rec = t.apps.get("shop").expect("record");
+    assert!(rec.compose.contains("reg/web:2"));
+    assert_eq!(
+        rec.plan.ports[0].host_port,
+        Some(8080),
+        "the host port is kept"
+    );
+}
+
+#[tokio::test]
+async fn uninstall_keeps_data_unless_asked() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs");
+    t.apps.uninstall("shop", false).await.expect("uninstalls");
+    assert!(t.fake.container_names().is_empty());
+    assert_eq!(t.fake.volume_names(), ["shop_data"]);
+    assert!(t.dir.path().join("app-data/shop/web").is_dir());
+    // Reinstalling reuses the kept volume.
+    t.apps.install(req(APP)).await.expect("reinstalls");
+    t.apps
+        .uninstall("shop", true)
+        .await
+        .expect("uninstalls with data");
+    assert!(t.fake.volume_names().is_empty());
+    assert_clean(&t);
+}
+
+#[tokio::test]
+async fn a_second_install_of_the_same_id_is_refused() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs");
+    assert!(matches!(
+        t.apps.install(req(APP)).await,
+        Err(AppError::AlreadyInstalled(_))
+    ));
+}

@@ -1,0 +1,131 @@
+//! Update and settings edit: re-plan (new compose text and/or settings), pull, re-create the
+//! containers keeping volumes and data, and go back to the previous images if the new
+//! containers do not become healthy.
+
+use super::deploy::Undo;
+use super::{AppError, Apps, InstallRequest, now};
+use crate::apps::plan::AppSettings;
+use crate::apps::policy;
+use crate::apps::record::{AppRecord, Consent, RecordState};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What changes in an update.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRequest {
+    /// New compose text (a newer store version); `None` keeps the current one (pulls fresh
+    /// images for moving tags).
+    pub compose: Option<String>,
+    /// New settings; `None` keeps the current ones.
+    pub settings: Option<AppSettings>,
+    pub consent: BTreeSet<String>,
+    pub by: String,
+}
+
+impl Apps {
+    pub async fn update(&self, id: &str, req: UpdateRequest) -> Result<AppRecord, AppError> {
+        let _guard = self.lock.lock().await;
+        let old = self.get(id)?;
+        let mut settings = req.settings.clone().unwrap_or_else(|| old.settings.clone());
+        // Keep the host ports the app has (unless the user changes them): links keep working.
+        for p in &old.plan.ports {
+            if let Some(h) = p.host_port {
+                settings
+                    .ports
+                    .entry(p.service.clone())
+                    .or_default()
+                    .entry(format!("{}/{}", p.container_port, p.protocol.as_str()))
+                    .or_insert(h);
+            }
+        }
+        let compose = req.compose.clone().unwrap_or_else(|| old.compose.clone());
+        let ireq = InstallRequest {
+            app_id: Some(id.to_string()),
+            compose: compose.clone(),
+            side_files: BTreeMap::new(),
+            source: old.source.clone(),
+            settings,
+            consent: BTreeSet::new(),
+            by: req.by.clone(),
+            exact_ports: false,
+        };
+        let plan = self.plan_for(&ireq, Some(id))?;
+        let mut consented = old.consented();
+        consented.extend(req.consent.iter().cloned());
+        let missing: Vec<_> = policy::unconsented(&plan.findings, &consented)
+            .into_iter()
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(AppError::ConsentRequired(missing));
+        }
+        self.pull_all(&plan, "update").await?;
+        let mut previous = BTreeMap::new();
+        for c in &old.plan.containers {
+            if let Some(st) = self.runtime.inspect_container(&c.name).await? {
+                previous.insert(c.service.clone(), st.image_id);
+            }
+        }
+        let mut record = old.clone();
+        record.state = RecordState::Updating;
+        self.store.put_app(&record)?;
+        self.state_event(id, "updating", None);
+        self.remove_containers(&old.plan).await?;
+        let mut undo = Undo::default();
+        let outcome = async {
+            self.prepare(&plan, &compose, &mut undo).await?;
+            self.run_containers(&plan, &BTreeMap::new(), "update", &mut undo)
+                .await
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                let at = now();
+                for f in &plan.findings {
+                    if !record.consents.iter().any(|c| c.finding == f.id) {
+                        record.consents.push(Consent {
+                            finding: f.id.clone(),
+                            by: req.by.clone(),
+                            at: at.clone(),
+                        });
+                    }
+                }
+                record.image_digests = self.digests(&plan).await?;
+                record.plan = plan;
+                record.compose = compose;
+                record.settings = req.settings.unwrap_or(old.settings);
+                record.previous_images = previous;
+                record.state = RecordState::Installed;
+                record.updated_at = at;
+                record.last_error = None;
+                self.store.put_app(&record)?;
+                self.state_event(id, "running", None);
+                Ok(record)
+            }
+            Err(e) => {
+                self.progress(
+                    id,
+                    "update",
+                    "rollback",
+                    &format!("update failed: {e}; going back"),
+                );
+                self.remove_containers(&plan).await?;
+                self.undo(undo).await;
+                let mut undo_old = Undo::default();
+                let back = self
+                    .run_containers(&old.plan, &previous, "rollback", &mut undo_old)
+                    .await;
+                record.state = RecordState::Installed;
+                record.last_error = Some(match &back {
+                    Ok(()) => format!("update failed and was rolled back: {e}"),
+                    Err(b) => format!("update failed ({e}) and so did the rollback ({b})"),
+                });
+                self.store.put_app(&record)?;
+                self.state_event(id, "running", record.last_error.clone());
+                back?;
+                Err(AppError::RolledBack {
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
