@@ -332,6 +332,16 @@ impl Root {
     }
 }
 
+/// The names in an open directory, without `.` and `..`.
+fn child_names(dir: &OwnedFd, rel: &RelPath) -> FsResult<Vec<String>> {
+    Ok(rustix::fs::Dir::read_from(dir)
+        .map_err(|e| FsError::from_errno(e, rel))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect())
+}
+
 fn remove_entry(parent: &OwnedFd, name: &str, rel: &RelPath) -> FsResult<()> {
     let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| FsError::from_errno(e, rel))?;
@@ -339,13 +349,7 @@ fn remove_entry(parent: &OwnedFd, name: &str, rel: &RelPath) -> FsResult<()> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let dir = rustix::fs::openat(parent, name, flags, Mode::empty())
             .map_err(|e| FsError::from_errno(e, rel))?;
-        let names: Vec<String> = rustix::fs::Dir::read_from(&dir)
-            .map_err(|e| FsError::from_errno(e, rel))?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "." && n != "..")
-            .collect();
-        for child in names {
+        for child in child_names(&dir, rel)? {
             let child_rel = rel.join(&child).unwrap_or_else(|_| rel.clone());
             remove_entry(&dir, &child, &child_rel)?;
         }
@@ -377,13 +381,7 @@ fn copy_entry(
             rustix::fs::mkdirat(to_parent, to_name, Mode::from_raw_mode(0o755)).map_err(errno)?;
             let dst =
                 rustix::fs::openat(to_parent, to_name, flags, Mode::empty()).map_err(errno)?;
-            let names: Vec<String> = rustix::fs::Dir::read_from(&src)
-                .map_err(errno)?
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "." && n != "..")
-                .collect();
-            for child in names {
+            for child in child_names(&src, rel)? {
                 let child_rel = rel.join(&child).unwrap_or_else(|_| rel.clone());
                 copy_entry(&src, &child, &dst, &child, &child_rel, copied, progress)?;
             }
