@@ -142,6 +142,12 @@ pub struct Base {
     pub cached: bool,
 }
 
+/// The cache folder of the base made from `inputs`.
+pub fn entry_dir(inputs: &BaseInputs, cache: &Path) -> Result<PathBuf, BootstrapError> {
+    let key = inputs.key()?;
+    Ok(cache.join(format!("base-{}-{}", inputs.arch, &key[..16])))
+}
+
 /// Returns the cached base for `inputs`, bootstrapping it first when absent.
 pub fn ensure(
     inputs: &BaseInputs,
@@ -150,7 +156,7 @@ pub fn ensure(
     runner: &Runner,
 ) -> Result<Base, BootstrapError> {
     let key = inputs.key()?;
-    let entry = cache.join(format!("base-{}-{}", inputs.arch, &key[..16]));
+    let entry = entry_dir(inputs, cache)?;
     let root = entry.join("root");
     let manifest = entry.join("packages.tsv");
     let io = |path: &Path| {

@@ -72,7 +72,7 @@ pub const LINTS: &[Lint] = &[
         check: journal_cap,
     },
     Lint {
-        name: "kernel and initramfs present",
+        name: "kernel and initramfs (with Hearth's layer) present",
         check: kernel_present,
     },
 ];
@@ -181,26 +181,33 @@ fn ssh_off(ctx: &LintContext) -> Vec<String> {
 fn read_only_ready(ctx: &LintContext) -> Vec<String> {
     let root = ctx.root;
     let mut problems = Vec::new();
-    let link_into = |rel: &str, prefix: &str| match std::fs::read_link(root.join(rel)) {
-        Ok(target) if target.to_string_lossy().contains(prefix) => None,
-        Ok(target) => Some(format!("/{rel} points to {}", target.display())),
-        Err(_) => Some(format!("/{rel} must be a symlink into {prefix}")),
-    };
-    for (rel, prefix) in [
-        ("etc/hostname", "var/lib/hearth/etc"),
-        ("etc/localtime", "var/lib/hearth/etc"),
-        ("etc/resolv.conf", "run/"),
-        (
-            "etc/NetworkManager/system-connections",
-            "var/lib/hearth/etc",
-        ),
+    // /etc is an overlay whose changes live on the data partition: the files services replace
+    // by renaming (hostnamed, timedated) must be ordinary entries of the root, not symlinks
+    // into /var (a rename would replace the link, and /var is empty until the initramfs runs).
+    for rel in [
+        "etc/hostname",
+        "etc/localtime",
+        "etc/NetworkManager/system-connections",
     ] {
-        problems.extend(link_into(rel, prefix));
+        if let Ok(target) = std::fs::read_link(root.join(rel))
+            && target.to_string_lossy().contains("var/")
+        {
+            problems.push(format!("/{rel} points into {}", target.display()));
+        }
+    }
+    if !root.join("etc/hostname").is_file() {
+        problems.push("/etc/hostname is missing".into());
+    }
+    match std::fs::read_link(root.join("etc/resolv.conf")) {
+        Ok(t) if t.to_string_lossy().contains("run/") => {}
+        _ => problems.push("/etc/resolv.conf must be a symlink into /run".into()),
     }
     match std::fs::metadata(root.join("etc/machine-id")) {
         Ok(m) if m.len() == 0 => {}
         Ok(_) => problems.push("/etc/machine-id holds an id every device would share".into()),
-        Err(_) => problems.push("/etc/machine-id must exist (empty) as a mount point".into()),
+        Err(_) => {
+            problems.push("/etc/machine-id must exist (empty; the initramfs fills it)".into())
+        }
     }
     let var_empty = std::fs::read_dir(root.join("var")).is_ok_and(|mut e| e.next().is_none());
     if !var_empty {
@@ -260,8 +267,19 @@ fn kernel_present(ctx: &LintContext) -> Vec<String> {
     if !names.iter().any(|n| n.starts_with("vmlinuz-")) {
         problems.push("no /boot/vmlinuz-*".into());
     }
-    if !names.iter().any(|n| n.starts_with("initrd.img-")) {
+    let initrds: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("initrd.img-"))
+        .collect();
+    if initrds.is_empty() {
         problems.push("no /boot/initrd.img-*".into());
+    }
+    for name in initrds {
+        if !crate::initrd::has_layer(&ctx.root.join("boot").join(name)) {
+            problems.push(format!(
+                "/boot/{name} lacks Hearth's initramfs layer (data partition, /etc overlay)"
+            ));
+        }
     }
     problems
 }

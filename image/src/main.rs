@@ -98,6 +98,9 @@ enum Command {
     Bootstrap {
         #[arg(long)]
         board: String,
+        /// Only print the cache entry the board's base has (or would have); bootstrap nothing.
+        #[arg(long)]
+        print_entry: bool,
     },
 }
 
@@ -227,7 +230,17 @@ fn main() -> Result<()> {
             };
             hearth_image::run::run(&board, &opts)?;
         }
-        Command::Bootstrap { board } => {
+        Command::Bootstrap {
+            board,
+            print_entry: true,
+        } => {
+            let ws = workspace(cli.workspace)?;
+            let board = ws.boards().load(&board)?;
+            let inputs = hearth_image::build::base_inputs(&ws, &board)?;
+            let entry = hearth_image::bootstrap::entry_dir(&inputs, &cache_dir(cli.cache))?;
+            println!("{}", entry.display());
+        }
+        Command::Bootstrap { board, .. } => {
             let ws = workspace(cli.workspace)?;
             let cache = cache_dir(cli.cache);
             std::fs::create_dir_all(&cache)

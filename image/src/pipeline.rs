@@ -15,7 +15,7 @@ use crate::partition::{Plan, derived_uuid, derived_volume_id};
 use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
-use crate::{bootstrap, disk, efi, fsutil, keys, lint, rootfs, rpi, seal};
+use crate::{bootstrap, disk, efi, fsutil, initrd, keys, lint, rootfs, rpi, seal};
 
 const STEPS: usize = 10;
 
@@ -190,7 +190,16 @@ fn run_steps(
         ssh_authorized_key: ssh_key.clone(),
     };
     rootfs::prepare(&root, &content, runner)?;
-    progress.finish("");
+    let layer = initrd::layer(
+        &ws.overlays().join("initrd-layer"),
+        epoch,
+        &format!("{build_id}\n"),
+    )?;
+    initrd::append_to_root(&root, &layer)?;
+    progress.finish(&format!(
+        "initramfs layer {} KiB",
+        layer.len().div_ceil(1024)
+    ));
 
     progress.step("lint root");
     let findings = lint::run(&lint::LintContext {
@@ -225,6 +234,18 @@ fn run_steps(
     } else {
         vec![Slot::A]
     };
+    let firmware = match board.boot {
+        BootMethod::RpiTryboot => {
+            let common = ws.boards().common()?;
+            Some(rpi::fetch_firmware(
+                board,
+                &common.mirror,
+                &opts.cache,
+                runner,
+            )?)
+        }
+        BootMethod::SystemdBoot => None,
+    };
     let boot_parts = boot_partitions(
         board,
         &root,
@@ -232,6 +253,7 @@ fn run_steps(
         &plan,
         &opts.version,
         &filled,
+        firmware.as_ref(),
         epoch,
         runner,
     )?;
@@ -258,6 +280,11 @@ fn run_steps(
         .join(format!(".partial-{prefix}-{}", std::process::id()));
     fsutil::remove_all(&staging)?;
     std::fs::create_dir_all(&staging)?;
+    // Raspberry Pi Imager checks the uncompressed image too.
+    let raw_sha = match board.boot {
+        BootMethod::RpiTryboot if !opts.no_xz => Some(artifacts::sha256_file(&raw)?),
+        _ => None,
+    };
     let image_path = if opts.no_xz {
         let raw_out = staging.join(format!("{prefix}.img"));
         std::fs::rename(&raw, &raw_out)?;
@@ -274,6 +301,14 @@ fn run_steps(
     progress.step("sign and publish");
     let image = FileEntry::of(&image_path)?;
     let rootfs = FileEntry::of(&root_out)?;
+    let mut packages = artifacts::parse_packages(&base.packages);
+    if let Some(fw) = &firmware {
+        packages.push(artifacts::Package {
+            name: fw.package.clone(),
+            version: fw.version.clone(),
+            arch: format!("{} (boot partitions only)", board.arch.debian()),
+        });
+    }
     let manifest = Manifest {
         board: board.name.clone(),
         arch: board.arch.debian().to_string(),
@@ -298,7 +333,7 @@ fn run_steps(
                 uuid: p.uuid.clone(),
             })
             .collect(),
-        packages: artifacts::parse_packages(&base.packages),
+        packages,
         steps: progress
             .steps()
             .iter()
@@ -311,7 +346,22 @@ fn run_steps(
     };
     let manifest_path = staging.join(format!("{prefix}.manifest.json"));
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
-    let entries = vec![image, rootfs, FileEntry::of(&manifest_path)?];
+    let mut entries = vec![image.clone(), rootfs, FileEntry::of(&manifest_path)?];
+    if board.boot == BootMethod::RpiTryboot {
+        let list = rpi::os_list(&rpi::OsListInput {
+            board,
+            version: &opts.version,
+            url: &image.file,
+            release_date: &rpi::date_of(epoch),
+            download_size: image.size,
+            download_sha256: &image.sha256,
+            extract_size: plan.disk_size,
+            extract_sha256: raw_sha.as_deref().unwrap_or(&image.sha256),
+        });
+        let path = staging.join(format!("{prefix}.os_list.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(&list)?)?;
+        entries.push(FileEntry::of(&path)?);
+    }
     artifacts::sign_checksums(&staging, &prefix, &entries, key)?;
     let published = artifacts::publish(&staging, &opts.out)?;
     progress.finish("");
@@ -379,6 +429,7 @@ fn boot_partitions(
     plan: &Plan,
     version: &str,
     filled: &[Slot],
+    firmware: Option<&rpi::Firmware>,
     epoch: u64,
     runner: &Runner,
 ) -> Result<Vec<(String, PathBuf)>> {
@@ -390,7 +441,13 @@ fn boot_partitions(
             efi::stage(board, root, &dir, version, filled)?;
             vec![("esp".to_string(), dir)]
         }
-        BootMethod::RpiTryboot => rpi::stage(board, root, parts, filled, runner)?,
+        BootMethod::RpiTryboot => rpi::stage(
+            board,
+            root,
+            parts,
+            filled,
+            firmware.context("Raspberry Pi firmware")?,
+        )?,
     };
     for (name, dir) in staged {
         let part = plan.get(&name).context("partition in plan")?;

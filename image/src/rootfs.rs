@@ -94,7 +94,7 @@ fn clean(root: &Path) -> Result<(), RootError> {
             }
         }
     }
-    // Empty: the initramfs bind-mounts the device's own id from the data partition here.
+    // Empty: the initramfs writes the device's own id into the /etc overlay (data partition).
     let machine_id = root.join("etc/machine-id");
     std::fs::write(&machine_id, "").map_err(io(&machine_id))?;
     for dir in ["var/log", "tmp", "var/tmp"] {

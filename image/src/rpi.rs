@@ -1,18 +1,419 @@
-//! Boot files of a Raspberry Pi board (filled in by the Pi step of the image issue).
+//! Boot files of a Raspberry Pi board (Pi 4/400/CM4 and Pi 5/500/CM5, 64-bit).
+//!
+//! The EEPROM bootloader reads `autoboot.txt` from the first FAT partition (`bootconfig`);
+//! with `tryboot_a_b=1` it boots `boot_partition` (slot a) normally and the `[tryboot]`
+//! section's partition (slot b) once when asked to (`reboot '0 tryboot'`). Each slot's boot
+//! partition holds the firmware (Pi 4; the Pi 5's lives in its EEPROM), the kernel, the
+//! initramfs, the device trees, `config.txt` and a `cmdline.txt` naming the slot's own root.
+//!
+//! The firmware comes from Debian's `raspi-firmware` package, downloaded with apt into the
+//! builder's cache and extracted (never installed into the root: its kernel hooks assume a
+//! writable `/boot/firmware`).
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
 
-use crate::board::{Board, Slot};
+use crate::board::{Board, Role, Slot};
 use crate::cmd::Runner;
+use crate::efi::{boot_file, cmdline, copy, write};
 
-/// Stages `bootconfig` and the slots' boot partitions; returns `(partition, folder)` pairs.
+/// Where a Pi image's agent writes the setup code: the `bootconfig` partition, the first FAT
+/// partition, which every computer shows when the card is plugged in.
+pub const SETUP_CODE_FILE: &str = "hearth-setup.txt";
+
+/// Files that mark an empty slot's boot partition.
+pub const EMPTY_SLOT_FILE: &str = "HEARTH-EMPTY-SLOT.txt";
+
+/// The firmware package, extracted: its `usr/lib/raspi-firmware` folder and its version.
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    pub dir: PathBuf,
+    pub package: String,
+    pub version: String,
+}
+
+/// 1-based partition number of a board's partition with this role and slot.
+fn partition_number(board: &Board, role: Role, slot: Option<Slot>) -> Option<usize> {
+    board
+        .partitions
+        .iter()
+        .position(|p| p.role == role && p.slot == slot)
+        .map(|i| i + 1)
+}
+
+/// `autoboot.txt` of the `bootconfig` partition.
+pub fn autoboot_txt(board: &Board) -> Result<String> {
+    let a = partition_number(board, Role::Boot, Some(Slot::A)).context("boot-a partition")?;
+    let b = partition_number(board, Role::Boot, Some(Slot::B)).context("boot-b partition")?;
+    Ok(format!(
+        "# Hearth A/B boot (Raspberry Pi tryboot): slot a is partition {a}, slot b partition {b}.\n\
+         # The updater swaps the two numbers once a trial boot of the other slot succeeded.\n\
+         [all]\ntryboot_a_b=1\nboot_partition={a}\n[tryboot]\nboot_partition={b}\n"
+    ))
+}
+
+/// `config.txt` of a slot: the board's lines, then the kernel and initramfs the slot holds.
+pub fn config_txt(board: &Board) -> Result<String> {
+    let spec = board.rpi.as_ref().context("an [rpi] table")?;
+    let mut s = String::from(
+        "# Hearth boot partition (one per slot). See config.txt(5) of Raspberry Pi.\n",
+    );
+    for line in &spec.config {
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push_str("[all]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\ncmdline=cmdline.txt\n");
+    Ok(s)
+}
+
+/// `cmdline.txt` of a slot: one line naming the slot's own root.
+pub fn cmdline_txt(board: &Board, slot: Slot) -> String {
+    format!("{}\n", cmdline(board, slot))
+}
+
+/// Downloads (once, into `cache`) and extracts the board's firmware package for `suite`.
+pub fn fetch_firmware(
+    board: &Board,
+    mirror: &str,
+    cache: &Path,
+    runner: &Runner,
+) -> Result<Firmware> {
+    let spec = board.rpi.as_ref().context("an [rpi] table")?;
+    let package = &spec.firmware_package;
+    let base = cache.join("rpi-firmware").join(&board.suite);
+    let extracted = base.join("extracted");
+    let version_file = base.join("version");
+    if extracted.join("usr/lib/raspi-firmware").is_dir() && version_file.is_file() {
+        let version = std::fs::read_to_string(&version_file)?.trim().to_string();
+        return Ok(Firmware {
+            dir: extracted.join("usr/lib/raspi-firmware"),
+            package: package.clone(),
+            version,
+        });
+    }
+    let apt = base.join("apt");
+    for d in ["state/lists/partial", "cache/archives/partial", "etc"] {
+        std::fs::create_dir_all(apt.join(d))?;
+    }
+    let sources = apt.join("etc/sources.list");
+    let comps = board.components.join(" ");
+    std::fs::write(
+        &sources,
+        format!(
+            "deb [arch={arch} signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} {comps}\n",
+            arch = board.arch.debian(),
+            suite = board.suite,
+        ),
+    )?;
+    let apt_args = |cmd: &mut Command| {
+        cmd.arg(format!("-oDir::State={}", apt.join("state").display()))
+            .arg(format!("-oDir::Cache={}", apt.join("cache").display()))
+            .arg(format!("-oDir::Etc::SourceList={}", sources.display()))
+            .arg("-oDir::Etc::SourceParts=/nonexistent")
+            .arg(format!("-oAPT::Architecture={}", board.arch.debian()))
+            .arg(format!("-oAPT::Architectures={}", board.arch.debian()))
+            .arg("-oAcquire::Check-Valid-Until=false")
+            .arg("-oDebug::NoLocking=true")
+            .arg("-qq");
+    };
+    let mut update = Command::new("apt-get");
+    apt_args(&mut update);
+    update.arg("update");
+    runner
+        .run(&mut update, true)
+        .with_context(|| format!("cannot read the {} package index", board.suite))?;
+    let download_dir = base.join("deb");
+    crate::fsutil::remove_all(&download_dir)?;
+    std::fs::create_dir_all(&download_dir)?;
+    let mut download = Command::new("apt-get");
+    apt_args(&mut download);
+    download
+        .current_dir(&download_dir)
+        .arg("download")
+        .arg(package);
+    runner
+        .run(&mut download, true)
+        .with_context(|| format!("cannot download {package}"))?;
+    let deb = std::fs::read_dir(&download_dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .with_context(|| format!("apt-get download left no {package} .deb"))?;
+    let version = runner
+        .output(
+            Command::new("dpkg-deb")
+                .args(["--show", "--showformat=${Version}"])
+                .arg(&deb),
+        )?
+        .trim()
+        .to_string();
+    let tmp = base.join(".extracting");
+    crate::fsutil::remove_all(&tmp)?;
+    runner.run(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp),
+        false,
+    )?;
+    if !tmp.join("usr/lib/raspi-firmware").is_dir() {
+        bail!("{package} has no usr/lib/raspi-firmware");
+    }
+    crate::fsutil::remove_all(&extracted)?;
+    std::fs::rename(&tmp, &extracted)?;
+    std::fs::write(&version_file, format!("{version}\n"))?;
+    Ok(Firmware {
+        dir: extracted.join("usr/lib/raspi-firmware"),
+        package: package.clone(),
+        version,
+    })
+}
+
+/// The kernel's device-tree folder in the root (`/usr/lib/linux-image-<version>/broadcom`).
+fn dtb_dir(root: &Path) -> Result<PathBuf> {
+    let lib = root.join("usr/lib");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&lib)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("linux-image-"))
+                && p.join("broadcom").is_dir()
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .map(|d| d.join("broadcom"))
+        .context("the root has no /usr/lib/linux-image-*/broadcom device trees")
+}
+
+/// Stages `bootconfig` and the slots' boot partitions into `parts`; returns
+/// `(partition, folder)` pairs. A slot the image leaves empty gets only a marker file: the
+/// firmware finds no `config.txt` there, and a tryboot of it falls back to the other slot.
 pub fn stage(
     board: &Board,
-    _root: &Path,
-    _parts: &Path,
-    _filled: &[Slot],
-    _runner: &Runner,
+    root: &Path,
+    parts: &Path,
+    filled: &[Slot],
+    firmware: &Firmware,
 ) -> Result<Vec<(String, PathBuf)>> {
-    bail!("{}: Raspberry Pi boot files are not built yet", board.name)
+    let spec = board.rpi.as_ref().context("an [rpi] table")?;
+    let mut out = Vec::new();
+    let bootconfig = parts.join("stage-bootconfig");
+    crate::fsutil::remove_all(&bootconfig)?;
+    write(&bootconfig.join("autoboot.txt"), &autoboot_txt(board)?)?;
+    out.push(("bootconfig".to_string(), bootconfig));
+
+    let kernel = boot_file(root, "vmlinuz-")?;
+    let initrd = boot_file(root, "initrd.img-")?;
+    let dtbs = dtb_dir(root)?;
+    for slot in Slot::ALL {
+        let dir = parts.join(format!("stage-boot-{}", slot.letter()));
+        crate::fsutil::remove_all(&dir)?;
+        std::fs::create_dir_all(&dir)?;
+        if !filled.contains(&slot) {
+            write(
+                &dir.join(EMPTY_SLOT_FILE),
+                "This Hearth slot is empty; the updater fills it.\n",
+            )?;
+            out.push((format!("boot-{}", slot.letter()), dir));
+            continue;
+        }
+        for name in &spec.firmware {
+            let from = firmware.dir.join(name);
+            if !from.is_file() {
+                bail!("{} {} has no {name}", firmware.package, firmware.version);
+            }
+            copy(&from, &dir.join(name))?;
+        }
+        for name in &spec.dtbs {
+            let from = dtbs.join(name);
+            if !from.is_file() {
+                bail!("the kernel has no device tree {name}");
+            }
+            copy(&from, &dir.join(name))?;
+        }
+        copy(&kernel, &dir.join("vmlinuz"))?;
+        copy(&initrd, &dir.join("initrd.img"))?;
+        write(&dir.join("config.txt"), &config_txt(board)?)?;
+        write(&dir.join("cmdline.txt"), &cmdline_txt(board, slot))?;
+        out.push((format!("boot-{}", slot.letter()), dir));
+    }
+    Ok(out)
+}
+
+/// Raspberry Pi Imager device tags of a board.
+pub fn imager_devices(board: &str) -> Vec<&'static str> {
+    match board {
+        "rpi4" => vec!["pi4-64bit"],
+        "rpi5" => vec!["pi5-64bit"],
+        _ => vec![],
+    }
+}
+
+/// What the `os_list` entry describes.
+#[derive(Debug, Clone)]
+pub struct OsListInput<'a> {
+    pub board: &'a Board,
+    pub version: &'a str,
+    /// Download URL (or file name, for a local list) of the image.
+    pub url: &'a str,
+    pub release_date: &'a str,
+    pub download_size: u64,
+    pub download_sha256: &'a str,
+    pub extract_size: u64,
+    pub extract_sha256: &'a str,
+}
+
+/// A Raspberry Pi Imager `os_list` document with one entry for this image.
+pub fn os_list(i: &OsListInput) -> serde_json::Value {
+    json!({
+        "os_list": [{
+            "name": format!("Hearth {} ({})", i.version, i.board.description),
+            "description": "Hearth home cloud: apps, files and backups from a web dashboard. \
+                            After the first boot open https://hearth.local/ and enter the setup \
+                            code from hearth-setup.txt on the card's first partition.",
+            "url": i.url,
+            "release_date": i.release_date,
+            "image_download_size": i.download_size,
+            "image_download_sha256": i.download_sha256,
+            "extract_size": i.extract_size,
+            "extract_sha256": i.extract_sha256,
+            "devices": imager_devices(&i.board.name),
+            "init_format": "none",
+        }]
+    })
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC).
+pub fn date_of(epoch: u64) -> String {
+    // Civil from days (Howard Hinnant's algorithm).
+    let days = (epoch / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::load_board_file;
+
+    fn board(name: &str) -> Board {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../board-configs")
+            .join(format!("{name}.toml"));
+        load_board_file(&path).expect("board")
+    }
+
+    #[test]
+    fn autoboot_names_the_slots_partitions() {
+        let text = autoboot_txt(&board("rpi4")).expect("autoboot");
+        assert!(text.contains("tryboot_a_b=1"));
+        assert!(
+            text.contains("[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n")
+        );
+    }
+
+    #[test]
+    fn each_slot_cmdline_names_its_own_root() {
+        for name in ["rpi4", "rpi5"] {
+            let b = board(name);
+            let a = cmdline_txt(&b, Slot::A);
+            let bb = cmdline_txt(&b, Slot::B);
+            assert!(
+                a.contains("root=PARTLABEL=root-a ") && !a.contains("root-b"),
+                "{a}"
+            );
+            assert!(
+                bb.contains("root=PARTLABEL=root-b ") && !bb.contains("root-a"),
+                "{bb}"
+            );
+            assert_eq!(a.lines().count(), 1);
+        }
+    }
+
+    #[test]
+    fn config_loads_the_slots_kernel_and_initramfs() {
+        let text = config_txt(&board("rpi5")).expect("config");
+        assert!(text.contains("arm_64bit=1"));
+        assert!(text.contains("kernel=vmlinuz\ninitramfs initrd.img followkernel\n"));
+    }
+
+    #[test]
+    fn staging_fills_slot_a_and_marks_b_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        let dtb = root.join("usr/lib/linux-image-6.12-arm64/broadcom");
+        std::fs::create_dir_all(&dtb).expect("mkdir");
+        std::fs::create_dir_all(root.join("boot")).expect("mkdir");
+        std::fs::write(root.join("boot/vmlinuz-6.12-arm64"), "k").expect("write");
+        std::fs::write(root.join("boot/initrd.img-6.12-arm64"), "i").expect("write");
+        let b = board("rpi4");
+        for d in &b.rpi.as_ref().expect("rpi").dtbs {
+            std::fs::write(dtb.join(d), "dtb").expect("write");
+        }
+        let fw = tmp.path().join("fw");
+        std::fs::create_dir_all(&fw).expect("mkdir");
+        for f in &b.rpi.as_ref().expect("rpi").firmware {
+            std::fs::write(fw.join(f), "fw").expect("write");
+        }
+        let firmware = Firmware {
+            dir: fw,
+            package: "raspi-firmware".into(),
+            version: "1".into(),
+        };
+        let parts = tmp.path().join("parts");
+        let staged = stage(&b, &root, &parts, &[Slot::A], &firmware).expect("stage");
+        let names: Vec<&str> = staged.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["bootconfig", "boot-a", "boot-b"]);
+        let a = &staged[1].1;
+        for f in [
+            "start4.elf",
+            "fixup4.dat",
+            "bcm2711-rpi-4-b.dtb",
+            "vmlinuz",
+            "initrd.img",
+            "config.txt",
+            "cmdline.txt",
+        ] {
+            assert!(a.join(f).is_file(), "{f}");
+        }
+        assert!(staged[2].1.join(EMPTY_SLOT_FILE).is_file());
+        assert!(!staged[2].1.join("config.txt").exists());
+        assert!(staged[0].1.join("autoboot.txt").is_file());
+    }
+
+    #[test]
+    fn os_list_entry_has_what_imager_needs() {
+        let b = board("rpi5");
+        let v = os_list(&OsListInput {
+            board: &b,
+            version: "1.0",
+            url: "hearth-1.0-rpi5.img.xz",
+            release_date: &date_of(1_735_689_600),
+            download_size: 10,
+            download_sha256: "aa",
+            extract_size: 20,
+            extract_sha256: "bb",
+        });
+        let e = &v["os_list"][0];
+        assert_eq!(e["release_date"], "2025-01-01");
+        assert_eq!(e["devices"][0], "pi5-64bit");
+        assert_eq!(e["extract_size"], 20);
+        assert_eq!(e["url"], "hearth-1.0-rpi5.img.xz");
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(951_782_400), "2000-02-29");
+        assert_eq!(date_of(1_735_689_599), "2024-12-31");
+    }
 }
