@@ -179,6 +179,8 @@ export interface UploadProgress {
   received: number;
   complete: boolean;
   entry?: Entry | null;
+  /** The new file's ETag once complete (for the next If-Match). */
+  etag?: string | null;
 }
 
 export type FileAction =
