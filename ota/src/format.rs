@@ -248,3 +248,29 @@ pub fn check_key_window(key: &ReleaseKey, at: OffsetDateTime) -> Result<(), Veri
 pub fn align_up(n: u64, to: u64) -> u64 {
     n.div_ceil(to) * to
 }
+
+/// Header fields and the *unverified* body, for display only (`hearth-ota inspect` without a
+/// root key). Never use this to decide anything.
+#[derive(Debug)]
+pub struct Peek {
+    pub keylist_len: u32,
+    pub body_len: u32,
+    pub key_id: String,
+    pub unverified_keylist: String,
+    pub unverified_body: String,
+}
+
+pub fn peek(src: &mut dyn BundleSource, kind: Kind) -> Result<Peek, VerifyError> {
+    let header = crate::source::read_vec(src, 0, HEADER_LEN as u64)?;
+    let h = parse_header(&header, kind)?;
+    let (kl, bl) = (u64::from(h.keylist_len), u64::from(h.body_len));
+    let keylist = crate::source::read_vec(src, HEADER_LEN as u64, kl)?;
+    let body = crate::source::read_vec(src, HEADER_LEN as u64 + kl + SIG_LEN as u64, bl)?;
+    Ok(Peek {
+        keylist_len: h.keylist_len,
+        body_len: h.body_len,
+        key_id: crate::hexutil::encode(&h.key_id),
+        unverified_keylist: String::from_utf8_lossy(&keylist).into_owned(),
+        unverified_body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}

@@ -11,18 +11,18 @@
 // pub mod boot;
 pub mod bundle;
 pub mod chunker;
-// pub mod decide;
+pub mod decide;
 // pub mod delta;
 pub mod format;
 pub mod fsutil;
 pub mod hexutil;
 // pub mod http;
-// pub mod index;
+pub mod index;
 // pub mod install;
 pub mod keylist;
 pub mod keys;
 pub mod manifest;
-// pub mod repo;
+pub mod repo;
 pub mod source;
 // pub mod storage;
 

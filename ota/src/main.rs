@@ -1,10 +1,339 @@
-use clap::Parser;
+//! `hearth-ota`: a thin command line over the library (keys, delegation, bundles, repository).
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use hearth_ota::bundle::{self, BundleSpec};
+use hearth_ota::format::{self, Kind, Trust};
+use hearth_ota::keylist::{KeyList, ReleaseKey, SignedKeyList};
+use hearth_ota::source::FileSource;
+use hearth_ota::{decide, keys, repo};
+use time::{Duration, OffsetDateTime};
 
 /// Hearth over-the-air update tool (bundles, signing, repositories).
 #[derive(Parser)]
 #[command(version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Make an ed25519 key pair: OUT (private, PKCS#8 PEM) and OUT.pub (SPKI PEM).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a key list delegating to release keys (done with the offline root key).
+    Delegate {
+        #[arg(long)]
+        root: PathBuf,
+        /// Release public keys (PEM) allowed to sign.
+        #[arg(long = "release", required = true)]
+        release: Vec<PathBuf>,
+        /// Release public keys (PEM) to revoke.
+        #[arg(long = "revoke")]
+        revoke: Vec<PathBuf>,
+        /// Must grow with every new list.
+        #[arg(long)]
+        serial: u64,
+        #[arg(long, default_value_t = 730)]
+        valid_days: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build a signed bundle from payload images.
+    Sign {
+        /// Release private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Signed key list (from `delegate`).
+        #[arg(long)]
+        keys: PathBuf,
+        /// Root public key, to check the delegation before signing.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[arg(long)]
+        board: String,
+        #[arg(long)]
+        arch: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        version_number: u64,
+        #[arg(long, default_value_t = 0)]
+        min_version_number: u64,
+        #[arg(long, default_value_t = hearth_ota::manifest::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u64,
+        /// NAME=PATH, in bundle order (e.g. root=root.img).
+        #[arg(long = "payload", required = true)]
+        payloads: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle completely (signatures, delegation, every chunk).
+    Verify {
+        bundle: PathBuf,
+        /// Root public key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Also check that a device of this board/arch at this version may install it.
+        #[arg(long, requires_all = ["arch", "current_version_number"])]
+        board: Option<String>,
+        #[arg(long)]
+        arch: Option<String>,
+        #[arg(long)]
+        current_version_number: Option<u64>,
+    },
+    /// Show a bundle's header and manifest (verified when --key is given).
+    Inspect {
+        bundle: PathBuf,
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Add a bundle to a static repository and sign the channel's index.
+    Publish {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        channel: String,
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long, default_value = "")]
+        notes: String,
+        #[arg(long)]
+        notes_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        expires_days: i64,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Keygen { out } => {
+            let key = keys::generate(&out)?;
+            println!(
+                "key id {}",
+                hearth_ota::hexutil::encode(&keys::key_id(&key))
+            );
+        }
+        Command::Delegate {
+            root,
+            release,
+            revoke,
+            serial,
+            valid_days,
+            out,
+        } => delegate(root, release, revoke, serial, valid_days, out)?,
+        Command::Sign {
+            key,
+            keys: keylist,
+            root,
+            board,
+            arch,
+            version,
+            version_number,
+            min_version_number,
+            chunk_size,
+            payloads,
+            out,
+        } => {
+            let mut parsed = Vec::new();
+            for p in payloads {
+                let (name, path) = p.split_once('=').context("--payload takes NAME=PATH")?;
+                parsed.push((name.to_string(), PathBuf::from(path)));
+            }
+            let spec = BundleSpec {
+                board,
+                arch,
+                version,
+                version_number,
+                min_version_number,
+                created: OffsetDateTime::now_utc(),
+                chunk_size,
+                payloads: parsed,
+            };
+            let root = root.map(|r| keys::load_verifying(&r)).transpose()?;
+            let m = bundle::build(
+                &spec,
+                &SignedKeyList::load(&keylist)?,
+                &keys::load_signing(&key)?,
+                root.as_ref(),
+                &out,
+            )?;
+            println!(
+                "{}: {} {} for {}/{}",
+                out.display(),
+                m.version,
+                m.version_number,
+                m.board,
+                m.arch
+            );
+        }
+        Command::Verify {
+            bundle: path,
+            key,
+            board,
+            arch,
+            current_version_number,
+        } => {
+            let trust = Trust::new(keys::load_verifying(&key)?);
+            let mut src = FileSource::open(&path)?;
+            let b = bundle::open(&mut src, &trust)?;
+            bundle::verify_payloads(&mut src, &b)?;
+            if let (Some(board), Some(arch), Some(n)) = (board, arch, current_version_number) {
+                decide::check_manifest(
+                    &decide::Device {
+                        board,
+                        arch,
+                        version_number: n,
+                    },
+                    &b.manifest,
+                )?;
+            }
+            println!(
+                "{}: OK ({} {}, signed by {})",
+                path.display(),
+                b.manifest.version,
+                b.manifest.version_number,
+                b.opened.release_key.id
+            );
+        }
+        Command::Inspect { bundle: path, key } => inspect(path, key)?,
+        Command::Publish {
+            repo: dir,
+            channel,
+            bundle,
+            key,
+            keys: keylist,
+            root,
+            notes,
+            notes_file,
+            expires_days,
+        } => {
+            let release_notes = match notes_file {
+                Some(f) => std::fs::read_to_string(&f).with_context(|| f.display().to_string())?,
+                None => notes,
+            };
+            let trust = Trust::new(keys::load_verifying(&root)?);
+            let index = repo::publish(&repo::PublishRequest {
+                repo: &dir,
+                channel: &channel,
+                bundle: &bundle,
+                release_notes,
+                valid_for: Duration::days(expires_days),
+                now: OffsetDateTime::now_utc(),
+                key: &keys::load_signing(&key)?,
+                keylist: &SignedKeyList::load(&keylist)?,
+                trust: &trust,
+            })?;
+            println!(
+                "{}: serial {}, latest {} ({}), expires {}",
+                repo::index_path(&dir, &channel, &index.board).display(),
+                index.serial,
+                index.latest.version,
+                index.latest.bundle,
+                hearth_ota::manifest::rfc3339(index.expires)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn delegate(
+    root: PathBuf,
+    release: Vec<PathBuf>,
+    revoke: Vec<PathBuf>,
+    serial: u64,
+    valid_days: i64,
+    out: PathBuf,
+) -> Result<()> {
+    let root = keys::load_signing(&root)?;
+    let now = OffsetDateTime::now_utc();
+    let mut list = KeyList {
+        serial,
+        issued: now,
+        keys: Vec::new(),
+        revoked: Vec::new(),
+    };
+    for p in release {
+        list.keys.push(ReleaseKey::new(
+            &keys::load_verifying(&p)?,
+            now,
+            now + Duration::days(valid_days),
+        ));
+    }
+    for p in revoke {
+        list.revoked.push(hearth_ota::hexutil::encode(
+            keys::load_verifying(&p)?.as_bytes(),
+        ));
+    }
+    if list.keys.iter().any(|k| list.revoked.contains(&k.public)) {
+        bail!("a key cannot be both delegated and revoked");
+    }
+    let signed = SignedKeyList::sign(&list, &root);
+    hearth_ota::fsutil::write_atomic(&out, &signed.to_file_bytes())?;
+    println!(
+        "{}: serial {serial}, {} release key(s), {} revoked",
+        out.display(),
+        list.keys.len(),
+        list.revoked.len()
+    );
+    Ok(())
+}
+
+fn inspect(path: PathBuf, key: Option<PathBuf>) -> Result<()> {
+    let mut src = FileSource::open(&path)?;
+    match key {
+        Some(key) => {
+            let b = bundle::open(&mut src, &Trust::new(keys::load_verifying(&key)?))?;
+            println!(
+                "verified: yes (signed by release key {}, key list serial {})",
+                b.opened.release_key.id, b.opened.keylist.serial
+            );
+            println!(
+                "payload data at offset {}, bundle size {}",
+                b.payload_start, b.size
+            );
+            let mut m = b.manifest.clone();
+            for p in &mut m.payloads {
+                p.chunks = format!("<{} chunk hashes>", p.chunk_count(m.chunk_size));
+            }
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        }
+        None => {
+            let p = format::peek(&mut src, Kind::Bundle)?;
+            println!("verified: NO (pass --key ROOT_PUB to check the signatures)");
+            println!(
+                "header: key list {} bytes, manifest {} bytes, release key id {}",
+                p.keylist_len, p.body_len, p.key_id
+            );
+            println!("key list (unverified): {}", p.unverified_keylist);
+            let body: serde_json::Value =
+                serde_json::from_str(&p.unverified_body).unwrap_or(serde_json::Value::Null);
+            println!(
+                "manifest (unverified): {}",
+                serde_json::to_string_pretty(&strip_chunks(body))?
+            );
+        }
+    }
+    Ok(())
+}
+
+fn strip_chunks(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(ps) = v.get_mut("payloads").and_then(|p| p.as_array_mut()) {
+        for p in ps {
+            if let Some(c) = p.get_mut("chunks") {
+                let n = c.as_str().map(|s| s.len() / 64).unwrap_or(0);
+                *c = serde_json::Value::String(format!("<{n} chunk hashes>"));
+            }
+        }
+    }
+    v
 }

@@ -1,0 +1,124 @@
+//! The static update repository: `bundles/*.hota` and `<channel>/<board>/index.hidx`. Any web
+//! server can serve it. Publishing copies the bundle in, then replaces the index atomically,
+//! so a reader sees either the old or the new release, never a mix.
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use time::{Duration, OffsetDateTime};
+
+use crate::bundle::{self, VerifiedBundle};
+use crate::format::{Trust, VerifyError};
+use crate::index::{self, INDEX_FILE, Index, Latest};
+use crate::keylist::SignedKeyList;
+use crate::source::FileSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the bundle is not valid: {0}")]
+    Bundle(VerifyError),
+    #[error("the repository's current index cannot be read: {0}")]
+    CurrentIndex(VerifyError),
+    #[error("channel {0:?} is not a valid name ([a-z0-9][a-z0-9_-]*)")]
+    Channel(String),
+    #[error("version {offered} is not newer than the published {current}")]
+    NotNewer { current: u64, offered: u64 },
+}
+
+pub struct PublishRequest<'a> {
+    pub repo: &'a Path,
+    pub channel: &'a str,
+    pub bundle: &'a Path,
+    pub release_notes: String,
+    pub valid_for: Duration,
+    pub now: OffsetDateTime,
+    pub key: &'a SigningKey,
+    pub keylist: &'a SignedKeyList,
+    pub trust: &'a Trust,
+}
+
+pub fn index_path(repo: &Path, channel: &str, board: &str) -> PathBuf {
+    repo.join(channel).join(board).join(INDEX_FILE)
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Adds a bundle to the repository and makes it the latest of its channel and board.
+pub fn publish(req: &PublishRequest<'_>) -> Result<Index, PublishError> {
+    if !crate::manifest::board_name_ok(req.channel) {
+        return Err(PublishError::Channel(req.channel.to_string()));
+    }
+    let mut src = FileSource::open(req.bundle).map_err(|e| PublishError::Bundle(e.into()))?;
+    let verified = bundle::open(&mut src, req.trust).map_err(PublishError::Bundle)?;
+    bundle::verify_payloads(&mut src, &verified).map_err(PublishError::Bundle)?;
+    let m = &verified.manifest;
+    let index_file = index_path(req.repo, req.channel, &m.board);
+    let serial = match std::fs::read(&index_file) {
+        Ok(bytes) => {
+            let (current, _, _) =
+                index::decode(&bytes, req.trust).map_err(PublishError::CurrentIndex)?;
+            if m.version_number <= current.latest.version_number {
+                return Err(PublishError::NotNewer {
+                    current: current.latest.version_number,
+                    offered: m.version_number,
+                });
+            }
+            current.serial + 1
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+        Err(e) => return Err(io(&index_file)(e)),
+    };
+    let rel = format!(
+        "bundles/hearth-{}-{}-{}.hota",
+        m.version, m.board, m.version_number
+    );
+    copy_in(req.bundle, &req.repo.join(&rel))?;
+    let index = Index {
+        channel: req.channel.to_string(),
+        board: m.board.clone(),
+        serial,
+        created: req.now,
+        expires: req.now + req.valid_for,
+        latest: latest(&verified, rel, req.release_notes.clone()),
+    };
+    let bytes = index::sign(&index, req.keylist, req.key);
+    let dir = index_file.parent().unwrap_or(req.repo);
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::fsutil::write_atomic(&index_file, &bytes).map_err(io(&index_file))?;
+    Ok(index)
+}
+
+fn latest(b: &VerifiedBundle, bundle: String, release_notes: String) -> Latest {
+    let m = &b.manifest;
+    Latest {
+        version: m.version.clone(),
+        version_number: m.version_number,
+        min_version_number: m.min_version_number,
+        arch: m.arch.clone(),
+        bundle,
+        size: b.size,
+        prefix_blake3: crate::hexutil::encode(&b.opened.prefix_blake3),
+        release_notes,
+    }
+}
+
+fn copy_in(from: &Path, to: &Path) -> Result<(), PublishError> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = to.with_extension("hota.partial");
+    std::fs::copy(from, &tmp).map_err(io(&tmp))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, to).map_err(io(to))?;
+    crate::fsutil::sync_dir(dir).map_err(io(dir))
+}
