@@ -8,22 +8,22 @@
 //! Invariants: no byte of a key list, manifest or index is decoded before its signature has
 //! verified; no chunk reaches a slot before its hash has; a slot is marked bootable only after
 //! its whole content has been read back and verified.
-// pub mod boot;
+pub mod boot;
 pub mod bundle;
 pub mod chunker;
 pub mod decide;
-// pub mod delta;
+pub mod delta;
 pub mod format;
 pub mod fsutil;
 pub mod hexutil;
-// pub mod http;
+pub mod http;
 pub mod index;
-// pub mod install;
+pub mod install;
 pub mod keylist;
 pub mod keys;
 pub mod manifest;
 pub mod repo;
 pub mod source;
-// pub mod storage;
+pub mod storage;
 
 pub use format::VerifyError;

@@ -1,5 +1,7 @@
 //! Shared fixtures: deterministic keys, key lists, payload images and real bundles.
 #![allow(dead_code, clippy::unwrap_used)]
+pub mod http_server;
+
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;

@@ -1,0 +1,194 @@
+//! Boot control: which slot boots next, trial boots and commits, behind one trait with a
+//! backend per boot loader. Backends edit files through [`BootFs`] (a directory handle: the
+//! ESP, the Pi `bootconfig` partition, a state directory), so they are tested in temporary
+//! directories and under simulated power cuts. Each backend also has a `simulate_boot` that
+//! does what its firmware or boot loader does at power-on, for tests.
+//!
+//! Contract for every backend: every method is durable before it returns; a power cut during a
+//! method leaves either the old or the new state; boot counters only count while a trial is
+//! pending, so a committed slot never falls back because of power cuts.
+pub mod file;
+pub mod rpi;
+pub mod systemd_boot;
+pub mod uboot;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    A,
+    B,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 2] = [Slot::A, Slot::B];
+
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+
+    pub fn letter(self) -> &'static str {
+        match self {
+            Slot::A => "a",
+            Slot::B => "b",
+        }
+    }
+
+    pub fn upper(self) -> &'static str {
+        match self {
+            Slot::A => "A",
+            Slot::B => "B",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Slot> {
+        match s {
+            "a" | "A" => Some(Slot::A),
+            "b" | "B" => Some(Slot::B),
+            _ => None,
+        }
+    }
+
+    /// The booted slot from a kernel command line (`root=PARTLABEL=root-b`).
+    pub fn from_cmdline(cmdline: &str) -> Option<Slot> {
+        cmdline.split_whitespace().find_map(|arg| match arg {
+            "root=PARTLABEL=root-a" => Some(Slot::A),
+            "root=PARTLABEL=root-b" => Some(Slot::B),
+            _ => None,
+        })
+    }
+}
+
+/// Number of boots a trial gets before the boot loader gives up on it.
+pub const TRIAL_TRIES: u32 = 3;
+
+/// What the boot configuration says now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootState {
+    /// The committed slot: what boots when no trial is pending.
+    pub primary: Option<Slot>,
+    /// A slot on trial and the boots it has left (0: the trial failed).
+    pub trial: Option<(Slot, u32)>,
+    /// Slots the boot loader may start.
+    pub bootable: Vec<Slot>,
+}
+
+impl BootState {
+    pub fn is_bootable(&self, slot: Slot) -> bool {
+        self.bootable.contains(&slot)
+    }
+}
+
+/// How to reboot into a trial; the caller runs it (or schedules it), argv only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootCommand {
+    pub argv: Vec<String>,
+}
+
+impl RebootCommand {
+    pub fn plain() -> Self {
+        RebootCommand {
+            argv: vec!["systemctl".into(), "reboot".into()],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Malformed { path: String, reason: String },
+    #[error("slot {0:?} cannot be committed: it is not bootable")]
+    NotBootable(Slot),
+}
+
+pub trait BootControl {
+    fn state(&mut self) -> Result<BootState, BootError>;
+    /// Makes `slot` unbootable before anything is written to it. Never touches the other slot.
+    fn mark_unbootable(&mut self, slot: Slot) -> Result<(), BootError>;
+    /// Makes `slot` the next boot on trial: unless it is committed, the boot loader returns to
+    /// the primary slot by itself. `version` labels boot menu entries.
+    fn set_trial(&mut self, slot: Slot, version: &str) -> Result<RebootCommand, BootError>;
+    /// Makes the booted `slot` the primary one and stops counting (the health gate calls this).
+    fn commit(&mut self, slot: Slot) -> Result<(), BootError>;
+}
+
+/// Files of one boot directory, named relative to it.
+pub trait BootFs {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>>;
+    /// Replaces a file so a power cut leaves the old or the new content.
+    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()>;
+    /// Renames (and syncs the directory); on FAT the firmware sees the old or the new name.
+    fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()>;
+    /// File names in a subdirectory.
+    fn list(&self, dir: &str) -> std::io::Result<Vec<String>>;
+    fn describe(&self, name: &str) -> String;
+}
+
+/// The real file system under a directory.
+pub struct DirFs {
+    root: PathBuf,
+}
+
+impl DirFs {
+    pub fn new(root: &Path) -> Self {
+        DirFs {
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+impl BootFs for DirFs {
+    fn read(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.root.join(name)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.root.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::fsutil::write_atomic(&path, bytes)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()> {
+        let to = self.root.join(to);
+        std::fs::rename(self.root.join(from), &to)?;
+        crate::fsutil::sync_dir(to.parent().unwrap_or(&self.root))
+    }
+
+    fn list(&self, dir: &str) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.root.join(dir))? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn describe(&self, name: &str) -> String {
+        self.root.join(name).display().to_string()
+    }
+}
+
+pub(crate) fn io_err(fs: &dyn BootFs, name: &str) -> impl Fn(std::io::Error) -> BootError {
+    let path = fs.describe(name);
+    move |source| BootError::Io {
+        path: path.clone(),
+        source,
+    }
+}

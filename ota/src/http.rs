@@ -1,0 +1,213 @@
+//! Fetching from an update repository over HTTP(S): the signed index, and bundle bytes with
+//! Range requests that resume where a dropped connection stopped. The caller supplies the
+//! `reqwest::Client` (trusted roots, proxy, origin policy) and the repository's base URL.
+use crate::source::{BundleSource, Sink, SourceError};
+
+/// Largest index accepted (a signed index is a few KiB).
+pub const MAX_INDEX_BYTES: usize = 2 * 1024 * 1024;
+/// Failed attempts in a row (without progress) before a range read gives up.
+pub const ATTEMPTS: u32 = 5;
+
+fn http(e: impl std::fmt::Display) -> SourceError {
+    SourceError::Http(e.to_string())
+}
+
+/// URL of a channel's index in a repository whose root is `base` (ends with `/` or not).
+pub fn index_url(base: &str, channel: &str, board: &str) -> String {
+    format!(
+        "{}/{channel}/{board}/{}",
+        base.trim_end_matches('/'),
+        crate::index::INDEX_FILE
+    )
+}
+
+/// URL of a bundle named by an index (`bundle` is relative to the repository root).
+pub fn bundle_url(base: &str, bundle: &str) -> Result<String, SourceError> {
+    if bundle.starts_with('/')
+        || bundle.split('/').any(|p| p == ".." || p.is_empty())
+        || bundle.contains("://")
+    {
+        return Err(SourceError::Http(format!(
+            "bundle path {bundle:?} leaves the repository"
+        )));
+    }
+    Ok(format!("{}/{bundle}", base.trim_end_matches('/')))
+}
+
+/// Downloads an index (bounded size). Verify it with `index::accept` before using it.
+pub async fn fetch_index(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, SourceError> {
+    let mut resp = client.get(url).send().await.map_err(http)?;
+    if !resp.status().is_success() {
+        return Err(SourceError::Http(format!("GET {url}: {}", resp.status())));
+    }
+    let mut out = Vec::new();
+    while let Some(piece) = resp.chunk().await.map_err(http)? {
+        if out.len() + piece.len() > MAX_INDEX_BYTES {
+            return Err(SourceError::Http(format!(
+                "{url} is larger than {MAX_INDEX_BYTES} bytes"
+            )));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
+}
+
+/// A bundle on a web server, read with Range requests. Synchronous for the installer: it drives
+/// its futures on the given runtime handle, so call it from a blocking thread
+/// (`tokio::task::spawn_blocking`), never from inside an async task.
+pub struct HttpSource {
+    client: reqwest::Client,
+    url: String,
+    runtime: tokio::runtime::Handle,
+    size: Option<u64>,
+    fetched: u64,
+    requests: u64,
+}
+
+impl HttpSource {
+    pub fn new(client: reqwest::Client, url: String, runtime: tokio::runtime::Handle) -> Self {
+        HttpSource {
+            client,
+            url,
+            runtime,
+            size: None,
+            fetched: 0,
+            requests: 0,
+        }
+    }
+
+    /// Range requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// One Range request from `offset`; returns bytes delivered before the body ended or failed.
+    async fn attempt(
+        &mut self,
+        offset: u64,
+        len: u64,
+        sink: &mut Sink<'_>,
+        stopped: &mut bool,
+    ) -> Result<u64, (u64, SourceError)> {
+        self.requests += 1;
+        let range = format!("bytes={}-{}", offset, offset + len - 1);
+        let resp = self
+            .client
+            .get(&self.url)
+            .header(reqwest::header::RANGE, range)
+            .send()
+            .await;
+        let mut resp = resp.map_err(|e| (0, http(e)))?;
+        if resp.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+            return Err((
+                0,
+                SourceError::Truncated {
+                    needed: offset + len,
+                    have: self.size.unwrap_or(0),
+                },
+            ));
+        }
+        if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            // A 200 would be the whole bundle: refuse rather than download everything.
+            return Err((
+                0,
+                SourceError::Http(format!(
+                    "GET {} with Range: {} (206 expected)",
+                    self.url,
+                    resp.status()
+                )),
+            ));
+        }
+        let mut got = 0u64;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(piece)) => {
+                    let piece = &piece[..piece.len().min((len - got) as usize)];
+                    self.fetched += piece.len() as u64;
+                    got += piece.len() as u64;
+                    if sink(piece).is_break() {
+                        *stopped = true;
+                        return Ok(got);
+                    }
+                    if got == len {
+                        return Ok(got);
+                    }
+                }
+                Ok(None) => {
+                    return Err((
+                        got,
+                        SourceError::Http(format!(
+                            "{}: body ended after {got} of {len} bytes",
+                            self.url
+                        )),
+                    ));
+                }
+                Err(e) => return Err((got, http(e))),
+            }
+        }
+    }
+}
+
+impl BundleSource for HttpSource {
+    fn size(&mut self) -> Result<u64, SourceError> {
+        if let Some(size) = self.size {
+            return Ok(size);
+        }
+        let runtime = self.runtime.clone();
+        let resp = runtime
+            .block_on(self.client.head(&self.url).send())
+            .map_err(http)?;
+        if !resp.status().is_success() {
+            return Err(SourceError::Http(format!(
+                "HEAD {}: {}",
+                self.url,
+                resp.status()
+            )));
+        }
+        let size = resp
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or_else(|| SourceError::Http(format!("HEAD {}: no Content-Length", self.url)))?;
+        self.size = Some(size);
+        Ok(size)
+    }
+
+    fn read_at(&mut self, offset: u64, len: u64, sink: &mut Sink<'_>) -> Result<(), SourceError> {
+        let size = self.size()?;
+        if offset.saturating_add(len) > size {
+            return Err(SourceError::Truncated {
+                needed: offset.saturating_add(len),
+                have: size,
+            });
+        }
+        let runtime = self.runtime.clone();
+        let mut done = 0u64;
+        let mut failures = 0;
+        while done < len {
+            let mut stopped = false;
+            match runtime.block_on(self.attempt(offset + done, len - done, sink, &mut stopped)) {
+                Ok(got) => {
+                    done += got;
+                    if stopped {
+                        return Ok(());
+                    }
+                }
+                Err((got, e)) => {
+                    // Resume after what the sink already has; give up after ATTEMPTS failures
+                    // in a row that brought nothing.
+                    done += got;
+                    failures = if got > 0 { 1 } else { failures + 1 };
+                    if matches!(e, SourceError::Truncated { .. }) || failures >= ATTEMPTS {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes_fetched(&self) -> u64 {
+        self.fetched
+    }
+}

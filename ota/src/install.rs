@@ -1,0 +1,356 @@
+//! The streaming installer: writes a verified bundle into the inactive slot.
+//!
+//! Order (a two-phase commit): mark the target unbootable → write every chunk, each verified
+//! against its signed hash before it is written (from the target itself when already in place,
+//! zeros, the active slot, or the bundle) → sync → read everything back and verify → make the
+//! target the next trial boot. A failure at any point leaves the target unbootable and the
+//! active slot untouched; a retry resumes (chunks already in place are not fetched again).
+//! Memory: one chunk buffer, the network's pieces, and 40 bytes per chunk of the slot indexes.
+//! Never writes to the active slot; never marks anything bootable before the read-back.
+use std::ops::ControlFlow;
+
+use crate::boot::{BootControl, BootError, RebootCommand, Slot};
+use crate::bundle::VerifiedBundle;
+use crate::chunker::Chunker;
+use crate::delta::{self, ChunkFrom, ChunkIndex, LocalChunks, Plan};
+use crate::format::VerifyError;
+use crate::manifest::Payload;
+use crate::source::{BundleSource, SourceError};
+use crate::storage::SlotStorage;
+
+/// Longest single download request, in chunks (64 KiB chunks → 8 MiB).
+pub const MAX_RUN_CHUNKS: u64 = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    MarkUnbootable,
+    Index,
+    Write,
+    Sync,
+    Verify,
+    Activate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("the bundle has payload {0}, but no target was given for it")]
+    MissingTarget(String),
+    #[error("payload {name} is {size} bytes, larger than its target {target} ({capacity} bytes)")]
+    TooSmall {
+        name: String,
+        size: u64,
+        target: String,
+        capacity: u64,
+    },
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("downloading the bundle failed: {0}")]
+    Source(#[from] SourceError),
+    #[error("{op} {target} failed: {source}")]
+    Storage {
+        op: &'static str,
+        target: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "read-back of payload {payload} chunk {chunk} does not match: the slot is left unbootable"
+    )]
+    ReadBack { payload: String, chunk: u64 },
+    #[error("boot control: {0}")]
+    Boot(#[from] BootError),
+}
+
+/// One payload's destination in the target slot, and its counterpart in the active slot (the
+/// delta source), if any.
+pub struct Target<'a> {
+    pub payload: String,
+    pub target: &'a mut dyn SlotStorage,
+    pub active: Option<&'a mut dyn SlotStorage>,
+}
+
+pub struct InstallRequest<'a, 'b> {
+    pub bundle: &'a VerifiedBundle,
+    pub source: &'a mut dyn BundleSource,
+    pub targets: Vec<Target<'b>>,
+    pub boot: &'a mut dyn BootControl,
+    pub slot: Slot,
+    pub progress: &'a mut dyn FnMut(Progress),
+}
+
+#[derive(Debug, Clone)]
+pub struct InstallReport {
+    pub reboot: RebootCommand,
+    pub plan: Plan,
+    /// Bytes the source delivered (network bytes for HTTP).
+    pub fetched: u64,
+}
+
+fn storage(op: &'static str, target: &dyn SlotStorage) -> impl Fn(std::io::Error) -> InstallError {
+    let target = target.describe();
+    move |source| InstallError::Storage {
+        op,
+        target: target.clone(),
+        source,
+    }
+}
+
+/// Installs `req.bundle` into `req.slot`. The bundle must come from `bundle::open` and be
+/// allowed by `decide::check_manifest`.
+pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, InstallError> {
+    let m = &req.bundle.manifest;
+    for p in &m.payloads {
+        let t = req
+            .targets
+            .iter_mut()
+            .find(|t| t.payload == p.name)
+            .ok_or_else(|| InstallError::MissingTarget(p.name.clone()))?;
+        let capacity = t
+            .target
+            .capacity()
+            .map_err(storage("size of", &*t.target))?;
+        if capacity < p.size {
+            return Err(InstallError::TooSmall {
+                name: p.name.clone(),
+                size: p.size,
+                target: t.target.describe(),
+                capacity,
+            });
+        }
+    }
+    (req.progress)(Progress {
+        phase: Phase::MarkUnbootable,
+        done: 0,
+        total: 1,
+    });
+    req.boot.mark_unbootable(req.slot)?;
+    let plan = plan_all(&mut req)?;
+    write_all(&mut req, &plan)?;
+    let total = plan.total_bytes;
+    (req.progress)(Progress {
+        phase: Phase::Sync,
+        done: 0,
+        total: 1,
+    });
+    for t in &mut req.targets {
+        t.target.sync().map_err(storage("sync", &*t.target))?;
+    }
+    let mut done = 0;
+    for p in &m.payloads {
+        let t = target_for(&mut req.targets, &p.name);
+        read_back(&mut *t.target, p, m.chunk_size, &mut |n| {
+            done += n;
+            (req.progress)(Progress {
+                phase: Phase::Verify,
+                done,
+                total,
+            });
+        })?;
+    }
+    (req.progress)(Progress {
+        phase: Phase::Activate,
+        done: 0,
+        total: 1,
+    });
+    let reboot = req.boot.set_trial(req.slot, &m.version)?;
+    Ok(InstallReport {
+        reboot,
+        plan,
+        fetched: req.source.bytes_fetched(),
+    })
+}
+
+fn target_for<'t, 'b>(targets: &'t mut [Target<'b>], name: &str) -> &'t mut Target<'b> {
+    let i = targets.iter().position(|t| t.payload == name).unwrap_or(0);
+    &mut targets[i]
+}
+
+fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
+    let m = &req.bundle.manifest;
+    let mut indexes: Vec<(String, Option<ChunkIndex>, ChunkIndex)> = Vec::new();
+    let total: u64 = m.payloads.iter().map(|p| p.size).sum();
+    let mut done = 0;
+    for p in &m.payloads {
+        (req.progress)(Progress {
+            phase: Phase::Index,
+            done,
+            total,
+        });
+        let t = target_for(&mut req.targets, &p.name);
+        let target = delta::index_slot(&mut *t.target, m.chunk_size, p.size)
+            .map_err(storage("read", &*t.target))?;
+        let active = match t.active.as_deref_mut() {
+            Some(a) => {
+                Some(delta::index_slot(a, m.chunk_size, u64::MAX).map_err(storage("read", &*a))?)
+            }
+            None => None,
+        };
+        done += p.size;
+        indexes.push((p.name.clone(), active, target));
+    }
+    Ok(delta::plan(req.bundle, &|name| {
+        indexes
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, a, t)| LocalChunks {
+                active: a.as_ref(),
+                target: Some(t),
+            })
+            .unwrap_or_default()
+    }))
+}
+
+fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), InstallError> {
+    let m = &req.bundle.manifest;
+    let total = plan.total_bytes;
+    let mut done = 0u64;
+    for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
+        let base = req.bundle.payload_offset(&p.name).unwrap_or(0);
+        let runs = delta::download_runs(pp, MAX_RUN_CHUNKS);
+        let t = target_for(&mut req.targets, &p.name);
+        let mut buf = vec![0u8; m.chunk_size as usize];
+        let mut next_run = 0;
+        let mut i = 0u64;
+        while i < pp.chunks.len() as u64 {
+            let len = chunk_len(p, m.chunk_size, i);
+            match pp.chunks[i as usize] {
+                ChunkFrom::InPlace => {}
+                ChunkFrom::Zero => {
+                    buf[..len as usize].fill(0);
+                    put(&mut *t.target, p, m.chunk_size, i, &buf[..len as usize])?;
+                }
+                ChunkFrom::Active(offset) => {
+                    let a = t
+                        .active
+                        .as_deref_mut()
+                        .ok_or_else(|| InstallError::MissingTarget(p.name.clone()))?;
+                    a.read_at(offset, &mut buf[..len as usize])
+                        .map_err(storage("read", &*a))?;
+                    put(&mut *t.target, p, m.chunk_size, i, &buf[..len as usize])?;
+                }
+                ChunkFrom::Download => {
+                    let (first, count) = runs[next_run];
+                    next_run += 1;
+                    let bytes = fetch_run(
+                        req.source,
+                        &mut *t.target,
+                        p,
+                        m.chunk_size,
+                        base,
+                        first,
+                        count,
+                    )?;
+                    done += bytes;
+                    (req.progress)(Progress {
+                        phase: Phase::Write,
+                        done,
+                        total,
+                    });
+                    i = first + count;
+                    continue;
+                }
+            }
+            done += len;
+            (req.progress)(Progress {
+                phase: Phase::Write,
+                done,
+                total,
+            });
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+fn chunk_len(p: &Payload, chunk_size: u64, i: u64) -> u64 {
+    (p.size - i * chunk_size).min(chunk_size)
+}
+
+/// Verifies chunk `i` and writes it at its place.
+fn put(
+    target: &mut dyn SlotStorage,
+    p: &Payload,
+    chunk_size: u64,
+    i: u64,
+    bytes: &[u8],
+) -> Result<(), InstallError> {
+    if *blake3::hash(bytes).as_bytes() != p.chunk_hash(i) {
+        return Err(VerifyError::ChunkHash {
+            payload: p.name.clone(),
+            chunk: i,
+        }
+        .into());
+    }
+    target
+        .write_at(i * chunk_size, bytes)
+        .map_err(storage("write", target))
+}
+
+/// Streams chunks `first .. first+count` from the bundle into the target, each verified first.
+fn fetch_run(
+    source: &mut dyn BundleSource,
+    target: &mut dyn SlotStorage,
+    p: &Payload,
+    chunk_size: u64,
+    base: u64,
+    first: u64,
+    count: u64,
+) -> Result<u64, InstallError> {
+    let start = first * chunk_size;
+    let end = ((first + count) * chunk_size).min(p.size);
+    let mut chunker = Chunker::new(chunk_size);
+    let mut i = first;
+    let mut failed = None;
+    let mut each = |chunk: &[u8]| -> Result<(), InstallError> {
+        put(target, p, chunk_size, i, chunk)?;
+        i += 1;
+        Ok(())
+    };
+    source.read_at(
+        base + start,
+        end - start,
+        &mut |piece| match chunker.feed(piece, &mut each) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    chunker.finish(&mut each)?;
+    Ok(end - start)
+}
+
+/// Reads a payload back from its target and checks every chunk.
+fn read_back(
+    target: &mut dyn SlotStorage,
+    p: &Payload,
+    chunk_size: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), InstallError> {
+    let mut buf = vec![0u8; chunk_size as usize];
+    for i in 0..p.chunk_count(chunk_size) {
+        let len = chunk_len(p, chunk_size, i) as usize;
+        target
+            .read_at(i * chunk_size, &mut buf[..len])
+            .map_err(storage("read back", target))?;
+        if *blake3::hash(&buf[..len]).as_bytes() != p.chunk_hash(i) {
+            return Err(InstallError::ReadBack {
+                payload: p.name.clone(),
+                chunk: i,
+            });
+        }
+        progress(len as u64);
+    }
+    Ok(())
+}

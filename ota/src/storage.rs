@@ -1,0 +1,79 @@
+//! A slot's storage: a regular file (tests) or a block device (`/dev/disk/by-partlabel/root-b`).
+//! A trait, so tests can put a crash-simulating layer underneath the installer.
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub trait SlotStorage {
+    /// Capacity in bytes.
+    fn capacity(&mut self) -> std::io::Result<u64>;
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()>;
+    /// Makes every write so far durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+    /// For messages.
+    fn describe(&self) -> String;
+}
+
+pub struct FileSlot {
+    path: PathBuf,
+    file: std::fs::File,
+    /// Regular files grow as they are written; block devices have a fixed size.
+    growable: bool,
+}
+
+impl FileSlot {
+    /// Opens an existing file or block device for reading and writing.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let growable = file.metadata()?.is_file();
+        Ok(FileSlot {
+            path: path.to_path_buf(),
+            file,
+            growable,
+        })
+    }
+
+    /// Opens read-only (the active slot, for the delta index).
+    pub fn open_read_only(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        Ok(FileSlot {
+            path: path.to_path_buf(),
+            file,
+            growable: false,
+        })
+    }
+}
+
+impl SlotStorage for FileSlot {
+    fn capacity(&mut self) -> std::io::Result<u64> {
+        if self.growable {
+            return Ok(u64::MAX);
+        }
+        self.file.seek(SeekFrom::End(0))
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Length of a file or block device.
+pub fn device_len(path: &Path) -> std::io::Result<u64> {
+    std::fs::File::open(path)?.seek(SeekFrom::End(0))
+}

@@ -1,0 +1,227 @@
+//! The client side end to end over a real local HTTP server: fetch and accept the index, open
+//! the bundle remotely, plan the delta against the active slot, and install with Range requests
+//! (resuming dropped connections and interrupted installs).
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use common::http_server;
+use common::*;
+use hearth_ota::boot::file::FileBoot;
+use hearth_ota::boot::{BootControl, DirFs, Slot};
+use hearth_ota::decide::{self, Decision, Device};
+use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url};
+use hearth_ota::install::{InstallError, InstallRequest, Target, install};
+use hearth_ota::storage::FileSlot;
+
+const SIZE: usize = 4 * 1024 * 1024;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    keys: Keys,
+    v1: Vec<u8>,
+    v2: Vec<u8>,
+    rt: tokio::runtime::Runtime,
+    server: http_server::Server,
+}
+
+/// v1 is installed in slot a; v2 (one changed 100 KiB region) is published.
+fn rig() -> Rig {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let keys = keys();
+    let v1 = image_bytes(SIZE, 11);
+    let mut v2 = v1.clone();
+    v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
+    let b2 = bundle(&dir, &keys, 2, &v2);
+    let repo = dir.join("repo");
+    hearth_ota::repo::publish(&hearth_ota::repo::PublishRequest {
+        repo: &repo,
+        channel: "stable",
+        bundle: &b2,
+        release_notes: "small fix".into(),
+        valid_for: time::Duration::days(30),
+        now: CREATED,
+        key: &keys.release,
+        keylist: &keys.keylist,
+        trust: &keys.trust,
+    })
+    .unwrap();
+    std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
+    std::fs::write(dir.join("slot-b.img"), b"").unwrap();
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    FileBoot::new(DirFs::new(&dir.join("boot")))
+        .initialize(Slot::A)
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(http_server::start(repo));
+    Rig {
+        _dir: tmp,
+        dir,
+        keys,
+        v1,
+        v2,
+        rt,
+        server,
+    }
+}
+
+fn device() -> Device {
+    Device {
+        board: "qemu-x86_64".into(),
+        arch: "x86_64".into(),
+        version_number: 1,
+    }
+}
+
+/// Check, decide, open remotely and install into slot b; returns (report or error, source bytes).
+fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError> {
+    let client = reqwest::Client::new();
+    let bytes = rig
+        .rt
+        .block_on(fetch_index(
+            &client,
+            &index_url(&rig.server.base, "stable", "qemu-x86_64"),
+        ))
+        .unwrap();
+    let accepted =
+        hearth_ota::index::accept(&bytes, &rig.keys.trust, "stable", "qemu-x86_64", NOW, None)
+            .unwrap();
+    assert_eq!(
+        decide::decide(&device(), &accepted.index).unwrap(),
+        Decision::Update
+    );
+    let url = bundle_url(&rig.server.base, &accepted.index.latest.bundle).unwrap();
+    let mut src = HttpSource::new(client, url, rig.rt.handle().clone());
+    let bundle = hearth_ota::bundle::open(&mut src, &rig.keys.trust)?;
+    accepted.index.latest.matches(&bundle)?;
+    decide::check_manifest(&device(), &bundle.manifest)?;
+    let mut target = FileSlot::open(&rig.dir.join("slot-b.img")).unwrap();
+    let mut active = FileSlot::open_read_only(&rig.dir.join("slot-a.img")).unwrap();
+    let mut boot = FileBoot::new(DirFs::new(&rig.dir.join("boot")));
+    let mut phases = Vec::new();
+    let result = install(InstallRequest {
+        bundle: &bundle,
+        source: &mut src,
+        targets: vec![Target {
+            payload: "root".into(),
+            target: &mut target,
+            active: Some(&mut active),
+        }],
+        boot: &mut boot,
+        slot: Slot::B,
+        progress: &mut |p| {
+            if phases.last() != Some(&p.phase) {
+                phases.push(p.phase);
+            }
+        },
+    });
+    if result.is_ok() {
+        use hearth_ota::install::Phase::*;
+        assert_eq!(
+            phases,
+            vec![MarkUnbootable, Index, Write, Sync, Verify, Activate]
+        );
+    }
+    result
+}
+
+fn boot_state(rig: &Rig) -> hearth_ota::boot::BootState {
+    FileBoot::new(DirFs::new(&rig.dir.join("boot")))
+        .state()
+        .unwrap()
+}
+
+#[test]
+fn a_small_change_downloads_only_the_changed_chunks() {
+    let rig = rig();
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    assert_eq!(std::fs::read(rig.dir.join("slot-a.img")).unwrap(), rig.v1);
+    // 100 KB at offset 1,000,000 touches chunks 15..=16 (64 KiB each).
+    assert_eq!(report.plan.download_bytes, 2 * 65536);
+    let served = rig.server.knobs.lock().unwrap().served_bytes;
+    // Header + manifest reads plus the two chunks; far below the 4 MiB payload.
+    assert!(served < 2 * 65536 + 64 * 1024, "served {served}");
+    assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));
+}
+
+#[test]
+fn a_dropped_connection_resumes_where_it_stopped() {
+    let rig = rig();
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap(); // no delta: download everything
+    rig.server.knobs.lock().unwrap().drop_once_after = Some(10);
+    let before = rig.server.knobs.lock().unwrap().served_bytes;
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    let served = rig.server.knobs.lock().unwrap().served_bytes - before;
+    // Everything once, plus the 10 bytes of the dropped attempt; nothing fetched twice.
+    assert_eq!(report.plan.download_bytes, SIZE as u64);
+    assert!(served < SIZE as u64 + 16 * 1024, "served {served}");
+}
+
+#[test]
+fn an_interrupted_install_leaves_the_slot_unbootable_and_a_retry_fetches_only_the_rest() {
+    let rig = rig();
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap();
+    // The connection is cut for good after 1.5 MiB of Range bodies.
+    rig.server.knobs.lock().unwrap().budget = Some(1_500_000);
+    let err = update(&rig).unwrap_err();
+    assert!(matches!(err, InstallError::Source(_)), "{err}");
+    let state = boot_state(&rig);
+    assert!(
+        !state.is_bootable(Slot::B) && state.trial.is_none(),
+        "{state:?}"
+    );
+    let first = rig.server.knobs.lock().unwrap().served_bytes;
+    {
+        let mut k = rig.server.knobs.lock().unwrap();
+        k.budget = None;
+    }
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    assert!(
+        report.plan.download_bytes < SIZE as u64,
+        "nothing was reused: {:?}",
+        report.plan.download_bytes
+    );
+    let total = rig.server.knobs.lock().unwrap().served_bytes;
+    assert!(
+        // At most the chunk cut in half is fetched twice (plus the signed prefix again).
+        total < SIZE as u64 + 2 * 65536,
+        "downloaded {total} in all for a {SIZE}-byte payload (first try {first})"
+    );
+    assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));
+}
+
+#[test]
+fn a_downgrade_offered_by_the_index_is_refused() {
+    let rig = rig();
+    let client = reqwest::Client::new();
+    let bytes = rig
+        .rt
+        .block_on(fetch_index(
+            &client,
+            &index_url(&rig.server.base, "stable", "qemu-x86_64"),
+        ))
+        .unwrap();
+    let accepted =
+        hearth_ota::index::accept(&bytes, &rig.keys.trust, "stable", "qemu-x86_64", NOW, None)
+            .unwrap();
+    let newer = Device {
+        version_number: 3,
+        ..device()
+    };
+    assert!(matches!(
+        decide::decide(&newer, &accepted.index),
+        Err(hearth_ota::VerifyError::Downgrade { .. })
+    ));
+    let same = Device {
+        version_number: 2,
+        ..device()
+    };
+    assert_eq!(
+        decide::decide(&same, &accepted.index).unwrap(),
+        Decision::UpToDate
+    );
+}
