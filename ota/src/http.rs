@@ -54,7 +54,8 @@ pub async fn fetch_index(client: &reqwest::Client, url: &str) -> Result<Vec<u8>,
 
 /// A bundle on a web server, read with Range requests. Synchronous for the installer: it drives
 /// its futures on the given runtime handle, so call it from a blocking thread
-/// (`tokio::task::spawn_blocking`), never from inside an async task.
+/// (`tokio::task::spawn_blocking`), never from inside an async task. The runtime must be
+/// multi-threaded: `Handle::block_on` cannot drive I/O on a current-thread runtime.
 pub struct HttpSource {
     client: reqwest::Client,
     url: String,

@@ -92,6 +92,25 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Install a bundle into a slot (development and benchmarks; the agent uses the library).
+    /// Boot control is the file-backed backend in --boot-dir.
+    Install {
+        /// A local bundle file, or an http(s) URL read with Range requests.
+        bundle: String,
+        /// Root public key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// NAME=PATH of each payload's target (file or block device).
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// NAME=PATH of the active slot's counterpart, for delta.
+        #[arg(long = "active")]
+        active: Vec<String>,
+        #[arg(long, default_value = "b")]
+        slot: String,
+        #[arg(long)]
+        boot_dir: PathBuf,
+    },
     /// Add a bundle to a static repository and sign the channel's index.
     Publish {
         #[arg(long)]
@@ -206,6 +225,14 @@ fn main() -> Result<()> {
             );
         }
         Command::Inspect { bundle: path, key } => inspect(path, key)?,
+        Command::Install {
+            bundle,
+            key,
+            targets,
+            active,
+            slot,
+            boot_dir,
+        } => install_cmd(&bundle, &key, &targets, &active, &slot, &boot_dir)?,
         Command::Publish {
             repo: dir,
             channel,
@@ -336,4 +363,100 @@ fn strip_chunks(mut v: serde_json::Value) -> serde_json::Value {
         }
     }
     v
+}
+
+fn name_path(spec: &str) -> Result<(String, PathBuf)> {
+    let (name, path) = spec.split_once('=').context("expected NAME=PATH")?;
+    Ok((name.to_string(), PathBuf::from(path)))
+}
+
+fn install_cmd(
+    bundle_ref: &str,
+    key: &std::path::Path,
+    targets: &[String],
+    active: &[String],
+    slot: &str,
+    boot_dir: &std::path::Path,
+) -> Result<()> {
+    use hearth_ota::boot::{BootControl, DirFs, Slot, file::FileBoot};
+    use hearth_ota::install::{InstallRequest, Target, install};
+    use hearth_ota::storage::FileSlot;
+    let trust = Trust::new(keys::load_verifying(key)?);
+    let slot = Slot::parse(slot).context("--slot is a or b")?;
+    // Multi-thread: `Handle::block_on` cannot drive I/O on a current-thread runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut src: Box<dyn hearth_ota::source::BundleSource> =
+        if bundle_ref.starts_with("http://") || bundle_ref.starts_with("https://") {
+            Box::new(hearth_ota::http::HttpSource::new(
+                reqwest::Client::new(),
+                bundle_ref.to_string(),
+                runtime.handle().clone(),
+            ))
+        } else {
+            Box::new(FileSource::open(std::path::Path::new(bundle_ref))?)
+        };
+    let b = bundle::open(&mut *src, &trust)?;
+    let mut opened = Vec::new();
+    for t in targets {
+        let (name, path) = name_path(t)?;
+        let active = match active
+            .iter()
+            .map(|a| name_path(a))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .find(|(n, _)| *n == name)
+        {
+            Some((_, p)) => {
+                Some(FileSlot::open_read_only(&p).with_context(|| p.display().to_string())?)
+            }
+            None => None,
+        };
+        opened.push((
+            name,
+            FileSlot::open(&path).with_context(|| path.display().to_string())?,
+            active,
+        ));
+    }
+    std::fs::create_dir_all(boot_dir)?;
+    let mut boot = FileBoot::new(DirFs::new(boot_dir));
+    if boot.state().is_err() {
+        boot.initialize(slot.other())?;
+    }
+    let targets = opened
+        .iter_mut()
+        .map(|(name, t, a)| Target {
+            payload: name.clone(),
+            target: t,
+            active: a
+                .as_mut()
+                .map(|a| a as &mut dyn hearth_ota::storage::SlotStorage),
+        })
+        .collect();
+    let mut last = None;
+    let report = install(InstallRequest {
+        bundle: &b,
+        source: &mut *src,
+        targets,
+        boot: &mut boot,
+        slot,
+        progress: &mut |p| {
+            if last != Some(p.phase) {
+                eprintln!("{:?}", p.phase);
+                last = Some(p.phase);
+            }
+        },
+    })?;
+    let out = serde_json::json!({
+        "version": b.manifest.version,
+        "total_bytes": report.plan.total_bytes,
+        "download_bytes": report.plan.download_bytes,
+        "local_bytes": report.plan.local_bytes,
+        "fetched_bytes": report.fetched,
+        "reboot": report.reboot.argv,
+    });
+    println!("{out}");
+    Ok(())
 }
