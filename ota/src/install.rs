@@ -139,7 +139,11 @@ pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, Install
         done: 0,
         total: 1,
     });
-    for t in &mut req.targets {
+    for p in &m.payloads {
+        let t = target_for(&mut req.targets, &p.name);
+        t.target
+            .truncate(p.size)
+            .map_err(storage("truncate", &*t.target))?;
         t.target.sync().map_err(storage("sync", &*t.target))?;
     }
     let mut done = 0;

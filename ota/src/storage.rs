@@ -11,6 +11,11 @@ pub trait SlotStorage {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()>;
     /// Makes every write so far durable.
     fn sync(&mut self) -> std::io::Result<()>;
+    /// Ends a growable target (a regular file such as a kernel on the ESP) at `len`, so no
+    /// bytes of an older, longer content remain; fixed-size devices ignore it.
+    fn truncate(&mut self, _len: u64) -> std::io::Result<()> {
+        Ok(())
+    }
     /// For messages.
     fn describe(&self) -> String;
 }
@@ -66,6 +71,14 @@ impl SlotStorage for FileSlot {
 
     fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_all()
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        if self.growable {
+            self.file.set_len(len)
+        } else {
+            Ok(())
+        }
     }
 
     fn describe(&self) -> String {

@@ -48,7 +48,8 @@ fn rig() -> Rig {
     })
     .unwrap();
     std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
-    std::fs::write(dir.join("slot-b.img"), b"").unwrap();
+    // An older, longer content: the install must not leave its tail behind.
+    std::fs::write(dir.join("slot-b.img"), vec![9u8; SIZE + 100_000]).unwrap();
     std::fs::create_dir_all(dir.join("boot")).unwrap();
     FileBoot::new(DirFs::new(&dir.join("boot")))
         .initialize(Slot::A)
