@@ -212,3 +212,30 @@ impl BundleSource for HttpSource {
         self.fetched
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_paths_stay_inside_the_repository() {
+        let base = "https://updates.example/hearth/";
+        assert_eq!(
+            bundle_url(base, "bundles/x.hota").ok().as_deref(),
+            Some("https://updates.example/hearth/bundles/x.hota")
+        );
+        for bad in [
+            "/etc/passwd",
+            "../x.hota",
+            "bundles/../../x",
+            "bundles//x",
+            "http://evil/x",
+        ] {
+            assert!(bundle_url(base, bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            index_url(base, "stable", "rpi4"),
+            "https://updates.example/hearth/stable/rpi4/index.hidx"
+        );
+    }
+}

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use common::*;
 use hearth_ota::boot::file::FileBoot;
+use hearth_ota::boot::rpi::{PiPartitions, PiTryboot, autoboot_txt};
 use hearth_ota::boot::systemd_boot::SystemdBoot;
 use hearth_ota::boot::uboot::{Env, EnvStore, FileEnvStore, UBootEnv};
 use hearth_ota::boot::{BootControl, BootFs, DirFs, Slot};
@@ -161,7 +162,10 @@ enum Backend {
     File,
     SystemdBoot,
     UBoot,
+    PiTryboot,
 }
+
+const PI: PiPartitions = PiPartitions { a: 2, b: 3 };
 
 fn env_store(dir: &std::path::Path) -> FileEnvStore {
     FileEnvStore {
@@ -182,15 +186,20 @@ fn control(backend: Backend, dir: &std::path::Path, power: &Power) -> Box<dyn Bo
             inner: env_store(dir),
             power: power.clone(),
         })),
+        Backend::PiTryboot => Box::new(PiTryboot::new(fs, PI)),
     }
 }
 
-/// Power-on with full power: the boot loader's choice.
-fn power_on(backend: Backend, dir: &std::path::Path) -> Option<Slot> {
+/// Power-on with full power: the boot loader's choice. `tryboot` is the Pi's one-shot reboot
+/// flag (only the reboot into a trial sets it; a power cut clears it).
+fn power_on(backend: Backend, dir: &std::path::Path, tryboot: bool) -> Option<Slot> {
     match backend {
         Backend::File => FileBoot::new(DirFs::new(dir)).simulate_boot().unwrap(),
         Backend::SystemdBoot => SystemdBoot::new(DirFs::new(dir)).simulate_boot().unwrap(),
         Backend::UBoot => UBootEnv::new(env_store(dir)).simulate_boot().unwrap(),
+        Backend::PiTryboot => PiTryboot::new(DirFs::new(dir), PI)
+            .simulate_boot(tryboot)
+            .unwrap(),
     }
 }
 
@@ -213,6 +222,8 @@ fn factory(backend: Backend, dir: &std::path::Path) {
             env.insert("BOOT_ORDER".into(), "A".into());
             UBootEnv::new(env_store(dir)).write_env(&env).unwrap();
         }
+        // As the image builder writes it: slot b's partition under [tryboot], b empty.
+        Backend::PiTryboot => std::fs::write(dir.join("autoboot.txt"), autoboot_txt(2, 3)).unwrap(),
     }
 }
 
@@ -286,7 +297,10 @@ fn run(
     if power.tick().is_err() {
         return false;
     }
-    let booted = power_on(backend, boot_dir);
+    let tryboot = installed
+        .as_ref()
+        .is_ok_and(|r| r.reboot.argv.iter().any(|a| a.contains("tryboot")));
+    let booted = power_on(backend, boot_dir, tryboot);
     assert_eq!(booted, Some(Slot::B), "{backend:?}: the trial did not boot");
     boot.commit(Slot::B).is_ok()
 }
@@ -300,7 +314,7 @@ fn check(
 ) -> Vec<Option<Slot>> {
     let mut booted = Vec::new();
     for attempt in 0..4 {
-        let slot = power_on(backend, boot_dir);
+        let slot = power_on(backend, boot_dir, false);
         let content = match slot {
             Some(Slot::A) => std::fs::read(f.dir.join("slot-a.img")).unwrap(),
             Some(Slot::B) => {
@@ -345,6 +359,7 @@ fn cut_everywhere(backend: Backend) -> u64 {
             break;
         }
     }
+    println!("{backend:?}: {points} cut points");
     assert!(points > 250, "only {points} cut points");
     points
 }
@@ -357,6 +372,11 @@ fn power_cut_at_every_step_file_backend() {
 #[test]
 fn power_cut_at_every_step_systemd_boot() {
     cut_everywhere(Backend::SystemdBoot);
+}
+
+#[test]
+fn power_cut_at_every_step_pi_tryboot() {
+    cut_everywhere(Backend::PiTryboot);
 }
 
 #[test]
