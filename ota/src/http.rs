@@ -7,6 +7,8 @@ use crate::source::{BundleSource, Sink, SourceError};
 pub const MAX_INDEX_BYTES: usize = 2 * 1024 * 1024;
 /// Failed attempts in a row (without progress) before a range read gives up.
 pub const ATTEMPTS: u32 = 5;
+/// How long a Range request may stall before it is abandoned and resumed.
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn http(e: impl std::fmt::Display) -> SourceError {
     SourceError::Http(e.to_string())
@@ -63,6 +65,7 @@ pub struct HttpSource {
     size: Option<u64>,
     fetched: u64,
     requests: u64,
+    idle_timeout: std::time::Duration,
 }
 
 impl HttpSource {
@@ -74,7 +77,14 @@ impl HttpSource {
             size: None,
             fetched: 0,
             requests: 0,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
+    }
+
+    /// A request that brings no byte for this long counts as failed (and is retried).
+    pub fn with_idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 
     /// Range requests made so far.
@@ -92,12 +102,13 @@ impl HttpSource {
     ) -> Result<u64, (u64, SourceError)> {
         self.requests += 1;
         let range = format!("bytes={}-{}", offset, offset + len - 1);
-        let resp = self
+        let send = self
             .client
             .get(&self.url)
             .header(reqwest::header::RANGE, range)
-            .send()
-            .await;
+            .send();
+        let resp = tokio::time::timeout(self.idle_timeout, send).await;
+        let resp = resp.map_err(|_| (0, SourceError::Http(format!("{}: no answer", self.url))))?;
         let mut resp = resp.map_err(|e| (0, http(e)))?;
         if resp.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
             return Err((
@@ -121,7 +132,11 @@ impl HttpSource {
         }
         let mut got = 0u64;
         loop {
-            match resp.chunk().await {
+            let Ok(next) = tokio::time::timeout(self.idle_timeout, resp.chunk()).await else {
+                let stalled = format!("{}: stalled after {got} of {len} bytes", self.url);
+                return Err((got, SourceError::Http(stalled)));
+            };
+            match next {
                 Ok(Some(piece)) => {
                     let piece = &piece[..piece.len().min((len - got) as usize)];
                     self.fetched += piece.len() as u64;

@@ -66,6 +66,8 @@ pub enum InstallError {
     ReadBack { payload: String, chunk: u64 },
     #[error("boot control: {0}")]
     Boot(#[from] BootError),
+    #[error("slot {0:?} is the committed slot (the fallback); updates go to the other one")]
+    TargetIsPrimary(Slot),
 }
 
 /// One payload's destination in the target slot, and its counterpart in the active slot (the
@@ -124,6 +126,9 @@ pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, Install
                 capacity,
             });
         }
+    }
+    if req.boot.state()?.primary == Some(req.slot) {
+        return Err(InstallError::TargetIsPrimary(req.slot));
     }
     (req.progress)(Progress {
         phase: Phase::MarkUnbootable,

@@ -93,7 +93,8 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
         Decision::Update
     );
     let url = bundle_url(&rig.server.base, &accepted.index.latest.bundle).unwrap();
-    let mut src = HttpSource::new(client, url, rig.rt.handle().clone());
+    let mut src = HttpSource::new(client, url, rig.rt.handle().clone())
+        .with_idle_timeout(std::time::Duration::from_millis(500));
     let bundle = hearth_ota::bundle::open(&mut src, &rig.keys.trust)?;
     accepted.index.latest.matches(&bundle)?;
     decide::check_manifest(&device(), &bundle.manifest)?;
@@ -225,4 +226,13 @@ fn a_downgrade_offered_by_the_index_is_refused() {
         decide::decide(&same, &accepted.index).unwrap(),
         Decision::UpToDate
     );
+}
+
+#[test]
+fn a_stalled_connection_is_abandoned_and_resumed() {
+    let rig = rig();
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap();
+    rig.server.knobs.lock().unwrap().stall_once_after = Some(5);
+    update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
 }

@@ -27,6 +27,16 @@ fn device() -> Device {
 
 /// The device's update path from a local bundle file.
 fn update(dir: &Path, bundle: &Path, trust: &Trust, device: &Device) -> Result<(), InstallError> {
+    update_slot(dir, bundle, trust, device, Slot::B)
+}
+
+fn update_slot(
+    dir: &Path,
+    bundle: &Path,
+    trust: &Trust,
+    device: &Device,
+    slot: Slot,
+) -> Result<(), InstallError> {
     let mut src = FileSource::open(bundle).map_err(VerifyError::from)?;
     let b = hearth_ota::bundle::open(&mut src, trust)?;
     check_manifest(device, &b.manifest)?;
@@ -42,7 +52,7 @@ fn update(dir: &Path, bundle: &Path, trust: &Trust, device: &Device) -> Result<(
             active: Some(&mut active),
         }],
         boot: &mut boot,
-        slot: Slot::B,
+        slot,
         progress: &mut |_| {},
     })
     .map(|_| ())
@@ -263,4 +273,35 @@ fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
     std::fs::write(dir.join("slot-b.img"), b"").unwrap();
     update(dir, &good, &keys.trust, &device()).unwrap();
     assert_eq!(std::fs::read(dir.join("slot-b.img")).unwrap(), v5);
+}
+
+#[test]
+fn the_committed_slot_is_never_a_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let keys = keys();
+    let v1 = image_bytes(100_000, 41);
+    let good = bundle(dir, &keys, 5, &image_bytes(100_000, 42));
+    std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
+    std::fs::write(dir.join("slot-b.img"), &v1).unwrap();
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    FileBoot::new(DirFs::new(&dir.join("boot")))
+        .initialize(Slot::B)
+        .unwrap();
+    let before = FileBoot::new(DirFs::new(&dir.join("boot")))
+        .state()
+        .unwrap();
+    // Slot b is committed here: writing it would destroy the fallback.
+    let err = update_slot(dir, &good, &keys.trust, &device(), Slot::B).unwrap_err();
+    assert!(
+        matches!(err, InstallError::TargetIsPrimary(Slot::B)),
+        "{err}"
+    );
+    assert_eq!(
+        FileBoot::new(DirFs::new(&dir.join("boot")))
+            .state()
+            .unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read(dir.join("slot-b.img")).unwrap(), v1);
 }

@@ -85,6 +85,28 @@ impl BootState {
     }
 }
 
+/// What the health gate (and the agent after a boot) makes of the boot state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "slot")]
+pub enum TrialOutcome {
+    /// No trial pending: the booted slot is the committed one.
+    Committed,
+    /// Booted into the trial slot: run the checks, then `commit` it.
+    OnTrial(Slot),
+    /// A trial of this slot is recorded but the committed slot booted: the update failed and
+    /// the boot loader fell back (report it; the next install clears the record).
+    FellBack(Slot),
+}
+
+/// Classifies the current boot (`booted` from `Slot::from_cmdline`).
+pub fn trial_outcome(state: &BootState, booted: Slot) -> TrialOutcome {
+    match state.trial {
+        Some((slot, _)) if slot == booted => TrialOutcome::OnTrial(slot),
+        Some((slot, _)) => TrialOutcome::FellBack(slot),
+        None => TrialOutcome::Committed,
+    }
+}
+
 /// How to reboot into a trial; the caller runs it (or schedules it), argv only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebootCommand {
@@ -190,5 +212,35 @@ pub(crate) fn io_err(fs: &dyn BootFs, name: &str) -> impl Fn(std::io::Error) -> 
     move |source| BootError::Io {
         path: path.clone(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_booted_slot_tells_a_trial_from_a_fallback() {
+        let state = |trial| BootState {
+            primary: Some(Slot::A),
+            trial,
+            bootable: vec![Slot::A, Slot::B],
+        };
+        assert_eq!(
+            trial_outcome(&state(None), Slot::A),
+            TrialOutcome::Committed
+        );
+        assert_eq!(
+            trial_outcome(&state(Some((Slot::B, 2))), Slot::B),
+            TrialOutcome::OnTrial(Slot::B)
+        );
+        assert_eq!(
+            trial_outcome(&state(Some((Slot::B, 0))), Slot::A),
+            TrialOutcome::FellBack(Slot::B)
+        );
+        assert_eq!(
+            Slot::from_cmdline("quiet root=PARTLABEL=root-b ro"),
+            Some(Slot::B)
+        );
     }
 }

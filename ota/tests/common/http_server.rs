@@ -14,6 +14,8 @@ pub struct Knobs {
     pub requests: u64,
     /// Drop the next GET's connection after this many body bytes.
     pub drop_once_after: Option<u64>,
+    /// Stall the next Range GET (keep the connection open, send nothing) after this many bytes.
+    pub stall_once_after: Option<u64>,
     /// Total body bytes still to serve to Range requests; after that, connections are cut.
     pub budget: Option<u64>,
 }
@@ -75,6 +77,14 @@ async fn serve(
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             .await;
     };
+    let stall = {
+        let mut k = knobs.lock().unwrap();
+        if range.is_some() && method == "GET" {
+            k.stall_once_after.take()
+        } else {
+            None
+        }
+    };
     let drop_after = {
         let mut k = knobs.lock().unwrap();
         k.requests += 1;
@@ -114,6 +124,13 @@ async fn serve(
     );
     stream.write_all(header.as_bytes()).await?;
     if method == "HEAD" {
+        return Ok(());
+    }
+    if let Some(n) = stall {
+        // Headers are out; send a few body bytes, then nothing while holding the connection.
+        stream.write_all(&body[..n as usize]).await?;
+        knobs.lock().unwrap().served_bytes += n;
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         return Ok(());
     }
     let send = match drop_after {
