@@ -255,3 +255,48 @@ fn a_signature_outside_the_release_key_window_is_refused() {
     let out = dir.path().join("late.hota");
     assert!(hearth_ota::bundle::build(&spec, &keys.keylist, &keys.release, None, &out).is_err());
 }
+
+#[test]
+fn a_bundle_signed_outside_the_release_key_window_is_refused_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys();
+    let data = image_bytes(10_000, 9);
+    let mut spec = spec(dir.path(), 5, &data);
+    spec.created = time::macros::datetime!(2030-01-01 0:00 UTC);
+    // Forge past the builder's check: same layout, signed by the (delegated) release key.
+    let manifest = hearth_ota::bundle::make_manifest(&spec).unwrap();
+    let body = serde_json::to_vec(&manifest).unwrap();
+    let mut bytes = hearth_ota::format::encode(
+        hearth_ota::format::Kind::Bundle,
+        &keys.keylist,
+        &body,
+        &keys.release,
+    );
+    bytes.resize(
+        hearth_ota::format::align_up(bytes.len() as u64, 4096) as usize,
+        0,
+    );
+    bytes.extend_from_slice(&data);
+    let out = dir.path().join("late.hota");
+    std::fs::write(&out, &bytes).unwrap();
+    assert!(matches!(
+        verify(&out, &keys.trust),
+        Err(VerifyError::KeyNotValid { .. })
+    ));
+    // The same forgery with an in-window date verifies: the window is what refuses it.
+    spec.created = CREATED;
+    let body = serde_json::to_vec(&hearth_ota::bundle::make_manifest(&spec).unwrap()).unwrap();
+    let mut bytes = hearth_ota::format::encode(
+        hearth_ota::format::Kind::Bundle,
+        &keys.keylist,
+        &body,
+        &keys.release,
+    );
+    bytes.resize(
+        hearth_ota::format::align_up(bytes.len() as u64, 4096) as usize,
+        0,
+    );
+    bytes.extend_from_slice(&data);
+    std::fs::write(&out, &bytes).unwrap();
+    verify(&out, &keys.trust).unwrap();
+}
