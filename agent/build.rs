@@ -25,7 +25,13 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../web/dist"));
     println!("cargo:rerun-if-env-changed=HEARTH_WEB_DIST");
-    println!("cargo:rerun-if-changed={}", dist.display());
+    // A path that does not exist makes cargo rerun the script (and rebuild the agent) on every
+    // build; without a built dashboard, watch the folder it will appear in instead.
+    if dist.exists() {
+        println!("cargo:rerun-if-changed={}", dist.display());
+    } else if let Some(parent) = dist.parent().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", parent.display());
+    }
     let mut files = Vec::new();
     collect(&dist, &dist, &mut files);
     files.sort();

@@ -22,6 +22,7 @@ pub mod artifacts;
 pub mod build;
 pub mod disk;
 pub mod efi;
+pub mod flash;
 pub mod initrd;
 pub mod lint;
 pub mod overlay;

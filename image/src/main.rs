@@ -93,6 +93,25 @@ enum Command {
         /// Boot the disk left in --run-dir by an earlier run again (keeps its state).
         #[arg(long)]
         reuse_disk: bool,
+        /// Attach another disk file (raw, or qcow2 by its extension) as a virtio disk;
+        /// repeatable. The guest sees them as vdb, vdc, … in order.
+        #[arg(long = "extra-disk")]
+        extra_disks: Vec<PathBuf>,
+    },
+    /// Write an image (.img or .img.xz) to a whole disk, with progress, fsync and a read-back
+    /// check. Refuses the running system's disk always, disks in use, and non-removable disks
+    /// unless --force.
+    Flash {
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long)]
+        device: PathBuf,
+        /// Allow a disk that is not removable (still never the system's disk or a disk in use).
+        #[arg(long)]
+        force: bool,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Bootstrap (or find in the cache) a board's Debian base without building an image.
     Bootstrap {
@@ -209,6 +228,7 @@ fn main() -> Result<()> {
             ssh_port,
             console,
             reuse_disk,
+            extra_disks,
         } => {
             let ws = workspace(cli.workspace)?;
             let board = ws.boards().load(&board)?;
@@ -227,8 +247,45 @@ fn main() -> Result<()> {
                 ssh_port,
                 console,
                 reuse_disk,
+                extra_disks,
             };
             hearth_image::run::run(&board, &opts)?;
+        }
+        Command::Flash {
+            image,
+            device,
+            force,
+            quiet,
+        } => {
+            let target = hearth_image::flash::check(&image, &device, force)?;
+            if !quiet {
+                eprintln!(
+                    "writing {} ({} MiB{}) to {} ({}, {} MiB{})",
+                    image.display(),
+                    target.image_size.div_ceil(1 << 20),
+                    if target.compressed {
+                        ", decompressing"
+                    } else {
+                        ""
+                    },
+                    device.display(),
+                    target.name,
+                    target.size >> 20,
+                    if target.removable {
+                        ", removable"
+                    } else {
+                        ", forced: not removable"
+                    }
+                );
+            }
+            let report = hearth_image::flash::flash(&image, &target, !quiet)?;
+            println!(
+                "wrote and verified {} bytes to {} in {:.1} s (sha256 {})",
+                report.bytes,
+                device.display(),
+                report.seconds,
+                report.sha256
+            );
         }
         Command::Bootstrap {
             board,

@@ -24,6 +24,9 @@ pub struct RunOptions {
     pub console: bool,
     /// Keep an existing disk in `run_dir` (boot it again) instead of writing a fresh one.
     pub reuse_disk: bool,
+    /// More disks attached as virtio block devices (`vdb`, `vdc`, …), in order; `.qcow2`
+    /// files as qcow2, anything else raw. Each gets the serial `hearth-extra<N>`.
+    pub extra_disks: Vec<PathBuf>,
 }
 
 impl RunOptions {
@@ -72,8 +75,24 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
         .arg(format!(
             "file={},format=raw,if=virtio",
             opts.disk().display()
-        ))
-        .args(["-netdev", &fwd, "-device", "virtio-net-pci,netdev=net0"])
+        ));
+    for (i, extra) in opts.extra_disks.iter().enumerate() {
+        let format = if extra.extension().is_some_and(|e| e == "qcow2") {
+            "qcow2"
+        } else {
+            "raw"
+        };
+        cmd.arg("-drive")
+            .arg(format!(
+                "file={},format={format},if=none,id=extra{i}",
+                extra.display()
+            ))
+            .arg("-device")
+            .arg(format!(
+                "virtio-blk-pci,drive=extra{i},serial=hearth-extra{i}"
+            ));
+    }
+    cmd.args(["-netdev", &fwd, "-device", "virtio-net-pci,netdev=net0"])
         .args(["-device", "virtio-rng-pci"])
         .args(["-chardev", &serial, "-serial", "chardev:serial0"])
         .args(["-display", "none"])
@@ -149,6 +168,11 @@ pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
         )
     })?;
     std::fs::create_dir_all(&opts.run_dir)?;
+    for extra in &opts.extra_disks {
+        if !extra.is_file() {
+            bail!("--extra-disk {} is not a file", extra.display());
+        }
+    }
     if !(opts.reuse_disk && opts.disk().is_file()) {
         eprintln!(
             "writing {} from {}",
