@@ -344,14 +344,12 @@ impl NmState {
         if self.devs[dev].state <= 20 {
             return Err(NmError::UnknownDevice("device not available".into()));
         }
-        let old = self.devs[dev].active;
-        if let Some(a) = old {
-            if let Some(rec) = self.actives.remove(&a)
-                && rec.profile != profile
-                && self.volatile.contains(&rec.profile)
-            {
-                self.profiles.remove(&rec.profile);
-            }
+        if let Some(a) = self.devs[dev].active
+            && let Some(rec) = self.actives.remove(&a)
+            && rec.profile != profile
+            && self.volatile.contains(&rec.profile)
+        {
+            self.profiles.remove(&rec.profile);
         }
         self.devs[dev].active = None;
         if wifi && get_str(&settings, "802-11-wireless", "mode").as_deref() != Some("ap") {
