@@ -87,6 +87,7 @@ pub struct IpState {
     pub method: IpMethod,
     /// `address/prefix`, e.g. `192.168.1.5/24`.
     pub addresses: Vec<String>,
+    #[schema(required = true)]
     pub gateway: Option<String>,
     pub dns: Vec<String>,
 }
@@ -96,9 +97,12 @@ pub struct Interface {
     pub name: String,
     pub kind: InterfaceKind,
     pub state: InterfaceState,
+    #[schema(required = true)]
     pub mac: Option<String>,
+    #[schema(required = true)]
     pub speed_mbps: Option<u32>,
     /// The id of the active connection profile.
+    #[schema(required = true)]
     pub connection: Option<String>,
     pub ipv4: IpState,
     pub ipv6: IpState,
@@ -186,6 +190,7 @@ pub struct WifiNetwork {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WifiList {
     /// The Wi-Fi interface, `null` when the device has none.
+    #[schema(required = true)]
     pub device: Option<String>,
     /// One entry per SSID (its strongest access point), strongest first.
     pub networks: Vec<WifiNetwork>,
