@@ -418,5 +418,16 @@ mod tests {
         assert!(Config::load(&overrides).is_err());
         write(tmp.path(), "10.toml", "metrics_token = \"short\"\n");
         assert!(Config::load(&overrides).is_err());
+        write(tmp.path(), "10.toml", "network_rollback_secs = 0\n");
+        assert!(Config::load(&overrides).is_err());
+        write(
+            tmp.path(),
+            "10.toml",
+            "network_rollback_secs = 5\nsetup_hotspot_delay_secs = 0\n",
+        );
+        let cfg = Config::load(&overrides).expect("valid");
+        assert_eq!(cfg.network_rollback_secs, 5);
+        assert_eq!(cfg.setup_hotspot_delay, Duration::ZERO);
+        assert!(cfg.setup_hotspot, "on outside --dev");
     }
 }
