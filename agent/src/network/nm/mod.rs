@@ -113,6 +113,61 @@ fn no_gateway(g: String) -> Option<String> {
     Some(g).filter(|g| !g.is_empty())
 }
 
+/// The IPv4 addresses, gateway and DNS a device has now (`/`: none).
+async fn ipv4_state(
+    conn: &zbus::Connection,
+    at: OwnedObjectPath,
+    method: IpMethod,
+) -> Result<IpState, NetworkError> {
+    let mut state = IpState {
+        method,
+        addresses: Vec::new(),
+        gateway: None,
+        dns: Vec::new(),
+    };
+    if at.as_str() != "/" {
+        let c: Ip4ConfigProxy = px(conn, &at).await?;
+        state.addresses = address_list(&c.address_data().await.map_err(nm_err)?);
+        state.gateway = no_gateway(c.gateway().await.map_err(nm_err)?);
+        state.dns = c
+            .nameserver_data()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| String::try_from(e.get("address")?.clone()).ok())
+            .collect();
+    }
+    Ok(state)
+}
+
+/// The IPv6 addresses, gateway and DNS a device has now (`/`: none).
+async fn ipv6_state(
+    conn: &zbus::Connection,
+    at: OwnedObjectPath,
+    method: IpMethod,
+) -> Result<IpState, NetworkError> {
+    let mut state = IpState {
+        method,
+        addresses: Vec::new(),
+        gateway: None,
+        dns: Vec::new(),
+    };
+    if at.as_str() != "/" {
+        let c: Ip6ConfigProxy = px(conn, &at).await?;
+        state.addresses = address_list(&c.address_data().await.map_err(nm_err)?);
+        state.gateway = no_gateway(c.gateway().await.map_err(nm_err)?);
+        state.dns = c
+            .nameservers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|b| <[u8; 16]>::try_from(b).ok())
+            .map(|b| std::net::Ipv6Addr::from(b).to_string())
+            .collect();
+    }
+    Ok(state)
+}
+
 /// A saved Wi-Fi client profile.
 pub(super) struct SavedWifi {
     path: OwnedObjectPath,
@@ -240,43 +295,8 @@ impl NmNetwork {
             Some(s) => settings::method_of(s, family),
             None => IpMethod::Disabled,
         };
-        let mut ipv4 = IpState {
-            method: method("ipv4"),
-            addresses: Vec::new(),
-            gateway: None,
-            dns: Vec::new(),
-        };
-        let mut ipv6 = IpState {
-            method: method("ipv6"),
-            ..ipv4.clone()
-        };
-        let p4 = d.ip4_config().await.map_err(nm_err)?;
-        if p4.as_str() != "/" {
-            let c: Ip4ConfigProxy = px(conn, &p4).await?;
-            ipv4.addresses = address_list(&c.address_data().await.map_err(nm_err)?);
-            ipv4.gateway = no_gateway(c.gateway().await.map_err(nm_err)?);
-            ipv4.dns = c
-                .nameserver_data()
-                .await
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| String::try_from(e.get("address")?.clone()).ok())
-                .collect();
-        }
-        let p6 = d.ip6_config().await.map_err(nm_err)?;
-        if p6.as_str() != "/" {
-            let c: Ip6ConfigProxy = px(conn, &p6).await?;
-            ipv6.addresses = address_list(&c.address_data().await.map_err(nm_err)?);
-            ipv6.gateway = no_gateway(c.gateway().await.map_err(nm_err)?);
-            ipv6.dns = c
-                .nameservers()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|b| <[u8; 16]>::try_from(b).ok())
-                .map(|b| std::net::Ipv6Addr::from(b).to_string())
-                .collect();
-        }
+        let ipv4 = ipv4_state(conn, d.ip4_config().await.map_err(nm_err)?, method("ipv4")).await?;
+        let ipv6 = ipv6_state(conn, d.ip6_config().await.map_err(nm_err)?, method("ipv6")).await?;
         Ok(Interface {
             name: d.interface().await.map_err(nm_err)?,
             kind,
