@@ -3,7 +3,7 @@
 
 use super::{Ap, NmNetwork, SavedWifi, nm_err, path, px, root};
 use crate::network::proxies::{
-    AccessPointProxy, ActiveProxy, ConnectionProxy, DeviceProxy, NmSettingsProxy, WirelessProxy,
+    ActiveProxy, ConnectionProxy, DeviceProxy, NmSettingsProxy, SERVICE, WirelessProxy,
 };
 use crate::network::settings;
 use crate::network::{
@@ -11,7 +11,31 @@ use crate::network::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use zbus::zvariant::{OwnedObjectPath, Value};
+use zbus::names::InterfaceName;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+const AP_INTERFACE: InterfaceName<'static> =
+    InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.AccessPoint");
+
+/// An access point's properties as the API's network; `None` for hidden networks and SSIDs that
+/// are not text, which a request could not name.
+fn ap_network(props: &HashMap<String, OwnedValue>, active: bool) -> Option<WifiNetwork> {
+    let u32_of = |key: &str| u32::try_from(props.get(key)?.clone()).ok();
+    let ssid = String::from_utf8(Vec::<u8>::try_from(props.get("Ssid")?.clone()).ok()?).ok()?;
+    crate::network::validate::ssid(&ssid).ok()?;
+    Some(WifiNetwork {
+        ssid,
+        signal: u8::try_from(props.get("Strength")?.clone()).ok()?.min(100),
+        security: settings::security(
+            u32_of("Flags").unwrap_or(0),
+            u32_of("WpaFlags").unwrap_or(0),
+            u32_of("RsnFlags").unwrap_or(0),
+        ),
+        frequency_mhz: u32_of("Frequency").unwrap_or(0),
+        known: false,
+        active,
+    })
+}
 
 /// Wi-Fi.
 impl NmNetwork {
@@ -39,30 +63,22 @@ impl NmNetwork {
         let active = w.active_access_point().await.map_err(nm_err)?;
         let mut out = Vec::new();
         for p in w.get_all_access_points().await.map_err(nm_err)? {
-            let ap: AccessPointProxy = px(conn, &p).await?;
-            // Hidden networks and SSIDs that are not text cannot be named in a request.
-            let Ok(ssid) = String::from_utf8(ap.ssid().await.map_err(nm_err)?) else {
-                continue;
-            };
-            if crate::network::validate::ssid(&ssid).is_err() {
-                continue;
+            // One GetAll per access point instead of six property reads.
+            let props = zbus::fdo::PropertiesProxy::builder(conn)
+                .destination(SERVICE)
+                .map_err(nm_err)?
+                .path(p.as_ref())
+                .map_err(nm_err)?
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await
+                .map_err(nm_err)?
+                .get_all(AP_INTERFACE)
+                .await
+                .map_err(|e| nm_err(e.into()))?;
+            if let Some(network) = ap_network(&props, p == active) {
+                out.push(Ap { network, path: p });
             }
-            let security = settings::security(
-                ap.flags().await.map_err(nm_err)?,
-                ap.wpa_flags().await.map_err(nm_err)?,
-                ap.rsn_flags().await.map_err(nm_err)?,
-            );
-            out.push(Ap {
-                network: WifiNetwork {
-                    ssid,
-                    signal: ap.strength().await.map_err(nm_err)?.min(100),
-                    security,
-                    frequency_mhz: ap.frequency().await.map_err(nm_err)?,
-                    known: false,
-                    active: p == active,
-                },
-                path: p,
-            });
         }
         Ok(out)
     }
