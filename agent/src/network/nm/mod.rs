@@ -5,7 +5,7 @@
 mod wifi;
 
 use super::proxies::{
-    ActiveProxy, CHECKPOINT_PREFIX, ConnectionProxy, DeviceProxy, Ip4ConfigProxy, Ip6ConfigProxy,
+    ActiveProxy, CHECKPOINT_PREFIX, ConnectionProxy, Ip4ConfigProxy, Ip6ConfigProxy,
     NetworkManagerProxy, WiredProxy, WirelessProxy,
 };
 use super::settings::{self, Settings};
@@ -15,9 +15,11 @@ use super::{
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-use zbus::zvariant::{ObjectPath, OwnedObjectPath};
+use zbus::names::InterfaceName;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
 
 const DEVICE_ETHERNET: u32 = 1;
 const DEVICE_WIFI: u32 = 2;
@@ -111,6 +113,41 @@ fn address_list(data: &super::proxies::AddressData) -> Vec<String> {
 
 fn no_gateway(g: String) -> Option<String> {
     Some(g).filter(|g| !g.is_empty())
+}
+
+const DEVICE_INTERFACE: InterfaceName<'static> =
+    InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device");
+
+/// The device properties Hearth reads.
+struct DeviceProps {
+    name: String,
+    device_type: u32,
+    state: u32,
+    mac: Option<String>,
+    ip4: OwnedObjectPath,
+    ip6: OwnedObjectPath,
+    active: OwnedObjectPath,
+    available: Vec<OwnedObjectPath>,
+}
+
+/// Every property of one interface of an object, in one round trip.
+pub(super) async fn all_properties(
+    conn: &zbus::Connection,
+    at: &OwnedObjectPath,
+    interface: InterfaceName<'static>,
+) -> Result<HashMap<String, OwnedValue>, NetworkError> {
+    zbus::fdo::PropertiesProxy::builder(conn)
+        .destination(super::proxies::SERVICE)
+        .map_err(nm_err)?
+        .path(at.as_ref())
+        .map_err(nm_err)?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(nm_err)?
+        .get_all(interface)
+        .await
+        .map_err(|e| nm_err(e.into()))
 }
 
 /// The IPv4 addresses, gateway and DNS a device has now (`/`: none).
@@ -213,15 +250,37 @@ impl NmNetwork {
             .map_err(nm_err)
     }
 
-    /// Every device with its interface name and type.
-    async fn devices(&self) -> Result<Vec<(OwnedObjectPath, String, u32)>, NetworkError> {
-        let conn = self.conn().await?;
+    /// One device's properties, read with a single `GetAll`.
+    async fn device_props(&self, at: &OwnedObjectPath) -> Result<DeviceProps, NetworkError> {
+        let all = all_properties(self.conn().await?, at, DEVICE_INTERFACE).await?;
+        let path = |key: &str| {
+            all.get(key)
+                .and_then(|v| OwnedObjectPath::try_from(v.clone()).ok())
+                .unwrap_or_else(|| OwnedObjectPath::from(root()))
+        };
+        let text = |key: &str| all.get(key).and_then(|v| String::try_from(v.clone()).ok());
+        let number = |key: &str| all.get(key).and_then(|v| u32::try_from(v.clone()).ok());
+        Ok(DeviceProps {
+            name: text("Interface").unwrap_or_default(),
+            device_type: number("DeviceType").unwrap_or(0),
+            state: number("State").unwrap_or(0),
+            mac: text("HwAddress").filter(|m| !m.is_empty()),
+            ip4: path("Ip4Config"),
+            ip6: path("Ip6Config"),
+            active: path("ActiveConnection"),
+            available: all
+                .get("AvailableConnections")
+                .and_then(|v| Vec::<OwnedObjectPath>::try_from(v.clone()).ok())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Every device with its properties.
+    async fn devices(&self) -> Result<Vec<(OwnedObjectPath, DeviceProps)>, NetworkError> {
         let mut out = Vec::new();
         for p in self.nm().await?.get_devices().await.map_err(nm_err)? {
-            let d: DeviceProxy = px(conn, &p).await?;
-            let name = d.interface().await.map_err(nm_err)?;
-            let kind = d.device_type().await.map_err(nm_err)?;
-            out.push((p, name, kind));
+            let props = self.device_props(&p).await?;
+            out.push((p, props));
         }
         Ok(out)
     }
@@ -230,8 +289,8 @@ impl NmNetwork {
         self.devices()
             .await?
             .into_iter()
-            .find(|(_, n, _)| n == name)
-            .map(|(p, _, _)| p)
+            .find(|(_, d)| d.name == name)
+            .map(|(p, _)| p)
             .ok_or_else(|| NetworkError::NoInterface(name.to_string()))
     }
 
@@ -240,26 +299,17 @@ impl NmNetwork {
             .devices()
             .await?
             .into_iter()
-            .find(|(_, _, t)| *t == DEVICE_WIFI)
-            .map(|(p, n, _)| (p, n)))
+            .find(|(_, d)| d.device_type == DEVICE_WIFI)
+            .map(|(p, d)| (p, d.name)))
     }
 
     /// The profile a device runs now, else the first it could run.
-    async fn profile_of(
-        &self,
-        dev: &DeviceProxy<'_>,
-    ) -> Result<Option<OwnedObjectPath>, NetworkError> {
-        let active = dev.active_connection().await.map_err(nm_err)?;
-        if active.as_str() != "/" {
-            let a: ActiveProxy = px(self.conn().await?, &active).await?;
+    async fn profile_of(&self, dev: &DeviceProps) -> Result<Option<OwnedObjectPath>, NetworkError> {
+        if dev.active.as_str() != "/" {
+            let a: ActiveProxy = px(self.conn().await?, &dev.active).await?;
             return Ok(Some(a.connection().await.map_err(nm_err)?));
         }
-        Ok(dev
-            .available_connections()
-            .await
-            .map_err(nm_err)?
-            .into_iter()
-            .next())
+        Ok(dev.available.first().cloned())
     }
 
     async fn settings_of(&self, profile: &OwnedObjectPath) -> Result<Settings, NetworkError> {
@@ -268,9 +318,17 @@ impl NmNetwork {
     }
 
     async fn interface(&self, at: &OwnedObjectPath) -> Result<Interface, NetworkError> {
+        let props = self.device_props(at).await?;
+        self.interface_from(at, props).await
+    }
+
+    async fn interface_from(
+        &self,
+        at: &OwnedObjectPath,
+        d: DeviceProps,
+    ) -> Result<Interface, NetworkError> {
         let conn = self.conn().await?;
-        let d: DeviceProxy = px(conn, at).await?;
-        let kind = kind_of(d.device_type().await.map_err(nm_err)?);
+        let kind = kind_of(d.device_type);
         let speed = match kind {
             InterfaceKind::Ethernet => px::<WiredProxy>(conn, at).await?.speed().await.ok(),
             InterfaceKind::Wifi => px::<WirelessProxy>(conn, at)
@@ -281,11 +339,10 @@ impl NmNetwork {
                 .map(|kbits| kbits / 1000),
             InterfaceKind::Loopback | InterfaceKind::Bridge | InterfaceKind::Other => None,
         };
-        let active = d.active_connection().await.map_err(nm_err)?;
-        let connection = if active.as_str() == "/" {
+        let connection = if d.active.as_str() == "/" {
             None
         } else {
-            px::<ActiveProxy>(conn, &active).await?.id().await.ok()
+            px::<ActiveProxy>(conn, &d.active).await?.id().await.ok()
         };
         let profile = match self.profile_of(&d).await? {
             Some(p) => self.settings_of(&p).await.ok(),
@@ -295,24 +352,22 @@ impl NmNetwork {
             Some(s) => settings::method_of(s, family),
             None => IpMethod::Disabled,
         };
-        let ipv4 = ipv4_state(conn, d.ip4_config().await.map_err(nm_err)?, method("ipv4")).await?;
-        let ipv6 = ipv6_state(conn, d.ip6_config().await.map_err(nm_err)?, method("ipv6")).await?;
         Ok(Interface {
-            name: d.interface().await.map_err(nm_err)?,
+            ipv4: ipv4_state(conn, d.ip4, method("ipv4")).await?,
+            ipv6: ipv6_state(conn, d.ip6, method("ipv6")).await?,
+            name: d.name,
             kind,
-            state: state_of(d.state().await.map_err(nm_err)?),
-            mac: Some(d.hw_address().await.map_err(nm_err)?).filter(|m| !m.is_empty()),
+            state: state_of(d.state),
+            mac: d.mac,
             speed_mbps: speed.filter(|s| *s > 0),
             connection,
-            ipv4,
-            ipv6,
         })
     }
 
     async fn interfaces_impl(&self) -> Result<Vec<Interface>, NetworkError> {
         let mut out = Vec::new();
-        for (p, _, _) in self.devices().await? {
-            out.push(self.interface(&p).await?);
+        for (p, props) in self.devices().await? {
+            out.push(self.interface_from(&p, props).await?);
         }
         Ok(out)
     }
@@ -328,7 +383,7 @@ impl NmNetwork {
     ) -> Result<String, NetworkError> {
         let conn = self.conn().await?;
         let dev_path = self.device_named(name).await?;
-        let d: DeviceProxy = px(conn, &dev_path).await?;
+        let d = self.device_props(&dev_path).await?;
         let profile = self
             .profile_of(&d)
             .await?

@@ -1,9 +1,9 @@
 //! Wi-Fi through NetworkManager: access points, saved profiles, joining and forgetting
 //! networks, and the setup access point.
 
-use super::{Ap, NmNetwork, SavedWifi, nm_err, path, px, root};
+use super::{Ap, NmNetwork, SavedWifi, all_properties, nm_err, path, px, root};
 use crate::network::proxies::{
-    ActiveProxy, ConnectionProxy, DeviceProxy, NmSettingsProxy, SERVICE, WirelessProxy,
+    ActiveProxy, ConnectionProxy, DeviceProxy, NmSettingsProxy, WirelessProxy,
 };
 use crate::network::settings;
 use crate::network::{
@@ -64,18 +64,7 @@ impl NmNetwork {
         let mut out = Vec::new();
         for p in w.get_all_access_points().await.map_err(nm_err)? {
             // One GetAll per access point instead of six property reads.
-            let props = zbus::fdo::PropertiesProxy::builder(conn)
-                .destination(SERVICE)
-                .map_err(nm_err)?
-                .path(p.as_ref())
-                .map_err(nm_err)?
-                .cache_properties(zbus::proxy::CacheProperties::No)
-                .build()
-                .await
-                .map_err(nm_err)?
-                .get_all(AP_INTERFACE)
-                .await
-                .map_err(|e| nm_err(e.into()))?;
+            let props = all_properties(conn, &p, AP_INTERFACE).await?;
             if let Some(network) = ap_network(&props, p == active) {
                 out.push(Ap { network, path: p });
             }
