@@ -53,6 +53,12 @@ pub struct ConfigFile {
     pub user_data_dir: Option<PathBuf>,
     /// App stores loaded at start: local CasaOS-layout folders.
     pub app_stores: Option<Vec<PathBuf>>,
+    /// Seconds before an unconfirmed network change rolls back (default 60).
+    pub network_rollback_secs: Option<u32>,
+    /// Open a setup hotspot on an unclaimed device without a network (default on, off in dev).
+    pub setup_hotspot: Option<bool>,
+    /// Seconds after start before the setup hotspot check (default 30; 0 checks at once).
+    pub setup_hotspot_delay_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -80,7 +86,10 @@ impl ConfigFile {
             container_socket,
             app_data_dir,
             user_data_dir,
-            app_stores
+            app_stores,
+            network_rollback_secs,
+            setup_hotspot,
+            setup_hotspot_delay_secs
         );
     }
 }
@@ -121,6 +130,11 @@ pub struct Config {
     /// Where disks are mounted (`<media_dir>/<partition>`).
     pub media_dir: PathBuf,
     pub apps: AppsConfig,
+    /// Seconds before an unconfirmed network change is rolled back by NetworkManager.
+    pub network_rollback_secs: u32,
+    /// Whether an unclaimed device without a network opens a setup hotspot.
+    pub setup_hotspot: bool,
+    pub setup_hotspot_delay: Duration,
 }
 
 /// Where apps live and what they run on.
@@ -212,6 +226,12 @@ impl Config {
             ));
         }
         let media_dir = file.media_dir.unwrap_or_else(|| data_dir.join("media"));
+        let network_rollback_secs = file.network_rollback_secs.unwrap_or(60);
+        if !(1..=3600).contains(&network_rollback_secs) {
+            return Err(ConfigError::Invalid(
+                "network_rollback_secs must be 1–3600".into(),
+            ));
+        }
         let apps = AppsConfig {
             container_socket: file
                 .container_socket
@@ -270,6 +290,9 @@ impl Config {
             disks_include_loop: file.disks_include_loop.unwrap_or(false),
             protected_paths: file.protected_paths.unwrap_or_default(),
             media_dir,
+            network_rollback_secs,
+            setup_hotspot: file.setup_hotspot.unwrap_or(!flags.dev),
+            setup_hotspot_delay: Duration::from_secs(file.setup_hotspot_delay_secs.unwrap_or(30)),
         })
     }
 }
@@ -395,5 +418,16 @@ mod tests {
         assert!(Config::load(&overrides).is_err());
         write(tmp.path(), "10.toml", "metrics_token = \"short\"\n");
         assert!(Config::load(&overrides).is_err());
+        write(tmp.path(), "10.toml", "network_rollback_secs = 0\n");
+        assert!(Config::load(&overrides).is_err());
+        write(
+            tmp.path(),
+            "10.toml",
+            "network_rollback_secs = 5\nsetup_hotspot_delay_secs = 0\n",
+        );
+        let cfg = Config::load(&overrides).expect("valid");
+        assert_eq!(cfg.network_rollback_secs, 5);
+        assert_eq!(cfg.setup_hotspot_delay, Duration::ZERO);
+        assert!(cfg.setup_hotspot, "on outside --dev");
     }
 }

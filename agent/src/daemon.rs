@@ -48,6 +48,10 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
             config.system_bus_address.clone(),
             crate::system::UnitPolicy::new(config.managed_units.clone()),
         )),
+        network: Box::new(crate::network::nm::NmNetwork::new(
+            config.system_bus_address.clone(),
+            Duration::from_secs(45),
+        )),
         unit_policy: crate::system::UnitPolicy::new(config.managed_units.clone()),
         journal: crate::system::journal::Journal::new(config.journalctl.clone()),
         disks: crate::disks::Disks::new(
@@ -222,6 +226,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
     }
     spawn_apps_reconcile(state.clone());
+    crate::network::hotspot::spawn(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

@@ -45,6 +45,8 @@ pub enum ServiceError {
     #[error(transparent)]
     System(#[from] crate::system::SystemError),
     #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+    #[error(transparent)]
     Disks(#[from] crate::disks::DiskError),
     #[error("{0}")]
     Unavailable(String),

@@ -19,6 +19,7 @@ pub mod files;
 pub mod fsutil;
 pub mod jobs;
 pub mod metrics;
+pub mod network;
 pub mod notify;
 pub mod server;
 pub mod state;

@@ -31,6 +31,7 @@ pub struct Inner {
     pub unit_policy: crate::system::UnitPolicy,
     pub journal: crate::system::journal::Journal,
     pub disks: crate::disks::Disks,
+    pub network: Box<dyn crate::network::NetworkControl>,
     pub started: Instant,
 }
 

@@ -55,6 +55,24 @@ fn system_status(error: &crate::system::SystemError) -> (StatusCode, &'static st
     }
 }
 
+fn network_status(error: &crate::network::NetworkError) -> (StatusCode, &'static str) {
+    use crate::network::NetworkError as N;
+    match error {
+        N::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "network_unavailable"),
+        N::Refused(_) => (StatusCode::CONFLICT, "network_refused"),
+        N::NoInterface(_) | N::NoNetwork(_) | N::NotSaved(_) | N::NoCheckpoint(_) => {
+            (StatusCode::NOT_FOUND, "not_found")
+        }
+        N::NoConnection(_) => (StatusCode::CONFLICT, "no_connection"),
+        N::NoWifi => (StatusCode::NOT_FOUND, "no_wifi"),
+        N::PasswordRequired(_) => (StatusCode::BAD_REQUEST, "password_required"),
+        N::WrongPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_auth_failed"),
+        N::Unsupported(_) => (StatusCode::BAD_REQUEST, "wifi_unsupported"),
+        N::ActivationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "activation_failed"),
+        N::ChangePending => (StatusCode::CONFLICT, "change_pending"),
+    }
+}
+
 fn files_status(error: &crate::files::FsError) -> (StatusCode, &'static str) {
     use crate::files::FsError as F;
     match error {
@@ -92,6 +110,7 @@ impl IntoResponse for ApiError {
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             E::Files(fs) => files_status(fs),
             E::System(sys) => system_status(sys),
+            E::Network(net) => network_status(net),
             E::Disks(d) => match d {
                 crate::disks::DiskError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 crate::disks::DiskError::SystemDisk(_) => (StatusCode::FORBIDDEN, "system_disk"),

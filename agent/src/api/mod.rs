@@ -11,6 +11,7 @@ pub mod disks;
 pub mod error;
 mod files;
 pub mod models;
+mod network;
 mod security_headers;
 mod session;
 mod setup;
@@ -76,6 +77,14 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::service_journal))
         .routes(routes!(device::settings, device::update_settings))
         .routes(routes!(device::power))
+        .routes(routes!(network::interfaces))
+        .routes(routes!(network::update_interface))
+        .routes(routes!(network::confirm))
+        .routes(routes!(network::rollback))
+        .routes(routes!(network::wifi))
+        .routes(routes!(network::scan))
+        .routes(routes!(network::connect))
+        .routes(routes!(network::forget))
         .routes(routes!(disks::list))
         .routes(routes!(disks::format))
         .routes(routes!(disks::mount))

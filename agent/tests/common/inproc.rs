@@ -55,6 +55,22 @@ impl Harness {
 
     /// A claimed device whose configuration `adjust` may change first.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Harness {
+        let (h, code) = Self::unclaimed(adjust).await;
+        let mut admin = Browser::default();
+        let r = h
+            .call(
+                &mut admin,
+                "POST",
+                "/api/v1/setup/claim",
+                Some(json!({"code": code, "username": "admin", "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+        h
+    }
+
+    /// A device not claimed yet, and its setup code.
+    pub async fn unclaimed(adjust: impl FnOnce(&mut Config)) -> (Harness, String) {
         let dir = tempfile::tempdir().expect("tmp");
         let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         let mut config = Config::dev(dir.path());
@@ -76,17 +92,7 @@ impl Harness {
             dir,
             state,
         };
-        let mut admin = Browser::default();
-        let r = h
-            .call(
-                &mut admin,
-                "POST",
-                "/api/v1/setup/claim",
-                Some(json!({"code": code, "username": "admin", "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
-        h
+        (h, code)
     }
 
     pub async fn call(

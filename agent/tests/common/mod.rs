@@ -5,6 +5,7 @@
 
 pub mod dbus_mock;
 pub mod inproc;
+pub mod nm_mock;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Method, StatusCode};

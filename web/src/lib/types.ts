@@ -208,3 +208,75 @@ export interface JobStatus {
   bytes_done: number;
   error?: string | null;
 }
+
+// Network (agent/src/api/network.rs, admin only). A change answers with a checkpoint that the
+// dashboard confirms once it reaches the device again; unconfirmed, the device rolls back.
+
+export type InterfaceKind = 'ethernet' | 'wifi' | 'loopback' | 'bridge' | 'other';
+export type InterfaceState = 'connected' | 'connecting' | 'disconnected' | 'unavailable' | 'unmanaged';
+/** `ignore` only for IPv6; a change accepts `auto` or `manual`. */
+export type IpMethod = 'auto' | 'manual' | 'disabled' | 'ignore';
+export type WifiSecurity = 'open' | 'wep' | 'wpa2' | 'wpa3' | 'wpa2-enterprise';
+
+export interface IpState {
+  method: IpMethod;
+  /** `address/prefix`, e.g. `192.168.1.5/24`. */
+  addresses: string[];
+  gateway: string | null;
+  dns: string[];
+}
+
+export interface Interface {
+  name: string;
+  kind: InterfaceKind;
+  state: InterfaceState;
+  mac: string | null;
+  speed_mbps: number | null;
+  /** Id of the active connection profile. */
+  connection: string | null;
+  ipv4: IpState;
+  ipv6: IpState;
+}
+
+export interface InterfaceList {
+  interfaces: Interface[];
+}
+
+export interface IpPatch {
+  method: 'auto' | 'manual';
+  /** With `manual` only, at least one. */
+  addresses?: string[];
+  /** With `manual` only. */
+  gateway?: string | null;
+  dns?: string[];
+}
+
+export interface InterfacePatch {
+  ipv4?: IpPatch | null;
+  ipv6?: IpPatch | null;
+}
+
+export interface PendingChange {
+  checkpoint: string;
+  rollback_seconds: number;
+}
+
+export interface WifiNetwork {
+  ssid: string;
+  /** 0–100. */
+  signal: number;
+  security: WifiSecurity;
+  frequency_mhz: number;
+  known: boolean;
+  active: boolean;
+}
+
+export interface WifiList {
+  device: string | null;
+  networks: WifiNetwork[];
+}
+
+export interface WifiConnect {
+  ssid: string;
+  password?: string | null;
+}
