@@ -372,3 +372,147 @@ async fn hostile_urls_and_other_users_files_are_refused() {
         .collect();
     assert_eq!(names, vec!["home", "shared"]);
 }
+
+/// Reads a zip with Python's `zipfile` (an independent reader) and returns name → content (or
+/// `"<dir>"`), plus whether every non-ASCII name carried the UTF-8 flag.
+fn unzip_with_python(zip: &std::path::Path) -> Value {
+    let script = r#"
+import json, sys, zipfile
+out = {}
+utf8 = True
+with zipfile.ZipFile(sys.argv[1]) as z:
+    assert z.testzip() is None, "bad CRC"
+    for info in z.infolist():
+        if not info.filename.isascii() and not info.flag_bits & 0x800:
+            utf8 = False
+        out[info.filename] = "<dir>" if info.is_dir() else z.read(info).decode("latin-1")
+print(json.dumps({"entries": out, "utf8": utf8}))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(zip)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "python could not read the zip: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+#[tokio::test]
+async fn folders_download_as_a_streamed_zip_without_following_symlinks_out() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(dir.path());
+    let mut s = agent.claim().await;
+    for folder in [
+        "/api/v1/files/home/Fotos",
+        "/api/v1/files/home/Fotos/Sommer été",
+    ] {
+        let (status, _) = s
+            .send(Method::POST, folder, Some(json!({"action": "mkdir"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    put(
+        &mut s,
+        "/api/v1/files/home/Fotos/a.txt",
+        b"alpha".to_vec(),
+        &[],
+    )
+    .await;
+    put(
+        &mut s,
+        "/api/v1/files/home/Fotos/Sommer%20%C3%A9t%C3%A9/%E6%B5%B7.bin",
+        big.clone(),
+        &[],
+    )
+    .await;
+    put(&mut s, "/api/v1/files/home/top.txt", b"top".to_vec(), &[]).await;
+    // Planted links: out of the root (file and folder), and one that stays inside.
+    std::fs::write(dir.path().join("outside-secret.txt"), b"outside secret").expect("write");
+    let fotos = dir.path().join("files/home/admin/Fotos");
+    std::os::unix::fs::symlink(
+        dir.path().join("outside-secret.txt"),
+        fotos.join("leak.txt"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink("/etc", fotos.join("etc")).expect("symlink");
+    std::os::unix::fs::symlink("a.txt", fotos.join("inside-link")).expect("symlink");
+
+    let (status, headers, bytes) =
+        get_bytes(&mut s, "/api/v1/files/home/Fotos?format=zip", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/zip");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"Fotos.zip\"; filename*=UTF-8''Fotos.zip"
+    );
+    let zip_path = dir.path().join("fotos.zip");
+    std::fs::write(&zip_path, &bytes).expect("write zip");
+    let read = unzip_with_python(&zip_path);
+    let big_text: String = big.iter().map(|b| *b as char).collect();
+    assert_eq!(
+        read["entries"],
+        json!({
+            "Fotos/": "<dir>",
+            "Fotos/Sommer été/": "<dir>",
+            "Fotos/Sommer été/海.bin": big_text,
+            "Fotos/a.txt": "alpha",
+        }),
+        "symlinks (in or out of the root) are left out, never followed"
+    );
+    assert_eq!(read["utf8"], true, "non-ASCII names carry the UTF-8 flag");
+    assert!(!String::from_utf8_lossy(&bytes).contains("outside secret"));
+    assert!(!String::from_utf8_lossy(&bytes).contains("root:x:0:0"));
+
+    // The whole root, and a folder with a non-ASCII name (safe file name in the header).
+    let (status, headers, bytes) = get_bytes(&mut s, "/api/v1/files/home?format=zip", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"home.zip\"; filename*=UTF-8''home.zip"
+    );
+    std::fs::write(&zip_path, &bytes).expect("write zip");
+    let read = unzip_with_python(&zip_path);
+    let names: Vec<&String> = read["entries"].as_object().expect("map").keys().collect();
+    assert!(names.contains(&&"home/top.txt".to_string()), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.contains(".hearth")),
+        "Hearth's own folders stay out: {names:?}"
+    );
+    let (status, headers, _) = get_bytes(
+        &mut s,
+        "/api/v1/files/home/Fotos/Sommer%20%C3%A9t%C3%A9?format=zip",
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"Sommer _t_.zip\"; filename*=UTF-8''Sommer%20%C3%A9t%C3%A9.zip"
+    );
+
+    // A symlinked folder pointing out of the root cannot be zipped; nor can a file; nor can an
+    // unknown format be asked for.
+    for (url, code) in [
+        (
+            "/api/v1/files/home/Fotos/etc?format=zip",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/api/v1/files/home/top.txt?format=zip",
+            StatusCode::CONFLICT,
+        ),
+        (
+            "/api/v1/files/home/Fotos?format=tar",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, _, body) = get_bytes(&mut s, url, &[]).await;
+        assert_eq!(status, code, "{url}: {}", String::from_utf8_lossy(&body));
+        assert!(!String::from_utf8_lossy(&body).contains("root:x:0:0"));
+    }
+}

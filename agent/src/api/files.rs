@@ -6,6 +6,7 @@ use super::auth::Session;
 use super::error::{ApiResult, Body};
 use crate::accounts::Authenticated;
 use crate::error::ServiceError;
+use crate::files::confined::io_error;
 use crate::files::{Entry, EntryKind, FsError, RelPath, Root, RootInfo, trash};
 use crate::jobs::JobStatus;
 use crate::state::AppState;
@@ -59,6 +60,8 @@ pub struct GetQuery {
     pub inline: Option<bool>,
     /// Return a text file's content and ETag for the editor (up to 1 MiB).
     pub edit: Option<bool>,
+    /// `zip`: download a folder (or the whole root) as a zip archive, streamed.
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -149,8 +152,18 @@ pub async fn get_path(
     let entry = root.stat(&rel)?;
     let is_dir = entry.kind == EntryKind::Directory
         || (entry.kind == EntryKind::Symlink && root.list(&rel).is_ok());
-    if is_dir {
-        return Ok(Json(listing(&root, &root_name, &rel, &query)?).into_response());
+    match (query.format.as_deref(), is_dir) {
+        (None, true) => return Ok(Json(listing(&root, &root_name, &rel, &query)?).into_response()),
+        (Some("zip"), true) => return Ok(zip_download(root, &root_name, rel)),
+        (None, false) => {}
+        (Some("zip"), false) => {
+            // The kernel's answer says why: a file (409) or a link out of the root (403).
+            root.open_dir(&rel)?;
+            return Err(
+                ServiceError::invalid("format", "Only folders are downloaded as a zip.").into(),
+            );
+        }
+        (Some(_), _) => return Err(ServiceError::invalid("format", "Use format=zip.").into()),
     }
     if query.edit == Some(true) {
         return text_for_edit(&root, &rel).await;
@@ -225,6 +238,65 @@ fn inline_type(name: &str) -> Option<&'static str> {
     }
 }
 
+/// A folder as a zip, built on a blocking thread while the response streams (see
+/// `files::archive`). An error mid-way aborts the response, so a client never takes a truncated
+/// archive for a whole one.
+fn zip_download(root: Root, root_name: &str, rel: RelPath) -> Response {
+    let top = rel.name().unwrap_or(root_name).to_string();
+    let file_name = format!("{top}.zip");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let err_tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let writer = crate::files::archive::ChannelWriter::new(tx);
+        let result = crate::files::archive::write_zip(&root, &rel, &top, writer)
+            .and_then(|mut w| std::io::Write::flush(&mut w).map_err(|e| io_error(e, &rel)));
+        if let Err(e) = result {
+            tracing::warn!("zip of {rel} stopped: {e}");
+            let _ = err_tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Some(v) = content_disposition("attachment", &file_name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`: the plain form has only safe
+/// ASCII (others become `_`), the encoded one the exact name.
+fn content_disposition(disposition: &str, name: &str) -> Option<HeaderValue> {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " -_.()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "{disposition}; filename=\"{plain}\"; filename*=UTF-8''{encoded}"
+    ))
+    .ok()
+}
+
 /// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` against `size`; None for anything else.
 pub fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     let spec = value.strip_prefix("bytes=")?.trim();
@@ -296,17 +368,7 @@ async fn download(
     } else {
         "attachment"
     };
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("{disposition}; filename*=UTF-8''{encoded}")) {
+    if let Some(v) = content_disposition(disposition, &name) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)

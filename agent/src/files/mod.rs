@@ -4,6 +4,7 @@
 //! This module decides which roots a user may open; `confined` makes sure nothing leaves a root
 //! once opened. Nothing here trusts a path string to be harmless.
 
+pub mod archive;
 pub mod confined;
 pub mod path;
 pub mod trash;
