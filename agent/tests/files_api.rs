@@ -370,7 +370,7 @@ async fn hostile_urls_and_other_users_files_are_refused() {
         .iter()
         .filter_map(|r| r["name"].as_str())
         .collect();
-    assert_eq!(names, vec!["home", "shared"]);
+    assert_eq!(names, vec!["home"], "the shared folder needs a grant");
 }
 
 /// Reads a zip with Python's `zipfile` (an independent reader) and returns name → content (or
@@ -515,4 +515,248 @@ async fn folders_download_as_a_streamed_zip_without_following_symlinks_out() {
         assert_eq!(status, code, "{url}: {}", String::from_utf8_lossy(&body));
         assert!(!String::from_utf8_lossy(&body).contains("root:x:0:0"));
     }
+}
+
+async fn root_names(s: &mut Session) -> Vec<(String, bool)> {
+    let (status, roots) = s.send(Method::GET, "/api/v1/files", None).await;
+    assert_eq!(status, StatusCode::OK);
+    roots
+        .as_array()
+        .expect("roots")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name").to_string(),
+                r["writable"].as_bool().expect("writable"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn shares_are_seen_and_changed_only_as_granted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(dir.path());
+    let mut admin = agent.claim().await;
+    for user in ["bob", "carol"] {
+        let (status, _) = admin
+            .send(
+                Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": user, "password": PASSWORD, "role": "member"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, share) = admin
+        .send(
+            Method::POST,
+            "/api/v1/shares",
+            Some(json!({"name": "Family", "grants": {"bob": "read", "carol": "write"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
+    assert_eq!(share["grants"]["bob"], "read");
+    put(
+        &mut admin,
+        "/api/v1/files/Family/plan.txt",
+        b"v1".to_vec(),
+        &[],
+    )
+    .await;
+    put(
+        &mut admin,
+        "/api/v1/files/shared/old.txt",
+        b"old".to_vec(),
+        &[],
+    )
+    .await;
+    for (body, code) in [
+        (json!({"name": "../etc"}), "invalid_input"),
+        (json!({"name": "home"}), "invalid_input"),
+        (json!({"name": "disk-usb"}), "invalid_input"),
+        (
+            json!({"name": "x", "grants": {"nobody": "read"}}),
+            "invalid_input",
+        ),
+        (
+            json!({"name": "y", "grants": {"bob": "admin"}}),
+            "invalid_input",
+        ),
+        (json!({"name": "Family"}), "conflict"),
+    ] {
+        let (status, reply) = admin
+            .send(Method::POST, "/api/v1/shares", Some(body.clone()))
+            .await;
+        assert!(status.is_client_error(), "{body}: {status}");
+        assert_eq!(error_code(&reply), code, "{body}: {reply}");
+    }
+    assert!(
+        !dir.path().join("files/shares/x").exists() && !dir.path().join("files/shares/y").exists()
+    );
+
+    let mut bob = agent.session();
+    bob.login("bob", PASSWORD).await;
+    let mut carol = agent.session();
+    carol.login("carol", PASSWORD).await;
+    assert_eq!(
+        root_names(&mut bob).await,
+        [("home".to_string(), true), ("Family".to_string(), false)]
+    );
+    assert_eq!(
+        root_names(&mut admin).await[..3],
+        [
+            ("home".to_string(), true),
+            ("Family".to_string(), true),
+            ("shared".to_string(), true)
+        ]
+    );
+    let (status, _) = bob.send(Method::GET, "/api/v1/shares", None).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "members do not manage shares"
+    );
+
+    // Read-only: reading and copying out work; every change is refused and changes nothing.
+    let (status, _, bytes) = get_bytes(&mut bob, "/api/v1/files/Family/plan.txt", &[]).await;
+    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, &b"v1"[..]));
+    let (status, _, _) = get_bytes(&mut bob, "/api/v1/files/Family?format=zip", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = std::fs::read_dir(dir.path().join("files/shares/Family"))
+        .expect("ls")
+        .count();
+    let (status, body) = put(&mut bob, "/api/v1/files/Family/new.txt", b"x".to_vec(), &[]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let (status, _) = put(
+        &mut bob,
+        "/api/v1/files/Family/plan.txt?overwrite=true",
+        b"hacked".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (method, url, body) in [
+        (
+            Method::POST,
+            "/api/v1/files/Family/sub",
+            Some(json!({"action": "mkdir"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/files/Family/plan.txt",
+            Some(json!({"action": "rename", "name": "p.txt"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/files/Family/plan.txt",
+            Some(json!({"action": "move", "to_root": "home", "to_path": "plan.txt"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/files/home/x",
+            Some(json!({"action": "copy", "to_root": "Family", "to_path": "x"})),
+        ),
+        (Method::DELETE, "/api/v1/files/Family/plan.txt", None),
+        (Method::DELETE, "/api/v1/trash/Family", None),
+    ] {
+        let (status, reply) = bob.send(method.clone(), url, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {url}: {reply}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("files/shares/Family/plan.txt")).expect("plan"),
+        b"v1"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("files/shares/Family"))
+            .expect("ls")
+            .count(),
+        before,
+        "nothing created, nothing deleted"
+    );
+    let (status, _) = bob
+        .send(
+            Method::POST,
+            "/api/v1/files/Family/plan.txt",
+            Some(json!({"action": "copy", "to_root": "home", "to_path": "plan.txt"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "copying out of a read share is reading"
+    );
+
+    // Write grant: carol changes things; an ungranted share is invisible to her.
+    let (status, _) = put(
+        &mut carol,
+        "/api/v1/files/Family/carol.txt",
+        b"c".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for url in [
+        "/api/v1/files/shared",
+        "/api/v1/files/shared/old.txt",
+        "/api/v1/trash/shared",
+    ] {
+        let (status, _, body) = get_bytes(&mut carol, url, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{url}");
+        assert!(!String::from_utf8_lossy(&body).contains("old-content"));
+    }
+
+    // Rename moves the folder; grants change; the old name is gone.
+    let (status, share) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/shares/Family",
+            Some(json!({"name": "Familie", "grants": {"bob": "write"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{share}");
+    assert!(dir.path().join("files/shares/Familie/plan.txt").exists());
+    assert!(!dir.path().join("files/shares/Family").exists());
+    let (status, _) = put(
+        &mut bob,
+        "/api/v1/files/Familie/bob.txt",
+        b"b".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "bob may write now");
+    assert_eq!(root_names(&mut carol).await, [("home".to_string(), true)]);
+    let (status, reply) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/shares/Familie",
+            Some(json!({"name": "shared"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&reply)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+
+    // Deleting a share with files needs purge=true.
+    let (status, reply) = admin
+        .send(Method::DELETE, "/api/v1/shares/Familie", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&reply)),
+        (StatusCode::CONFLICT, "not_empty")
+    );
+    assert!(dir.path().join("files/shares/Familie/plan.txt").exists());
+    let (status, _) = admin
+        .send(Method::DELETE, "/api/v1/shares/Familie?purge=true", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!dir.path().join("files/shares/Familie").exists());
+    let (status, _, _) = get_bytes(&mut bob, "/api/v1/files/Familie", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = admin.send(Method::GET, "/api/v1/shares", None).await;
+    assert_eq!(list, json!([{"name": "shared", "grants": {}}]));
 }

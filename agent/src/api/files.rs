@@ -7,7 +7,7 @@ use super::error::{ApiResult, Body};
 use crate::accounts::Authenticated;
 use crate::error::ServiceError;
 use crate::files::confined::io_error;
-use crate::files::{Entry, EntryKind, FsError, RelPath, Root, RootInfo, trash};
+use crate::files::{Entry, EntryKind, FsError, OpenRoot, RelPath, Root, RootInfo, trash};
 use crate::jobs::JobStatus;
 use crate::state::AppState;
 use crate::store::Role;
@@ -92,12 +92,27 @@ pub enum ActionResult {
     Job(JobStatus),
 }
 
-fn open_root(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<Root> {
+fn open_any(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<OpenRoot> {
+    let shares = state.store.shares()?;
     let root = state
         .files
-        .open(name, &auth.user.username, auth.user.role)
+        .open(name, &auth.user.username, auth.user.role, &shares)
         .map_err(|e| ServiceError::Internal(format!("cannot open root {name}: {e}")))?;
     root.ok_or_else(|| ServiceError::NotFound(format!("folder root {name}")).into())
+}
+
+/// Opens a root to read from.
+fn open_root(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<Root> {
+    Ok(open_any(state, auth, name)?.root)
+}
+
+/// Opens a root to change: a share granted read-only answers 403 before anything is touched.
+fn open_root_for_write(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<Root> {
+    let open = open_any(state, auth, name)?;
+    if !open.writable {
+        return Err(ServiceError::Forbidden.into());
+    }
+    Ok(open.root)
 }
 
 fn user_path(root: &Root, raw: &str) -> ApiResult<RelPath> {
@@ -116,8 +131,16 @@ fn etag(entry: &Entry) -> String {
 /// The roots this user may open.
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", security(("session" = [])),
     responses((status = 200, body = [RootInfo]), (status = 401, body = super::error::ErrorBody)))]
-pub async fn roots(State(state): State<AppState>, Session(auth): Session) -> Json<Vec<RootInfo>> {
-    Json(state.files.available(auth.user.role))
+pub async fn roots(
+    State(state): State<AppState>,
+    Session(auth): Session,
+) -> ApiResult<Json<Vec<RootInfo>>> {
+    let shares = state.store.shares()?;
+    Ok(Json(state.files.available(
+        &auth.user.username,
+        auth.user.role,
+        &shares,
+    )))
 }
 
 /// Lists the top of a root.
@@ -405,7 +428,7 @@ pub async fn put_path(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     let rel = user_path(&root, &raw)?;
     let (parent, _) = rel.split_last().map_err(FsError::from)?;
     if root.stat(&parent)?.kind != EntryKind::Directory {
@@ -540,7 +563,11 @@ pub async fn post_path(
     Path((root_name, raw)): Path<(String, String)>,
     Body(action): Body<FileAction>,
 ) -> ApiResult<Response> {
-    let root = open_root(&state, &auth, &root_name)?;
+    // A copy only reads its source; every other action changes this root.
+    let root = match action {
+        FileAction::Copy { .. } => open_root(&state, &auth, &root_name)?,
+        _ => open_root_for_write(&state, &auth, &root_name)?,
+    };
     let rel = user_path(&root, &raw)?;
     let created = |root: &Root, rel: &RelPath| -> ApiResult<Response> {
         Ok((
@@ -562,13 +589,13 @@ pub async fn post_path(
             created(&root, &to)
         }
         FileAction::Move { to_root, to_path } => {
-            let dest = open_root(&state, &auth, &to_root)?;
+            let dest = open_root_for_write(&state, &auth, &to_root)?;
             let to = user_path(&dest, &to_path)?;
             root.rename_to(&rel, &dest, &to)?;
             created(&dest, &to)
         }
         FileAction::Copy { to_root, to_path } => {
-            let dest = open_root(&state, &auth, &to_root)?;
+            let dest = open_root_for_write(&state, &auth, &to_root)?;
             let to = user_path(&dest, &to_path)?;
             root.stat(&rel)?;
             if dest.stat(&to).is_ok() {
@@ -605,7 +632,7 @@ pub async fn delete_path(
     Path((root_name, raw)): Path<(String, String)>,
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Response> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     let rel = user_path(&root, &raw)?;
     if rel.is_root() {
         return Err(FsError::Path(crate::files::path::PathError::IsRoot).into());
@@ -638,7 +665,7 @@ pub async fn trash_empty(
     Session(auth): Session,
     Path(root_name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     trash::empty(&root)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -652,7 +679,7 @@ pub async fn trash_restore(
     Session(auth): Session,
     Path((root_name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<trash::TrashItem>> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     Ok(Json(trash::restore(&root, &id)?))
 }
 

@@ -14,6 +14,7 @@ pub mod models;
 mod security_headers;
 mod session;
 mod setup;
+mod shares;
 mod system;
 mod users;
 mod web;
@@ -82,6 +83,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(disks::unmount))
         .routes(routes!(disks::eject))
         .routes(routes!(files::roots))
+        .routes(routes!(shares::list, shares::create))
+        .routes(routes!(shares::update, shares::delete))
         .routes(routes!(files::get_root))
         .routes(routes!(files::trash_list, files::trash_empty))
         .routes(routes!(files::trash_restore))

@@ -146,9 +146,34 @@ export interface SystemStatus {
 
 // Files (agent/src/api/files.rs). Paths inside a root come back as "/a/b".
 
+export type RootKind = 'home' | 'share' | 'appdata' | 'disk';
+
 export interface RootInfo {
+  /** `home`, a share's name (e.g. `shared`), `appdata` or `disk-<name>`. */
   name: string;
+  kind: RootKind;
+  /** False for a share granted read-only: changes answer 403. */
   writable: boolean;
+}
+
+/** A member's access to a shared folder; admins always have full access. */
+export type Access = 'read' | 'write';
+
+/** A shared folder (`GET /api/v1/shares`, admins). */
+export interface Share {
+  name: string;
+  grants: Record<string, Access>;
+}
+
+export interface CreateShareRequest {
+  name: string;
+  grants?: Record<string, Access>;
+}
+
+/** `PATCH /api/v1/shares/{name}`: a new name renames the folder; grants replace all grants. */
+export interface UpdateShareRequest {
+  name?: string | null;
+  grants?: Record<string, Access> | null;
 }
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'other';
