@@ -760,3 +760,184 @@ async fn shares_are_seen_and_changed_only_as_granted() {
     let (_, list) = admin.send(Method::GET, "/api/v1/shares", None).await;
     assert_eq!(list, json!([{"name": "shared", "grants": {}}]));
 }
+
+/// Runs `script` in a busybox container from the local registry with `data` at `/data` and
+/// `outside` at `/outside`, as an app would with its app-data folder.
+fn in_app_container(data: &std::path::Path, outside: &std::path::Path, script: &str) -> String {
+    let output = std::process::Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "-v"])
+        .arg(format!("{}:/data", data.display()))
+        .arg("-v")
+        .arg(format!("{}:/outside", outside.display()))
+        .args(["127.0.0.1:5000/hearth-test/webapp:1", "sh", "-c", script])
+        .output()
+        .expect("docker run");
+    assert!(
+        output.status.success(),
+        "container failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("ls").flatten() {
+        let p = entry.path();
+        let meta = std::fs::symlink_metadata(&p).expect("lstat");
+        let name = p.display().to_string();
+        if meta.is_dir() {
+            out.push((name, Vec::new()));
+            out.extend(tree(&p));
+        } else if meta.is_symlink() {
+            out.push((
+                name,
+                std::fs::read_link(&p)
+                    .expect("link")
+                    .display()
+                    .to_string()
+                    .into(),
+            ));
+        } else {
+            out.push((name, std::fs::read(&p).expect("read")));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn links_planted_by_an_app_container_are_never_followed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(dir.path());
+    let mut s = agent.claim().await;
+    let app = dir.path().join("app-data/webapp");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("secret.txt"), b"outside secret").expect("secret");
+    let report = in_app_container(
+        &app,
+        &outside,
+        "ln -s /etc /data/etc; ln -s /outside/secret.txt /data/secret; \
+         ln -s /proc/self/root /data/magic; ln -s ../../.. /data/up; \
+         echo own > /data/own.txt; ln /data/own.txt /data/own-link; \
+         echo in-container > /tmp/c; \
+         ln /outside/secret.txt /data/hard 2>/dev/null && echo HARD-OUTSIDE; \
+         ln /tmp/c /data/hard2 2>/dev/null && echo HARD-ROOTFS; \
+         mkdir /data/sub; echo ok",
+    );
+    assert_eq!(
+        report.trim(),
+        "ok",
+        "the kernel refuses hard links across mounts (EXDEV), so an app cannot link a file from \
+         outside its folder into it"
+    );
+    let outside_before = tree(&outside);
+    let etc_hostname = std::fs::read("/etc/hostname").unwrap_or_default();
+
+    for path in [
+        "etc",
+        "etc/hostname",
+        "etc/passwd",
+        "secret",
+        "magic",
+        "magic/etc/hostname",
+        "up",
+        "up/outside/secret.txt",
+    ] {
+        for query in ["", "?format=zip"] {
+            let url = format!("/api/v1/files/appdata/webapp/{path}{query}");
+            let (status, _, body) = get_bytes(&mut s, &url, &[]).await;
+            let text = String::from_utf8_lossy(&body);
+            assert!(status.is_client_error(), "{url}: {status} {text}");
+            assert!(
+                !text.contains("outside secret") && !text.contains("root:x:0"),
+                "{url}"
+            );
+        }
+    }
+    // Hard links inside the app's folder read like the file they are; appending to one (a
+    // resumed upload) is refused, overwriting replaces the name only.
+    let (status, _, body) = get_bytes(&mut s, "/api/v1/files/appdata/webapp/own-link", &[]).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"own\n"[..]));
+    let (status, _) = put(
+        &mut s,
+        "/api/v1/files/appdata/webapp/own-link?overwrite=true",
+        b"new".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(std::fs::read(app.join("own.txt")).expect("own"), b"own\n");
+
+    // Writes through or onto the planted links.
+    for (method, path, body) in [
+        ("PUT", "etc/planted", None),
+        ("PUT", "up/outside/planted", None),
+        ("PUT", "magic/tmp/planted", None),
+        ("PUT", "secret", None),
+        ("POST", "etc/planted", Some(json!({"action": "mkdir"}))),
+        (
+            "POST",
+            "own.txt",
+            Some(json!({"action": "rename", "name": "secret"})),
+        ),
+        (
+            "POST",
+            "own.txt",
+            Some(json!({"action": "rename", "name": "etc"})),
+        ),
+        (
+            "POST",
+            "own.txt",
+            Some(json!({"action": "move", "to_root": "appdata", "to_path": "webapp/etc/x"})),
+        ),
+        (
+            "POST",
+            "sub",
+            Some(
+                json!({"action": "copy", "to_root": "appdata", "to_path": "webapp/up/outside/sub"}),
+            ),
+        ),
+    ] {
+        let url = format!("/api/v1/files/appdata/webapp/{path}");
+        let status = if method == "PUT" {
+            put(&mut s, &url, b"planted".to_vec(), &[]).await.0
+        } else {
+            s.send(Method::POST, &url, body).await.0
+        };
+        assert!(status.is_client_error(), "{method} {url}: {status}");
+    }
+    // Uploading over a planted link with overwrite replaces the link itself, inside the root.
+    let (status, _) = put(
+        &mut s,
+        "/api/v1/files/appdata/webapp/secret?overwrite=true",
+        b"replaced".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        !std::fs::symlink_metadata(app.join("secret"))
+            .expect("lstat")
+            .is_symlink()
+    );
+    // Deleting the links deletes the links.
+    for link in ["etc", "magic", "up"] {
+        let url = format!("/api/v1/files/appdata/webapp/{link}?permanent=true");
+        let (status, _) = s.send(Method::DELETE, &url, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{url}");
+    }
+    assert_eq!(tree(&outside), outside_before, "nothing outside changed");
+    assert_eq!(
+        std::fs::read("/etc/hostname").unwrap_or_default(),
+        etc_hostname
+    );
+    assert!(
+        !std::path::Path::new("/etc/planted").exists()
+            && !std::path::Path::new("/tmp/planted").exists()
+    );
+    // The container's files are root-owned; clean up through the agent's own (root) test run.
+    let _ = std::fs::remove_dir_all(&app);
+}

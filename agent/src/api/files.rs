@@ -598,6 +598,10 @@ pub async fn post_path(
             let dest = open_root_for_write(&state, &auth, &to_root)?;
             let to = user_path(&dest, &to_path)?;
             root.stat(&rel)?;
+            // Refused now, not in a failed job: a destination folder that is missing, not a
+            // folder, or leads out of its root.
+            let (to_parent, _) = to.split_last().map_err(FsError::from)?;
+            dest.open_dir(&to_parent)?;
             if dest.stat(&to).is_ok() {
                 return Err(FsError::Exists(to.to_string()).into());
             }

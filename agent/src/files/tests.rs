@@ -403,3 +403,36 @@ fn copy_and_move_within_a_root() {
     );
     assert!(cancelled.is_err(), "a copy can be cancelled");
 }
+
+#[test]
+fn a_symlink_swapped_in_during_a_zip_is_never_followed() {
+    let f = fixture();
+    let race = f.root.path().join("docs/race");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (race, outside, stop) = (race.clone(), f.outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::create_dir(&race);
+                let _ = std::fs::write(race.join("own.txt"), b"own");
+                let _ = std::fs::remove_file(race.join("own.txt"));
+                let _ = std::fs::remove_dir(&race);
+                let _ = symlink(&outside, &race);
+                let _ = std::fs::remove_file(&race);
+            }
+        })
+    };
+    let docs = RelPath::parse("docs").expect("p");
+    for _ in 0..300 {
+        if let Ok(zip) = archive::write_zip(&f.root, &docs, "docs", Vec::new()) {
+            let text = String::from_utf8_lossy(&zip);
+            assert!(!text.contains("outside secret"), "a zip followed the link");
+            assert!(
+                !text.contains("secret.txt"),
+                "a zip listed the outside folder"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().expect("swapper");
+}
