@@ -221,6 +221,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let state = state.clone();
         tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
     }
+    tokio::spawn(crate::api::disks::follow_hotplug(state.clone()));
     spawn_apps_reconcile(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();

@@ -33,7 +33,7 @@ use utoipa_axum::routes;
     modifiers(&SecuritySchemes),
     // Wildcard routes are registered by hand (see `app`); their documentation comes from here.
     paths(files::get_path, files::put_path, files::post_path, files::delete_path),
-    components(schemas(error::ErrorBody, files::TextFile))
+    components(schemas(error::ErrorBody, files::TextFile, crate::events::DiskEvent))
 )]
 struct ApiDoc;
 
@@ -78,6 +78,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::settings, device::update_settings))
         .routes(routes!(device::power))
         .routes(routes!(disks::list))
+        .routes(routes!(disks::settings, disks::update_settings))
         .routes(routes!(disks::format))
         .routes(routes!(disks::mount))
         .routes(routes!(disks::unmount))

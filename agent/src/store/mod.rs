@@ -80,6 +80,7 @@ const KEY_CLAIMED: &str = "claimed_at";
 const KEY_SETUP_CODE: &str = "setup_code";
 const KEY_DEVICE: &str = "device";
 const KEY_MOUNTS: &str = "mounts";
+const KEY_DISK_SETTINGS: &str = "disks";
 
 #[derive(Clone)]
 pub struct Store {
@@ -389,6 +390,20 @@ impl Store {
         self.put(Table::Settings, KEY_MOUNTS, &mounts)
     }
 
+    /// Disk settings (the auto-mount policy); defaults when never set.
+    pub fn disk_settings(&self) -> Result<crate::disks::hotplug::DiskSettings, StoreError> {
+        Ok(self
+            .get(Table::Settings, KEY_DISK_SETTINGS)?
+            .unwrap_or_default())
+    }
+
+    pub fn put_disk_settings(
+        &self,
+        settings: &crate::disks::hotplug::DiskSettings,
+    ) -> Result<(), StoreError> {
+        self.put(Table::Settings, KEY_DISK_SETTINGS, settings)
+    }
+
     pub fn claimed_at(&self) -> Result<Option<String>, StoreError> {
         self.get(Table::Meta, KEY_CLAIMED)
     }
@@ -447,7 +462,12 @@ impl Store {
             .get::<DeviceSettings>(Table::Settings, KEY_DEVICE)?
             .map_or(0, |_| 1);
         count += self.mounts()?.len();
-        count += self.list::<DeviceSettings>(Table::Settings)?.len();
+        // Each settings key has its own record type; those without a typed reader here must
+        // still be JSON.
+        count += self
+            .get::<crate::disks::hotplug::DiskSettings>(Table::Settings, KEY_DISK_SETTINGS)?
+            .map_or(0, |_| 1);
+        count += self.list::<serde_json::Value>(Table::Settings)?.len();
         count += self
             .list::<crate::apps::record::AppRecord>(Table::Apps)?
             .len();

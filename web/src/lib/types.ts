@@ -105,6 +105,27 @@ export interface MemoryStatus {
   swap_used_bytes: number;
 }
 
+/** `GET/PATCH /api/v1/disks/settings`: `removable` mounts USB disks and SD cards when plugged in. */
+export type AutomountPolicy = 'off' | 'removable';
+
+export interface DiskSettings {
+  automount: AutomountPolicy;
+}
+
+export type DiskChange = 'disk_added' | 'disk_removed' | 'disk_changed';
+
+/**
+ * Data of the `disk_added` / `disk_removed` / `disk_changed` events on /api/v1/events (admins):
+ * `info` is the disk as GET /api/v1/disks lists it, null once it is gone.
+ */
+export interface DiskEvent {
+  change: DiskChange;
+  disk: string;
+  device: string;
+  info?: Record<string, unknown> | null;
+  automounted: string[];
+}
+
 export interface DiskStatus {
   mount_point: string;
   device: string;
