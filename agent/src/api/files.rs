@@ -470,20 +470,28 @@ pub async fn put_path(
     } else {
         root.open_append(&partial)?
     };
-    let mut file = tokio::fs::File::from_std(file);
+    // Body frames are small (TLS records); one write per MiB instead of one blocking-pool trip
+    // per frame.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
     let mut written = start;
     let mut stream = body.into_data_stream();
+    let io = |e| crate::files::confined::io_error(e, &rel);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ServiceError::invalid("body", format!("the upload broke off: {e}")))?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| crate::files::confined::io_error(e, &rel))?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                // Keep what arrived, so a resumed upload continues from there.
+                file.flush().await.map_err(io)?;
+                return Err(
+                    ServiceError::invalid("body", format!("the upload broke off: {e}")).into(),
+                );
+            }
+        };
+        file.write_all(&chunk).await.map_err(io)?;
         written += chunk.len() as u64;
     }
-    file.sync_all()
-        .await
-        .map_err(|e| crate::files::confined::io_error(e, &rel))?;
+    file.flush().await.map_err(io)?;
+    file.get_ref().sync_all().await.map_err(io)?;
     if let Some((Some((_, end)), _)) = range
         && written != end + 1
     {
