@@ -225,6 +225,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let state = state.clone();
         tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
     }
+    tokio::spawn(crate::api::disks::follow_hotplug(state.clone()));
     spawn_apps_reconcile(state.clone());
     crate::network::hotspot::spawn(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);

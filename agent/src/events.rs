@@ -1,5 +1,5 @@
-//! The one live event stream: everything the dashboard hears about (status now; app installs,
-//! disk hot-plug and updates later) goes through here, fanned out to every listener.
+//! The one live event stream: everything the dashboard hears about (status, jobs, app installs,
+//! disk hot-plug; updates later) goes through here, fanned out to every listener.
 
 use crate::status::SystemStatus;
 use serde::Serialize;
@@ -13,6 +13,21 @@ pub enum Event {
     AppProgress(Box<AppProgress>),
     /// An app's state changed (installed, started, stopped, removed, failed).
     AppState(Box<AppStateChange>),
+    /// A disk appeared, went away or changed (hot-plug, media change, a new partition table).
+    Disk(Box<DiskEvent>),
+}
+
+/// `disk_added` / `disk_removed` / `disk_changed`: the disk's kernel name and, unless it went
+/// away, its fresh listing (the same shape as in `GET /api/v1/disks`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DiskEvent {
+    pub change: crate::disks::hotplug::DiskChange,
+    pub disk: String,
+    /// The device the kernel reported (the disk, or one of its partitions).
+    pub device: String,
+    pub info: Option<crate::disks::Disk>,
+    /// Mount points the auto-mount policy just mounted.
+    pub automounted: Vec<String>,
 }
 
 /// One step of an app operation; `layer` fields are set for image pull progress.
@@ -48,6 +63,11 @@ impl Event {
             Event::Job(_) => "job",
             Event::AppProgress(_) => "app_progress",
             Event::AppState(_) => "app_state",
+            Event::Disk(d) => match d.change {
+                crate::disks::hotplug::DiskChange::DiskAdded => "disk_added",
+                crate::disks::hotplug::DiskChange::DiskRemoved => "disk_removed",
+                crate::disks::hotplug::DiskChange::DiskChanged => "disk_changed",
+            },
         }
     }
 
@@ -57,6 +77,7 @@ impl Event {
             Event::Job(job) => serde_json::to_value(job).unwrap_or_default(),
             Event::AppProgress(p) => serde_json::to_value(p).unwrap_or_default(),
             Event::AppState(s) => serde_json::to_value(s).unwrap_or_default(),
+            Event::Disk(d) => serde_json::to_value(d).unwrap_or_default(),
         }
     }
 }

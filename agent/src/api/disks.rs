@@ -203,3 +203,82 @@ pub async fn remount_persisted(state: &AppState) {
         }
     }
 }
+
+/// Disk settings: the auto-mount policy for disks that are plugged in.
+#[utoipa::path(get, path = "/api/v1/disks/settings", tag = "disks", security(("session" = [])),
+    responses((status = 200, body = crate::disks::hotplug::DiskSettings), (status = 403, body = super::error::ErrorBody)))]
+pub async fn settings(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+) -> ApiResult<Json<crate::disks::hotplug::DiskSettings>> {
+    Ok(Json(state.store.disk_settings()?))
+}
+
+/// Changes the auto-mount policy: `off`, or `removable` (file systems on USB disks and SD cards
+/// are mounted under the media folder when they appear; not kept across reboots).
+#[utoipa::path(patch, path = "/api/v1/disks/settings", tag = "disks", security(("session" = [])),
+    request_body = crate::disks::hotplug::DiskSettings,
+    responses((status = 200, body = crate::disks::hotplug::DiskSettings), (status = 400, body = super::error::ErrorBody)))]
+pub async fn update_settings(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Body(settings): Body<crate::disks::hotplug::DiskSettings>,
+) -> ApiResult<Json<crate::disks::hotplug::DiskSettings>> {
+    state.store.put_disk_settings(&settings)?;
+    Ok(Json(settings))
+}
+
+/// Follows kernel uevents for block devices for as long as the agent runs: publishes
+/// `disk_added` / `disk_removed` / `disk_changed` with the fresh listing, and auto-mounts per
+/// the policy. Without a uevent socket (no permission, a container), hot-plug is just off.
+pub async fn follow_hotplug(state: AppState) {
+    use crate::disks::hotplug::{DiskChange, automount_plans};
+    let mut rx = match crate::disks::hotplug::listen() {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::warn!("disk hot-plug is off: cannot listen to kernel uevents: {e}");
+            return;
+        }
+    };
+    while let Some(uevent) = rx.recv().await {
+        let is_loop = uevent.disk.starts_with("loop");
+        if is_loop && !state.config.disks_include_loop {
+            continue;
+        }
+        let disks = state.disks.clone();
+        let name = uevent.disk.clone();
+        let info = tokio::task::spawn_blocking(move || disks.get(&name).ok())
+            .await
+            .ok()
+            .flatten();
+        // A disk that changed into one Hearth does not list (a card reader without its card, a
+        // detached loop device: size 0) has gone, as far as the dashboard is concerned.
+        let change = match (&info, uevent.change) {
+            (None, _) => DiskChange::DiskRemoved,
+            (Some(_), change) => change,
+        };
+        let mut automounted = Vec::new();
+        if let (Some(disk), DiskChange::DiskAdded | DiskChange::DiskChanged) = (&info, change) {
+            let policy = state.store.disk_settings().unwrap_or_default().automount;
+            for plan in automount_plans(disk, policy, &state.config.media_dir) {
+                let made = crate::fsutil::ensure_dir(&plan.mount_point, 0o755);
+                match made {
+                    Ok(()) => match state.system.start_mount(&plan).await {
+                        Ok(()) => automounted.push(plan.mount_point.display().to_string()),
+                        Err(e) => tracing::warn!("auto-mount of {} failed: {e}", plan.what),
+                    },
+                    Err(e) => tracing::warn!("cannot create {}: {e}", plan.mount_point.display()),
+                }
+            }
+        }
+        state.events.publish(crate::events::Event::Disk(Box::new(
+            crate::events::DiskEvent {
+                change,
+                disk: uevent.disk,
+                device: uevent.device,
+                info,
+                automounted,
+            },
+        )));
+    }
+}

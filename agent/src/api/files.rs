@@ -6,7 +6,8 @@ use super::auth::Session;
 use super::error::{ApiResult, Body};
 use crate::accounts::Authenticated;
 use crate::error::ServiceError;
-use crate::files::{Entry, EntryKind, FsError, RelPath, Root, RootInfo, trash};
+use crate::files::confined::io_error;
+use crate::files::{Entry, EntryKind, FsError, OpenRoot, RelPath, Root, RootInfo, trash};
 use crate::jobs::JobStatus;
 use crate::state::AppState;
 use crate::store::Role;
@@ -59,6 +60,8 @@ pub struct GetQuery {
     pub inline: Option<bool>,
     /// Return a text file's content and ETag for the editor (up to 1 MiB).
     pub edit: Option<bool>,
+    /// `zip`: download a folder (or the whole root) as a zip archive, streamed.
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -89,12 +92,27 @@ pub enum ActionResult {
     Job(JobStatus),
 }
 
-fn open_root(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<Root> {
+fn open_any(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<OpenRoot> {
+    let shares = state.store.shares()?;
     let root = state
         .files
-        .open(name, &auth.user.username, auth.user.role)
+        .open(name, &auth.user.username, auth.user.role, &shares)
         .map_err(|e| ServiceError::Internal(format!("cannot open root {name}: {e}")))?;
     root.ok_or_else(|| ServiceError::NotFound(format!("folder root {name}")).into())
+}
+
+/// Opens a root to read from.
+fn open_root(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<Root> {
+    Ok(open_any(state, auth, name)?.root)
+}
+
+/// Opens a root to change: a share granted read-only answers 403 before anything is touched.
+fn open_root_for_write(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<Root> {
+    let open = open_any(state, auth, name)?;
+    if !open.writable {
+        return Err(ServiceError::Forbidden.into());
+    }
+    Ok(open.root)
 }
 
 fn user_path(root: &Root, raw: &str) -> ApiResult<RelPath> {
@@ -113,8 +131,16 @@ fn etag(entry: &Entry) -> String {
 /// The roots this user may open.
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", security(("session" = [])),
     responses((status = 200, body = [RootInfo]), (status = 401, body = super::error::ErrorBody)))]
-pub async fn roots(State(state): State<AppState>, Session(auth): Session) -> Json<Vec<RootInfo>> {
-    Json(state.files.available(auth.user.role))
+pub async fn roots(
+    State(state): State<AppState>,
+    Session(auth): Session,
+) -> ApiResult<Json<Vec<RootInfo>>> {
+    let shares = state.store.shares()?;
+    Ok(Json(state.files.available(
+        &auth.user.username,
+        auth.user.role,
+        &shares,
+    )))
 }
 
 /// Lists the top of a root.
@@ -149,8 +175,18 @@ pub async fn get_path(
     let entry = root.stat(&rel)?;
     let is_dir = entry.kind == EntryKind::Directory
         || (entry.kind == EntryKind::Symlink && root.list(&rel).is_ok());
-    if is_dir {
-        return Ok(Json(listing(&root, &root_name, &rel, &query)?).into_response());
+    match (query.format.as_deref(), is_dir) {
+        (None, true) => return Ok(Json(listing(&root, &root_name, &rel, &query)?).into_response()),
+        (Some("zip"), true) => return Ok(zip_download(root, &root_name, rel)),
+        (None, false) => {}
+        (Some("zip"), false) => {
+            // The kernel's answer says why: a file (409) or a link out of the root (403).
+            root.open_dir(&rel)?;
+            return Err(
+                ServiceError::invalid("format", "Only folders are downloaded as a zip.").into(),
+            );
+        }
+        (Some(_), _) => return Err(ServiceError::invalid("format", "Use format=zip.").into()),
     }
     if query.edit == Some(true) {
         return text_for_edit(&root, &rel).await;
@@ -225,6 +261,65 @@ fn inline_type(name: &str) -> Option<&'static str> {
     }
 }
 
+/// A folder as a zip, built on a blocking thread while the response streams (see
+/// `files::archive`). An error mid-way aborts the response, so a client never takes a truncated
+/// archive for a whole one.
+fn zip_download(root: Root, root_name: &str, rel: RelPath) -> Response {
+    let top = rel.name().unwrap_or(root_name).to_string();
+    let file_name = format!("{top}.zip");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let err_tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let writer = crate::files::archive::ChannelWriter::new(tx);
+        let result = crate::files::archive::write_zip(&root, &rel, &top, writer)
+            .and_then(|mut w| std::io::Write::flush(&mut w).map_err(|e| io_error(e, &rel)));
+        if let Err(e) = result {
+            tracing::warn!("zip of {rel} stopped: {e}");
+            let _ = err_tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Some(v) = content_disposition("attachment", &file_name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`: the plain form has only safe
+/// ASCII (others become `_`), the encoded one the exact name.
+fn content_disposition(disposition: &str, name: &str) -> Option<HeaderValue> {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " -_.()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "{disposition}; filename=\"{plain}\"; filename*=UTF-8''{encoded}"
+    ))
+    .ok()
+}
+
 /// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` against `size`; None for anything else.
 pub fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     let spec = value.strip_prefix("bytes=")?.trim();
@@ -296,17 +391,7 @@ async fn download(
     } else {
         "attachment"
     };
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("{disposition}; filename*=UTF-8''{encoded}")) {
+    if let Some(v) = content_disposition(disposition, &name) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
@@ -343,7 +428,7 @@ pub async fn put_path(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     let rel = user_path(&root, &raw)?;
     let (parent, _) = rel.split_last().map_err(FsError::from)?;
     if root.stat(&parent)?.kind != EntryKind::Directory {
@@ -385,20 +470,28 @@ pub async fn put_path(
     } else {
         root.open_append(&partial)?
     };
-    let mut file = tokio::fs::File::from_std(file);
+    // Body frames are small (TLS records); one write per MiB instead of one blocking-pool trip
+    // per frame.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
     let mut written = start;
     let mut stream = body.into_data_stream();
+    let io = |e| crate::files::confined::io_error(e, &rel);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ServiceError::invalid("body", format!("the upload broke off: {e}")))?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| crate::files::confined::io_error(e, &rel))?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                // Keep what arrived, so a resumed upload continues from there.
+                file.flush().await.map_err(io)?;
+                return Err(
+                    ServiceError::invalid("body", format!("the upload broke off: {e}")).into(),
+                );
+            }
+        };
+        file.write_all(&chunk).await.map_err(io)?;
         written += chunk.len() as u64;
     }
-    file.sync_all()
-        .await
-        .map_err(|e| crate::files::confined::io_error(e, &rel))?;
+    file.flush().await.map_err(io)?;
+    file.get_ref().sync_all().await.map_err(io)?;
     if let Some((Some((_, end)), _)) = range
         && written != end + 1
     {
@@ -478,7 +571,11 @@ pub async fn post_path(
     Path((root_name, raw)): Path<(String, String)>,
     Body(action): Body<FileAction>,
 ) -> ApiResult<Response> {
-    let root = open_root(&state, &auth, &root_name)?;
+    // A copy only reads its source; every other action changes this root.
+    let root = match action {
+        FileAction::Copy { .. } => open_root(&state, &auth, &root_name)?,
+        _ => open_root_for_write(&state, &auth, &root_name)?,
+    };
     let rel = user_path(&root, &raw)?;
     let created = |root: &Root, rel: &RelPath| -> ApiResult<Response> {
         Ok((
@@ -500,15 +597,19 @@ pub async fn post_path(
             created(&root, &to)
         }
         FileAction::Move { to_root, to_path } => {
-            let dest = open_root(&state, &auth, &to_root)?;
+            let dest = open_root_for_write(&state, &auth, &to_root)?;
             let to = user_path(&dest, &to_path)?;
             root.rename_to(&rel, &dest, &to)?;
             created(&dest, &to)
         }
         FileAction::Copy { to_root, to_path } => {
-            let dest = open_root(&state, &auth, &to_root)?;
+            let dest = open_root_for_write(&state, &auth, &to_root)?;
             let to = user_path(&dest, &to_path)?;
             root.stat(&rel)?;
+            // Refused now, not in a failed job: a destination folder that is missing, not a
+            // folder, or leads out of its root.
+            let (to_parent, _) = to.split_last().map_err(FsError::from)?;
+            dest.open_dir(&to_parent)?;
             if dest.stat(&to).is_ok() {
                 return Err(FsError::Exists(to.to_string()).into());
             }
@@ -543,7 +644,7 @@ pub async fn delete_path(
     Path((root_name, raw)): Path<(String, String)>,
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Response> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     let rel = user_path(&root, &raw)?;
     if rel.is_root() {
         return Err(FsError::Path(crate::files::path::PathError::IsRoot).into());
@@ -576,7 +677,7 @@ pub async fn trash_empty(
     Session(auth): Session,
     Path(root_name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     trash::empty(&root)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -590,7 +691,7 @@ pub async fn trash_restore(
     Session(auth): Session,
     Path((root_name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<trash::TrashItem>> {
-    let root = open_root(&state, &auth, &root_name)?;
+    let root = open_root_for_write(&state, &auth, &root_name)?;
     Ok(Json(trash::restore(&root, &id)?))
 }
 

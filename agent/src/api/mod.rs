@@ -15,6 +15,7 @@ mod network;
 mod security_headers;
 mod session;
 mod setup;
+mod shares;
 mod system;
 mod users;
 mod web;
@@ -33,7 +34,7 @@ use utoipa_axum::routes;
     modifiers(&SecuritySchemes),
     // Wildcard routes are registered by hand (see `app`); their documentation comes from here.
     paths(files::get_path, files::put_path, files::post_path, files::delete_path),
-    components(schemas(error::ErrorBody, files::TextFile))
+    components(schemas(error::ErrorBody, files::TextFile, crate::events::DiskEvent))
 )]
 struct ApiDoc;
 
@@ -86,11 +87,14 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(network::connect))
         .routes(routes!(network::forget))
         .routes(routes!(disks::list))
+        .routes(routes!(disks::settings, disks::update_settings))
         .routes(routes!(disks::format))
         .routes(routes!(disks::mount))
         .routes(routes!(disks::unmount))
         .routes(routes!(disks::eject))
         .routes(routes!(files::roots))
+        .routes(routes!(shares::list, shares::create))
+        .routes(routes!(shares::update, shares::delete))
         .routes(routes!(files::get_root))
         .routes(routes!(files::trash_list, files::trash_empty))
         .routes(routes!(files::trash_restore))

@@ -65,6 +65,8 @@ pub async fn events(
             Event::Job(job) => admin || job.owner == me,
             // App changes are device-wide; every signed-in user sees the app list.
             Event::Status(_) | Event::AppProgress(_) | Event::AppState(_) => true,
+            // Disks are managed by admins only.
+            Event::Disk(_) => admin,
         });
         async move { visible.map(|e| to_sse(&e)) }
     });

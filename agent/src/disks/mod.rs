@@ -6,6 +6,7 @@
 //! data) is marked `system` and never formatted, whatever a request says.
 
 mod format;
+pub mod hotplug;
 pub mod mount;
 mod tools;
 

@@ -199,6 +199,11 @@ impl Root {
         Ok(entries)
     }
 
+    /// A readable handle on a folder inside the root.
+    pub fn open_dir(&self, rel: &RelPath) -> FsResult<OwnedFd> {
+        self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+    }
+
     /// Opens a regular file for reading. FIFOs and devices are refused without blocking.
     pub fn open_read(&self, rel: &RelPath) -> FsResult<File> {
         let fd = self.resolve(rel, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;

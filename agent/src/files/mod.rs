@@ -1,23 +1,44 @@
-//! The file manager's core: named roots (each user's home, the shared folder, app data for
-//! admins), confined by the kernel, with a trash.
+//! The file manager's core: named roots (each user's home, shared folders with member grants,
+//! app data and mounted disks for admins), confined by the kernel, with a trash.
 //!
 //! This module decides which roots a user may open; `confined` makes sure nothing leaves a root
 //! once opened. Nothing here trusts a path string to be harmless.
 
+pub mod archive;
 pub mod confined;
 pub mod path;
+pub mod shares;
 pub mod trash;
 
 pub use confined::{Entry, EntryKind, FsError, FsResult, Root};
 pub use path::RelPath;
 
-use crate::store::Role;
+use crate::store::{Access, Role, ShareRecord};
 use std::path::PathBuf;
+
+/// What kind of folder a root is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RootKind {
+    Home,
+    Share,
+    Appdata,
+    Disk,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RootInfo {
-    /// The name used in URLs: `home`, `shared` or `appdata`.
+    /// The name used in URLs: `home`, a share's name (e.g. `shared`), `appdata` or `disk-<name>`.
     pub name: String,
+    pub kind: RootKind,
+    /// False for a share granted read-only: uploads, changes and deletions are refused (403).
+    pub writable: bool,
+}
+
+/// A root opened for a user, with whether they may change it.
+#[derive(Debug, Clone)]
+pub struct OpenRoot {
+    pub root: Root,
     pub writable: bool,
 }
 
@@ -66,48 +87,80 @@ impl FileRoots {
         names
     }
 
-    /// The roots `username` may open.
-    pub fn available(&self, role: Role) -> Vec<RootInfo> {
-        let mut roots = vec![
-            RootInfo {
-                name: "home".into(),
-                writable: true,
-            },
-            RootInfo {
-                name: "shared".into(),
-                writable: true,
-            },
-        ];
+    /// The roots `username` may open, given the device's shares.
+    pub fn available(&self, username: &str, role: Role, shares: &[ShareRecord]) -> Vec<RootInfo> {
+        let info = |name: String, kind, writable| RootInfo {
+            name,
+            kind,
+            writable,
+        };
+        let mut roots = vec![info("home".into(), RootKind::Home, true)];
+        roots.extend(
+            shares
+                .iter()
+                .filter_map(|s| Some((s, shares::access(s, username, role)?)))
+                .map(|(s, access)| info(s.name.clone(), RootKind::Share, access == Access::Write)),
+        );
         if role == Role::Admin {
-            roots.push(RootInfo {
-                name: "appdata".into(),
-                writable: true,
-            });
-            roots.extend(self.mounted_disks().into_iter().map(|d| RootInfo {
-                name: format!("disk-{d}"),
-                writable: true,
-            }));
+            roots.push(info("appdata".into(), RootKind::Appdata, true));
+            roots.extend(
+                self.mounted_disks()
+                    .into_iter()
+                    .map(|d| info(format!("disk-{d}"), RootKind::Disk, true)),
+            );
         }
         roots
     }
 
     /// Opens root `name` for `username`; `None` if it does not exist for them (members get the
-    /// same answer for `appdata` as for a name that does not exist).
-    pub fn open(&self, name: &str, username: &str, role: Role) -> std::io::Result<Option<Root>> {
+    /// same answer for `appdata` or an ungranted share as for a name that does not exist).
+    pub fn open(
+        &self,
+        name: &str,
+        username: &str,
+        role: Role,
+        shares: &[ShareRecord],
+    ) -> std::io::Result<Option<OpenRoot>> {
         crate::validate::username(username).map_err(std::io::Error::other)?;
-        let path = match (name, role) {
-            ("home", _) => self.files_dir.join("home").join(username),
-            ("shared", _) => self.files_dir.join("shared"),
-            ("appdata", Role::Admin) => self.app_data_dir.clone(),
-            (other, Role::Admin) => match other.strip_prefix("disk-") {
-                Some(disk) if self.mounted_disks().iter().any(|d| d == disk) => {
-                    self.media_dir.join(disk)
+        let (path, writable) = match (name, role) {
+            ("home", _) => (self.files_dir.join("home").join(username), true),
+            ("appdata", Role::Admin) => (self.app_data_dir.clone(), true),
+            (other, _) if other.starts_with("disk-") => match other.strip_prefix("disk-") {
+                Some(disk)
+                    if role == Role::Admin && self.mounted_disks().iter().any(|d| d == disk) =>
+                {
+                    (self.media_dir.join(disk), true)
                 }
                 _ => return Ok(None),
             },
-            _ => return Ok(None),
+            (other, _) => {
+                let Some(share) = shares.iter().find(|s| s.name == other) else {
+                    return Ok(None);
+                };
+                let Some(access) = shares::access(share, username, role) else {
+                    return Ok(None);
+                };
+                (self.share_dir(share)?, access == Access::Write)
+            }
         };
-        Root::open(&path, true).map(Some)
+        Ok(Some(OpenRoot {
+            root: Root::open(&path, true)?,
+            writable,
+        }))
+    }
+
+    /// The folder of a share, from its record (checked: `shared` or `shares/<valid name>`).
+    pub fn share_dir(&self, share: &ShareRecord) -> std::io::Result<PathBuf> {
+        shares::folder_path(&self.files_dir, &share.folder)
+    }
+
+    /// The folder a share named `name` gets when it is created or renamed.
+    pub fn new_share_folder(name: &str) -> String {
+        format!("shares/{name}")
+    }
+
+    pub fn files_dir(&self) -> &std::path::Path {
+        &self.files_dir
     }
 }
 

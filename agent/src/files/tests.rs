@@ -267,52 +267,84 @@ fn a_symlink_swapped_in_during_operations_is_never_followed() {
     );
 }
 
+fn share(name: &str, grants: &[(&str, crate::store::Access)]) -> ShareRecord {
+    ShareRecord {
+        name: name.into(),
+        folder: FileRoots::new_share_folder(name),
+        grants: grants.iter().map(|(u, a)| (u.to_string(), *a)).collect(),
+    }
+}
+
 #[test]
-fn a_member_cannot_reach_another_users_home_or_app_data() {
+fn a_member_cannot_reach_another_users_home_app_data_or_an_ungranted_share() {
+    use crate::store::Access;
     let tmp = tempfile::tempdir().expect("tmp");
     let roots = FileRoots::new(
         tmp.path(),
         &tmp.path().join("app-data"),
         &tmp.path().join("media"),
     );
-    let bob = roots
-        .open("home", "bob", Role::Member)
-        .expect("open")
-        .expect("home");
+    let shares = [
+        share("Family", &[("alice", Access::Read)]),
+        share("Bobs", &[("bob", Access::Write)]),
+    ];
+    let open = |name: &str, user: &str, role: Role| {
+        roots
+            .open(name, user, role, &shares)
+            .expect("open")
+            .map(|o| (o.root, o.writable))
+    };
+    let (bob, _) = open("home", "bob", Role::Member).expect("home");
     let mut file = bob
         .create_new(&RelPath::parse("diary.txt").expect("p"))
         .expect("create");
     file.write_all(b"bob's").expect("write");
-    let alice = roots
-        .open("home", "alice", Role::Member)
-        .expect("open")
-        .expect("home");
+    let (alice, _) = open("home", "alice", Role::Member).expect("home");
     for raw in ["../bob/diary.txt", "..", "/../../home/bob"] {
         if let Ok(rel) = RelPath::parse(raw) {
             assert!(read_all(&alice, &rel).is_err(), "{raw}");
         }
     }
+    assert!(open("appdata", "alice", Role::Member).is_none());
+    assert!(open("appdata", "root", Role::Admin).is_some());
     assert!(
+        open("Bobs", "alice", Role::Member).is_none(),
+        "an ungranted share looks like no share at all"
+    );
+    assert!(open("disk-usb", "alice", Role::Member).is_none());
+    assert_eq!(
+        open("Family", "alice", Role::Member).map(|o| o.1),
+        Some(false)
+    );
+    assert_eq!(open("Bobs", "bob", Role::Member).map(|o| o.1), Some(true));
+    assert_eq!(open("Bobs", "admin", Role::Admin).map(|o| o.1), Some(true));
+    let names = |user, role| -> Vec<String> {
         roots
-            .open("appdata", "alice", Role::Member)
-            .expect("open")
-            .is_none()
+            .available(user, role, &shares)
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    };
+    assert_eq!(names("alice", Role::Member), ["home", "Family"]);
+    assert_eq!(names("carol", Role::Member), ["home"]);
+    assert_eq!(
+        names("admin", Role::Admin),
+        ["home", "Family", "Bobs", "appdata"]
     );
     assert!(
-        roots
-            .open("appdata", "root", Role::Admin)
-            .expect("open")
-            .is_some()
-    );
-    assert!(
-        roots.open("home", "../etc", Role::Admin).is_err(),
+        roots.open("home", "../etc", Role::Admin, &shares).is_err(),
         "user names are checked"
     );
+    assert!(open("elsewhere", "alice", Role::Admin).is_none());
+    let forged = ShareRecord {
+        folder: "shares/../../etc".into(),
+        ..share("forged", &[])
+    };
     assert!(
         roots
-            .open("elsewhere", "alice", Role::Admin)
-            .expect("open")
-            .is_none()
+            .open("forged", "admin", Role::Admin, &[forged])
+            .is_err(),
+        "a recorded folder is checked too"
     );
 }
 
@@ -370,4 +402,37 @@ fn copy_and_move_within_a_root() {
         &mut |_| false,
     );
     assert!(cancelled.is_err(), "a copy can be cancelled");
+}
+
+#[test]
+fn a_symlink_swapped_in_during_a_zip_is_never_followed() {
+    let f = fixture();
+    let race = f.root.path().join("docs/race");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (race, outside, stop) = (race.clone(), f.outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::create_dir(&race);
+                let _ = std::fs::write(race.join("own.txt"), b"own");
+                let _ = std::fs::remove_file(race.join("own.txt"));
+                let _ = std::fs::remove_dir(&race);
+                let _ = symlink(&outside, &race);
+                let _ = std::fs::remove_file(&race);
+            }
+        })
+    };
+    let docs = RelPath::parse("docs").expect("p");
+    for _ in 0..300 {
+        if let Ok(zip) = archive::write_zip(&f.root, &docs, "docs", Vec::new()) {
+            let text = String::from_utf8_lossy(&zip);
+            assert!(!text.contains("outside secret"), "a zip followed the link");
+            assert!(
+                !text.contains("secret.txt"),
+                "a zip listed the outside folder"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().expect("swapper");
 }

@@ -8,9 +8,12 @@
 mod apps;
 mod migrations;
 mod records;
+mod shares;
 
 pub use migrations::CURRENT_VERSION;
-pub use records::{DeviceSettings, KnownDevice, Role, SessionRecord, TotpState, UserRecord};
+pub use records::{
+    Access, DeviceSettings, KnownDevice, Role, SessionRecord, ShareRecord, TotpState, UserRecord,
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -45,16 +48,18 @@ pub enum Table {
     Settings,
     Devices,
     Apps,
+    Shares,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Meta,
         Table::Users,
         Table::Sessions,
         Table::Settings,
         Table::Devices,
         Table::Apps,
+        Table::Shares,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl Table {
             Table::Settings => "settings",
             Table::Devices => "devices",
             Table::Apps => "apps",
+            Table::Shares => "shares",
         }
     }
 }
@@ -74,6 +80,7 @@ const KEY_CLAIMED: &str = "claimed_at";
 const KEY_SETUP_CODE: &str = "setup_code";
 const KEY_DEVICE: &str = "device";
 const KEY_MOUNTS: &str = "mounts";
+const KEY_DISK_SETTINGS: &str = "disks";
 
 #[derive(Clone)]
 pub struct Store {
@@ -84,6 +91,7 @@ pub struct Store {
     settings: sled::Tree,
     devices: sled::Tree,
     apps: sled::Tree,
+    shares: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -131,6 +139,7 @@ impl Store {
             settings: tree(Table::Settings)?,
             devices: tree(Table::Devices)?,
             apps: tree(Table::Apps)?,
+            shares: tree(Table::Shares)?,
             db,
         };
         store.migrate(dir)?;
@@ -157,6 +166,7 @@ impl Store {
             tracing::info!(from = version, to = version + 1, "store schema migrated");
         }
         if self.meta.get(KEY_SCHEMA)?.is_none() {
+            migrations::seed_new_store(&self.db)?;
             self.set_schema_version(CURRENT_VERSION)?;
         }
         Ok(())
@@ -222,6 +232,7 @@ impl Store {
             Table::Settings => &self.settings,
             Table::Devices => &self.devices,
             Table::Apps => &self.apps,
+            Table::Shares => &self.shares,
         }
     }
 
@@ -250,19 +261,29 @@ impl Store {
         Ok(swapped.is_ok())
     }
 
-    /// Deletes a user together with all their sessions and known devices, atomically.
+    /// Deletes a user together with all their sessions, known devices and share grants,
+    /// atomically (a user created later under the same name inherits nothing).
     pub fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         let session_keys =
             self.keys_where(Table::Sessions, |s: &SessionRecord| s.username == username)?;
         let device_keys =
             self.keys_where(Table::Devices, |d: &KnownDevice| d.username == username)?;
-        let existed = (&self.users, &self.sessions, &self.devices)
-            .transaction(|(users, sessions, devices)| {
+        let mut regranted = Vec::new();
+        for mut share in self.shares()? {
+            if share.grants.remove(username).is_some() {
+                regranted.push((share.name.clone(), encode(&share)?));
+            }
+        }
+        let existed = (&self.users, &self.sessions, &self.devices, &self.shares)
+            .transaction(|(users, sessions, devices, shares)| {
                 for key in &session_keys {
                     sessions.remove(key.as_slice())?;
                 }
                 for key in &device_keys {
                     devices.remove(key.as_slice())?;
+                }
+                for (name, bytes) in &regranted {
+                    shares.insert(name.as_bytes(), bytes.as_slice())?;
                 }
                 Ok(users.remove(username.as_bytes())?.is_some())
             })
@@ -369,6 +390,20 @@ impl Store {
         self.put(Table::Settings, KEY_MOUNTS, &mounts)
     }
 
+    /// Disk settings (the auto-mount policy); defaults when never set.
+    pub fn disk_settings(&self) -> Result<crate::disks::hotplug::DiskSettings, StoreError> {
+        Ok(self
+            .get(Table::Settings, KEY_DISK_SETTINGS)?
+            .unwrap_or_default())
+    }
+
+    pub fn put_disk_settings(
+        &self,
+        settings: &crate::disks::hotplug::DiskSettings,
+    ) -> Result<(), StoreError> {
+        self.put(Table::Settings, KEY_DISK_SETTINGS, settings)
+    }
+
     pub fn claimed_at(&self) -> Result<Option<String>, StoreError> {
         self.get(Table::Meta, KEY_CLAIMED)
     }
@@ -427,10 +462,16 @@ impl Store {
             .get::<DeviceSettings>(Table::Settings, KEY_DEVICE)?
             .map_or(0, |_| 1);
         count += self.mounts()?.len();
-        count += self.list::<DeviceSettings>(Table::Settings)?.len();
+        // Each settings key has its own record type; those without a typed reader here must
+        // still be JSON.
+        count += self
+            .get::<crate::disks::hotplug::DiskSettings>(Table::Settings, KEY_DISK_SETTINGS)?
+            .map_or(0, |_| 1);
+        count += self.list::<serde_json::Value>(Table::Settings)?.len();
         count += self
             .list::<crate::apps::record::AppRecord>(Table::Apps)?
             .len();
+        count += self.shares()?.len();
         for item in self.meta.iter() {
             let (k, v) = item?;
             decode::<serde_json::Value>(Table::Meta, &k, &v)?;

@@ -72,3 +72,24 @@ pub struct KnownDevice {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
+
+/// What a member may do in a shared folder.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A shared folder (schema version 4). Admins see every share; members only those granting them
+/// access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    pub name: String,
+    /// The folder below `<data_dir>/files`: `shared` for the folder from before shares had
+    /// names, `shares/<name>` for the others.
+    pub folder: String,
+    pub grants: std::collections::BTreeMap<String, Access>,
+}

@@ -158,3 +158,45 @@ fn verify_reports_a_corrupt_record() {
         Err(StoreError::Corrupt { table: "users", .. })
     ));
 }
+
+#[test]
+fn version_three_shared_folder_becomes_a_share_granting_every_member_write() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(
+            store
+                .share("shared")
+                .expect("share")
+                .map(|s| s.grants.len()),
+            Some(0),
+            "a new store starts with the shared folder and no grants"
+        );
+        // A version-3 store: no shares tree contents, two members and an admin.
+        store.delete_share("shared").expect("delete");
+        store.set_schema_version(3).expect("downgrade marker");
+        for u in [
+            user("admin", Role::Admin),
+            user("bob", Role::Member),
+            user("carol", Role::Member),
+        ] {
+            store.put_user(&u).expect("user");
+        }
+    }
+    let store = Store::open(dir.path()).expect("reopen migrates");
+    assert_eq!(store.schema_version().expect("version"), CURRENT_VERSION);
+    let shared = store.share("shared").expect("read").expect("migrated");
+    assert_eq!(shared.folder, "shared", "the folder stays where it was");
+    assert_eq!(
+        shared.grants.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("bob".to_string(), Access::Write),
+            ("carol".to_string(), Access::Write)
+        ]
+    );
+    store.verify().expect("migrated store verifies");
+    // Deleting a user takes their grants with them.
+    store.delete_user("bob").expect("delete");
+    let shared = store.share("shared").expect("read").expect("share");
+    assert_eq!(shared.grants.keys().collect::<Vec<_>>(), ["carol"]);
+}

@@ -4,6 +4,7 @@
 import type {
   ChangePasswordRequest,
   ClaimRequest,
+  CreateShareRequest,
   CreateUserRequest,
   Entry,
   ErrorBody,
@@ -17,12 +18,14 @@ import type {
   PasswordConfirmation,
   RootInfo,
   SessionInfo,
+  Share,
   SetupInfo,
   SystemStatus,
   TextFile,
   TotpCode,
   TotpEnrolment,
   TrashItem,
+  UpdateShareRequest,
   UpdateUserRequest,
   UploadProgress,
   User,
@@ -258,6 +261,15 @@ export class ApiClient {
   emptyTrash = (root: string) => this.request<void>('DELETE', `/api/v1/trash/${seg(root)}`);
   restore = (root: string, id: string) =>
     this.request<TrashItem>('POST', `/api/v1/trash/${seg(root)}/${encodeURIComponent(id)}`);
+
+  // Shared folders (admins). Members see the shares granted to them in fileRoots().
+  shares = () => this.request<Share[]>('GET', '/api/v1/shares');
+  createShare = (req: CreateShareRequest) => this.request<Share>('POST', '/api/v1/shares', req);
+  updateShare = (name: string, req: UpdateShareRequest) =>
+    this.request<Share>('PATCH', `/api/v1/shares/${seg(name)}`, req);
+  /** A share with files is refused (409 `not_empty`) unless `purge` deletes its files too. */
+  deleteShare = (name: string, purge = false) =>
+    this.request<void>('DELETE', `/api/v1/shares/${seg(name)}?${query({ purge })}`);
   jobs = () => this.request<JobStatus[]>('GET', '/api/v1/jobs');
   cancelJob = (id: string) => this.request<void>('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
 }

@@ -105,6 +105,27 @@ export interface MemoryStatus {
   swap_used_bytes: number;
 }
 
+/** `GET/PATCH /api/v1/disks/settings`: `removable` mounts USB disks and SD cards when plugged in. */
+export type AutomountPolicy = 'off' | 'removable';
+
+export interface DiskSettings {
+  automount: AutomountPolicy;
+}
+
+export type DiskChange = 'disk_added' | 'disk_removed' | 'disk_changed';
+
+/**
+ * Data of the `disk_added` / `disk_removed` / `disk_changed` events on /api/v1/events (admins):
+ * `info` is the disk as GET /api/v1/disks lists it, null once it is gone.
+ */
+export interface DiskEvent {
+  change: DiskChange;
+  disk: string;
+  device: string;
+  info?: Record<string, unknown> | null;
+  automounted: string[];
+}
+
 export interface DiskStatus {
   mount_point: string;
   device: string;
@@ -146,9 +167,34 @@ export interface SystemStatus {
 
 // Files (agent/src/api/files.rs). Paths inside a root come back as "/a/b".
 
+export type RootKind = 'home' | 'share' | 'appdata' | 'disk';
+
 export interface RootInfo {
+  /** `home`, a share's name (e.g. `shared`), `appdata` or `disk-<name>`. */
   name: string;
+  kind: RootKind;
+  /** False for a share granted read-only: changes answer 403. */
   writable: boolean;
+}
+
+/** A member's access to a shared folder; admins always have full access. */
+export type Access = 'read' | 'write';
+
+/** A shared folder (`GET /api/v1/shares`, admins). */
+export interface Share {
+  name: string;
+  grants: Record<string, Access>;
+}
+
+export interface CreateShareRequest {
+  name: string;
+  grants?: Record<string, Access>;
+}
+
+/** `PATCH /api/v1/shares/{name}`: a new name renames the folder; grants replace all grants. */
+export interface UpdateShareRequest {
+  name?: string | null;
+  grants?: Record<string, Access> | null;
 }
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'other';

@@ -420,13 +420,19 @@ describe('files page', () => {
     assertClean(problems);
   });
 
-  it('gives a member their own home and the shared folder, not app data', async () => {
+  it('gives a member their own home and the shared folder granted to them, not app data', async () => {
     const res = await call(agent, 'POST', '/api/v1/users', {
       body: { username: 'carol', password: 'member password', role: 'member' },
       jar: admin.jar,
       csrf: admin.csrf,
     });
     assert.equal(res.status, 201);
+    const grant = await call(agent, 'PATCH', '/api/v1/shares/shared', {
+      body: { grants: { carol: 'write' } },
+      jar: admin.jar,
+      csrf: admin.csrf,
+    });
+    assert.equal(grant.status, 200);
     const member = await openPage(browser, agent);
     await member.page.goto('/files');
     await member.page.getByLabel('Username').fill('carol');
