@@ -53,6 +53,14 @@ pub struct ConfigFile {
     pub user_data_dir: Option<PathBuf>,
     /// App stores loaded at start: local CasaOS-layout folders.
     pub app_stores: Option<Vec<PathBuf>>,
+    /// App stores downloaded as zip files (https only).
+    pub app_store_urls: Option<Vec<String>>,
+    /// How often every store is refreshed (default one day).
+    pub app_store_refresh_secs: Option<u64>,
+    /// Extra trust anchors (PEM files) for downloading stores, icons and screenshots.
+    pub app_store_ca_files: Option<Vec<PathBuf>>,
+    /// Let icon and screenshot URLs reach loopback and private addresses (default false).
+    pub app_media_allow_private: Option<bool>,
 }
 
 impl ConfigFile {
@@ -80,7 +88,11 @@ impl ConfigFile {
             container_socket,
             app_data_dir,
             user_data_dir,
-            app_stores
+            app_stores,
+            app_store_urls,
+            app_store_refresh_secs,
+            app_store_ca_files,
+            app_media_allow_private
         );
     }
 }
@@ -132,6 +144,10 @@ pub struct AppsConfig {
     /// Hearth's own per-app project folders (`<data_dir>/apps`).
     pub projects_dir: PathBuf,
     pub stores: Vec<PathBuf>,
+    pub store_urls: Vec<String>,
+    pub store_refresh: Duration,
+    pub ca_files: Vec<PathBuf>,
+    pub media_allow_private: bool,
 }
 
 impl Config {
@@ -228,7 +244,18 @@ impl Config {
             }),
             projects_dir: data_dir.join("apps"),
             stores: file.app_stores.unwrap_or_default(),
+            store_urls: file.app_store_urls.unwrap_or_default(),
+            store_refresh: secs(
+                file.app_store_refresh_secs,
+                24 * 3600,
+                "app_store_refresh_secs",
+            )?,
+            ca_files: file.app_store_ca_files.unwrap_or_default(),
+            media_allow_private: file.app_media_allow_private.unwrap_or(false),
         };
+        for url in &apps.store_urls {
+            crate::apps::catalog::check_store_url(url).map_err(ConfigError::Invalid)?;
+        }
         for p in [&apps.app_data_dir, &apps.user_data_dir] {
             if !p.is_absolute() && !flags.dev {
                 return Err(ConfigError::Invalid(format!(

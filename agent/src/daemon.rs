@@ -95,12 +95,30 @@ fn build_apps(
     };
     let apps =
         crate::apps::lifecycle::Apps::new(Arc::new(runtime), store.clone(), device, events.clone());
-    let catalog = crate::apps::catalog::Catalog::load(
-        &c.stores,
-        config.data_dir.join("app-stores.json"),
-        host_architecture(),
-    );
+    let fetcher = crate::apps::fetch::Fetcher::new(&c.ca_files, true, true)
+        .map_err(|e| anyhow::anyhow!("app stores: {e}"))?;
+    let catalog = crate::apps::catalog::Catalog::open(crate::apps::catalog::CatalogOptions {
+        dirs: c.stores.clone(),
+        urls: c.store_urls.clone(),
+        saved: config.data_dir.join("app-stores.json"),
+        cache_dir: config.data_dir.join("app-stores"),
+        arch: host_architecture().into(),
+        fetcher: Some(fetcher),
+    });
     Ok((apps, catalog))
+}
+
+/// Downloads zip stores that have no copy yet, then refreshes every store on the configured
+/// schedule.
+pub fn spawn_store_refresh(state: AppState) {
+    tokio::spawn(async move {
+        state.catalog.refresh_missing().await;
+        let every = state.config.apps.store_refresh;
+        loop {
+            tokio::time::sleep(every).await;
+            state.catalog.refresh().await;
+        }
+    });
 }
 
 /// Reconciles the apps with the container engine once it answers (retrying while it is down).
@@ -222,6 +240,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
     }
     spawn_apps_reconcile(state.clone());
+    spawn_store_refresh(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

@@ -25,10 +25,16 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoreInfo {
     pub id: String,
+    /// The store folder, or the zip URL.
     pub source: String,
+    /// The zip URL of a downloaded store (null for a folder on the device).
+    pub url: Option<String>,
     /// From the configuration (cannot be removed here).
     pub configured: bool,
+    /// When the copy being served was loaded.
     pub loaded_at: Option<String>,
+    /// When the last refresh was tried.
+    pub refreshed_at: Option<String>,
     /// Why the last refresh failed (the last good copy is still served).
     pub error: Option<String>,
     pub apps: usize,
@@ -38,9 +44,14 @@ impl From<&LoadedStore> for StoreInfo {
     fn from(s: &LoadedStore) -> Self {
         Self {
             id: s.id.clone(),
-            source: s.source.display().to_string(),
+            source: s
+                .url
+                .clone()
+                .unwrap_or_else(|| s.source.display().to_string()),
+            url: s.url.clone(),
             configured: s.configured,
             loaded_at: s.loaded_at.clone(),
+            refreshed_at: s.refreshed_at.clone(),
             error: s.error.clone(),
             apps: s.apps.len(),
         }
@@ -51,7 +62,9 @@ impl From<&LoadedStore> for StoreInfo {
 #[serde(deny_unknown_fields)]
 pub struct AddStoreRequest {
     /// Absolute path of a CasaOS-layout store folder on the device.
-    pub path: String,
+    pub path: Option<String>,
+    /// Or an https URL of a store zip (downloaded and checked before it is added).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -234,7 +247,8 @@ pub async fn list_stores(State(state): State<AppState>, _s: Session) -> Json<Vec
     Json(state.catalog.stores().iter().map(StoreInfo::from).collect())
 }
 
-/// Adds a store folder.
+/// Adds a store folder, or a store zip URL (downloaded, checked and unpacked now; a failure
+/// is a 400 with the reason and nothing is added).
 #[utoipa::path(post, path = "/api/v1/stores", tag = "apps", security(("session" = [])), request_body = AddStoreRequest,
     responses((status = 201, body = StoreInfo), (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
 pub async fn add_store(
@@ -242,7 +256,16 @@ pub async fn add_store(
     _a: AdminSession,
     Body(req): Body<AddStoreRequest>,
 ) -> ApiResult<(StatusCode, Json<StoreInfo>)> {
-    let s = state.catalog.add(std::path::Path::new(&req.path))?;
+    let s = match (req.path, req.url) {
+        (Some(path), None) => {
+            let catalog = state.catalog.clone();
+            tokio::task::spawn_blocking(move || catalog.add(std::path::Path::new(&path)))
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))??
+        }
+        (None, Some(url)) => state.catalog.add_url(&url).await?,
+        _ => return Err(ServiceError::invalid("body", "give either `path` or `url`").into()),
+    };
     Ok((StatusCode::CREATED, Json(StoreInfo::from(&s))))
 }
 
@@ -259,15 +282,15 @@ pub async fn remove_store(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Reloads every store now (a store that fails keeps its last good copy).
+/// Reloads every store now, downloading zip stores anew (a store that fails keeps its last
+/// good copy and reports why in `error`).
 #[utoipa::path(post, path = "/api/v1/stores/refresh", tag = "apps", security(("session" = [])),
     responses((status = 200, body = [StoreInfo])))]
 pub async fn refresh_stores(
     State(state): State<AppState>,
     _a: AdminSession,
 ) -> Json<Vec<StoreInfo>> {
-    let catalog = state.catalog.clone();
-    let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+    state.catalog.refresh().await;
     Json(state.catalog.stores().iter().map(StoreInfo::from).collect())
 }
 

@@ -8,6 +8,7 @@
 pub mod casaos;
 pub mod catalog;
 pub mod compose;
+pub mod fetch;
 pub mod labels;
 pub mod lifecycle;
 pub mod names;
@@ -16,3 +17,4 @@ pub mod policy;
 pub mod record;
 pub mod runtime;
 pub mod source;
+pub mod store_zip;

@@ -5,6 +5,8 @@
 //! engine is a failure, not a silent pass.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use hearth_agent::apps::lifecycle::{Apps, InstallRequest};
 use hearth_agent::apps::plan::{AppSettings, DeviceSettings};
 use hearth_agent::apps::record::AppSource;

@@ -208,3 +208,27 @@ export interface JobStatus {
   bytes_done: number;
   error?: string | null;
 }
+
+/** An app store: a folder on the device or a zip downloaded over https. */
+export interface StoreInfo {
+  id: string;
+  /** The store folder, or the zip URL. */
+  source: string;
+  /** The zip URL of a downloaded store (null for a folder on the device). */
+  url?: string | null;
+  /** From the configuration (cannot be removed through the API). */
+  configured: boolean;
+  /** When the copy being served was loaded. */
+  loaded_at?: string | null;
+  /** When the last refresh was tried. */
+  refreshed_at?: string | null;
+  /** Why the last refresh failed (the last good copy is still served). */
+  error?: string | null;
+  apps: number;
+}
+
+/** Exactly one of `path` (a folder on the device) or `url` (an https store zip). */
+export interface AddStoreRequest {
+  path?: string | null;
+  url?: string | null;
+}
