@@ -104,6 +104,11 @@ fn build_apps(
         cache_dir: config.data_dir.join("app-stores"),
         arch: host_architecture().into(),
         fetcher: Some(fetcher),
+        media: Some(crate::apps::media::MediaCache::new(
+            config.data_dir.join("app-media"),
+            crate::apps::fetch::Fetcher::new(&c.ca_files, c.media_allow_private, false)
+                .map_err(|e| anyhow::anyhow!("app images: {e}"))?,
+        )),
     });
     Ok((apps, catalog))
 }

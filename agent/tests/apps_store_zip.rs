@@ -23,6 +23,7 @@ fn catalog(dir: &Path, ca: Option<&Path>) -> Catalog {
         cache_dir: dir.join("app-stores"),
         arch: "amd64".into(),
         fetcher: Some(Fetcher::new(&cas, true, true).expect("fetcher")),
+        media: None,
     })
 }
 

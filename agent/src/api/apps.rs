@@ -5,7 +5,7 @@
 
 use super::auth::{AdminSession, Session};
 use super::error::{ApiResult, Body};
-use crate::apps::catalog::{CatalogEntry, Category, LoadedStore};
+use crate::apps::catalog::{CatalogEntry, Category, ImageKind, LoadedStore};
 use crate::apps::lifecycle::{InstallRequest, UpdateRequest};
 use crate::apps::plan::AppSettings;
 use crate::apps::record::{AppRecord, AppSource};
@@ -89,7 +89,10 @@ pub struct CatalogApp {
     pub entry: CatalogEntry,
     pub description: String,
     pub tips: Option<String>,
+    /// The agent's routes serving the screenshots, in order.
     pub screenshots: Vec<String>,
+    /// The agent's route serving the thumbnail.
+    pub thumbnail: Option<String>,
     /// Every `x-casaos` field, all languages.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
@@ -346,45 +349,82 @@ pub async fn catalog_app(
             .unwrap_or_default()
             .to_string(),
         tips: a.meta.tips.before_install.pick(&lang).map(str::to_string),
-        screenshots: a.meta.screenshot_link.clone(),
+        screenshots: (0..a.meta.screenshot_link.len())
+            .map(|n| format!("/api/v1/catalog/{}/{}/screenshots/{n}", entry.store, a.name))
+            .collect(),
+        thumbnail: a
+            .meta
+            .thumbnail
+            .as_ref()
+            .map(|_| format!("/api/v1/catalog/{}/{}/thumbnail", entry.store, a.name)),
         meta: serde_json::to_value(&a.meta).unwrap_or_default(),
         entry,
         plan,
     }))
 }
 
-/// The app's icon from the store folder (the browser never loads third-party hosts).
+/// An app image as an inert image response: the sniffed type, `nosniff`, and a CSP that
+/// turns off scripts and foreign loads (an SVG opened directly is not a live document).
+fn image_response(t: crate::apps::media::ImageType, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, t.mime()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                crate::apps::media::MEDIA_CSP,
+            ),
+            (header::CACHE_CONTROL, "private, max-age=86400"),
+            (header::CONTENT_DISPOSITION, "inline"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The app's icon: a file in the store folder, else the store's `icon` URL fetched and cached
+/// by the agent (the browser never loads third-party hosts).
 #[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/icon", tag = "apps", security(("session" = [])),
     params(("store" = String, Path), ("app" = String, Path)),
-    responses((status = 200, content_type = "image/png", description = "icon"), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
 pub async fn catalog_icon(
     State(state): State<AppState>,
     _s: Session,
     Path((store, app)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let a = state.catalog.app(&store, &app)?;
-    let dir = a
-        .compose_path
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    for (file, mime) in [
-        ("icon.png", "image/png"),
-        ("icon.svg", "image/svg+xml"),
-        ("icon.jpg", "image/jpeg"),
-    ] {
-        if let Ok(bytes) = tokio::fs::read(dir.join(file)).await {
-            return Ok((
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, "private, max-age=86400"),
-                ],
-                bytes,
-            )
-                .into_response());
-        }
-    }
-    Err(ServiceError::NotFound(format!("icon of {app}")).into())
+    let (t, bytes) = state.catalog.image(&store, &app, ImageKind::Icon).await?;
+    Ok(image_response(t, bytes))
+}
+
+/// The app's thumbnail (`thumbnail` URL), fetched and cached by the agent.
+#[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/thumbnail", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path), ("app" = String, Path)),
+    responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
+pub async fn catalog_thumbnail(
+    State(state): State<AppState>,
+    _s: Session,
+    Path((store, app)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (t, bytes) = state
+        .catalog
+        .image(&store, &app, ImageKind::Thumbnail)
+        .await?;
+    Ok(image_response(t, bytes))
+}
+
+/// Screenshot number `n` (from 0, in `screenshot_link` order), fetched and cached by the agent.
+#[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/screenshots/{n}", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path), ("app" = String, Path), ("n" = usize, Path)),
+    responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
+pub async fn catalog_screenshot(
+    State(state): State<AppState>,
+    _s: Session,
+    Path((store, app, n)): Path<(String, String, usize)>,
+) -> ApiResult<Response> {
+    let (t, bytes) = state
+        .catalog
+        .image(&store, &app, ImageKind::Screenshot(n))
+        .await?;
+    Ok(image_response(t, bytes))
 }
 
 /// What installing would do: containers, ports, folders and the policy's findings.

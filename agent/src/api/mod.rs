@@ -93,6 +93,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::catalog))
         .routes(routes!(apps::catalog_app))
         .routes(routes!(apps::catalog_icon))
+        .routes(routes!(apps::catalog_thumbnail))
+        .routes(routes!(apps::catalog_screenshot))
         .routes(routes!(apps::plan))
         .routes(routes!(apps::list_apps, apps::install))
         .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))

@@ -63,6 +63,7 @@ pub struct CatalogEntry {
     pub tagline: String,
     pub category: Option<String>,
     pub version: Option<String>,
+    /// The agent's route serving the icon (the store's URL is never given to the browser).
     pub icon: Option<String>,
     /// False when the app is not published for this device's architecture.
     pub available: bool,
@@ -77,8 +78,12 @@ pub enum CatalogError {
     AppNotFound { store: String, app: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("no {0}")]
+    ImageNotFound(String),
     #[error("cannot save the store list: {0}")]
     Save(std::io::Error),
+    #[error(transparent)]
+    Media(#[from] super::media::MediaError),
 }
 
 /// One entry of the saved store list: a folder, or a zip URL.
@@ -101,6 +106,8 @@ pub struct CatalogOptions {
     pub arch: String,
     /// The client for zip stores (None: URL stores cannot be refreshed).
     pub fetcher: Option<Fetcher>,
+    /// Fetches and caches icons and screenshots (None: only icons in store folders).
+    pub media: Option<super::media::MediaCache>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +117,7 @@ pub struct Catalog {
     cache_dir: PathBuf,
     arch: String,
     fetcher: Option<Fetcher>,
+    media: Option<super::media::MediaCache>,
     /// One refresh (or URL add) at a time.
     refreshing: Arc<tokio::sync::Mutex<()>>,
 }
@@ -199,6 +207,7 @@ impl Catalog {
             cache_dir,
             arch: arch.to_string(),
             fetcher: None,
+            media: None,
         })
     }
 
@@ -248,6 +257,7 @@ impl Catalog {
             cache_dir: o.cache_dir,
             arch: o.arch,
             fetcher: o.fetcher,
+            media: o.media,
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -462,7 +472,8 @@ impl Catalog {
             tagline: a.meta.tagline.pick(lang).unwrap_or_default().to_string(),
             category: a.meta.category.clone(),
             version: a.meta.version.clone(),
-            icon: a.meta.icon.clone(),
+            icon: (a.meta.icon.is_some() || local_icon(a).is_some())
+                .then(|| format!("/api/v1/catalog/{store}/{}/icon", a.name)),
             available: a.meta.architectures.is_empty()
                 || a.meta.architectures.iter().any(|x| x == &self.arch),
             architectures: a.meta.architectures.clone(),
@@ -485,6 +496,35 @@ impl Catalog {
             })
     }
 
+    /// An app image: `icon`, `thumbnail` or `screenshot` number `n`. Icons in the app's store
+    /// folder win over the `icon` URL.
+    pub async fn image(
+        &self,
+        store: &str,
+        app: &str,
+        kind: ImageKind,
+    ) -> Result<(super::media::ImageType, Vec<u8>), CatalogError> {
+        let a = self.app(store, app)?;
+        let missing = || CatalogError::ImageNotFound(format!("{kind:?} of {app}").to_lowercase());
+        if kind == ImageKind::Icon
+            && let Some(path) = local_icon(&a)
+            && let Ok(bytes) = tokio::fs::read(path).await
+            && (bytes.len() as u64) <= super::media::MAX_MEDIA_BYTES
+            && let Some(t) = super::media::ImageType::sniff(&bytes)
+        {
+            return Ok((t, bytes));
+        }
+        let url = match kind {
+            ImageKind::Icon => a.meta.icon.clone(),
+            ImageKind::Thumbnail => a.meta.thumbnail.clone(),
+            ImageKind::Screenshot(n) => a.meta.screenshot_link.get(n).cloned(),
+        }
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(missing)?;
+        let media = self.media.as_ref().ok_or_else(missing)?;
+        Ok(media.get(url.trim()).await?)
+    }
+
     /// Every category of every store, without duplicates.
     pub fn categories(&self) -> Vec<Category> {
         let mut out: Vec<Category> = Vec::new();
@@ -497,6 +537,23 @@ impl Catalog {
         }
         out
     }
+}
+
+/// Which image of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    Icon,
+    Thumbnail,
+    Screenshot(usize),
+}
+
+/// An icon file in the app's store folder (its type is checked from its bytes when served).
+fn local_icon(a: &StoreApp) -> Option<PathBuf> {
+    let dir = a.compose_path.parent()?;
+    ["icon.png", "icon.svg", "icon.jpg", "icon.webp"]
+        .into_iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
 }
 
 fn reload(s: &mut LoadedStore) {

@@ -11,6 +11,7 @@ pub mod compose;
 pub mod fetch;
 pub mod labels;
 pub mod lifecycle;
+pub mod media;
 pub mod names;
 pub mod plan;
 pub mod policy;

@@ -232,3 +232,41 @@ export interface AddStoreRequest {
   path?: string | null;
   url?: string | null;
 }
+
+/** One catalog hit, localized. */
+export interface CatalogEntry {
+  store: string;
+  app: string;
+  title: string;
+  tagline: string;
+  category?: string | null;
+  version?: string | null;
+  /** The agent's route serving the icon (never the store's third-party URL). */
+  icon?: string | null;
+  /** False when the app is not published for this device's architecture. */
+  available: boolean;
+  architectures: string[];
+}
+
+/** One store app (the fields of CatalogEntry plus these). */
+export interface CatalogApp {
+  store: string;
+  app: string;
+  title: string;
+  tagline: string;
+  category?: string | null;
+  version?: string | null;
+  icon?: string | null;
+  available: boolean;
+  architectures: string[];
+  description: string;
+  tips?: string | null;
+  /** The agent's routes serving the screenshots, in order. */
+  screenshots: string[];
+  /** The agent's route serving the thumbnail. */
+  thumbnail?: string | null;
+  /** Every x-casaos field, all languages. */
+  meta: Record<string, unknown>;
+  /** What installing it now would do, or { error }. */
+  plan: Record<string, unknown>;
+}
