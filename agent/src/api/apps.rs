@@ -85,8 +85,17 @@ pub struct CatalogResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogApp {
-    #[serde(flatten)]
-    pub entry: CatalogEntry,
+    pub store: String,
+    pub app: String,
+    pub title: String,
+    pub tagline: String,
+    pub category: Option<String>,
+    pub version: Option<String>,
+    /// The agent's route serving the icon.
+    pub icon: Option<String>,
+    /// False when the app is not published for this device's architecture.
+    pub available: bool,
+    pub architectures: Vec<String>,
     pub description: String,
     pub tips: Option<String>,
     /// The agent's routes serving the screenshots, in order.
@@ -358,7 +367,15 @@ pub async fn catalog_app(
             .as_ref()
             .map(|_| format!("/api/v1/catalog/{}/{}/thumbnail", entry.store, a.name)),
         meta: serde_json::to_value(&a.meta).unwrap_or_default(),
-        entry,
+        store: entry.store,
+        app: entry.app,
+        title: entry.title,
+        tagline: entry.tagline,
+        category: entry.category,
+        version: entry.version,
+        icon: entry.icon,
+        available: entry.available,
+        architectures: entry.architectures,
         plan,
     }))
 }
