@@ -61,6 +61,8 @@ pub struct ConfigFile {
     pub app_store_ca_files: Option<Vec<PathBuf>>,
     /// Let icon and screenshot URLs reach loopback and private addresses (default false).
     pub app_media_allow_private: Option<bool>,
+    /// How often installed apps' moving tags are checked (and auto-updates run; default 6 h).
+    pub app_update_check_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -92,7 +94,8 @@ impl ConfigFile {
             app_store_urls,
             app_store_refresh_secs,
             app_store_ca_files,
-            app_media_allow_private
+            app_media_allow_private,
+            app_update_check_secs
         );
     }
 }
@@ -148,6 +151,7 @@ pub struct AppsConfig {
     pub store_refresh: Duration,
     pub ca_files: Vec<PathBuf>,
     pub media_allow_private: bool,
+    pub update_check: Duration,
 }
 
 impl Config {
@@ -252,6 +256,11 @@ impl Config {
             )?,
             ca_files: file.app_store_ca_files.unwrap_or_default(),
             media_allow_private: file.app_media_allow_private.unwrap_or(false),
+            update_check: secs(
+                file.app_update_check_secs,
+                6 * 3600,
+                "app_update_check_secs",
+            )?,
         };
         for url in &apps.store_urls {
             crate::apps::catalog::check_store_url(url).map_err(ConfigError::Invalid)?;

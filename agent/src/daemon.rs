@@ -113,6 +113,54 @@ fn build_apps(
     Ok((apps, catalog))
 }
 
+/// Checks installed apps for updates on the configured schedule (first one minute after start,
+/// or one period if that is shorter) and updates those with `auto_update` on.
+pub fn spawn_update_check(state: AppState) {
+    tokio::spawn(async move {
+        let every = state.config.apps.update_check;
+        tokio::time::sleep(every.min(Duration::from_secs(60))).await;
+        loop {
+            run_update_check(&state).await;
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+async fn run_update_check(state: &AppState) {
+    if let Err(e) = state.apps.check_digests().await {
+        tracing::warn!(error = %e, "app update check failed");
+        return;
+    }
+    let Ok(records) = state.apps.list() else {
+        return;
+    };
+    for r in records.into_iter().filter(|r| r.auto_update) {
+        let store_update = match &r.source {
+            crate::apps::record::AppSource::Store { store, app } => state
+                .catalog
+                .app(store, app)
+                .ok()
+                .and_then(|a| a.meta.version)
+                .is_some_and(|v| Some(&v) != r.plan.version.as_ref()),
+            crate::apps::record::AppSource::Custom => false,
+        };
+        let digest_update = state
+            .apps
+            .digest_check(&r.id)
+            .is_some_and(|c| !c.services.is_empty());
+        if !(store_update || digest_update) {
+            continue;
+        }
+        tracing::info!(app = %r.id, store_update, digest_update, "updating automatically");
+        if let Err(e) =
+            crate::api::apps::update_from_source(state, &r.id, Default::default(), "auto-update")
+                .await
+        {
+            tracing::warn!(app = %r.id, error = %e.0, "automatic update failed");
+        }
+    }
+}
+
 /// Downloads zip stores that have no copy yet, then refreshes every store on the configured
 /// schedule.
 pub fn spawn_store_refresh(state: AppState) {
@@ -246,6 +294,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     spawn_apps_reconcile(state.clone());
     spawn_store_refresh(state.clone());
+    spawn_update_check(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

@@ -131,10 +131,13 @@ pub struct InstallBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAppBody {
-    #[schema(value_type = Object)]
-    pub settings: AppSettings,
+    /// New settings: the app is re-planned (same policy) and re-created.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<AppSettings>,
     #[serde(default)]
     pub consent: Vec<String>,
+    /// Update the app automatically when the periodic check finds an update.
+    pub auto_update: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -162,9 +165,17 @@ pub struct AppView {
     pub installed_at: String,
     pub updated_at: String,
     pub last_error: Option<String>,
-    /// The store has a different version than the one installed.
+    /// The store has a different version, or a moving tag (`latest`) points at a new image.
     pub update_available: bool,
+    /// `store_version` or `image_digest` (null when no update is available).
+    pub update_reason: Option<String>,
+    /// Services whose tag points at a new image (from the last digest check).
+    pub updated_images: Vec<String>,
+    /// When the registries were last asked (null before the first check).
+    pub digest_checked_at: Option<String>,
     pub store_version: Option<String>,
+    /// Updated automatically when the periodic check finds an update.
+    pub auto_update: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -200,6 +211,19 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
             .and_then(|a| a.meta.version),
         AppSource::Custom => None,
     };
+    let check = state.apps.digest_check(&r.id);
+    let store_update = store_version.is_some() && store_version != r.plan.version;
+    let updated_images = check
+        .as_ref()
+        .map(|c| c.services.clone())
+        .unwrap_or_default();
+    let update_reason = if store_update {
+        Some("store_version".to_string())
+    } else if !updated_images.is_empty() {
+        Some("image_digest".to_string())
+    } else {
+        None
+    };
     AppView {
         id: r.id.clone(),
         source: r.source.clone(),
@@ -212,8 +236,12 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
         installed_at: r.installed_at.clone(),
         updated_at: r.updated_at.clone(),
         last_error: r.last_error.clone(),
-        update_available: store_version.is_some() && store_version != r.plan.version,
+        update_available: update_reason.is_some(),
+        update_reason,
+        updated_images,
+        digest_checked_at: check.map(|c| c.checked_at),
         store_version,
+        auto_update: r.auto_update,
     }
 }
 
@@ -507,13 +535,22 @@ pub async fn patch_app(
     Path(id): Path<String>,
     Body(body): Body<PatchAppBody>,
 ) -> ApiResult<Json<AppView>> {
-    let req = UpdateRequest {
-        compose: None,
-        settings: Some(body.settings),
-        consent: body.consent.into_iter().collect(),
-        by: a.0.user.username.clone(),
-    };
-    let r = state.apps.update(&id, req).await?;
+    if body.settings.is_none() && body.auto_update.is_none() {
+        return Err(ServiceError::invalid("body", "give `settings` and/or `auto_update`").into());
+    }
+    let mut r = state.apps.get(&id)?;
+    if let Some(settings) = body.settings {
+        let req = UpdateRequest {
+            compose: None,
+            settings: Some(settings),
+            consent: body.consent.into_iter().collect(),
+            by: a.0.user.username.clone(),
+        };
+        r = state.apps.update(&id, req).await?;
+    }
+    if let Some(on) = body.auto_update {
+        r = state.apps.set_auto_update(&id, on).await?;
+    }
     Ok(Json(view(&state, &r).await))
 }
 
@@ -583,7 +620,20 @@ pub async fn update_app(
     } else {
         serde_json::from_slice(&body).map_err(|e| ServiceError::invalid("body", e.to_string()))?
     };
-    let r = state.apps.get(&id)?;
+    let consent: BTreeSet<String> = body.consent.into_iter().collect();
+    let r = update_from_source(&state, &id, consent, &a.0.user.username).await?;
+    Ok(Json(view(&state, &r).await))
+}
+
+/// Updates `id` from where it came from: the store's current compose file for store apps (the
+/// same compose file for custom apps), pulling fresh images for moving tags either way.
+pub async fn update_from_source(
+    state: &AppState,
+    id: &str,
+    consent: BTreeSet<String>,
+    by: &str,
+) -> ApiResult<AppRecord> {
+    let r = state.apps.get(id)?;
     let compose = match &r.source {
         AppSource::Store { store, app } => {
             let a = state.catalog.app(store, app)?;
@@ -595,15 +645,29 @@ pub async fn update_app(
         }
         AppSource::Custom => None,
     };
-    let consent: BTreeSet<String> = body.consent.into_iter().collect();
     let req = UpdateRequest {
         compose,
         settings: None,
         consent,
-        by: a.0.user.username.clone(),
+        by: by.to_string(),
     };
-    let r = state.apps.update(&id, req).await?;
-    Ok(Json(view(&state, &r).await))
+    Ok(state.apps.update(id, req).await?)
+}
+
+/// Asks the registries now whether moving tags (`latest`, ...) of installed apps point at new
+/// images; answers with every app (see `update_available` and `update_reason`).
+#[utoipa::path(post, path = "/api/v1/apps/check-updates", tag = "apps", security(("session" = [])),
+    responses((status = 200, body = [AppView]), (status = 403, body = super::error::ErrorBody)))]
+pub async fn check_updates(
+    State(state): State<AppState>,
+    _a: AdminSession,
+) -> ApiResult<Json<Vec<AppView>>> {
+    state.apps.check_digests().await?;
+    let mut out = Vec::new();
+    for r in state.apps.list()? {
+        out.push(view(&state, &r).await);
+    }
+    Ok(Json(out))
 }
 
 /// The app's logs, both streams of every container, as JSON lines; `follow=true` keeps the

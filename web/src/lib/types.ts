@@ -270,3 +270,38 @@ export interface CatalogApp {
   /** What installing it now would do, or { error }. */
   plan: Record<string, unknown>;
 }
+
+/** An installed app. */
+export interface AppView {
+  id: string;
+  /** { kind: 'store', store, app } or { kind: 'custom' }. */
+  source: Record<string, unknown>;
+  version?: string | null;
+  state: string;
+  /** The "open" link. */
+  web_url?: string | null;
+  containers: Record<string, unknown>[];
+  findings: Record<string, unknown>[];
+  consents: Record<string, unknown>[];
+  installed_at: string;
+  updated_at: string;
+  last_error?: string | null;
+  /** The store has a different version, or a moving tag points at a new image. */
+  update_available: boolean;
+  /** 'store_version' | 'image_digest' (null when no update is available). */
+  update_reason?: string | null;
+  /** Services whose tag points at a new image (from the last digest check). */
+  updated_images: string[];
+  /** When the registries were last asked. */
+  digest_checked_at?: string | null;
+  store_version?: string | null;
+  /** Updated automatically when the periodic check finds an update. */
+  auto_update: boolean;
+}
+
+/** PATCH /api/v1/apps/{id}: new settings (re-created), and/or the auto-update flag. */
+export interface PatchAppBody {
+  settings?: Record<string, unknown> | null;
+  consent?: string[];
+  auto_update?: boolean | null;
+}
