@@ -654,6 +654,26 @@ pub async fn update_from_source(
     Ok(state.apps.update(id, req).await?)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertRequest {
+    /// A `docker run ...` command line (split with shell quoting rules; nothing is run).
+    pub command: String,
+}
+
+/// Converts a `docker run` command to compose YAML (install it with `POST /api/v1/apps`,
+/// where the planner and the policy judge it like any other compose file).
+#[utoipa::path(post, path = "/api/v1/apps/convert", tag = "apps", security(("session" = [])), request_body = ConvertRequest,
+    responses((status = 200, body = crate::apps::convert::Converted), (status = 400, body = super::error::ErrorBody)))]
+pub async fn convert(
+    _a: AdminSession,
+    Body(req): Body<ConvertRequest>,
+) -> ApiResult<Json<crate::apps::convert::Converted>> {
+    crate::apps::convert::docker_run_to_compose(&req.command)
+        .map(Json)
+        .map_err(|e| ServiceError::invalid("command", e.to_string()).into())
+}
+
 /// Asks the registries now whether moving tags (`latest`, ...) of installed apps point at new
 /// images; answers with every app (see `update_available` and `update_reason`).
 #[utoipa::path(post, path = "/api/v1/apps/check-updates", tag = "apps", security(("session" = [])),

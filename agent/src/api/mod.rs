@@ -97,6 +97,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::catalog_screenshot))
         .routes(routes!(apps::plan))
         .routes(routes!(apps::check_updates))
+        .routes(routes!(apps::convert))
         .routes(routes!(apps::list_apps, apps::install))
         .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
         .routes(routes!(apps::start_app))

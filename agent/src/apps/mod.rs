@@ -8,6 +8,7 @@
 pub mod casaos;
 pub mod catalog;
 pub mod compose;
+pub mod convert;
 pub mod fetch;
 pub mod labels;
 pub mod lifecycle;

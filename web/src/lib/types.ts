@@ -305,3 +305,15 @@ export interface PatchAppBody {
   consent?: string[];
   auto_update?: boolean | null;
 }
+
+/** POST /api/v1/apps/convert */
+export interface ConvertRequest {
+  /** A `docker run ...` command line (split with shell quoting rules; nothing is run). */
+  command: string;
+}
+
+/** Compose YAML converted from a `docker run` command, and what did not convert. */
+export interface Converted {
+  yaml: string;
+  warnings: string[];
+}
