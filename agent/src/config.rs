@@ -59,6 +59,16 @@ pub struct ConfigFile {
     pub setup_hotspot: Option<bool>,
     /// Seconds after start before the setup hotspot check (default 30; 0 checks at once).
     pub setup_hotspot_delay_secs: Option<u64>,
+    /// App stores downloaded as zip files (https only).
+    pub app_store_urls: Option<Vec<String>>,
+    /// How often every store is refreshed (default one day).
+    pub app_store_refresh_secs: Option<u64>,
+    /// Extra trust anchors (PEM files) for downloading stores, icons and screenshots.
+    pub app_store_ca_files: Option<Vec<PathBuf>>,
+    /// Let icon and screenshot URLs reach loopback and private addresses (default false).
+    pub app_media_allow_private: Option<bool>,
+    /// How often installed apps' moving tags are checked (and auto-updates run; default 6 h).
+    pub app_update_check_secs: Option<u64>,
 }
 
 impl ConfigFile {
@@ -89,7 +99,12 @@ impl ConfigFile {
             app_stores,
             network_rollback_secs,
             setup_hotspot,
-            setup_hotspot_delay_secs
+            setup_hotspot_delay_secs,
+            app_store_urls,
+            app_store_refresh_secs,
+            app_store_ca_files,
+            app_media_allow_private,
+            app_update_check_secs
         );
     }
 }
@@ -146,6 +161,11 @@ pub struct AppsConfig {
     /// Hearth's own per-app project folders (`<data_dir>/apps`).
     pub projects_dir: PathBuf,
     pub stores: Vec<PathBuf>,
+    pub store_urls: Vec<String>,
+    pub store_refresh: Duration,
+    pub ca_files: Vec<PathBuf>,
+    pub media_allow_private: bool,
+    pub update_check: Duration,
 }
 
 impl Config {
@@ -248,7 +268,23 @@ impl Config {
             }),
             projects_dir: data_dir.join("apps"),
             stores: file.app_stores.unwrap_or_default(),
+            store_urls: file.app_store_urls.unwrap_or_default(),
+            store_refresh: secs(
+                file.app_store_refresh_secs,
+                24 * 3600,
+                "app_store_refresh_secs",
+            )?,
+            ca_files: file.app_store_ca_files.unwrap_or_default(),
+            media_allow_private: file.app_media_allow_private.unwrap_or(false),
+            update_check: secs(
+                file.app_update_check_secs,
+                6 * 3600,
+                "app_update_check_secs",
+            )?,
         };
+        for url in &apps.store_urls {
+            crate::apps::catalog::check_store_url(url).map_err(ConfigError::Invalid)?;
+        }
         for p in [&apps.app_data_dir, &apps.user_data_dir] {
             if !p.is_absolute() && !flags.dev {
                 return Err(ConfigError::Invalid(format!(

@@ -99,12 +99,83 @@ fn build_apps(
     };
     let apps =
         crate::apps::lifecycle::Apps::new(Arc::new(runtime), store.clone(), device, events.clone());
-    let catalog = crate::apps::catalog::Catalog::load(
-        &c.stores,
-        config.data_dir.join("app-stores.json"),
-        host_architecture(),
-    );
+    let fetcher = crate::apps::fetch::Fetcher::new(&c.ca_files, true, true)
+        .map_err(|e| anyhow::anyhow!("app stores: {e}"))?;
+    let catalog = crate::apps::catalog::Catalog::open(crate::apps::catalog::CatalogOptions {
+        dirs: c.stores.clone(),
+        urls: c.store_urls.clone(),
+        saved: config.data_dir.join("app-stores.json"),
+        cache_dir: config.data_dir.join("app-stores"),
+        arch: host_architecture().into(),
+        fetcher: Some(fetcher),
+        media: Some(crate::apps::media::MediaCache::new(
+            config.data_dir.join("app-media"),
+            crate::apps::fetch::Fetcher::new(&c.ca_files, c.media_allow_private, false)
+                .map_err(|e| anyhow::anyhow!("app images: {e}"))?,
+        )),
+    });
     Ok((apps, catalog))
+}
+
+/// Checks installed apps for updates on the configured schedule (first one minute after start,
+/// or one period if that is shorter) and updates those with `auto_update` on.
+pub fn spawn_update_check(state: AppState) {
+    tokio::spawn(async move {
+        let every = state.config.apps.update_check;
+        tokio::time::sleep(every.min(Duration::from_secs(60))).await;
+        loop {
+            run_update_check(&state).await;
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+async fn run_update_check(state: &AppState) {
+    if let Err(e) = state.apps.check_digests().await {
+        tracing::warn!(error = %e, "app update check failed");
+        return;
+    }
+    let Ok(records) = state.apps.list() else {
+        return;
+    };
+    for r in records.into_iter().filter(|r| r.auto_update) {
+        let store_update = match &r.source {
+            crate::apps::record::AppSource::Store { store, app } => state
+                .catalog
+                .app(store, app)
+                .ok()
+                .and_then(|a| a.meta.version)
+                .is_some_and(|v| Some(&v) != r.plan.version.as_ref()),
+            crate::apps::record::AppSource::Custom => false,
+        };
+        let digest_update = state
+            .apps
+            .digest_check(&r.id)
+            .is_some_and(|c| !c.services.is_empty());
+        if !(store_update || digest_update) {
+            continue;
+        }
+        tracing::info!(app = %r.id, store_update, digest_update, "updating automatically");
+        if let Err(e) =
+            crate::api::apps::update_from_source(state, &r.id, Default::default(), "auto-update")
+                .await
+        {
+            tracing::warn!(app = %r.id, error = %e.0, "automatic update failed");
+        }
+    }
+}
+
+/// Downloads zip stores that have no copy yet, then refreshes every store on the configured
+/// schedule.
+pub fn spawn_store_refresh(state: AppState) {
+    tokio::spawn(async move {
+        state.catalog.refresh_missing().await;
+        let every = state.config.apps.store_refresh;
+        loop {
+            tokio::time::sleep(every).await;
+            state.catalog.refresh().await;
+        }
+    });
 }
 
 /// Reconciles the apps with the container engine once it answers (retrying while it is down).
@@ -228,6 +299,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(crate::api::disks::follow_hotplug(state.clone()));
     spawn_apps_reconcile(state.clone());
     crate::network::hotspot::spawn(state.clone());
+    spawn_store_refresh(state.clone());
+    spawn_update_check(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

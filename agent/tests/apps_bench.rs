@@ -69,6 +69,10 @@ async fn install_time_hearth_vs_docker_compose() {
         "install (2 services, healthy dependency), mean of {RUNS}: hearth {h:.2} s, docker-compose up -d {c:.2} s, ratio {:.2}",
         h / c
     );
+    // For ci/bench.
+    println!("BENCH install_hearth_s={h:.3}");
+    println!("BENCH install_compose_s={c:.3}");
+    println!("BENCH install_ratio={:.2}", h / c);
 }
 
 #[test]
@@ -87,8 +91,14 @@ fn catalog_load_and_search_over_the_casaos_store() {
         hits += c.search(q, None, "de_DE").len();
     }
     let search = t.elapsed() / 6;
+    let apps = c.search("", None, "en_US").len();
     println!(
-        "catalog: {} apps loaded in {load:?}; one search in {search:?} ({hits} hits over 6 queries)",
-        c.search("", None, "en_US").len()
+        "catalog: {apps} apps loaded in {load:?}; one search in {search:?} ({hits} hits over 6 queries)"
+    );
+    println!("BENCH catalog_apps={apps}");
+    println!("BENCH catalog_load_ms={:.1}", load.as_secs_f64() * 1000.0);
+    println!(
+        "BENCH catalog_search_ms={:.3}",
+        search.as_secs_f64() * 1000.0
     );
 }

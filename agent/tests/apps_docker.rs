@@ -214,6 +214,15 @@ async fn bad_input_is_refused_and_leaves_nothing_behind() {
         ),
         ("yaml", "services: [\n".to_string(), "YAML"),
         (
+            "big",
+            format!(
+                "{}\n# {}",
+                webapp("1", 28307),
+                "x".repeat(hearth_agent::apps::compose::MAX_COMPOSE_BYTES)
+            ),
+            "the limit is",
+        ),
+        (
             "esc",
             webapp("1", 28303).replace(
                 "/DATA/AppData/$AppID/web",

@@ -5,7 +5,7 @@
 
 use super::auth::{AdminSession, Session};
 use super::error::{ApiResult, Body};
-use crate::apps::catalog::{CatalogEntry, Category, LoadedStore};
+use crate::apps::catalog::{CatalogEntry, Category, ImageKind, LoadedStore};
 use crate::apps::lifecycle::{InstallRequest, UpdateRequest};
 use crate::apps::plan::AppSettings;
 use crate::apps::record::{AppRecord, AppSource};
@@ -25,10 +25,16 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoreInfo {
     pub id: String,
+    /// The store folder, or the zip URL.
     pub source: String,
+    /// The zip URL of a downloaded store (null for a folder on the device).
+    pub url: Option<String>,
     /// From the configuration (cannot be removed here).
     pub configured: bool,
+    /// When the copy being served was loaded.
     pub loaded_at: Option<String>,
+    /// When the last refresh was tried.
+    pub refreshed_at: Option<String>,
     /// Why the last refresh failed (the last good copy is still served).
     pub error: Option<String>,
     pub apps: usize,
@@ -38,9 +44,14 @@ impl From<&LoadedStore> for StoreInfo {
     fn from(s: &LoadedStore) -> Self {
         Self {
             id: s.id.clone(),
-            source: s.source.display().to_string(),
+            source: s
+                .url
+                .clone()
+                .unwrap_or_else(|| s.source.display().to_string()),
+            url: s.url.clone(),
             configured: s.configured,
             loaded_at: s.loaded_at.clone(),
+            refreshed_at: s.refreshed_at.clone(),
             error: s.error.clone(),
             apps: s.apps.len(),
         }
@@ -51,7 +62,9 @@ impl From<&LoadedStore> for StoreInfo {
 #[serde(deny_unknown_fields)]
 pub struct AddStoreRequest {
     /// Absolute path of a CasaOS-layout store folder on the device.
-    pub path: String,
+    pub path: Option<String>,
+    /// Or an https URL of a store zip (downloaded and checked before it is added).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -72,11 +85,23 @@ pub struct CatalogResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogApp {
-    #[serde(flatten)]
-    pub entry: CatalogEntry,
+    pub store: String,
+    pub app: String,
+    pub title: String,
+    pub tagline: String,
+    pub category: Option<String>,
+    pub version: Option<String>,
+    /// The agent's route serving the icon.
+    pub icon: Option<String>,
+    /// False when the app is not published for this device's architecture.
+    pub available: bool,
+    pub architectures: Vec<String>,
     pub description: String,
     pub tips: Option<String>,
+    /// The agent's routes serving the screenshots, in order.
     pub screenshots: Vec<String>,
+    /// The agent's route serving the thumbnail.
+    pub thumbnail: Option<String>,
     /// Every `x-casaos` field, all languages.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
@@ -106,10 +131,13 @@ pub struct InstallBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAppBody {
-    #[schema(value_type = Object)]
-    pub settings: AppSettings,
+    /// New settings: the app is re-planned (same policy) and re-created.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<AppSettings>,
     #[serde(default)]
     pub consent: Vec<String>,
+    /// Update the app automatically when the periodic check finds an update.
+    pub auto_update: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -137,9 +165,17 @@ pub struct AppView {
     pub installed_at: String,
     pub updated_at: String,
     pub last_error: Option<String>,
-    /// The store has a different version than the one installed.
+    /// The store has a different version, or a moving tag (`latest`) points at a new image.
     pub update_available: bool,
+    /// `store_version` or `image_digest` (null when no update is available).
+    pub update_reason: Option<String>,
+    /// Services whose tag points at a new image (from the last digest check).
+    pub updated_images: Vec<String>,
+    /// When the registries were last asked (null before the first check).
+    pub digest_checked_at: Option<String>,
     pub store_version: Option<String>,
+    /// Updated automatically when the periodic check finds an update.
+    pub auto_update: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -175,6 +211,19 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
             .and_then(|a| a.meta.version),
         AppSource::Custom => None,
     };
+    let check = state.apps.digest_check(&r.id);
+    let store_update = store_version.is_some() && store_version != r.plan.version;
+    let updated_images = check
+        .as_ref()
+        .map(|c| c.services.clone())
+        .unwrap_or_default();
+    let update_reason = if store_update {
+        Some("store_version".to_string())
+    } else if !updated_images.is_empty() {
+        Some("image_digest".to_string())
+    } else {
+        None
+    };
     AppView {
         id: r.id.clone(),
         source: r.source.clone(),
@@ -187,8 +236,12 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
         installed_at: r.installed_at.clone(),
         updated_at: r.updated_at.clone(),
         last_error: r.last_error.clone(),
-        update_available: store_version.is_some() && store_version != r.plan.version,
+        update_available: update_reason.is_some(),
+        update_reason,
+        updated_images,
+        digest_checked_at: check.map(|c| c.checked_at),
         store_version,
+        auto_update: r.auto_update,
     }
 }
 
@@ -234,7 +287,8 @@ pub async fn list_stores(State(state): State<AppState>, _s: Session) -> Json<Vec
     Json(state.catalog.stores().iter().map(StoreInfo::from).collect())
 }
 
-/// Adds a store folder.
+/// Adds a store folder, or a store zip URL (downloaded, checked and unpacked now; a failure
+/// is a 400 with the reason and nothing is added).
 #[utoipa::path(post, path = "/api/v1/stores", tag = "apps", security(("session" = [])), request_body = AddStoreRequest,
     responses((status = 201, body = StoreInfo), (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
 pub async fn add_store(
@@ -242,7 +296,16 @@ pub async fn add_store(
     _a: AdminSession,
     Body(req): Body<AddStoreRequest>,
 ) -> ApiResult<(StatusCode, Json<StoreInfo>)> {
-    let s = state.catalog.add(std::path::Path::new(&req.path))?;
+    let s = match (req.path, req.url) {
+        (Some(path), None) => {
+            let catalog = state.catalog.clone();
+            tokio::task::spawn_blocking(move || catalog.add(std::path::Path::new(&path)))
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))??
+        }
+        (None, Some(url)) => state.catalog.add_url(&url).await?,
+        _ => return Err(ServiceError::invalid("body", "give either `path` or `url`").into()),
+    };
     Ok((StatusCode::CREATED, Json(StoreInfo::from(&s))))
 }
 
@@ -259,15 +322,15 @@ pub async fn remove_store(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Reloads every store now (a store that fails keeps its last good copy).
+/// Reloads every store now, downloading zip stores anew (a store that fails keeps its last
+/// good copy and reports why in `error`).
 #[utoipa::path(post, path = "/api/v1/stores/refresh", tag = "apps", security(("session" = [])),
     responses((status = 200, body = [StoreInfo])))]
 pub async fn refresh_stores(
     State(state): State<AppState>,
     _a: AdminSession,
 ) -> Json<Vec<StoreInfo>> {
-    let catalog = state.catalog.clone();
-    let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+    state.catalog.refresh().await;
     Json(state.catalog.stores().iter().map(StoreInfo::from).collect())
 }
 
@@ -323,45 +386,90 @@ pub async fn catalog_app(
             .unwrap_or_default()
             .to_string(),
         tips: a.meta.tips.before_install.pick(&lang).map(str::to_string),
-        screenshots: a.meta.screenshot_link.clone(),
+        screenshots: (0..a.meta.screenshot_link.len())
+            .map(|n| format!("/api/v1/catalog/{}/{}/screenshots/{n}", entry.store, a.name))
+            .collect(),
+        thumbnail: a
+            .meta
+            .thumbnail
+            .as_ref()
+            .map(|_| format!("/api/v1/catalog/{}/{}/thumbnail", entry.store, a.name)),
         meta: serde_json::to_value(&a.meta).unwrap_or_default(),
-        entry,
+        store: entry.store,
+        app: entry.app,
+        title: entry.title,
+        tagline: entry.tagline,
+        category: entry.category,
+        version: entry.version,
+        icon: entry.icon,
+        available: entry.available,
+        architectures: entry.architectures,
         plan,
     }))
 }
 
-/// The app's icon from the store folder (the browser never loads third-party hosts).
+/// An app image as an inert image response: the sniffed type, `nosniff`, and a CSP that
+/// turns off scripts and foreign loads (an SVG opened directly is not a live document).
+fn image_response(t: crate::apps::media::ImageType, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, t.mime()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                crate::apps::media::MEDIA_CSP,
+            ),
+            (header::CACHE_CONTROL, "private, max-age=86400"),
+            (header::CONTENT_DISPOSITION, "inline"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The app's icon: a file in the store folder, else the store's `icon` URL fetched and cached
+/// by the agent (the browser never loads third-party hosts).
 #[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/icon", tag = "apps", security(("session" = [])),
     params(("store" = String, Path), ("app" = String, Path)),
-    responses((status = 200, content_type = "image/png", description = "icon"), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
 pub async fn catalog_icon(
     State(state): State<AppState>,
     _s: Session,
     Path((store, app)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let a = state.catalog.app(&store, &app)?;
-    let dir = a
-        .compose_path
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    for (file, mime) in [
-        ("icon.png", "image/png"),
-        ("icon.svg", "image/svg+xml"),
-        ("icon.jpg", "image/jpeg"),
-    ] {
-        if let Ok(bytes) = tokio::fs::read(dir.join(file)).await {
-            return Ok((
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, "private, max-age=86400"),
-                ],
-                bytes,
-            )
-                .into_response());
-        }
-    }
-    Err(ServiceError::NotFound(format!("icon of {app}")).into())
+    let (t, bytes) = state.catalog.image(&store, &app, ImageKind::Icon).await?;
+    Ok(image_response(t, bytes))
+}
+
+/// The app's thumbnail (`thumbnail` URL), fetched and cached by the agent.
+#[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/thumbnail", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path), ("app" = String, Path)),
+    responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
+pub async fn catalog_thumbnail(
+    State(state): State<AppState>,
+    _s: Session,
+    Path((store, app)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (t, bytes) = state
+        .catalog
+        .image(&store, &app, ImageKind::Thumbnail)
+        .await?;
+    Ok(image_response(t, bytes))
+}
+
+/// Screenshot number `n` (from 0, in `screenshot_link` order), fetched and cached by the agent.
+#[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/screenshots/{n}", tag = "apps", security(("session" = [])),
+    params(("store" = String, Path), ("app" = String, Path), ("n" = usize, Path)),
+    responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
+pub async fn catalog_screenshot(
+    State(state): State<AppState>,
+    _s: Session,
+    Path((store, app, n)): Path<(String, String, usize)>,
+) -> ApiResult<Response> {
+    let (t, bytes) = state
+        .catalog
+        .image(&store, &app, ImageKind::Screenshot(n))
+        .await?;
+    Ok(image_response(t, bytes))
 }
 
 /// What installing would do: containers, ports, folders and the policy's findings.
@@ -427,13 +535,22 @@ pub async fn patch_app(
     Path(id): Path<String>,
     Body(body): Body<PatchAppBody>,
 ) -> ApiResult<Json<AppView>> {
-    let req = UpdateRequest {
-        compose: None,
-        settings: Some(body.settings),
-        consent: body.consent.into_iter().collect(),
-        by: a.0.user.username.clone(),
-    };
-    let r = state.apps.update(&id, req).await?;
+    if body.settings.is_none() && body.auto_update.is_none() {
+        return Err(ServiceError::invalid("body", "give `settings` and/or `auto_update`").into());
+    }
+    let mut r = state.apps.get(&id)?;
+    if let Some(settings) = body.settings {
+        let req = UpdateRequest {
+            compose: None,
+            settings: Some(settings),
+            consent: body.consent.into_iter().collect(),
+            by: a.0.user.username.clone(),
+        };
+        r = state.apps.update(&id, req).await?;
+    }
+    if let Some(on) = body.auto_update {
+        r = state.apps.set_auto_update(&id, on).await?;
+    }
     Ok(Json(view(&state, &r).await))
 }
 
@@ -503,7 +620,20 @@ pub async fn update_app(
     } else {
         serde_json::from_slice(&body).map_err(|e| ServiceError::invalid("body", e.to_string()))?
     };
-    let r = state.apps.get(&id)?;
+    let consent: BTreeSet<String> = body.consent.into_iter().collect();
+    let r = update_from_source(&state, &id, consent, &a.0.user.username).await?;
+    Ok(Json(view(&state, &r).await))
+}
+
+/// Updates `id` from where it came from: the store's current compose file for store apps (the
+/// same compose file for custom apps), pulling fresh images for moving tags either way.
+pub async fn update_from_source(
+    state: &AppState,
+    id: &str,
+    consent: BTreeSet<String>,
+    by: &str,
+) -> ApiResult<AppRecord> {
+    let r = state.apps.get(id)?;
     let compose = match &r.source {
         AppSource::Store { store, app } => {
             let a = state.catalog.app(store, app)?;
@@ -515,15 +645,49 @@ pub async fn update_app(
         }
         AppSource::Custom => None,
     };
-    let consent: BTreeSet<String> = body.consent.into_iter().collect();
     let req = UpdateRequest {
         compose,
         settings: None,
         consent,
-        by: a.0.user.username.clone(),
+        by: by.to_string(),
     };
-    let r = state.apps.update(&id, req).await?;
-    Ok(Json(view(&state, &r).await))
+    Ok(state.apps.update(id, req).await?)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertRequest {
+    /// A `docker run ...` command line (split with shell quoting rules; nothing is run).
+    pub command: String,
+}
+
+/// Converts a `docker run` command to compose YAML (install it with `POST /api/v1/apps`,
+/// where the planner and the policy judge it like any other compose file).
+#[utoipa::path(post, path = "/api/v1/apps/convert", tag = "apps", security(("session" = [])), request_body = ConvertRequest,
+    responses((status = 200, body = crate::apps::convert::Converted), (status = 400, body = super::error::ErrorBody)))]
+pub async fn convert(
+    _a: AdminSession,
+    Body(req): Body<ConvertRequest>,
+) -> ApiResult<Json<crate::apps::convert::Converted>> {
+    crate::apps::convert::docker_run_to_compose(&req.command)
+        .map(Json)
+        .map_err(|e| ServiceError::invalid("command", e.to_string()).into())
+}
+
+/// Asks the registries now whether moving tags (`latest`, ...) of installed apps point at new
+/// images; answers with every app (see `update_available` and `update_reason`).
+#[utoipa::path(post, path = "/api/v1/apps/check-updates", tag = "apps", security(("session" = [])),
+    responses((status = 200, body = [AppView]), (status = 403, body = super::error::ErrorBody)))]
+pub async fn check_updates(
+    State(state): State<AppState>,
+    _a: AdminSession,
+) -> ApiResult<Json<Vec<AppView>>> {
+    state.apps.check_digests().await?;
+    let mut out = Vec::new();
+    for r in state.apps.list()? {
+        out.push(view(&state, &r).await);
+    }
+    Ok(Json(out))
 }
 
 /// The app's logs, both streams of every container, as JSON lines; `follow=true` keeps the

@@ -128,7 +128,10 @@ impl IntoResponse for ApiError {
             E::Catalog(e) => catalog_status(e),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        let message = if status.is_server_error()
+            && status != StatusCode::SERVICE_UNAVAILABLE
+            && status != StatusCode::BAD_GATEWAY
+        {
             tracing::error!(error = %self.0, "request failed");
             "Something went wrong on the device. The details are in its log.".to_string()
         } else {
@@ -180,9 +183,12 @@ fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str
 fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'static str) {
     use crate::apps::catalog::CatalogError as C;
     match e {
-        C::StoreNotFound(_) | C::AppNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+        C::StoreNotFound(_) | C::AppNotFound { .. } | C::ImageNotFound(_) => {
+            (StatusCode::NOT_FOUND, "not_found")
+        }
         C::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
         C::Save(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        C::Media(_) => (StatusCode::BAD_GATEWAY, "image_unavailable"),
     }
 }
 

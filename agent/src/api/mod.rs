@@ -4,7 +4,7 @@
 //! Every route is described in the OpenAPI document (`/api/openapi.json`), which is generated
 //! from the same attributes that register the routes, so the two cannot drift.
 
-mod apps;
+pub(crate) mod apps;
 pub mod auth;
 mod device;
 pub mod disks;
@@ -106,7 +106,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::catalog))
         .routes(routes!(apps::catalog_app))
         .routes(routes!(apps::catalog_icon))
+        .routes(routes!(apps::catalog_thumbnail))
+        .routes(routes!(apps::catalog_screenshot))
         .routes(routes!(apps::plan))
+        .routes(routes!(apps::check_updates))
+        .routes(routes!(apps::convert))
         .routes(routes!(apps::list_apps, apps::install))
         .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
         .routes(routes!(apps::start_app))

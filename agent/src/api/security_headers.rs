@@ -33,6 +33,10 @@ pub async fn apply(State(state): State<AppState>, request: Request, next: Next) 
     state.metrics.count_response(response.status().as_u16());
     let headers = response.headers_mut();
     for (name, value) in STATIC_HEADERS {
+        // A handler's own, stricter policy (app images) stays.
+        if name == header::CONTENT_SECURITY_POLICY && headers.contains_key(&name) {
+            continue;
+        }
         headers.insert(name, HeaderValue::from_static(value));
     }
     if is_api && !headers.contains_key(header::CACHE_CONTROL) {

@@ -3,9 +3,18 @@
 //! in the user's language, filtered by category. A store that fails to reload keeps its last
 //! good copy and reports why. Stores added by an admin are remembered in one JSON file written
 //! atomically.
+//!
+//! A store can also be a zip URL (https only; GitHub's `archive/refs/heads/main.zip` layout with
+//! one top folder works). Each URL has a cache folder `<cache>/<blake3(url)>/` holding unpacked
+//! copies `v-<n>/` and a `current` symlink swapped atomically (`rename`) after a new copy has
+//! been downloaded, checked ([`super::store_zip`]) and loaded; the previous copy is kept so an
+//! install reading it meanwhile still finds its files, older ones are deleted. A download
+//! that fails leaves `current`, the loaded apps and the previous copies untouched and records
+//! the error.
 
 use super::casaos::{self, AppMeta};
-use super::source;
+use super::fetch::Fetcher;
+use super::{source, store_zip};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -30,10 +39,16 @@ pub struct StoreApp {
 #[derive(Debug, Clone)]
 pub struct LoadedStore {
     pub id: String,
+    /// The folder the apps are read from (for a zip store: the current unpacked copy).
     pub source: PathBuf,
+    /// Where a zip store is downloaded from.
+    pub url: Option<String>,
     /// From the configuration (cannot be removed through the API).
     pub configured: bool,
+    /// When the current copy was loaded.
     pub loaded_at: Option<String>,
+    /// When the last refresh was tried (successful or not).
+    pub refreshed_at: Option<String>,
     pub error: Option<String>,
     pub apps: Vec<StoreApp>,
     pub categories: Vec<Category>,
@@ -48,6 +63,7 @@ pub struct CatalogEntry {
     pub tagline: String,
     pub category: Option<String>,
     pub version: Option<String>,
+    /// The agent's route serving the icon (the store's URL is never given to the browser).
     pub icon: Option<String>,
     /// False when the app is not published for this device's architecture.
     pub available: bool,
@@ -62,15 +78,48 @@ pub enum CatalogError {
     AppNotFound { store: String, app: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("no {0}")]
+    ImageNotFound(String),
     #[error("cannot save the store list: {0}")]
     Save(std::io::Error),
+    #[error(transparent)]
+    Media(#[from] super::media::MediaError),
+}
+
+/// One entry of the saved store list: a folder, or a zip URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+enum SavedStore {
+    Dir(PathBuf),
+    Url { url: String },
+}
+
+/// Where the stores come from and how zip stores are downloaded.
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    pub dirs: Vec<PathBuf>,
+    pub urls: Vec<String>,
+    /// The JSON file remembering stores added through the API.
+    pub saved: PathBuf,
+    /// Where zip stores are unpacked.
+    pub cache_dir: PathBuf,
+    pub arch: String,
+    /// The client for zip stores (None: URL stores cannot be refreshed).
+    pub fetcher: Option<Fetcher>,
+    /// Fetches and caches icons and screenshots (None: only icons in store folders).
+    pub media: Option<super::media::MediaCache>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Catalog {
     stores: Arc<RwLock<Vec<LoadedStore>>>,
     saved: PathBuf,
+    cache_dir: PathBuf,
     arch: String,
+    fetcher: Option<Fetcher>,
+    media: Option<super::media::MediaCache>,
+    /// One refresh (or URL add) at a time.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn now() -> String {
@@ -148,36 +197,68 @@ fn matches(meta: &AppMeta, name: &str, q: &str, lang: &str) -> bool {
 }
 
 impl Catalog {
-    /// Loads the configured stores and those saved in `saved` (a JSON list of folders).
+    /// Loads the configured store folders and those saved in `saved` (no zip stores).
     pub fn load(configured: &[PathBuf], saved: PathBuf, arch: &str) -> Self {
-        let extra: Vec<PathBuf> = std::fs::read_to_string(&saved)
+        let cache_dir = saved.parent().unwrap_or(Path::new(".")).join("app-stores");
+        Self::open(CatalogOptions {
+            dirs: configured.to_vec(),
+            urls: Vec::new(),
+            saved,
+            cache_dir,
+            arch: arch.to_string(),
+            fetcher: None,
+            media: None,
+        })
+    }
+
+    /// Loads every configured and saved store from disk (zip stores from their cached copy;
+    /// nothing is downloaded here: see [`Catalog::refresh_missing`]).
+    pub fn open(o: CatalogOptions) -> Self {
+        let extra: Vec<SavedStore> = std::fs::read_to_string(&o.saved)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
-        let mut stores = Vec::new();
-        for (dir, configured) in configured
+        let configured = o
+            .dirs
             .iter()
-            .map(|d| (d, true))
-            .chain(extra.iter().map(|d| (d, false)))
-        {
-            let mut s = LoadedStore {
-                id: store_id(dir),
-                source: dir.clone(),
-                configured,
-                loaded_at: None,
-                error: None,
-                apps: Vec::new(),
-                categories: Vec::new(),
+            .map(|d| (SavedStore::Dir(d.clone()), true))
+            .chain(
+                o.urls
+                    .iter()
+                    .map(|u| (SavedStore::Url { url: u.clone() }, true)),
+            );
+        let mut stores = Vec::new();
+        for (entry, configured) in configured.chain(extra.into_iter().map(|e| (e, false))) {
+            let s = match entry {
+                SavedStore::Dir(dir) => {
+                    let mut s = LoadedStore {
+                        id: store_id(&dir),
+                        source: dir,
+                        url: None,
+                        configured,
+                        loaded_at: None,
+                        refreshed_at: None,
+                        error: None,
+                        apps: Vec::new(),
+                        categories: Vec::new(),
+                    };
+                    reload(&mut s);
+                    s
+                }
+                SavedStore::Url { url } => cached_url_store(&o.cache_dir, &url, configured),
             };
-            reload(&mut s);
             if !stores.iter().any(|o: &LoadedStore| o.id == s.id) {
                 stores.push(s);
             }
         }
         Self {
             stores: Arc::new(RwLock::new(stores)),
-            saved,
-            arch: arch.to_string(),
+            saved: o.saved,
+            cache_dir: o.cache_dir,
+            arch: o.arch,
+            fetcher: o.fetcher,
+            media: o.media,
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -193,11 +274,111 @@ impl Catalog {
         self.read().clone()
     }
 
-    /// Reloads every store; a store that fails keeps its last good apps and records the error.
-    pub fn refresh(&self) {
-        for s in self.write().iter_mut() {
+    /// Reloads the folder stores; a store that fails keeps its last good apps and records the
+    /// error. Zip stores are left alone (see [`Catalog::refresh`]).
+    pub fn refresh_dirs(&self) {
+        for s in self.write().iter_mut().filter(|s| s.url.is_none()) {
             reload(s);
         }
+    }
+
+    /// Reloads every store: folders from disk, zip stores downloaded anew.
+    pub async fn refresh(&self) {
+        let _one = self.refreshing.lock().await;
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.refresh_dirs()).await;
+        let urls: Vec<(String, String)> = self
+            .read()
+            .iter()
+            .filter_map(|s| s.url.clone().map(|u| (s.id.clone(), u)))
+            .collect();
+        for (id, url) in urls {
+            self.refresh_url(&id, &url).await;
+        }
+    }
+
+    /// Downloads the zip stores that have no copy yet (at start).
+    pub async fn refresh_missing(&self) {
+        let _one = self.refreshing.lock().await;
+        let urls: Vec<(String, String)> = self
+            .read()
+            .iter()
+            .filter(|s| s.loaded_at.is_none())
+            .filter_map(|s| s.url.clone().map(|u| (s.id.clone(), u)))
+            .collect();
+        for (id, url) in urls {
+            self.refresh_url(&id, &url).await;
+        }
+    }
+
+    async fn refresh_url(&self, id: &str, url: &str) {
+        let result = self.download(url).await;
+        let mut stores = self.write();
+        let Some(s) = stores.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        s.refreshed_at = Some(now());
+        match result {
+            Ok(d) => {
+                s.source = d.root;
+                s.apps = d.apps;
+                s.categories = d.categories;
+                s.loaded_at = s.refreshed_at.clone();
+                s.error = None;
+            }
+            Err(e) => {
+                tracing::warn!(store = %id, error = %e, "app store refresh failed; keeping the last good copy");
+                s.error = Some(e);
+            }
+        }
+    }
+
+    /// Downloads, checks, unpacks and loads `url`, then makes it the current copy.
+    async fn download(&self, url: &str) -> Result<Downloaded, String> {
+        let fetcher = self
+            .fetcher
+            .as_ref()
+            .ok_or("downloading stores is not configured")?;
+        let zip = fetcher
+            .get(url, store_zip::MAX_ZIP_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        let dir = url_cache_dir(&self.cache_dir, url);
+        tokio::task::spawn_blocking(move || install_copy(&dir, &zip.bytes))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Adds a zip store: downloaded and checked now; refused (and not remembered) if that fails.
+    pub async fn add_url(&self, url: &str) -> Result<LoadedStore, CatalogError> {
+        check_store_url(url).map_err(CatalogError::Invalid)?;
+        let _one = self.refreshing.lock().await;
+        if self.read().iter().any(|s| s.url.as_deref() == Some(url)) {
+            return Err(CatalogError::Invalid(format!("{url} is added already")));
+        }
+        let d = self.download(url).await.map_err(CatalogError::Invalid)?;
+        let store = LoadedStore {
+            id: url_store_id(&d.root, url),
+            source: d.root,
+            url: Some(url.to_string()),
+            configured: false,
+            loaded_at: Some(now()),
+            refreshed_at: Some(now()),
+            error: None,
+            apps: d.apps,
+            categories: d.categories,
+        };
+        let mut stores = self.write();
+        if stores.iter().any(|s| s.id == store.id) {
+            let _ = std::fs::remove_dir_all(url_cache_dir(&self.cache_dir, url));
+            return Err(CatalogError::Invalid(format!(
+                "a store with id {} exists already",
+                store.id
+            )));
+        }
+        stores.push(store.clone());
+        self.save(&stores)?;
+        Ok(store)
     }
 
     /// Adds a local store folder and remembers it.
@@ -211,8 +392,10 @@ impl Catalog {
         let store = LoadedStore {
             id: store_id(dir),
             source: dir.to_path_buf(),
+            url: None,
             configured: false,
             loaded_at: Some(now()),
+            refreshed_at: Some(now()),
             error: None,
             apps,
             categories,
@@ -240,15 +423,22 @@ impl Catalog {
                 "store {id} comes from the configuration"
             )));
         }
-        stores.remove(pos);
-        self.save(&stores)
+        let removed = stores.remove(pos);
+        self.save(&stores)?;
+        if let Some(url) = removed.url {
+            let _ = std::fs::remove_dir_all(url_cache_dir(&self.cache_dir, &url));
+        }
+        Ok(())
     }
 
     fn save(&self, stores: &[LoadedStore]) -> Result<(), CatalogError> {
-        let extra: Vec<&PathBuf> = stores
+        let extra: Vec<SavedStore> = stores
             .iter()
             .filter(|s| !s.configured)
-            .map(|s| &s.source)
+            .map(|s| match &s.url {
+                Some(url) => SavedStore::Url { url: url.clone() },
+                None => SavedStore::Dir(s.source.clone()),
+            })
             .collect();
         let json = serde_json::to_vec_pretty(&extra).unwrap_or_default();
         crate::fsutil::write_atomic(&self.saved, &json, 0o600).map_err(CatalogError::Save)
@@ -282,7 +472,8 @@ impl Catalog {
             tagline: a.meta.tagline.pick(lang).unwrap_or_default().to_string(),
             category: a.meta.category.clone(),
             version: a.meta.version.clone(),
-            icon: a.meta.icon.clone(),
+            icon: (a.meta.icon.is_some() || local_icon(a).is_some())
+                .then(|| format!("/api/v1/catalog/{store}/{}/icon", a.name)),
             available: a.meta.architectures.is_empty()
                 || a.meta.architectures.iter().any(|x| x == &self.arch),
             architectures: a.meta.architectures.clone(),
@@ -305,6 +496,35 @@ impl Catalog {
             })
     }
 
+    /// An app image: `icon`, `thumbnail` or `screenshot` number `n`. Icons in the app's store
+    /// folder win over the `icon` URL.
+    pub async fn image(
+        &self,
+        store: &str,
+        app: &str,
+        kind: ImageKind,
+    ) -> Result<(super::media::ImageType, Vec<u8>), CatalogError> {
+        let a = self.app(store, app)?;
+        let missing = || CatalogError::ImageNotFound(format!("{kind:?} of {app}").to_lowercase());
+        if kind == ImageKind::Icon
+            && let Some(path) = local_icon(&a)
+            && let Ok(bytes) = tokio::fs::read(path).await
+            && (bytes.len() as u64) <= super::media::MAX_MEDIA_BYTES
+            && let Some(t) = super::media::ImageType::sniff(&bytes)
+        {
+            return Ok((t, bytes));
+        }
+        let url = match kind {
+            ImageKind::Icon => a.meta.icon.clone(),
+            ImageKind::Thumbnail => a.meta.thumbnail.clone(),
+            ImageKind::Screenshot(n) => a.meta.screenshot_link.get(n).cloned(),
+        }
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(missing)?;
+        let media = self.media.as_ref().ok_or_else(missing)?;
+        Ok(media.get(url.trim()).await?)
+    }
+
     /// Every category of every store, without duplicates.
     pub fn categories(&self) -> Vec<Category> {
         let mut out: Vec<Category> = Vec::new();
@@ -319,15 +539,169 @@ impl Catalog {
     }
 }
 
+/// Which image of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    Icon,
+    Thumbnail,
+    Screenshot(usize),
+}
+
+/// An icon file in the app's store folder (its type is checked from its bytes when served).
+fn local_icon(a: &StoreApp) -> Option<PathBuf> {
+    let dir = a.compose_path.parent()?;
+    ["icon.png", "icon.svg", "icon.jpg", "icon.webp"]
+        .into_iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
+
 fn reload(s: &mut LoadedStore) {
+    s.refreshed_at = Some(now());
     match load_store(&s.source) {
         Ok((apps, categories)) => {
             s.apps = apps;
             s.categories = categories;
-            s.loaded_at = Some(now());
+            s.loaded_at = s.refreshed_at.clone();
             s.error = None;
         }
         Err(e) => s.error = Some(e),
+    }
+}
+
+/// A store URL must be https, without credentials, at most 2048 characters.
+pub fn check_store_url(url: &str) -> Result<(), String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
+    if u.scheme() != "https" {
+        return Err(format!("{url}: a store URL must use https"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!("{url}: credentials in store URLs are not allowed"));
+    }
+    if url.len() > 2048 || u.host_str().is_none() {
+        return Err(format!("{url}: not a usable store URL"));
+    }
+    Ok(())
+}
+
+struct Downloaded {
+    root: PathBuf,
+    apps: Vec<StoreApp>,
+    categories: Vec<Category>,
+}
+
+fn url_cache_dir(cache: &Path, url: &str) -> PathBuf {
+    let hash = blake3::hash(url.as_bytes()).to_hex();
+    cache.join(&hash.as_str()[..24])
+}
+
+/// A zip store's id: `store-config.json`'s `store_id` when the copy has one, else derived from
+/// the URL (host and file name).
+fn url_store_id(root: &Path, url: &str) -> String {
+    let from_config = root
+        .join("store-config.json")
+        .is_file()
+        .then(|| store_id(root));
+    from_config.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        let u = reqwest::Url::parse(url).ok();
+        let host = u.as_ref().and_then(|u| u.host_str()).unwrap_or("store");
+        let stem = u
+            .as_ref()
+            .and_then(|u| u.path_segments())
+            .and_then(|mut p| p.next_back().map(str::to_string))
+            .unwrap_or_default();
+        let stem = stem.trim_end_matches(".zip");
+        super::names::app_id_from(&format!("{host}-{stem}"))
+    })
+}
+
+/// A zip store as found in its cache folder at start.
+fn cached_url_store(cache: &Path, url: &str, configured: bool) -> LoadedStore {
+    let current = url_cache_dir(cache, url).join("current");
+    let mut s = LoadedStore {
+        id: String::new(),
+        source: current.clone(),
+        url: Some(url.to_string()),
+        configured,
+        loaded_at: None,
+        refreshed_at: None,
+        error: Some("not downloaded yet".into()),
+        apps: Vec::new(),
+        categories: Vec::new(),
+    };
+    if let Ok(root) = current
+        .canonicalize()
+        .map_err(|e| e.to_string())
+        .and_then(|c| store_zip::store_root(&c))
+    {
+        s.source = root;
+        reload(&mut s);
+    }
+    s.id = url_store_id(&s.source, url);
+    s
+}
+
+/// Unpacks `zip` as a new copy in `dir`, loads it, and swaps `dir/current` to it. Nothing of
+/// the current copy changes unless every step succeeds.
+fn install_copy(dir: &Path, zip: &[u8]) -> Result<Downloaded, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let tmp = dir.join(format!("tmp-{stamp}"));
+    let unpacked = (|| {
+        store_zip::extract(zip, &tmp)?;
+        let root = store_zip::store_root(&tmp)?;
+        let (apps, categories) = load_store(&root)?;
+        Ok::<_, String>((root, apps, categories))
+    })();
+    let (root, _, _) = match unpacked {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let version = format!("v-{stamp}");
+    let final_dir = dir.join(&version);
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::rename(&tmp, &final_dir).map_err(io)?;
+    let link_tmp = dir.join("current.new");
+    let _ = std::fs::remove_file(&link_tmp);
+    std::os::unix::fs::symlink(&version, &link_tmp).map_err(io)?;
+    std::fs::rename(&link_tmp, dir.join("current")).map_err(io)?;
+    // Load again from the final place so the apps' paths point there.
+    let rel = root
+        .strip_prefix(&tmp)
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let root = final_dir.join(rel);
+    let (apps, categories) = load_store(&root)?;
+    prune_copies(dir, &version);
+    Ok(Downloaded {
+        root,
+        apps,
+        categories,
+    })
+}
+
+/// Keeps the current copy and the one before it; removes older copies and leftovers.
+fn prune_copies(dir: &Path, current: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut versions: Vec<String> = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("tmp-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        } else if name.starts_with("v-") && name != current {
+            versions.push(name);
+        }
+    }
+    // Names sort by their time stamp (same number of digits for centuries).
+    versions.sort();
+    versions.pop();
+    for v in versions {
+        let _ = std::fs::remove_dir_all(dir.join(v));
     }
 }
 
@@ -375,7 +749,7 @@ mod tests {
         assert_eq!(hit.title, "Test-Web-App");
         assert!(!hit.available, "not published for riscv64");
         std::fs::remove_dir_all(store.join("Apps")).expect("break it");
-        c.refresh();
+        c.refresh_dirs();
         let s = &c.stores()[0];
         assert!(s.error.is_some());
         assert_eq!(s.apps.len(), 1, "last good copy kept");

@@ -8,11 +8,15 @@
 pub mod casaos;
 pub mod catalog;
 pub mod compose;
+pub mod convert;
+pub mod fetch;
 pub mod labels;
 pub mod lifecycle;
+pub mod media;
 pub mod names;
 pub mod plan;
 pub mod policy;
 pub mod record;
 pub mod runtime;
 pub mod source;
+pub mod store_zip;

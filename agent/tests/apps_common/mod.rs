@@ -5,6 +5,8 @@
 //! engine is a failure, not a silent pass.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use hearth_agent::apps::lifecycle::{Apps, InstallRequest};
 use hearth_agent::apps::plan::{AppSettings, DeviceSettings};
 use hearth_agent::apps::record::AppSource;
@@ -17,7 +19,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-const SOCKET: &str = "/var/run/docker.sock";
+/// The engine socket: Docker's, or another Docker-compatible one (Podman's) through
+/// HEARTH_TEST_CONTAINER_SOCKET.
+fn socket() -> String {
+    std::env::var("HEARTH_TEST_CONTAINER_SOCKET").unwrap_or_else(|_| "/var/run/docker.sock".into())
+}
 
 pub struct Env {
     pub apps: Apps,
@@ -32,11 +38,10 @@ pub async fn env() -> Option<Env> {
         eprintln!("HEARTH_SKIP_DOCKER_TESTS is set: skipping");
         return None;
     }
-    let runtime: Arc<dyn ContainerRuntime> = Arc::new(
-        DockerRuntime::connect(SOCKET)
-            .await
-            .expect("Docker is not reachable at /var/run/docker.sock: run ci/apps-deps"),
-    );
+    let runtime: Arc<dyn ContainerRuntime> =
+        Arc::new(DockerRuntime::connect(&socket()).await.unwrap_or_else(|e| {
+            panic!("no container engine at {}: {e}; run ci/apps-deps", socket())
+        }));
     runtime.ping().await.expect("Docker ping: run ci/apps-deps");
     let dir = tempfile::tempdir().expect("tempdir");
     let device = DeviceSettings::under(dir.path());

@@ -326,3 +326,112 @@ export interface WifiConnect {
   ssid: string;
   password?: string | null;
 }
+
+/** An app store: a folder on the device or a zip downloaded over https. */
+export interface StoreInfo {
+  id: string;
+  /** The store folder, or the zip URL. */
+  source: string;
+  /** The zip URL of a downloaded store (null for a folder on the device). */
+  url?: string | null;
+  /** From the configuration (cannot be removed through the API). */
+  configured: boolean;
+  /** When the copy being served was loaded. */
+  loaded_at?: string | null;
+  /** When the last refresh was tried. */
+  refreshed_at?: string | null;
+  /** Why the last refresh failed (the last good copy is still served). */
+  error?: string | null;
+  apps: number;
+}
+
+/** Exactly one of `path` (a folder on the device) or `url` (an https store zip). */
+export interface AddStoreRequest {
+  path?: string | null;
+  url?: string | null;
+}
+
+/** One catalog hit, localized. */
+export interface CatalogEntry {
+  store: string;
+  app: string;
+  title: string;
+  tagline: string;
+  category?: string | null;
+  version?: string | null;
+  /** The agent's route serving the icon (never the store's third-party URL). */
+  icon?: string | null;
+  /** False when the app is not published for this device's architecture. */
+  available: boolean;
+  architectures: string[];
+}
+
+/** One store app (the fields of CatalogEntry plus these). */
+export interface CatalogApp {
+  store: string;
+  app: string;
+  title: string;
+  tagline: string;
+  category?: string | null;
+  version?: string | null;
+  icon?: string | null;
+  available: boolean;
+  architectures: string[];
+  description: string;
+  tips?: string | null;
+  /** The agent's routes serving the screenshots, in order. */
+  screenshots: string[];
+  /** The agent's route serving the thumbnail. */
+  thumbnail?: string | null;
+  /** Every x-casaos field, all languages. */
+  meta: Record<string, unknown>;
+  /** What installing it now would do, or { error }. */
+  plan: Record<string, unknown>;
+}
+
+/** An installed app. */
+export interface AppView {
+  id: string;
+  /** { kind: 'store', store, app } or { kind: 'custom' }. */
+  source: Record<string, unknown>;
+  version?: string | null;
+  state: string;
+  /** The "open" link. */
+  web_url?: string | null;
+  containers: Record<string, unknown>[];
+  findings: Record<string, unknown>[];
+  consents: Record<string, unknown>[];
+  installed_at: string;
+  updated_at: string;
+  last_error?: string | null;
+  /** The store has a different version, or a moving tag points at a new image. */
+  update_available: boolean;
+  /** 'store_version' | 'image_digest' (null when no update is available). */
+  update_reason?: string | null;
+  /** Services whose tag points at a new image (from the last digest check). */
+  updated_images: string[];
+  /** When the registries were last asked. */
+  digest_checked_at?: string | null;
+  store_version?: string | null;
+  /** Updated automatically when the periodic check finds an update. */
+  auto_update: boolean;
+}
+
+/** PATCH /api/v1/apps/{id}: new settings (re-created), and/or the auto-update flag. */
+export interface PatchAppBody {
+  settings?: Record<string, unknown> | null;
+  consent?: string[];
+  auto_update?: boolean | null;
+}
+
+/** POST /api/v1/apps/convert */
+export interface ConvertRequest {
+  /** A `docker run ...` command line (split with shell quoting rules; nothing is run). */
+  command: string;
+}
+
+/** Compose YAML converted from a `docker run` command, and what did not convert. */
+export interface Converted {
+  yaml: string;
+  warnings: string[];
+}

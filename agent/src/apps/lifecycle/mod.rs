@@ -12,7 +12,7 @@ mod reconcile;
 mod update;
 
 pub use reconcile::ReconcileReport;
-pub use update::UpdateRequest;
+pub use update::{DigestCheck, UpdateRequest};
 
 use crate::apps::plan::{
     self, AppSettings, DeviceSettings, HostPort, Plan, PlanError, PlanInput, PortStrategy,
@@ -90,6 +90,8 @@ pub struct Apps {
     lock: Arc<tokio::sync::Mutex<()>>,
     health_timeout: Duration,
     proc_net: PathBuf,
+    /// The last moving-tag check per app (see `update::DigestCheck`).
+    checks: Arc<std::sync::Mutex<BTreeMap<String, update::DigestCheck>>>,
 }
 
 fn now() -> String {
@@ -113,6 +115,7 @@ impl Apps {
             lock: Arc::new(tokio::sync::Mutex::new(())),
             health_timeout: Duration::from_secs(120),
             proc_net: PathBuf::from("/proc/net"),
+            checks: Arc::default(),
         }
     }
 

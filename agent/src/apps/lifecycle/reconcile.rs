@@ -1,6 +1,8 @@
 //! Reconcile at start: rebuild the agent's view from the runtime's labels and the store. Crashed
 //! installs are undone, interrupted removals finished, Hearth-labelled objects without a record
-//! removed, and Compose projects Hearth did not create reported (never touched).
+//! removed, and Compose projects Hearth did not create reported (never touched). An orphan
+//! counts as this agent's only when its Compose working folder is under this agent's projects
+//! folder: another Hearth agent on the same engine (tests, a second data folder) keeps its apps.
 
 use super::{AppError, Apps};
 use crate::apps::labels;
@@ -24,6 +26,8 @@ pub struct ReconcileReport {
     pub removed_orphans: Vec<String>,
     /// Compose projects Hearth did not create (left alone).
     pub unmanaged: Vec<String>,
+    /// Hearth projects of another agent (another data folder) on the same engine (left alone).
+    pub foreign: Vec<String>,
 }
 
 impl Apps {
@@ -67,17 +71,25 @@ impl Apps {
         }
         let mut orphans = BTreeSet::new();
         let mut unmanaged = BTreeSet::new();
+        let mut foreign = BTreeSet::new();
         for c in &objects.containers {
             let project = c.labels.get(labels::PROJECT).cloned().unwrap_or_default();
             if known.contains(project.as_str()) {
                 continue;
             }
-            if c.labels.contains_key(labels::HEARTH_APP) {
+            let ours = c
+                .labels
+                .get(labels::WORKING_DIR)
+                .is_some_and(|d| std::path::Path::new(d).starts_with(&self.device.projects_dir));
+            if !c.labels.contains_key(labels::HEARTH_APP) {
+                unmanaged.insert(project);
+            } else if ours {
                 orphans.insert(project);
             } else {
-                unmanaged.insert(project);
+                foreign.insert(project);
             }
         }
+        report.foreign = foreign.into_iter().collect();
         for id in orphans {
             self.remove_objects(&id, None, false).await?;
             report.removed_orphans.push(id);

@@ -241,3 +241,55 @@ async fn a_second_install_of_the_same_id_is_refused() {
         Err(AppError::AlreadyInstalled(_))
     ));
 }
+
+#[tokio::test]
+async fn a_moved_tag_is_detected_and_an_update_clears_it() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs");
+    let checks = t.apps.check_digests().await.expect("check");
+    assert_eq!(checks["shop"].services, Vec::<String>::new());
+    assert_eq!(checks["shop"].error, None);
+
+    t.fake.set_registry_digest("reg/web:1", "sha256:new");
+    let checks = t.apps.check_digests().await.expect("check");
+    assert_eq!(checks["shop"].services, ["web"]);
+    assert_eq!(t.apps.digest_check("shop"), Some(checks["shop"].clone()));
+
+    let upd = UpdateRequest {
+        by: "ada".into(),
+        ..UpdateRequest::default()
+    };
+    let rec = t.apps.update("shop", upd).await.expect("updates");
+    assert_eq!(rec.image_digests["web"], "reg/web:1@sha256:new");
+    assert_eq!(t.apps.digest_check("shop"), None, "cleared by the update");
+    let checks = t.apps.check_digests().await.expect("check");
+    assert!(checks["shop"].services.is_empty());
+
+    // An unreachable registry is reported, not taken as an update.
+    t.fake.set_down(true);
+    let checks = t.apps.check_digests().await.expect("check");
+    assert!(checks["shop"].services.is_empty());
+    assert!(checks["shop"].error.is_some());
+    t.fake.set_down(false);
+
+    let rec = t.apps.set_auto_update("shop", true).await.expect("flag");
+    assert!(rec.auto_update && t.apps.get("shop").expect("record").auto_update);
+}
+
+#[tokio::test]
+async fn reconcile_leaves_another_agents_apps_alone() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs");
+    // A second agent (another data folder) on the same engine.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = Apps::new(
+        t.fake.clone(),
+        Store::open(&other_dir.path().join("store")).expect("store"),
+        DeviceSettings::under(other_dir.path()),
+        Events::new(),
+    );
+    let report = other.reconcile().await.expect("reconciles");
+    assert_eq!(report.foreign, ["shop"]);
+    assert!(report.removed_orphans.is_empty());
+    assert_eq!(t.fake.container_names().len(), 2, "untouched");
+}

@@ -98,6 +98,7 @@ impl Apps {
                 record.updated_at = at;
                 record.last_error = None;
                 self.store.put_app(&record)?;
+                self.forget_check(id);
                 self.state_event(id, "running", None);
                 Ok(record)
             }
@@ -127,5 +128,86 @@ impl Apps {
                 })
             }
         }
+    }
+}
+
+/// The result of comparing an app's images with its registries (moving tags such as `latest`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DigestCheck {
+    pub checked_at: String,
+    /// Services whose tag now points at a different image in the registry.
+    pub services: Vec<String>,
+    /// Why some image could not be checked (registry unreachable, ...).
+    pub error: Option<String>,
+}
+
+impl Apps {
+    fn checks(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, DigestCheck>> {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget_check(&self, id: &str) {
+        self.checks().remove(id);
+    }
+
+    /// The last moving-tag check of `id`.
+    pub fn digest_check(&self, id: &str) -> Option<DigestCheck> {
+        self.checks().get(id).cloned()
+    }
+
+    /// Asks the registries for the current digest of every installed app's images and compares
+    /// it with the digest each service was installed from. Images pinned by digest and images
+    /// without a registry digest (built locally) are skipped. Nothing is pulled.
+    pub async fn check_digests(&self) -> Result<BTreeMap<String, DigestCheck>, AppError> {
+        let mut out = BTreeMap::new();
+        for r in self.list()? {
+            if r.state != RecordState::Installed {
+                continue;
+            }
+            let mut check = DigestCheck {
+                checked_at: now(),
+                services: Vec::new(),
+                error: None,
+            };
+            let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+            for c in &r.plan.containers {
+                let Some(installed) = r.image_digests.get(&c.service) else {
+                    continue;
+                };
+                if c.image.contains('@') {
+                    continue;
+                }
+                let installed = installed.rsplit('@').next().unwrap_or(installed);
+                let current = match seen.get(&c.image) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = match self.runtime.registry_digest(&c.image).await {
+                            Ok(d) => Some(d),
+                            Err(e) => {
+                                check.error = Some(e.to_string());
+                                None
+                            }
+                        };
+                        seen.insert(c.image.clone(), d.clone());
+                        d
+                    }
+                };
+                if current.is_some_and(|d| d != installed) {
+                    check.services.push(c.service.clone());
+                }
+            }
+            out.insert(r.id.clone(), check);
+        }
+        *self.checks() = out.clone();
+        Ok(out)
+    }
+
+    /// Turns automatic updates of `id` on or off.
+    pub async fn set_auto_update(&self, id: &str, on: bool) -> Result<AppRecord, AppError> {
+        let _guard = self.lock.lock().await;
+        let mut r = self.get(id)?;
+        r.auto_update = on;
+        self.store.put_app(&r)?;
+        Ok(r)
     }
 }

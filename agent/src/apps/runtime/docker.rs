@@ -371,12 +371,46 @@ impl ContainerRuntime for DockerRuntime {
     fn image_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<Option<String>>> {
         async move {
             match self.docker.inspect_image(&with_tag(image)).await {
-                Ok(i) => Ok(i.repo_digests.and_then(|d| d.into_iter().next())),
+                Ok(i) => {
+                    // The digest of this image's repository (an image can be in several).
+                    let tagged = with_tag(image);
+                    let repo = tagged
+                        .rsplit_once(':')
+                        .filter(|(_, tag)| !tag.contains('/'))
+                        .map_or(tagged.as_str(), |(r, _)| r);
+                    let digests = i.repo_digests.unwrap_or_default();
+                    Ok(digests
+                        .iter()
+                        .find(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+                        .or(digests.first())
+                        .cloned())
+                }
                 Err(e) => match map_err("image", e) {
                     RuntimeError::NotFound(_) => Ok(None),
                     other => Err(other),
                 },
             }
+        }
+        .boxed()
+    }
+
+    fn registry_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<String>> {
+        async move {
+            let d = self
+                .docker
+                .inspect_registry_image(&with_tag(image), None)
+                .await
+                .map_err(|e| match map_err(&format!("image {image}"), e) {
+                    RuntimeError::Unavailable(m) => RuntimeError::Unavailable(m),
+                    other => RuntimeError::Pull {
+                        image: image.to_string(),
+                        message: other.to_string(),
+                    },
+                })?;
+            d.descriptor.digest.ok_or_else(|| RuntimeError::Pull {
+                image: image.to_string(),
+                message: "the registry gave no digest".into(),
+            })
         }
         .boxed()
     }

@@ -24,11 +24,20 @@ struct State {
     down: bool,
     /// Containers whose start makes them exit at once (a broken image).
     crashing: BTreeSet<String>,
+    /// Registry digests that differ from `sha256:0` (a moving tag that moved).
+    registry: BTreeMap<String, String>,
 }
 
 impl FakeRuntime {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the registry answer `digest` for `image` (a moving tag that moved).
+    pub fn set_registry_digest(&self, image: &str, digest: &str) {
+        self.lock()
+            .registry
+            .insert(image.to_string(), digest.to_string());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -165,10 +174,22 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     fn image_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<Option<String>>> {
+        // A pulled image has the digest the registry had for it.
         let r = self.call(format!("digest {image}")).map(|s| {
-            s.images
-                .contains(image)
-                .then(|| format!("{image}@sha256:0"))
+            s.images.contains(image).then(|| {
+                let d = s.registry.get(image).map_or("sha256:0", String::as_str);
+                format!("{image}@{d}")
+            })
+        });
+        async move { r }.boxed()
+    }
+
+    fn registry_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<String>> {
+        let r = self.call(format!("registry-digest {image}")).map(|s| {
+            s.registry
+                .get(image)
+                .cloned()
+                .unwrap_or_else(|| "sha256:0".into())
         });
         async move { r }.boxed()
     }

@@ -128,6 +128,9 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     fn image_id<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<Option<String>>>;
     /// The registry digest `image` has locally (`repo@sha256:...`), if known.
     fn image_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<Option<String>>>;
+    /// The manifest digest (`sha256:...`) the registry has for `image` now (Docker's
+    /// `GET /distribution/{name}/json`); nothing is pulled.
+    fn registry_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<String>>;
     fn create_network<'a>(&'a self, spec: &'a NetworkSpec) -> BoxFuture<'a, RtResult<()>>;
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
     fn network_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>>;
