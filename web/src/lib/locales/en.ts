@@ -310,6 +310,7 @@ export const en = {
     'Only trust a certificate you downloaded from your own device over your own network.',
   'about.hearth': 'Hearth',
   'about.hearth_text': 'Hearth is a home cloud: your apps, files and services on a device you own.',
+
   // Device pages: settings, services, storage, network.
   'nav.services': 'Services',
   'settings.title': 'Settings',
@@ -400,6 +401,7 @@ export const en = {
   'storage.size': 'Size',
   'storage.usage': 'Used',
   'storage.usage_of': 'Space used on {name}',
+  'storage.total_used': 'All partitions: {used} of {total} used',
   'storage.partition': 'Partition',
   'storage.partitions_of': 'Partitions of {name}',
   'storage.blank': 'This disk has no partitions and no file system. Format it to use it.',
