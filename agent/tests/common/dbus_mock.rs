@@ -269,13 +269,14 @@ pub async fn private_bus() -> Bus {
     }
 }
 
-/// Claims `name` on the bus at `address` and serves `mock` at `path`.
+/// Claims the well-known `name` on the bus at `address` and serves `mock` at the object path
+/// spelled like the name (`org.freedesktop.login1` → `/org/freedesktop/login1`).
 async fn serve<I: zbus::object_server::Interface>(
     address: &str,
     name: &'static str,
-    path: &'static str,
     mock: I,
 ) -> zbus::Connection {
+    let path = format!("/{}", name.replace('.', "/"));
     zbus::connection::Builder::address(address)
         .expect("address")
         .name(name)
@@ -314,9 +315,9 @@ pub async fn register_mocks(address: &str, calls: &Calls) -> Vec<zbus::Connectio
         ntp: true,
     };
     vec![
-        serve(address, "org.freedesktop.systemd1", "/org/freedesktop/systemd1", systemd).await,
-        serve(address, "org.freedesktop.login1", "/org/freedesktop/login1", login).await,
-        serve(address, "org.freedesktop.hostname1", "/org/freedesktop/hostname1", hostname).await,
-        serve(address, "org.freedesktop.timedate1", "/org/freedesktop/timedate1", timedate).await,
+        serve(address, "org.freedesktop.systemd1", systemd).await,
+        serve(address, "org.freedesktop.login1", login).await,
+        serve(address, "org.freedesktop.hostname1", hostname).await,
+        serve(address, "org.freedesktop.timedate1", timedate).await,
     ]
 }

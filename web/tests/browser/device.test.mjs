@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertAccessible,
   assertClean,
+  call,
   claimByApi,
   expectHeading,
   launchBrowser,
@@ -266,5 +267,33 @@ describe('device pages: settings, services, storage, network', () => {
     await page.setViewportSize({ width: 1280, height: 860 });
     await page.emulateMedia({ colorScheme: 'light' });
     assertClean(problems);
+  });
+
+  it('gives a member none of the device pages', async () => {
+    const res = await call(agent, 'POST', '/api/v1/users', {
+      body: { username: 'dora', password: 'a member password', role: 'member' },
+      jar: admin.jar,
+      csrf: admin.csrf,
+    });
+    assert.equal(res.status, 201, res.text);
+    const member = await openPage(browser, agent);
+    await member.page.goto('/settings');
+    await member.page.getByLabel('Username').fill('dora');
+    await member.page.getByLabel('Password').fill('a member password');
+    await member.page.getByRole('button', { name: 'Sign in' }).click();
+    await member.page.getByTestId('forbidden').filter({ hasText: 'Only administrators' }).waitFor();
+    const nav = member.page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Account' }).waitFor();
+    for (const name of ['Settings', 'Services', 'Storage', 'Network']) {
+      assert.equal(await nav.getByRole('link', { name }).count(), 0, `${name} is not in a member's navigation`);
+    }
+    for (const path of ['/services', '/storage', '/network']) {
+      await member.page.goto(path);
+      await member.page.getByTestId('forbidden').waitFor();
+    }
+    assert.equal((await member.page.request.post('/api/v1/system/reboot', { data: { confirm: true } })).status(), 403);
+    assert.ok(!agent.systemCalls().some((c) => c.startsWith('poweroff')));
+    await member.context.close();
+    assertClean(member.problems);
   });
 });
