@@ -415,7 +415,7 @@ export const en = {
   'storage.ejected': '{name} can be unplugged now.',
   'storage.formatted': '{name} was formatted.',
   'storage.format_title': 'Format {name}',
-  'storage.format_warning': 'Everything on {name} ({model} {size}) is erased. This cannot be undone.',
+  'storage.format_warning': 'Everything on {name} ({what}) is erased. This cannot be undone.',
   'storage.fs_hint_ext4': 'Linux’s usual file system: the best choice for a disk that stays at Hearth.',
   'storage.fs_hint_btrfs': 'Checks its data for damage and supports snapshots.',
   'storage.fs_hint_exfat': 'Readable by Windows and macOS: for a disk you also plug into other computers.',
