@@ -82,7 +82,14 @@ describe('storage page with a loop device', () => {
     await screenshot(page, 'storage-format');
     await assertAccessible(page, 'the format dialog');
     await erase.click();
-    await page.getByRole('status').filter({ hasText: `${name} was formatted.` }).waitFor({ timeout: 60_000 });
+    await page
+      .getByRole('status')
+      .filter({ hasText: `${name} was formatted.` })
+      .waitFor({ timeout: 60_000 })
+      .catch(async (e) => {
+        const shown = await page.locator('main, dialog').allTextContents();
+        throw new Error(`${e.message}\npage: ${shown.join(' | ')}\nagent log:\n${agent.log().slice(-3000)}`);
+      });
     const row = card().getByRole('row', { name: new RegExp(`${name}p1`) });
     await row.waitFor();
     assert.match(await row.textContent(), /ext4 · media/);
