@@ -259,71 +259,7 @@ pub async fn private_bus() -> Bus {
     }
     let address = format!("unix:path={}", socket.display());
     let calls: Calls = Arc::default();
-    let active = Arc::new(Mutex::new(
-        [
-            ("docker.service", true),
-            ("hearth-agent.service", true),
-            ("smbd.service", false),
-        ]
-        .into_iter()
-        .map(|(n, a)| (n.to_string(), a))
-        .collect(),
-    ));
-    let serve = |name: &'static str| {
-        zbus::connection::Builder::address(address.as_str())
-            .expect("address")
-            .name(name)
-            .expect("name")
-    };
-    let connections = vec![
-        serve("org.freedesktop.systemd1")
-            .serve_at(
-                "/org/freedesktop/systemd1",
-                MockSystemd {
-                    calls: calls.clone(),
-                    active,
-                    mounts: Arc::default(),
-                },
-            )
-            .expect("serve")
-            .build()
-            .await
-            .expect("systemd1"),
-        serve("org.freedesktop.login1")
-            .serve_at(
-                "/org/freedesktop/login1",
-                MockLogin {
-                    calls: calls.clone(),
-                },
-            )
-            .expect("serve")
-            .build()
-            .await
-            .expect("login1"),
-        serve("org.freedesktop.hostname1")
-            .serve_at(
-                "/org/freedesktop/hostname1",
-                MockHostname {
-                    name: "hearth".into(),
-                },
-            )
-            .expect("serve")
-            .build()
-            .await
-            .expect("hostname1"),
-        serve("org.freedesktop.timedate1")
-            .serve_at(
-                "/org/freedesktop/timedate1",
-                MockTimedate {
-                    zone: "Etc/UTC".into(),
-                    ntp: true,
-                },
-            )
-            .expect("serve")
-            .build()
-            .await
-            .expect("timedate1"),
-    ];
+    let connections = register_mocks(&address, &calls).await;
     Bus {
         child,
         address,
@@ -331,4 +267,57 @@ pub async fn private_bus() -> Bus {
         _connections: connections,
         calls,
     }
+}
+
+/// Claims the well-known `name` on the bus at `address` and serves `mock` at the object path
+/// spelled like the name (`org.freedesktop.login1` → `/org/freedesktop/login1`).
+async fn serve<I: zbus::object_server::Interface>(
+    address: &str,
+    name: &'static str,
+    mock: I,
+) -> zbus::Connection {
+    let path = format!("/{}", name.replace('.', "/"));
+    zbus::connection::Builder::address(address)
+        .expect("address")
+        .name(name)
+        .expect("name")
+        .serve_at(path, mock)
+        .expect("serve")
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Registers every mock service on the bus at `address`, recording calls in `calls`.
+/// Another mock is one more line here.
+pub async fn register_mocks(address: &str, calls: &Calls) -> Vec<zbus::Connection> {
+    let units = [
+        ("docker.service", true),
+        ("hearth-agent.service", true),
+        ("smbd.service", false),
+    ];
+    let active = Arc::new(Mutex::new(
+        units.into_iter().map(|(n, a)| (n.to_string(), a)).collect(),
+    ));
+    let systemd = MockSystemd {
+        calls: calls.clone(),
+        active,
+        mounts: Arc::default(),
+    };
+    let login = MockLogin {
+        calls: calls.clone(),
+    };
+    let hostname = MockHostname {
+        name: "hearth".into(),
+    };
+    let timedate = MockTimedate {
+        zone: "Etc/UTC".into(),
+        ntp: true,
+    };
+    vec![
+        serve(address, "org.freedesktop.systemd1", systemd).await,
+        serve(address, "org.freedesktop.login1", login).await,
+        serve(address, "org.freedesktop.hostname1", hostname).await,
+        serve(address, "org.freedesktop.timedate1", timedate).await,
+    ]
 }

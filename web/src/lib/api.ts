@@ -3,6 +3,15 @@
 
 import type {
   ChangePasswordRequest,
+  Disk,
+  FormatRequest,
+  JournalEntry,
+  MountRequest,
+  PowerRequest,
+  SettingsPatch,
+  SystemSettings,
+  UnitAction,
+  UnitStatus,
   ClaimRequest,
   CreateShareRequest,
   CreateUserRequest,
@@ -271,6 +280,28 @@ export class ApiClient {
   deleteShare = (name: string, purge = false) =>
     this.request<void>('DELETE', `/api/v1/shares/${seg(name)}?${query({ purge })}`);
   jobs = () => this.request<JobStatus[]>('GET', '/api/v1/jobs');
+
+  // The device: settings, power, services and their journals (admins, except reading settings).
+  systemSettings = () => this.request<SystemSettings>('GET', '/api/v1/system/settings');
+  updateSystemSettings = (patch: SettingsPatch) =>
+    this.request<SystemSettings>('PATCH', '/api/v1/system/settings', patch);
+  power = (action: 'reboot' | 'poweroff') =>
+    this.request<void>('POST', `/api/v1/system/${action}`, { confirm: true } satisfies PowerRequest);
+  services = () => this.request<UnitStatus[]>('GET', '/api/v1/services');
+  serviceAction = (unit: string, action: UnitAction) =>
+    this.request<void>('POST', `/api/v1/services/${encodeURIComponent(unit)}/${action}`);
+  /** Newest first; `lines` at most 1000, `priority` 0–7 (this or more urgent). */
+  journal = (unit: string, params: { lines?: number; priority?: number; contains?: string }) =>
+    this.request<JournalEntry[]>('GET', `/api/v1/services/${encodeURIComponent(unit)}/journal?${query({ ...params })}`);
+
+  // Disks (admins). The id is the kernel name (sdb).
+  disks = () => this.request<Disk[]>('GET', '/api/v1/disks');
+  formatDisk = (id: string, req: FormatRequest) =>
+    this.request<Disk>('POST', `/api/v1/disks/${encodeURIComponent(id)}/format`, req);
+  mountDisk = (id: string, req: MountRequest = {}) =>
+    this.request<Disk>('POST', `/api/v1/disks/${encodeURIComponent(id)}/mount`, req);
+  unmountDisk = (id: string) => this.request<Disk>('POST', `/api/v1/disks/${encodeURIComponent(id)}/unmount`);
+  ejectDisk = (id: string) => this.request<void>('POST', `/api/v1/disks/${encodeURIComponent(id)}/eject`);
   cancelJob = (id: string) => this.request<void>('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
 }
 

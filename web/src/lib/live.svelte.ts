@@ -3,6 +3,7 @@
 // (later features add their own).
 
 import { EVENTS_URL } from './api';
+import { DISK_EVENTS } from './disks';
 import { StatusHistory, type HistoryView } from './history';
 import type { JobStatus, SystemStatus } from './types';
 
@@ -17,6 +18,8 @@ export class LiveStatus {
   connection = $state<Connection>('idle');
   /** Jobs by id, as the stream (or GET /api/v1/jobs) last told. */
   jobs = $state.raw<Record<string, JobStatus>>({});
+  /** Counts `disk_*` events: a disk came, went or changed (the storage page reloads). */
+  diskChanges = $state(0);
 
   private readonly store = new StatusHistory();
   private source: EventSource | null = null;
@@ -84,6 +87,11 @@ export class LiveStatus {
         // A malformed event is skipped; the job list can be fetched again.
       }
     });
+    for (const name of DISK_EVENTS) {
+      source.addEventListener(name, () => {
+        this.diskChanges += 1;
+      });
+    }
     source.addEventListener('error', () => {
       if (source.readyState === EventSource.CLOSED) void this.reopenLater(source);
       else this.connection = 'reconnecting'; // the browser retries by itself

@@ -8,6 +8,7 @@ export type RouteId =
   | 'files'
   | 'storage'
   | 'network'
+  | 'services'
   | 'updates'
   | 'settings'
   | 'users'
@@ -29,10 +30,11 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'home', path: '/', title: 'nav.home' },
   { id: 'apps', path: '/apps', title: 'nav.apps', comingSoon: true },
   { id: 'files', path: '/files', title: 'nav.files', nested: true },
-  { id: 'storage', path: '/storage', title: 'nav.storage', comingSoon: true },
-  { id: 'network', path: '/network', title: 'nav.network', comingSoon: true },
+  { id: 'storage', path: '/storage', title: 'nav.storage', adminOnly: true },
+  { id: 'network', path: '/network', title: 'nav.network', adminOnly: true },
+  { id: 'services', path: '/services', title: 'nav.services', adminOnly: true },
   { id: 'updates', path: '/updates', title: 'nav.updates', comingSoon: true },
-  { id: 'settings', path: '/settings', title: 'nav.settings', comingSoon: true },
+  { id: 'settings', path: '/settings', title: 'nav.settings', adminOnly: true },
   { id: 'users', path: '/users', title: 'nav.users', adminOnly: true },
   { id: 'account', path: '/account', title: 'nav.account' },
   { id: 'about', path: '/about', title: 'nav.about' },

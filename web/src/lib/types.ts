@@ -434,4 +434,105 @@ export interface ConvertRequest {
 export interface Converted {
   yaml: string;
   warnings: string[];
+
+// The device (agent/src/api/device.rs): services, journal, power and settings.
+
+export type UnitAction = 'start' | 'stop' | 'restart';
+
+export interface UnitStatus {
+  name: string;
+  description: string;
+  /** `loaded`, `not-found`, … */
+  load_state: string;
+  /** `active`, `inactive`, `failed`, `activating`, … */
+  active_state: string;
+  sub_state: string;
+  /** What an admin may do to this unit (the agent's allow-list). */
+  actions: UnitAction[];
+}
+
+export interface JournalEntry {
+  /** Microseconds since the Unix epoch. */
+  time_usec: number;
+  /** 0 (emergency) … 7 (debug). */
+  priority: number;
+  identifier: string;
+  message: string;
+}
+
+export interface PowerRequest {
+  confirm: boolean;
+}
+
+export interface SystemSettings {
+  hostname: string;
+  timezone: string;
+  ntp: boolean;
+  ntp_synchronized: boolean;
+  /** Microseconds since the Unix epoch, as the device sees it. */
+  time_usec: number;
+}
+
+export interface SettingsPatch {
+  hostname?: string | null;
+  timezone?: string | null;
+  ntp?: boolean | null;
+}
+
+// Disks (agent/src/api/disks.rs).
+
+export interface Usage {
+  total_bytes: number;
+  used_bytes: number;
+}
+
+export interface Partition {
+  name: string;
+  path: string;
+  number: number;
+  size_bytes: number;
+  fs_type?: string | null;
+  label?: string | null;
+  uuid?: string | null;
+  mount_points: string[];
+  usage?: Usage | null;
+}
+
+export interface SmartHealth {
+  passed: boolean;
+  temperature_celsius?: number | null;
+  power_on_hours?: number | null;
+}
+
+export interface Disk {
+  /** Kernel name, also the id in URLs (`sda`, `nvme0n1`, `loop3`). */
+  name: string;
+  path: string;
+  size_bytes: number;
+  model?: string | null;
+  serial?: string | null;
+  /** `usb`, `sata`, `nvme`, `sd`, `virtio`, `loop` or `other`. */
+  bus: string;
+  removable: boolean;
+  rotational: boolean;
+  /** Holds the running system: never formatted, partitioned or unmounted. */
+  system: boolean;
+  fs_type?: string | null;
+  label?: string | null;
+  mount_points: string[];
+  partitions: Partition[];
+  smart?: SmartHealth | null;
+}
+
+export type Filesystem = 'ext4' | 'btrfs' | 'exfat';
+
+export interface FormatRequest {
+  filesystem: Filesystem;
+  label?: string | null;
+  /** The disk's name, typed by the person to confirm. */
+  confirm: string;
+}
+
+export interface MountRequest {
+  partition?: string | null;
 }

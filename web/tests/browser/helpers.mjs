@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,15 +33,22 @@ async function freePort() {
 /**
  * Starts `hearth-agent --dev` on a fresh data directory and waits for /api/health.
  * Returns { url, dataDir, ca, api, setupCode, stop }. Always call stop() (in `after`).
+ *
+ * Options: `systemBus: true` also starts a private D-Bus with mock systemd1, login1, hostname1
+ * and timedate1 (agent/examples/mock_system_bus.rs) and points the agent at it; the agent then
+ * has `systemCalls()` (what the mocks recorded, e.g. "reboot false", "restart docker.service
+ * replace") and `waitForSystemCall(pattern)`. `config` adds drop-in keys ({ journalctl: path }).
  */
-export async function startAgent() {
+export async function startAgent(options = {}) {
   if (!existsSync(AGENT_BIN)) {
     throw new Error(`no agent binary at ${AGENT_BIN}: build it or set HEARTH_AGENT_BIN`);
   }
   const dataDir = await mkdtemp(join(tmpdir(), 'hearth-web-test-'));
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const child = spawn(AGENT_BIN, ['--dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+  const bus = options.systemBus ? await startSystemBus() : null;
+  const extraArgs = await configDropIn(dataDir, { ...options.config, ...(bus && { system_bus_address: bus.address }) });
+  const child = spawn(AGENT_BIN, ['--dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -62,6 +69,7 @@ export async function startAgent() {
       while (exited === null && Date.now() < deadline) await sleep(50);
       if (exited === null) child.kill('SIGKILL');
     }
+    await bus?.stop();
     await rm(dataDir, { recursive: true, force: true });
   };
 
@@ -80,6 +88,10 @@ export async function startAgent() {
       await sleep(100);
     }
     const agent = { url, dataDir, ca, log: () => log, stop };
+    if (bus) {
+      agent.systemCalls = () => [...bus.calls];
+      agent.waitForSystemCall = bus.waitForCall;
+    }
     // The file is for people ("Hearth setup code: ABCD-EFGH"); the code is its last word.
     agent.setupCode = async () => {
       const text = await readFile(join(dataDir, 'setup-code'), 'utf8');
@@ -90,6 +102,77 @@ export async function startAgent() {
     await stop();
     throw e;
   }
+}
+
+export const MOCK_BUS_BIN =
+  process.env.HEARTH_MOCK_BUS_BIN ?? join(dirname(AGENT_BIN), 'examples/mock_system_bus');
+
+/** Writes `keys` as a TOML drop-in; returns the agent arguments that read it ([] for none). */
+async function configDropIn(dataDir, keys) {
+  const entries = Object.entries(keys ?? {});
+  if (entries.length === 0) return [];
+  const dir = join(dataDir, 'agent.d');
+  await mkdir(dir, { recursive: true });
+  // JSON strings, booleans, numbers and arrays of them are valid TOML values.
+  await writeFile(join(dir, '50-test.toml'), entries.map(([k, v]) => `${k} = ${JSON.stringify(v)}\n`).join(''));
+  return ['--config-dir', dir];
+}
+
+/** Starts the mock system bus; resolves once it printed its address. */
+async function startSystemBus() {
+  if (!existsSync(MOCK_BUS_BIN)) {
+    throw new Error(`no mock bus at ${MOCK_BUS_BIN}: cargo build -p hearth-agent --examples, or set HEARTH_MOCK_BUS_BIN`);
+  }
+  const child = spawn(MOCK_BUS_BIN, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+    process.off('exit', killOnExit);
+  });
+  const calls = [];
+  let address = null;
+  let buffer = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    buffer += d;
+    let nl;
+    while ((nl = buffer.indexOf('\n')) !== -1) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (address === null) address = line;
+      else if (line.startsWith('call ')) calls.push(line.slice(5));
+    }
+  });
+  const deadline = Date.now() + 20_000;
+  while (address === null) {
+    if (exited || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the mock system bus did not start:\n${stderr}`);
+    }
+    await sleep(50);
+  }
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const until = Date.now() + 5000;
+    while (!exited && Date.now() < until) await sleep(50);
+    if (!exited) child.kill('SIGKILL');
+  };
+  /** Waits (up to 10 s) for a recorded call matching `pattern`; returns it. */
+  const waitForCall = async (pattern) => {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const found = calls.find((c) => pattern.test(c));
+      if (found) return found;
+      if (Date.now() > until) throw new Error(`no system call matching ${pattern}; got: ${calls.join(' | ')}`);
+      await sleep(50);
+    }
+  };
+  return { address, calls, stop, waitForCall };
 }
 
 /**

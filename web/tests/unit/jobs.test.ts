@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LiveStatus } from '../../src/lib/live.svelte';
 import type { JobStatus } from '../../src/lib/types';
 
@@ -37,5 +37,44 @@ describe('job progress from the event stream', () => {
     expect(Object.keys(live.jobs)).toEqual(['j2']);
     live.stop();
     expect(live.jobs).toEqual({});
+  });
+});
+
+describe('disk events from the stream', () => {
+  /** An EventSource double: records listeners by event name so the test can fire them. */
+  class FakeSource {
+    static CLOSED = 2;
+    static last: FakeSource | null = null;
+    readyState = 1;
+    listeners = new Map<string, ((e: unknown) => void)[]>();
+    constructor(readonly url: string) {
+      FakeSource.last = this;
+    }
+    addEventListener(name: string, fn: (e: unknown) => void) {
+      this.listeners.set(name, [...(this.listeners.get(name) ?? []), fn]);
+    }
+    close() {}
+    fire(name: string, data = '{}') {
+      for (const fn of this.listeners.get(name) ?? []) fn({ data });
+    }
+  }
+
+  it('counts every disk_* event so the storage page reloads, and nothing else', () => {
+    vi.stubGlobal('EventSource', FakeSource);
+    try {
+      const live = new LiveStatus();
+      live.start(async () => true);
+      const source = FakeSource.last!;
+      expect(source.url).toBe('/api/v1/events');
+      source.fire('disk_added');
+      source.fire('disk_changed');
+      source.fire('disk_removed');
+      source.fire('job', JSON.stringify(job('running', 1)));
+      source.fire('app_state');
+      expect(live.diskChanges).toBe(3);
+      live.stop();
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });
