@@ -142,6 +142,27 @@ pub struct AppView {
     pub store_version: Option<String>,
 }
 
+/// One service's current environment, ports and bind mounts (what the settings form edits).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceSettings {
+    pub service: String,
+    pub image: String,
+    /// The environment the container runs with (after interpolation and overrides).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Published ports: `"8080/tcp"` → host port.
+    pub ports: std::collections::BTreeMap<String, u16>,
+    /// Bind mounts: container path → host path.
+    pub volumes: std::collections::BTreeMap<String, String>,
+}
+
+/// An installed app's settings: the user's overrides and what each service runs with now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppSettingsView {
+    #[schema(value_type = Object)]
+    pub settings: AppSettings,
+    pub services: Vec<ServiceSettings>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DeleteQuery {
     /// Also delete the app's volumes and its app-data folder.
@@ -415,6 +436,53 @@ pub async fn get_app(
 ) -> ApiResult<Json<AppView>> {
     let r = state.apps.get(&id)?;
     Ok(Json(view(&state, &r).await))
+}
+
+/// The app's settings overrides and each service's current environment, ports and bind mounts
+/// (admins only: environments hold passwords).
+#[utoipa::path(get, path = "/api/v1/apps/{id}/settings", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = AppSettingsView), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn app_settings(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppSettingsView>> {
+    use crate::apps::plan::Mount;
+    let r = state.apps.get(&id)?;
+    let services = r
+        .plan
+        .containers
+        .iter()
+        .map(|c| ServiceSettings {
+            service: c.service.clone(),
+            image: c.image.clone(),
+            env: c.env.clone(),
+            ports: r
+                .plan
+                .ports
+                .iter()
+                .filter(|p| p.service == c.service)
+                .filter_map(|p| {
+                    let key = format!("{}/{}", p.container_port, p.protocol.as_str());
+                    p.host_port.map(|h| (key, h))
+                })
+                .collect(),
+            volumes: c
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Bind { source, target, .. } => {
+                        Some((target.clone(), source.display().to_string()))
+                    }
+                    Mount::Volume { .. } | Mount::Tmpfs { .. } => None,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(AppSettingsView {
+        settings: r.settings,
+        services,
+    }))
 }
 
 /// Changes an app's settings (environment, ports, volumes) and re-creates it, through the

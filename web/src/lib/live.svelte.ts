@@ -4,7 +4,9 @@
 
 import { EVENTS_URL } from './api';
 import { StatusHistory, type HistoryView } from './history';
-import type { JobStatus, SystemStatus } from './types';
+import type { AppProgressEvent, AppStateEvent, JobStatus, SystemStatus } from './types';
+
+export type AppEvent = { kind: 'progress'; data: AppProgressEvent } | { kind: 'state'; data: AppStateEvent };
 
 export type Connection = 'idle' | 'connecting' | 'live' | 'reconnecting';
 
@@ -19,6 +21,8 @@ export class LiveStatus {
   jobs = $state.raw<Record<string, JobStatus>>({});
 
   private readonly store = new StatusHistory();
+  /** Listeners of app progress and state events (the app pages); not kept as state. */
+  private appListeners: ((e: AppEvent) => void)[] = [];
   private source: EventSource | null = null;
   private reopenTimer: ReturnType<typeof setTimeout> | null = null;
   /** Asked whether to reopen after the server closed the stream (false: the session is gone). */
@@ -55,6 +59,18 @@ export class LiveStatus {
     this.jobs = Object.fromEntries(Object.entries(this.jobs).filter(([, j]) => j.state === 'running'));
   }
 
+  /** Calls `fn` with every app event until the returned function is called. */
+  onApp(fn: (e: AppEvent) => void): () => void {
+    this.appListeners = [...this.appListeners, fn];
+    return () => {
+      this.appListeners = this.appListeners.filter((f) => f !== fn);
+    };
+  }
+
+  private emitApp(e: AppEvent): void {
+    for (const fn of this.appListeners) fn(e);
+  }
+
   /** Feeds one status (from the stream or a one-off fetch) into the charts. */
   accept(status: SystemStatus): void {
     this.status = status;
@@ -84,6 +100,20 @@ export class LiveStatus {
         // A malformed event is skipped; the job list can be fetched again.
       }
     });
+    for (const [name, kind] of [
+      ['app_progress', 'progress'],
+      ['app_state', 'state'],
+    ] as const) {
+      source.addEventListener(name, (event) => {
+        let data: unknown;
+        try {
+          data = JSON.parse((event as MessageEvent<string>).data);
+        } catch {
+          return; // a malformed event is skipped; the pages fetch the app list again
+        }
+        this.emitApp({ kind, data } as AppEvent);
+      });
+    }
     source.addEventListener('error', () => {
       if (source.readyState === EventSource.CLOSED) void this.reopenLater(source);
       else this.connection = 'reconnecting'; // the browser retries by itself
