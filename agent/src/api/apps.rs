@@ -6,7 +6,7 @@
 use super::auth::{AdminSession, Session};
 use super::error::{ApiResult, Body};
 use crate::apps::catalog::{CatalogEntry, Category, LoadedStore};
-use crate::apps::lifecycle::{InstallRequest, UpdateRequest};
+use crate::apps::lifecycle::{AppError, InstallRequest, UpdateRequest};
 use crate::apps::plan::AppSettings;
 use crate::apps::record::{AppRecord, AppSource};
 use crate::apps::runtime::LogOptions;
@@ -213,6 +213,18 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
     }
 }
 
+/// Runs an app operation on its own task, so a client that goes away (a dropped connection, a
+/// closed tab; browsers drop open connections when Docker adds a network interface) does not
+/// cancel it halfway: it always runs to its end or undoes itself, as it would uninterrupted.
+async fn detached<T: Send + 'static>(
+    op: impl std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::spawn(op).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ServiceError::Internal(format!("app operation task: {e}")).into()),
+    }
+}
+
 /// Turns an install body into a lifecycle request (reading the store app when named).
 fn install_request(state: &AppState, body: InstallBody, by: &str) -> ApiResult<InstallRequest> {
     let (compose, side_files, source, exact_ports) = match (body.store, body.app, body.compose) {
@@ -408,7 +420,8 @@ pub async fn install(
     Body(body): Body<InstallBody>,
 ) -> ApiResult<(StatusCode, Json<AppView>)> {
     let req = install_request(&state, body, &a.0.user.username)?;
-    let r = state.apps.install(req).await?;
+    let apps = state.apps.clone();
+    let r = detached(async move { apps.install(req).await }).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &r).await)))
 }
 
@@ -501,7 +514,8 @@ pub async fn patch_app(
         consent: body.consent.into_iter().collect(),
         by: a.0.user.username.clone(),
     };
-    let r = state.apps.update(&id, req).await?;
+    let apps = state.apps.clone();
+    let r = detached(async move { apps.update(&id, req).await }).await?;
     Ok(Json(view(&state, &r).await))
 }
 
@@ -514,7 +528,8 @@ pub async fn delete_app(
     Path(id): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    state.apps.uninstall(&id, q.delete_data).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.uninstall(&id, q.delete_data).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -526,7 +541,8 @@ pub async fn start_app(
     _a: AdminSession,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.apps.start(&id).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.start(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -538,7 +554,8 @@ pub async fn stop_app(
     _a: AdminSession,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.apps.stop(&id).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.stop(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -550,7 +567,8 @@ pub async fn restart_app(
     _a: AdminSession,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.apps.restart(&id).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.restart(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -590,7 +608,8 @@ pub async fn update_app(
         consent,
         by: a.0.user.username.clone(),
     };
-    let r = state.apps.update(&id, req).await?;
+    let apps = state.apps.clone();
+    let r = detached(async move { apps.update(&id, req).await }).await?;
     Ok(Json(view(&state, &r).await))
 }
 

@@ -2,6 +2,7 @@
 // settings form and the install request, an app's overall state. No I/O here: the screens call
 // the API and feed the answers in, the unit tests feed captured answers in.
 
+import { ApiError, NETWORK_ERROR } from './api';
 import type {
   AppProgressEvent,
   AppSettings,
@@ -454,4 +455,120 @@ export function findingsFromConsentError(message: string): Finding[] {
     if (m) out.push({ id: `${m[2]}:${m[3]}${m[4] !== undefined ? `:${m[4]}` : ''}`, kind: m[2], service: m[3], subject: m[4] ?? '', message: m[1] });
   }
   return out;
+}
+
+// ---- Calls that outlive their connection ------------------------------------------------
+
+export type Sleep = (ms: number) => Promise<void>;
+const realSleep: Sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+const isNetworkError = (e: unknown) => e instanceof ApiError && e.code === NETWORK_ERROR;
+
+/**
+ * Runs a long call (install, update, uninstall). When its connection drops before the answer
+ * (Chromium drops open connections whenever Docker adds or removes a network interface, which
+ * installs and stops do), the operation goes on in the agent: `check` is then asked every
+ * second until it returns the outcome (non-null) or throws.
+ */
+export async function outliveDisconnect<T>(
+  call: () => Promise<T>,
+  check: () => Promise<T | null>,
+  sleep: Sleep = realSleep,
+  limit = 900,
+): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (!isNetworkError(e)) throw e;
+  }
+  for (let i = 0; i < limit; i++) {
+    await sleep(1000);
+    let out: T | null;
+    try {
+      out = await check();
+    } catch (e) {
+      if (isNetworkError(e)) continue;
+      throw e;
+    }
+    if (out !== null) return out;
+  }
+  throw new ApiError(0, NETWORK_ERROR, 'no answer');
+}
+
+/**
+ * The `check` for an install whose answer was lost: still `installing` → wait; another state →
+ * done; gone after having been seen (a failed install removes its record) or never appearing →
+ * failed, with the reason from the `app_state` event when one arrived.
+ */
+export function installCheck(
+  get: (id: string) => Promise<AppView>,
+  id: string,
+  failure: () => string | null,
+  patience = 10,
+): () => Promise<AppView | null> {
+  let seen = false;
+  let misses = 0;
+  return async () => {
+    try {
+      const v = await get(id);
+      if (v.state === 'installing') {
+        seen = true;
+        return null;
+      }
+      return v;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+      if (seen || ++misses > patience) throw new ApiError(422, 'install_failed', failure() ?? 'the install failed');
+      return null;
+    }
+  };
+}
+
+/**
+ * The `check` for an update or settings change: done when the app is no longer `updating` and
+ * its record changed (`updated_at`, or a new `last_error` after a roll-back). The agent pulls
+ * before it marks the app `updating`, so an unchanged record is waited for `patience` times
+ * (a change refused before it began leaves the record as it was).
+ */
+export function updateCheck(
+  get: (id: string) => Promise<AppView>,
+  before: Pick<AppView, 'id' | 'updated_at' | 'last_error'>,
+  patience = 120,
+): () => Promise<AppView | null> {
+  let asked = 0;
+  return async () => {
+    const v = await get(before.id);
+    if (v.state === 'updating') return null;
+    const changed = v.updated_at !== before.updated_at || (v.last_error ?? null) !== (before.last_error ?? null);
+    return changed || ++asked > patience ? v : null;
+  };
+}
+
+/** The `check` for start and stop: done when the containers got there (restart: at once). */
+export function actionCheck(
+  get: (id: string) => Promise<AppView>,
+  id: string,
+  action: 'start' | 'stop' | 'restart',
+): () => Promise<AppView | null> {
+  return async () => {
+    const v = await get(id);
+    const now = runState(v);
+    if (action === 'stop') return now === 'stopped' ? v : null;
+    if (action === 'start') return now === 'running' ? v : null;
+    return v;
+  };
+}
+
+/** The `check` for an uninstall: done when the app is gone; back to `installed` means it failed. */
+export function removalCheck(get: (id: string) => Promise<AppView>, id: string): () => Promise<true | null> {
+  return async () => {
+    try {
+      const v = await get(id);
+      if (v.state === 'removing') return null;
+      throw new ApiError(409, 'uninstall_failed', v.last_error ?? 'the app was not removed');
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return true;
+      throw e;
+    }
+  };
 }

@@ -6,7 +6,11 @@ import { EVENTS_URL } from './api';
 import { StatusHistory, type HistoryView } from './history';
 import type { AppProgressEvent, AppStateEvent, JobStatus, SystemStatus } from './types';
 
-export type AppEvent = { kind: 'progress'; data: AppProgressEvent } | { kind: 'state'; data: AppStateEvent };
+/** App events for the app pages; `resync` after the stream reopened (events may have been missed). */
+export type AppEvent =
+  | { kind: 'progress'; data: AppProgressEvent }
+  | { kind: 'state'; data: AppStateEvent }
+  | { kind: 'resync' };
 
 export type Connection = 'idle' | 'connecting' | 'live' | 'reconnecting';
 
@@ -83,7 +87,9 @@ export class LiveStatus {
     const source = new EventSource(EVENTS_URL);
     this.source = source;
     source.addEventListener('open', () => {
+      const again = this.connection === 'reconnecting';
       this.connection = 'live';
+      if (again) this.emitApp({ kind: 'resync' });
     });
     source.addEventListener('status', (event) => {
       try {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,15 +33,23 @@ async function freePort() {
 /**
  * Starts `hearth-agent --dev` on a fresh data directory and waits for /api/health.
  * Returns { url, dataDir, ca, api, setupCode, stop }. Always call stop() (in `after`).
+ * `options.config`: TOML text of an extra configuration drop-in (given with --config-dir).
  */
-export async function startAgent() {
+export async function startAgent(options = {}) {
   if (!existsSync(AGENT_BIN)) {
     throw new Error(`no agent binary at ${AGENT_BIN}: build it or set HEARTH_AGENT_BIN`);
   }
   const dataDir = await mkdtemp(join(tmpdir(), 'hearth-web-test-'));
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const child = spawn(AGENT_BIN, ['--dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+  const args = ['--dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`];
+  if (options.config !== undefined) {
+    const configDir = join(dataDir, 'agent.d');
+    await mkdir(configDir, { recursive: true });
+    await writeFile(join(configDir, '50-test.toml'), options.config);
+    args.push('--config-dir', configDir);
+  }
+  const child = spawn(AGENT_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -144,10 +152,12 @@ export async function claimByApi(agent, username = 'admin', password = 'correct 
   return { jar, csrf: res.json.csrf_token, username, password };
 }
 
-export async function launchBrowser() {
+/** `options.args`: extra Chromium flags (e.g. --host-resolver-rules for app links). */
+export async function launchBrowser(options = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
+      ...(options.args ?? []),
       '--no-sandbox',
       '--disable-background-networking',
       '--disable-component-update',

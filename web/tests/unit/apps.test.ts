@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { ApiError, NETWORK_ERROR } from '../../src/lib/api';
 import {
   LogBuffer,
+  actionCheck,
+  installCheck,
+  outliveDisconnect,
+  removalCheck,
+  updateCheck,
   PullTracker,
   appIdProblem,
   applyStateEvent,
@@ -263,5 +269,96 @@ describe('install dialog → request', () => {
     expect(appIdProblem('My App')).toBe(true);
     expect(appIdProblem('-x')).toBe(true);
     expect(appIdProblem('a'.repeat(64))).toBe(true);
+  });
+});
+
+describe('calls that lose their connection', () => {
+  const netErr = () => new ApiError(0, NETWORK_ERROR, 'Failed to fetch');
+  const noSleep = async () => {};
+
+  it('returns the answer when there is one, and passes other errors through', async () => {
+    expect(await outliveDisconnect(async () => 1, async () => 2, noSleep)).toBe(1);
+    const conflict = new ApiError(409, 'consent_required', 'x');
+    await expect(outliveDisconnect(async () => Promise.reject(conflict), async () => 2, noSleep)).rejects.toBe(conflict);
+  });
+
+  it('asks until the operation is over after the connection dropped', async () => {
+    const answers: (string | null | Error)[] = [null, netErr(), null, 'done'];
+    let asked = 0;
+    const out = await outliveDisconnect(
+      async () => Promise.reject(netErr()),
+      async () => {
+        const a = answers[asked++];
+        if (a instanceof Error) throw a;
+        return a;
+      },
+      noSleep,
+    );
+    expect(out).toBe('done');
+    expect(asked).toBe(4);
+  });
+
+  it('follows a lost install to running, or to its failure with the reason', async () => {
+    const installing = view('a', 'installing', []);
+    const installed = view('a', 'installed', [container('running')]);
+    const seq = [installing, installing, installed];
+    const get = async () => seq.shift()!;
+    const check = installCheck(get, 'a', () => null);
+    expect(await check()).toBeNull();
+    expect(await check()).toBeNull();
+    expect(await check()).toBe(installed);
+
+    const gone = new ApiError(404, 'not_found', 'gone');
+    const seq2: (AppView | ApiError)[] = [installing, gone];
+    const failing = installCheck(
+      async () => {
+        const v = seq2.shift()!;
+        if (v instanceof ApiError) throw v;
+        return v;
+      },
+      'a',
+      () => 'image pull failed',
+    );
+    expect(await failing()).toBeNull();
+    await expect(failing()).rejects.toThrow('image pull failed');
+
+    // Never seen: a few misses are fine (the record may not exist yet), then it is a failure.
+    const never = installCheck(async () => Promise.reject(gone), 'a', () => null, 2);
+    expect(await never()).toBeNull();
+    expect(await never()).toBeNull();
+    await expect(never()).rejects.toThrow('the install failed');
+  });
+
+  it('knows when an uninstall or an update is over', async () => {
+    const gone = new ApiError(404, 'not_found', 'gone');
+    expect(await removalCheck(async () => Promise.reject(gone), 'a')()).toBe(true);
+    expect(await removalCheck(async () => view('a', 'removing', []), 'a')()).toBeNull();
+    await expect(removalCheck(async () => view('a', 'installed', []), 'a')()).rejects.toThrow();
+  });
+
+  it('waits for an update to change the record (the agent pulls before it says "updating")', async () => {
+    const before = { ...view('a', 'installed', []), updated_at: 't1' };
+    const seq = [before, { ...before, state: 'updating' }, { ...before, updated_at: 't2' }];
+    const check = updateCheck(async () => seq.shift()!, before);
+    expect(await check()).toBeNull();
+    expect(await check()).toBeNull();
+    expect((await check())?.updated_at).toBe('t2');
+    // A roll-back keeps updated_at but sets last_error.
+    const rolled = updateCheck(async () => ({ ...before, last_error: 'rolled back' }), before);
+    expect((await rolled())?.last_error).toBe('rolled back');
+    // A change refused before it began: after `patience` unchanged answers, the record as it is.
+    const refused = updateCheck(async () => before, before, 1);
+    expect(await refused()).toBeNull();
+    expect(await refused()).toBe(before);
+  });
+
+  it('waits for start and stop to reach the containers', async () => {
+    const running = view('a', 'installed', [container('running')]);
+    const exited = view('a', 'installed', [container('exited')]);
+    expect(await actionCheck(async () => running, 'a', 'stop')()).toBeNull();
+    expect(await actionCheck(async () => exited, 'a', 'stop')()).toBe(exited);
+    expect(await actionCheck(async () => exited, 'a', 'start')()).toBeNull();
+    expect(await actionCheck(async () => running, 'a', 'start')()).toBe(running);
+    expect(await actionCheck(async () => exited, 'a', 'restart')()).toBe(exited);
   });
 });
