@@ -495,6 +495,11 @@ export async function outliveDisconnect<T>(
   throw new ApiError(0, NETWORK_ERROR, 'no answer');
 }
 
+/** A read that may be cut off while containers come and go: tried again a few times. */
+export function readAgain<T>(read: () => Promise<T>, tries = 5, sleep: Sleep = realSleep): Promise<T> {
+  return outliveDisconnect(read, read, sleep, tries);
+}
+
 /**
  * The `check` for an install whose answer was lost: still `installing` → wait; another state →
  * done; gone after having been seen (a failed install removes its record) or never appearing →

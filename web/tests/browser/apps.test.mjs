@@ -30,6 +30,22 @@ const FIXTURE = join(REPO, 'agent/tests/fixtures/test-store');
 const APP_ID = `hwt${process.pid}`;
 const ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10" fill="#c2410c"/></svg>';
 
+/** The app's answer at `path` on its host port (the container may still be opening it). */
+async function appGet(port, path) {
+  let last;
+  for (let i = 0; i < 40; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      if (res.ok) return await res.text();
+      last = new Error(`HTTP ${res.status}`);
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+  throw new Error(`http://127.0.0.1:${port}${path} did not answer: ${last?.message}`);
+}
+
 async function freePort() {
   const server = createServer();
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
@@ -87,7 +103,6 @@ describe('apps pages', () => {
     // The "open" link names the device (<hostname>.local); the browser resolves it to this machine.
     browser = await launchBrowser({ args: ['--host-resolver-rules=MAP *.local 127.0.0.1'] });
     ({ page, problems } = await openPage(browser, agent));
-    page.on('response', (r) => r.status() >= 400 && console.log('RESP', r.request().method(), r.url(), r.status()));
     await page.goto('/apps/store');
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await page.getByLabel('Username').fill(admin.username);
@@ -171,7 +186,12 @@ describe('apps pages', () => {
     // The install answers when the app is up; the page moves to the installed app.
     // (Docker's new network interfaces make Chromium drop the request; the dialog then follows
     // the install through GET /api/v1/apps/{id}.)
-    await page.getByRole('heading', { name: 'WebApp', level: 1 }).waitFor({ timeout: 120_000 });
+    await page
+      .getByRole('heading', { name: 'WebApp', level: 1 })
+      .waitFor({ timeout: 120_000 })
+      .catch((e) => {
+        throw new Error(`${e.message}\nagent log:\n${agent.log().slice(-4000)}`);
+      });
     assert.equal(new URL(page.url()).pathname, `/apps/${APP_ID}`);
     await page.locator('[data-testid="app-state"][data-state="running"]').waitFor({ timeout: 60_000 });
     assert.deepEqual((await dockerObjects('container')).length, 2);
@@ -202,8 +222,7 @@ describe('apps pages', () => {
     await field.fill('hello from the browser test');
     await page.getByRole('button', { name: 'Save and re-create' }).click();
     await page.getByText('Settings saved; the app runs with them now.').waitFor({ timeout: 60_000 });
-    const res = await fetch(`http://127.0.0.1:${port}/greeting.txt`);
-    assert.equal((await res.text()).trim(), 'hello from the browser test');
+    assert.equal((await appGet(port, '/greeting.txt')).trim(), 'hello from the browser test');
   });
 
   it('stops and starts the app, live on the installed-apps page', async () => {
@@ -214,7 +233,12 @@ describe('apps pages', () => {
     await assertAccessible(page, 'the installed apps page');
     await screenshot(page, 'apps-installed');
     await tile.getByRole('button', { name: 'Stop WebApp' }).click();
-    await tile.locator('[data-state="stopped"]').waitFor({ timeout: 30_000 });
+    await tile
+      .locator('[data-state="stopped"]')
+      .waitFor({ timeout: 60_000 })
+      .catch(async (e) => {
+        throw new Error(`${e.message}\ntile: ${await tile.textContent()}\nagent log:\n${agent.log().slice(-3000)}`);
+      });
     const { stdout } = await run('docker', ['ps', '--filter', `label=com.docker.compose.project=${APP_ID}`, '-q']);
     assert.equal(stdout.trim(), '', 'no container of the app runs');
     await tile.getByRole('button', { name: 'Start WebApp' }).click();

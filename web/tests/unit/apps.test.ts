@@ -3,6 +3,7 @@ import { ApiError, NETWORK_ERROR } from '../../src/lib/api';
 import {
   LogBuffer,
   actionCheck,
+  readAgain,
   installCheck,
   outliveDisconnect,
   removalCheck,
@@ -360,5 +361,18 @@ describe('calls that lose their connection', () => {
     expect(await actionCheck(async () => exited, 'a', 'start')()).toBeNull();
     expect(await actionCheck(async () => running, 'a', 'start')()).toBe(running);
     expect(await actionCheck(async () => exited, 'a', 'restart')()).toBe(exited);
+  });
+});
+
+describe('reads that may be cut off', () => {
+  it('tries a read again after a dropped connection, a few times', async () => {
+    let n = 0;
+    const flaky = async () => {
+      n += 1;
+      if (n < 3) throw new ApiError(0, NETWORK_ERROR, 'dropped');
+      return 'ok';
+    };
+    expect(await readAgain(flaky, 5, async () => {})).toBe('ok');
+    await expect(readAgain(async () => Promise.reject(new ApiError(0, NETWORK_ERROR, 'x')), 2, async () => {})).rejects.toThrow();
   });
 });
