@@ -239,23 +239,18 @@ export interface CatalogResponse {
   categories: Category[];
 }
 
-export interface CatalogApp {
-  store: string;
-  app: string;
-  title: string;
-  tagline: string;
-  category?: string | null;
-  version?: string | null;
-  icon?: string | null;
-  available: boolean;
-  architectures: string[];
+/**
+ * One store app (`CatalogApp`): the catalog entry's fields (flattened into it, which the
+ * OpenAPI document writes as `allOf`) plus its text, screenshots, metadata and a dry-run plan.
+ */
+export type CatalogApp = CatalogEntry & {
   description: string;
   tips?: string | null;
   screenshots: string[];
   meta: AppMeta;
   /** What installing would do, or `{ error }` when it cannot be planned. */
   plan: Plan | { error: string };
-}
+};
 
 export interface InstallBody {
   store?: string | null;
