@@ -464,6 +464,20 @@ const realSleep: Sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 const isNetworkError = (e: unknown) => e instanceof ApiError && e.code === NETWORK_ERROR;
 
+/** How a call that lost its connection is followed up. */
+export interface FollowUp {
+  sleep?: Sleep;
+  /** How many checks at most (one a second). */
+  limit?: number;
+  /**
+   * After this many checks in a row without an outcome, the call is sent again: a request
+   * can be dropped before it reached the agent. Only for calls that are safe to repeat.
+   */
+  resendAfter?: number;
+  /** Errors of a repeated call that mean "the first one arrived after all" (keep checking). */
+  alreadyRunning?: (e: ApiError) => boolean;
+}
+
 /**
  * Runs a long call (install, update, uninstall). When its connection drops before the answer
  * (Chromium drops open connections whenever Docker adds or removes a network interface, which
@@ -473,14 +487,14 @@ const isNetworkError = (e: unknown) => e instanceof ApiError && e.code === NETWO
 export async function outliveDisconnect<T>(
   call: () => Promise<T>,
   check: () => Promise<T | null>,
-  sleep: Sleep = realSleep,
-  limit = 900,
+  { sleep = realSleep, limit = 900, resendAfter = Infinity, alreadyRunning = () => false }: FollowUp = {},
 ): Promise<T> {
   try {
     return await call();
   } catch (e) {
     if (!isNetworkError(e)) throw e;
   }
+  let quiet = 0;
   for (let i = 0; i < limit; i++) {
     await sleep(1000);
     let out: T | null;
@@ -491,28 +505,35 @@ export async function outliveDisconnect<T>(
       throw e;
     }
     if (out !== null) return out;
+    if (++quiet >= resendAfter) {
+      quiet = 0;
+      try {
+        return await call();
+      } catch (e) {
+        if (!(isNetworkError(e) || (e instanceof ApiError && alreadyRunning(e)))) throw e;
+      }
+    }
   }
   throw new ApiError(0, NETWORK_ERROR, 'no answer');
 }
 
 /** A read that may be cut off while containers come and go: tried again a few times. */
 export function readAgain<T>(read: () => Promise<T>, tries = 5, sleep: Sleep = realSleep): Promise<T> {
-  return outliveDisconnect(read, read, sleep, tries);
+  return outliveDisconnect(read, read, { sleep, limit: tries });
 }
 
 /**
  * The `check` for an install whose answer was lost: still `installing` → wait; another state →
- * done; gone after having been seen (a failed install removes its record) or never appearing →
- * failed, with the reason from the `app_state` event when one arrived.
+ * done; gone after having been seen (a failed install removes its record) → failed, with the
+ * reason from the `app_state` event when one arrived. Never seen → wait (the caller re-sends
+ * the install after a while: the request may not have arrived).
  */
 export function installCheck(
   get: (id: string) => Promise<AppView>,
   id: string,
   failure: () => string | null,
-  patience = 10,
 ): () => Promise<AppView | null> {
   let seen = false;
-  let misses = 0;
   return async () => {
     try {
       const v = await get(id);
@@ -523,7 +544,7 @@ export function installCheck(
       return v;
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
-      if (seen || ++misses > patience) throw new ApiError(422, 'install_failed', failure() ?? 'the install failed');
+      if (seen) throw new ApiError(422, 'install_failed', failure() ?? 'the install failed');
       return null;
     }
   };
@@ -532,20 +553,18 @@ export function installCheck(
 /**
  * The `check` for an update or settings change: done when the app is no longer `updating` and
  * its record changed (`updated_at`, or a new `last_error` after a roll-back). The agent pulls
- * before it marks the app `updating`, so an unchanged record is waited for `patience` times
- * (a change refused before it began leaves the record as it was).
+ * before it marks the app `updating`; an unchanged record may also mean the request never
+ * arrived, which the caller covers by sending it again after a while.
  */
 export function updateCheck(
   get: (id: string) => Promise<AppView>,
   before: Pick<AppView, 'id' | 'updated_at' | 'last_error'>,
-  patience = 120,
 ): () => Promise<AppView | null> {
-  let asked = 0;
   return async () => {
     const v = await get(before.id);
     if (v.state === 'updating') return null;
     const changed = v.updated_at !== before.updated_at || (v.last_error ?? null) !== (before.last_error ?? null);
-    return changed || ++asked > patience ? v : null;
+    return changed ? v : null;
   };
 }
 
@@ -564,13 +583,15 @@ export function actionCheck(
   };
 }
 
-/** The `check` for an uninstall: done when the app is gone; back to `installed` means it failed. */
+/**
+ * The `check` for an uninstall: done when the app is gone. Still there means still removing, or
+ * the request never arrived (the caller sends it again after a while).
+ */
 export function removalCheck(get: (id: string) => Promise<AppView>, id: string): () => Promise<true | null> {
   return async () => {
     try {
-      const v = await get(id);
-      if (v.state === 'removing') return null;
-      throw new ApiError(409, 'uninstall_failed', v.last_error ?? 'the app was not removed');
+      await get(id);
+      return null;
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) return true;
       throw e;

@@ -17,6 +17,7 @@ import {
   REPO,
   assertAccessible,
   assertClean,
+  call,
   claimByApi,
   expectHeading,
   launchBrowser,
@@ -91,6 +92,7 @@ describe('apps pages', () => {
   let problems;
   let storeDir;
   let port;
+  let admin;
 
   before(async () => {
     // A missing engine is a failure, not a skip (as in the Rust tests).
@@ -99,7 +101,7 @@ describe('apps pages', () => {
     storeDir = await mkdtemp(join(tmpdir(), 'hearth-web-store-'));
     await makeStore(storeDir, port);
     agent = await startAgent({ config: `app_stores = [${JSON.stringify(storeDir)}]\n` });
-    const admin = await claimByApi(agent);
+    admin = await claimByApi(agent);
     // The "open" link names the device (<hostname>.local); the browser resolves it to this machine.
     browser = await launchBrowser({ args: ['--host-resolver-rules=MAP *.local 127.0.0.1'] });
     ({ page, problems } = await openPage(browser, agent));
@@ -221,8 +223,34 @@ describe('apps pages', () => {
     assert.equal(await field.inputValue(), 'hello from hearth');
     await field.fill('hello from the browser test');
     await page.getByRole('button', { name: 'Save and re-create' }).click();
-    await page.getByText('Settings saved; the app runs with them now.').waitFor({ timeout: 60_000 });
+    const form = page.getByTestId('settings-form');
+    const saved = form.getByText('Settings saved; the app runs with them now.');
+    await saved.or(form.getByRole('alert')).first().waitFor({ timeout: 120_000 });
+    assert.ok(await saved.isVisible(), `the form says: ${await form.getByRole('alert').allTextContents()}`);
     assert.equal((await appGet(port, '/greeting.txt')).trim(), 'hello from the browser test');
+  });
+
+  it('updates to a new store version with the data kept', async () => {
+    // The store publishes version 2 of the app.
+    const composePath = join(storeDir, 'Apps/WebApp/docker-compose.yml');
+    const v2 = (await readFile(composePath, 'utf8')).replaceAll('hearth-test/webapp:1', 'hearth-test/webapp:2').replace('version: "1"', 'version: "2"');
+    assert.ok(v2.includes('version: "2"'));
+    await writeFile(composePath, v2);
+    const refreshed = await call(agent, 'POST', '/api/v1/stores/refresh', { jar: admin.jar, csrf: admin.csrf });
+    assert.equal(refreshed.status, 200, refreshed.text);
+    await page.reload();
+    await expectHeading(page, 'WebApp');
+    await page.getByText('Version 2 is available in the store.').waitFor();
+    await page.getByRole('button', { name: 'Update now' }).click();
+    await page.getByText('The app was updated.').waitFor({ timeout: 120_000 });
+    const version = await appGet(port, '/version.txt').catch(async (e) => {
+      const ps = await run('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${APP_ID}`, '--format', '{{.Names}} {{.Status}} {{.Image}}']);
+      throw new Error(`${e.message}\n${ps.stdout}\nagent log:\n${agent.log().slice(-5000)}`);
+    });
+    assert.match(version, /hearth-test-webapp v2/);
+    // The boot log in the app's data folder kept the v1 boots.
+    assert.match(await appGet(port, '/boots.txt'), /^v1\n[\s\S]*v2\n$/);
+    await page.locator('[data-testid="app-state"][data-state="running"]').waitFor({ timeout: 60_000 });
   });
 
   it('stops and starts the app, live on the installed-apps page', async () => {
