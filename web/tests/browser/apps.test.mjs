@@ -242,7 +242,11 @@ describe('apps pages', () => {
     await expectHeading(page, 'WebApp');
     await page.getByText('Version 2 is available in the store.').waitFor();
     await page.getByRole('button', { name: 'Update now' }).click();
-    await page.getByText('The app was updated.').waitFor({ timeout: 120_000 });
+    const updated = page.getByText('The app was updated.');
+    await updated.or(page.getByRole('alert')).first().waitFor({ timeout: 120_000 }).catch((e) => {
+      throw new Error(`${e.message}\nagent log:\n${agent.log().slice(-4000)}`);
+    });
+    assert.ok(await updated.isVisible(), `the page says: ${await page.getByRole('alert').allTextContents()}`);
     const version = await appGet(port, '/version.txt').catch(async (e) => {
       const ps = await run('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${APP_ID}`, '--format', '{{.Names}} {{.Status}} {{.Image}}']);
       throw new Error(`${e.message}\n${ps.stdout}\nagent log:\n${agent.log().slice(-5000)}`);

@@ -117,6 +117,7 @@ export const en = {
   'apps.logs_live': 'Live',
   'apps.logs_dropped': '{count} older lines dropped',
   'apps.logs_empty': 'No log lines yet.',
+  'apps.logs_paused_busy': 'The logs come back when the app’s containers are up again.',
   'apps.settings_title': 'Settings',
   'apps.service_named': 'Service {service}',
   'apps.container_port': 'Host port for {port}',
