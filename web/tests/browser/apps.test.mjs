@@ -280,6 +280,8 @@ describe('apps pages', () => {
   it('uninstalls with its data and leaves nothing behind', async () => {
     await page.getByRole('link', { name: 'WebApp', exact: true }).click();
     await expectHeading(page, 'WebApp');
+    // Stats are asked for every few seconds; the dialog stops that (the app is about to go).
+    await page.getByTestId('app-stats').waitFor({ timeout: 20_000 });
     await page.getByRole('button', { name: 'Uninstall' }).click();
     const dialog = page.getByTestId('uninstall-dialog');
     await dialog.getByLabel(/Also delete the app’s data/).check();
