@@ -287,7 +287,10 @@ describe('apps pages', () => {
     await dialog.getByLabel(/Also delete the app’s data/).check();
     await assertAccessible(page, 'the uninstall dialog');
     await dialog.getByRole('button', { name: 'Uninstall' }).click();
-    await expectHeading(page, 'Installed apps');
+    await expectHeading(page, 'Installed apps').catch(async (e) => {
+      const where = await page.getByRole('alert').evaluateAll((els) => els.map((x) => x.parentElement?.outerHTML.slice(0, 400)));
+      throw new Error(`${e.message}\nat ${page.url()}: ${where.join('\n')}`);
+    });
     await page.getByText('No apps are installed yet.').waitFor();
     assert.deepEqual(await dockerObjects('container'), []);
     assert.deepEqual(await dockerObjects('network'), []);
