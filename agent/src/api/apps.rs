@@ -6,7 +6,7 @@
 use super::auth::{AdminSession, Session};
 use super::error::{ApiResult, Body};
 use crate::apps::catalog::{CatalogEntry, Category, ImageKind, LoadedStore};
-use crate::apps::lifecycle::{InstallRequest, UpdateRequest};
+use crate::apps::lifecycle::{AppError, InstallRequest, UpdateRequest};
 use crate::apps::plan::AppSettings;
 use crate::apps::record::{AppRecord, AppSource};
 use crate::apps::runtime::LogOptions;
@@ -178,6 +178,27 @@ pub struct AppView {
     pub auto_update: bool,
 }
 
+/// One service's current environment, ports and bind mounts (what the settings form edits).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceSettings {
+    pub service: String,
+    pub image: String,
+    /// The environment the container runs with (after interpolation and overrides).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Published ports: `"8080/tcp"` → host port.
+    pub ports: std::collections::BTreeMap<String, u16>,
+    /// Bind mounts: container path → host path.
+    pub volumes: std::collections::BTreeMap<String, String>,
+}
+
+/// An installed app's settings: the user's overrides and what each service runs with now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppSettingsView {
+    #[schema(value_type = Object)]
+    pub settings: AppSettings,
+    pub services: Vec<ServiceSettings>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DeleteQuery {
     /// Also delete the app's volumes and its app-data folder.
@@ -242,6 +263,18 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
         digest_checked_at: check.map(|c| c.checked_at),
         store_version,
         auto_update: r.auto_update,
+    }
+}
+
+/// Runs an app operation on its own task, so a client that goes away (a dropped connection, a
+/// closed tab; browsers drop open connections when Docker adds a network interface) does not
+/// cancel it halfway: it always runs to its end or undoes itself, as it would uninterrupted.
+async fn detached<T: Send + 'static>(
+    op: impl std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::spawn(op).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ServiceError::Internal(format!("app operation task: {e}")).into()),
     }
 }
 
@@ -495,7 +528,8 @@ pub async fn install(
     Body(body): Body<InstallBody>,
 ) -> ApiResult<(StatusCode, Json<AppView>)> {
     let req = install_request(&state, body, &a.0.user.username)?;
-    let r = state.apps.install(req).await?;
+    let apps = state.apps.clone();
+    let r = detached(async move { apps.install(req).await }).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &r).await)))
 }
 
@@ -525,6 +559,53 @@ pub async fn get_app(
     Ok(Json(view(&state, &r).await))
 }
 
+/// The app's settings overrides and each service's current environment, ports and bind mounts
+/// (admins only: environments hold passwords).
+#[utoipa::path(get, path = "/api/v1/apps/{id}/settings", tag = "apps", security(("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = AppSettingsView), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn app_settings(
+    State(state): State<AppState>,
+    _a: AdminSession,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppSettingsView>> {
+    use crate::apps::plan::Mount;
+    let r = state.apps.get(&id)?;
+    let services = r
+        .plan
+        .containers
+        .iter()
+        .map(|c| ServiceSettings {
+            service: c.service.clone(),
+            image: c.image.clone(),
+            env: c.env.clone(),
+            ports: r
+                .plan
+                .ports
+                .iter()
+                .filter(|p| p.service == c.service)
+                .filter_map(|p| {
+                    let key = format!("{}/{}", p.container_port, p.protocol.as_str());
+                    p.host_port.map(|h| (key, h))
+                })
+                .collect(),
+            volumes: c
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Bind { source, target, .. } => {
+                        Some((target.clone(), source.display().to_string()))
+                    }
+                    Mount::Volume { .. } | Mount::Tmpfs { .. } => None,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(AppSettingsView {
+        settings: r.settings,
+        services,
+    }))
+}
+
 /// Changes an app's settings (environment, ports, volumes) and re-creates it, through the
 /// same policy; a failure goes back to the previous containers.
 #[utoipa::path(patch, path = "/api/v1/apps/{id}", tag = "apps", security(("session" = [])), request_body = PatchAppBody,
@@ -546,10 +627,14 @@ pub async fn patch_app(
             consent: body.consent.into_iter().collect(),
             by: a.0.user.username.clone(),
         };
-        r = state.apps.update(&id, req).await?;
+        let apps = state.apps.clone();
+        let id = id.clone();
+        r = detached(async move { apps.update(&id, req).await }).await?;
     }
     if let Some(on) = body.auto_update {
-        r = state.apps.set_auto_update(&id, on).await?;
+        let apps = state.apps.clone();
+        let id = id.clone();
+        r = detached(async move { apps.set_auto_update(&id, on).await }).await?;
     }
     Ok(Json(view(&state, &r).await))
 }
@@ -563,7 +648,8 @@ pub async fn delete_app(
     Path(id): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    state.apps.uninstall(&id, q.delete_data).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.uninstall(&id, q.delete_data).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -575,7 +661,8 @@ pub async fn start_app(
     _a: AdminSession,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.apps.start(&id).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.start(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -587,7 +674,8 @@ pub async fn stop_app(
     _a: AdminSession,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.apps.stop(&id).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.stop(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -599,7 +687,8 @@ pub async fn restart_app(
     _a: AdminSession,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.apps.restart(&id).await?;
+    let apps = state.apps.clone();
+    detached(async move { apps.restart(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -651,7 +740,9 @@ pub async fn update_from_source(
         consent,
         by: by.to_string(),
     };
-    Ok(state.apps.update(id, req).await?)
+    let apps = state.apps.clone();
+    let id = id.to_string();
+    detached(async move { apps.update(&id, req).await }).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -119,6 +119,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::update_app))
         .routes(routes!(apps::logs))
         .routes(routes!(apps::stats))
+        .routes(routes!(apps::app_settings))
         .split_for_parts()
 }
 

@@ -2,6 +2,11 @@
 // on every state-changing request. It never touches the session cookie (HttpOnly).
 
 import type {
+  AppSettingsView,
+  AppStats,
+  AppView,
+  CatalogApp,
+  CatalogResponse,
   ChangePasswordRequest,
   Disk,
   FormatRequest,
@@ -12,6 +17,11 @@ import type {
   SystemSettings,
   UnitAction,
   UnitStatus,
+  InstallBody,
+  PatchAppBody,
+  Plan,
+  StoreInfo,
+  UpdateAppBody,
   ClaimRequest,
   CreateShareRequest,
   CreateUserRequest,
@@ -303,6 +313,39 @@ export class ApiClient {
   unmountDisk = (id: string) => this.request<Disk>('POST', `/api/v1/disks/${encodeURIComponent(id)}/unmount`);
   ejectDisk = (id: string) => this.request<void>('POST', `/api/v1/disks/${encodeURIComponent(id)}/eject`);
   cancelJob = (id: string) => this.request<void>('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
+
+  // Apps. Install, update and settings answer when the app is up; progress comes as events.
+  stores = () => this.request<StoreInfo[]>('GET', '/api/v1/stores');
+  catalog = (q: string, category: string) =>
+    this.request<CatalogResponse>('GET', `/api/v1/catalog?${query({ q: q.trim() || undefined, category: category || undefined })}`);
+  catalogApp = (store: string, app: string) =>
+    this.request<CatalogApp>('GET', `/api/v1/catalog/${seg(store)}/${seg(app)}`);
+  planApp = (body: InstallBody) => this.request<Plan>('POST', '/api/v1/apps/plan', body);
+  installApp = (body: InstallBody) => this.request<AppView>('POST', '/api/v1/apps', body);
+  apps = () => this.request<AppView[]>('GET', '/api/v1/apps');
+  app = (id: string) => this.request<AppView>('GET', `/api/v1/apps/${seg(id)}`);
+  appSettings = (id: string) => this.request<AppSettingsView>('GET', `/api/v1/apps/${seg(id)}/settings`);
+  patchApp = (id: string, body: PatchAppBody) => this.request<AppView>('PATCH', `/api/v1/apps/${seg(id)}`, body);
+  deleteApp = (id: string, deleteData: boolean) =>
+    this.request<void>('DELETE', `/api/v1/apps/${seg(id)}?${query({ delete_data: deleteData })}`);
+  startApp = (id: string) => this.request<void>('POST', `/api/v1/apps/${seg(id)}/start`);
+  stopApp = (id: string) => this.request<void>('POST', `/api/v1/apps/${seg(id)}/stop`);
+  restartApp = (id: string) => this.request<void>('POST', `/api/v1/apps/${seg(id)}/restart`);
+  updateApp = (id: string, body: UpdateAppBody = {}) =>
+    this.request<AppView>('POST', `/api/v1/apps/${seg(id)}/update`, body);
+  appStats = (id: string) => this.request<Record<string, AppStats>>('GET', `/api/v1/apps/${seg(id)}/stats`);
+  /** The raw NDJSON response of the logs route, for reading as a stream; abort with `signal`. */
+  appLogs = async (id: string, follow: boolean, tail: number, signal?: AbortSignal): Promise<Response> => {
+    const path = `/api/v1/apps/${seg(id)}/logs?${query({ follow, tail })}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(path, { headers: { Accept: 'application/x-ndjson' }, credentials: 'same-origin', signal });
+    } catch (e) {
+      throw new ApiError(0, NETWORK_ERROR, e instanceof Error ? e.message : String(e));
+    }
+    if (!res.ok) throw await errorFromResponse(res);
+    return res;
+  };
 }
 
 export const CA_CERT_URL = '/api/v1/tls/ca.crt';

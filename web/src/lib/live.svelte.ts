@@ -5,7 +5,13 @@
 import { EVENTS_URL } from './api';
 import { DISK_EVENTS } from './disks';
 import { StatusHistory, type HistoryView } from './history';
-import type { JobStatus, SystemStatus } from './types';
+import type { AppProgressEvent, AppStateEvent, JobStatus, SystemStatus } from './types';
+
+/** App events for the app pages; `resync` after the stream reopened (events may have been missed). */
+export type AppEvent =
+  | { kind: 'progress'; data: AppProgressEvent }
+  | { kind: 'state'; data: AppStateEvent }
+  | { kind: 'resync' };
 
 export type Connection = 'idle' | 'connecting' | 'live' | 'reconnecting';
 
@@ -22,6 +28,8 @@ export class LiveStatus {
   diskChanges = $state(0);
 
   private readonly store = new StatusHistory();
+  /** Listeners of app progress and state events (the app pages); not kept as state. */
+  private appListeners: ((e: AppEvent) => void)[] = [];
   private source: EventSource | null = null;
   private reopenTimer: ReturnType<typeof setTimeout> | null = null;
   /** Asked whether to reopen after the server closed the stream (false: the session is gone). */
@@ -58,6 +66,18 @@ export class LiveStatus {
     this.jobs = Object.fromEntries(Object.entries(this.jobs).filter(([, j]) => j.state === 'running'));
   }
 
+  /** Calls `fn` with every app event until the returned function is called. */
+  onApp(fn: (e: AppEvent) => void): () => void {
+    this.appListeners = [...this.appListeners, fn];
+    return () => {
+      this.appListeners = this.appListeners.filter((f) => f !== fn);
+    };
+  }
+
+  private emitApp(e: AppEvent): void {
+    for (const fn of this.appListeners) fn(e);
+  }
+
   /** Feeds one status (from the stream or a one-off fetch) into the charts. */
   accept(status: SystemStatus): void {
     this.status = status;
@@ -70,7 +90,9 @@ export class LiveStatus {
     const source = new EventSource(EVENTS_URL);
     this.source = source;
     source.addEventListener('open', () => {
+      const again = this.connection === 'reconnecting';
       this.connection = 'live';
+      if (again) this.emitApp({ kind: 'resync' });
     });
     source.addEventListener('status', (event) => {
       try {
@@ -90,6 +112,20 @@ export class LiveStatus {
     for (const name of DISK_EVENTS) {
       source.addEventListener(name, () => {
         this.diskChanges += 1;
+      });
+    }
+    for (const [name, kind] of [
+      ['app_progress', 'progress'],
+      ['app_state', 'state'],
+    ] as const) {
+      source.addEventListener(name, (event) => {
+        let data: unknown;
+        try {
+          data = JSON.parse((event as MessageEvent<string>).data);
+        } catch {
+          return; // a malformed event is skipped; the pages fetch the app list again
+        }
+        this.emitApp({ kind, data } as AppEvent);
       });
     }
     source.addEventListener('error', () => {

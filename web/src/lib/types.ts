@@ -327,6 +327,10 @@ export interface WifiConnect {
   password?: string | null;
 }
 
+// Apps: stores, the catalog, installed apps. The interfaces below match named schemas; the
+// `type` aliases after them are parts the API documents only as free-form objects (plans,
+// findings, container status, stats, events), so the OpenAPI check cannot see them.
+
 /** An app store: a folder on the device or a zip downloaded over https. */
 export interface StoreInfo {
   id: string;
@@ -366,41 +370,56 @@ export interface CatalogEntry {
   architectures: string[];
 }
 
-/** One store app (the fields of CatalogEntry plus these). */
-export interface CatalogApp {
-  store: string;
-  app: string;
-  title: string;
-  tagline: string;
-  category?: string | null;
-  version?: string | null;
-  icon?: string | null;
-  available: boolean;
-  architectures: string[];
+export interface CatalogResponse {
+  apps: CatalogEntry[];
+  categories: Category[];
+}
+
+/**
+ * One store app (`CatalogApp`): the catalog entry's fields (flattened into it, which the
+ * OpenAPI document writes as `allOf`) plus its text, screenshots, metadata and a dry-run plan.
+ */
+export type CatalogApp = CatalogEntry & {
   description: string;
   tips?: string | null;
   /** The agent's routes serving the screenshots, in order. */
   screenshots: string[];
   /** The agent's route serving the thumbnail. */
   thumbnail?: string | null;
-  /** Every x-casaos field, all languages. */
-  meta: Record<string, unknown>;
-  /** What installing it now would do, or { error }. */
-  plan: Record<string, unknown>;
+  meta: AppMeta;
+  /** What installing would do, or `{ error }` when it cannot be planned. */
+  plan: Plan | { error: string };
+};
+
+export interface InstallBody {
+  store?: string | null;
+  app?: string | null;
+  compose?: string | null;
+  app_id?: string | null;
+  settings?: AppSettings;
+  consent?: string[];
 }
 
-/** An installed app. */
+/** PATCH /api/v1/apps/{id}: new settings (re-created), and/or the auto-update flag. */
+export interface PatchAppBody {
+  settings?: AppSettings | null;
+  consent?: string[];
+  auto_update?: boolean | null;
+}
+
+export interface UpdateAppBody {
+  consent?: string[];
+}
+
 export interface AppView {
   id: string;
-  /** { kind: 'store', store, app } or { kind: 'custom' }. */
-  source: Record<string, unknown>;
+  source: AppSource;
   version?: string | null;
   state: string;
-  /** The "open" link. */
   web_url?: string | null;
-  containers: Record<string, unknown>[];
-  findings: Record<string, unknown>[];
-  consents: Record<string, unknown>[];
+  containers: ContainerStatus[];
+  findings: Finding[];
+  consents: Consent[];
   installed_at: string;
   updated_at: string;
   last_error?: string | null;
@@ -417,11 +436,17 @@ export interface AppView {
   auto_update: boolean;
 }
 
-/** PATCH /api/v1/apps/{id}: new settings (re-created), and/or the auto-update flag. */
-export interface PatchAppBody {
-  settings?: Record<string, unknown> | null;
-  consent?: string[];
-  auto_update?: boolean | null;
+export interface ServiceSettings {
+  service: string;
+  image: string;
+  env: Record<string, string>;
+  ports: Record<string, number>;
+  volumes: Record<string, string>;
+}
+
+export interface AppSettingsView {
+  settings: AppSettings;
+  services: ServiceSettings[];
 }
 
 /** POST /api/v1/apps/convert */
@@ -434,6 +459,100 @@ export interface ConvertRequest {
 export interface Converted {
   yaml: string;
   warnings: string[];
+}
+
+export type Category = { name: string; font?: string | null; description?: string | null };
+
+/** Every `x-casaos` field; the dashboard reads the few it shows. */
+export type AppMeta = {
+  author?: string | null;
+  developer?: string | null;
+  [key: string]: unknown;
+};
+
+export type AppSource = { kind: 'store'; store: string; app: string } | { kind: 'custom' };
+
+/** User changes over the compose file: variables, env per service, ports and bind sources. */
+export type AppSettings = {
+  vars?: Record<string, string>;
+  env?: Record<string, Record<string, string>>;
+  /** Per service: `"8080/tcp"` (or `"8080"`) → host port. */
+  ports?: Record<string, Record<string, number>>;
+  /** Per service: container path → host path. */
+  volumes?: Record<string, Record<string, string>>;
+};
+
+export type Finding = { id: string; kind: string; service: string; subject: string; message: string };
+
+export type Consent = { finding: string; by: string; at: string };
+
+export type PortAssignment = {
+  service: string;
+  container_port: number;
+  protocol: string;
+  requested?: number | null;
+  host_port?: number | null;
+};
+
+export type PlanMount =
+  | { type: 'bind'; source: string; target: string; read_only: boolean }
+  | { type: 'volume'; name?: string | null; target: string; read_only: boolean }
+  | { type: 'tmpfs'; target: string; size?: number | null };
+
+export type PlanContainer = {
+  service: string;
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  mounts: PlanMount[];
+};
+
+export type Plan = {
+  app_id: string;
+  version?: string | null;
+  containers: PlanContainer[];
+  host_folders: string[];
+  ports: PortAssignment[];
+  web_ui?: unknown;
+  architecture_supported: boolean;
+  findings: Finding[];
+  warnings: string[];
+};
+
+export type ContainerStatus = {
+  id: string;
+  name: string;
+  state: string;
+  health: string;
+  exit_code?: number | null;
+  image_id: string;
+  labels: Record<string, string>;
+};
+
+export type AppStats = {
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+};
+
+export type LogLine = { container: string; stream: 'stdout' | 'stderr'; text: string };
+
+/** The `app_progress` event: a step, or one layer's pull bytes when `layer` is set. */
+export type AppProgressEvent = {
+  app: string;
+  operation: string;
+  phase: string;
+  message: string;
+  image?: string;
+  layer?: string;
+  current?: number;
+  total?: number;
+};
+
+/** The `app_state` event: installing, running, stopped, updating, failed, removed. */
+export type AppStateEvent = { app: string; state: string; error?: string };
 
 // The device (agent/src/api/device.rs): services, journal, power and settings.
 

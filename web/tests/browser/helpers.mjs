@@ -227,10 +227,12 @@ export async function claimByApi(agent, username = 'admin', password = 'correct 
   return { jar, csrf: res.json.csrf_token, username, password };
 }
 
-export async function launchBrowser() {
+/** `options.args`: extra Chromium flags (e.g. --host-resolver-rules for app links). */
+export async function launchBrowser(options = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
+      ...(options.args ?? []),
       '--no-sandbox',
       '--disable-background-networking',
       '--disable-component-update',

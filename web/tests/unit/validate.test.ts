@@ -48,7 +48,10 @@ describe('routes', () => {
   it('matches paths with and without a trailing slash', () => {
     expect(matchRoute('/')?.id).toBe('home');
     expect(matchRoute('/users/')?.id).toBe('users');
-    expect(matchRoute('/apps')?.comingSoon).toBe(true);
+    expect(matchRoute('/apps')?.id).toBe('apps');
+    expect(matchRoute('/apps/store/main/WebApp')?.id).toBe('app-store');
+    expect(matchRoute('/apps/custom')?.id).toBe('app-custom');
+    expect(matchRoute('/apps/webapp')?.id).toBe('apps');
     expect(matchRoute('/nope')).toBeNull();
   });
 });
