@@ -88,7 +88,7 @@ pub fn extract_with(bytes: &[u8], dest: &Path, limits: Limits) -> Result<(), Str
     let mut plan = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let f = zip.by_index_raw(i).map_err(|e| format!("entry {i}: {e}"))?;
-        let name = f.name().to_string();
+        let name = f.name().map_err(|e| format!("entry {i}: {e}"))?.to_string();
         let rel = check_name(&name)?;
         if f.encrypted() {
             return Err(format!("entry {name:?}: encrypted entries are not allowed"));

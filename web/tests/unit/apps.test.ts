@@ -152,6 +152,8 @@ const view = (id: string, state: string, containers: ContainerStatus[]): AppView
   installed_at: '',
   updated_at: '',
   update_available: false,
+  updated_images: [],
+  auto_update: false,
 });
 
 describe('app state', () => {
