@@ -83,6 +83,9 @@ async function makeStore(dir, port) {
       .replace('en_US: Test Web App', 'en_US: Mainframe Only')
       .replace('id: io.hearth.test.webapp', 'id: io.hearth.test.mainframe'),
   );
+  // Its own icon file: the fixture's icon URL (example.invalid) cannot be fetched here, and the
+  // agent answers 502 for an icon it cannot fetch.
+  await writeFile(join(dir, 'Apps/Mainframe/icon.svg'), ICON);
 }
 
 describe('apps pages', () => {

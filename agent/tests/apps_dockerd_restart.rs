@@ -1,0 +1,109 @@
+//! The Docker daemon restarted underneath an install, on the real engine: the install fails
+//! cleanly and a reconcile leaves no orphans (no containers, networks, folders or records).
+//!
+//! In its own test binary, with one test, because it stops the shared `dockerd` (cargo runs test
+//! binaries one after another, so no other Docker test runs meanwhile).
+
+mod apps_common;
+
+use apps_common::{assert_nothing_left, env, request, unique, webapp};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dockerd_pids() -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-x", "dockerd"])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Restarts the Docker daemon the way it was started (systemd, or `ci/apps-deps`' background
+/// process) and returns once it is gone; the caller waits for it to answer again.
+fn restart_dockerd() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        let ok = Command::new("systemctl")
+            .args(["restart", "docker"])
+            .status()
+            .expect("systemctl")
+            .success();
+        assert!(ok, "systemctl restart docker failed");
+        return;
+    }
+    let pids = dockerd_pids();
+    assert!(!pids.is_empty(), "no dockerd process to restart");
+    for pid in &pids {
+        Command::new("kill")
+            .args(["-TERM", pid])
+            .status()
+            .expect("kill");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dockerd_pids().is_empty() {
+        assert!(Instant::now() < deadline, "dockerd did not stop in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::File::create(std::env::temp_dir().join("hearth-test-dockerd.log"))
+        .expect("dockerd log");
+    Command::new("setsid")
+        .args([
+            "nohup",
+            "dockerd",
+            "--containerd=/run/containerd/containerd.sock",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start dockerd");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_no_orphans() {
+    let Some(e) = env().await else { return };
+    let id = unique("dockerd-restart");
+    // `db` never becomes healthy, so the install is still waiting when the daemon goes away.
+    let compose = webapp("1", 28391).replacen(
+        "    stop_grace_period: 2s\n",
+        "    stop_grace_period: 2s\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      interval: 1s\n",
+        1,
+    );
+    assert!(compose.contains("\"false\""), "fixture changed");
+
+    let apps = e.apps.clone();
+    let req = request(&id, compose);
+    let install = tokio::spawn(async move { apps.install(req).await });
+
+    // Wait until the install created its containers, then restart the daemon.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = e.runtime.project_objects(Some(&id)).await.expect("list");
+        if !o.containers.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the install created no container");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::spawn_blocking(restart_dockerd)
+        .await
+        .expect("restart");
+
+    let outcome = install.await.expect("install task");
+    assert!(
+        outcome.is_err(),
+        "an install whose engine went away must fail: {outcome:?}"
+    );
+
+    // The daemon answers again (it restarts `unless-stopped` containers by itself).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while e.runtime.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "dockerd did not come back");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    e.apps.reconcile().await.expect("reconciles");
+    assert_nothing_left(&e, &id).await;
+}
