@@ -84,7 +84,10 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
         if !o.containers.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the install created no container");
+        assert!(
+            Instant::now() < deadline,
+            "the install created no container"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::task::spawn_blocking(restart_dockerd)
