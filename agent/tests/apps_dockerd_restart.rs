@@ -48,8 +48,10 @@ fn restart_dockerd() {
     }
     let log = std::fs::File::create(std::env::temp_dir().join("hearth-test-dockerd.log"))
         .expect("dockerd log");
-    Command::new("setsid")
+    // `setsid --fork` starts dockerd in its own session and returns at once (no zombie).
+    let started = Command::new("setsid")
         .args([
+            "--fork",
             "nohup",
             "dockerd",
             "--containerd=/run/containerd/containerd.sock",
@@ -57,8 +59,9 @@ fn restart_dockerd() {
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
-        .spawn()
+        .status()
         .expect("start dockerd");
+    assert!(started.success(), "setsid dockerd failed: {started}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
