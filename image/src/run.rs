@@ -76,6 +76,9 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
             "file={},format=raw,if=virtio",
             opts.disk().display()
         ));
+    // Extra disks sit at fixed PCI slots above the system disk's: `if=virtio` drives are
+    // created after `-device` ones, so without an address an extra disk would take a lower slot
+    // and the guest would name it vda (the system disk vdb).
     for (i, extra) in opts.extra_disks.iter().enumerate() {
         let format = if extra.extension().is_some_and(|e| e == "qcow2") {
             "qcow2"
@@ -89,7 +92,8 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
             ))
             .arg("-device")
             .arg(format!(
-                "virtio-blk-pci,drive=extra{i},serial=hearth-extra{i}"
+                "virtio-blk-pci,drive=extra{i},serial=hearth-extra{i},addr={:#x}",
+                0x10 + i
             ));
     }
     cmd.args(["-netdev", &fwd, "-device", "virtio-net-pci,netdev=net0"])
