@@ -18,7 +18,10 @@ pub fn command(kind: RootFs, root: &Path, out: &Path, epoch: u64, uuid: &str) ->
                 .arg("-mkfs-time")
                 .arg(epoch.to_string())
                 .arg("-all-time")
-                .arg(epoch.to_string());
+                .arg(epoch.to_string())
+                // mksquashfs refuses explicit times while SOURCE_DATE_EPOCH is set; the epoch
+                // given above is the build's SOURCE_DATE_EPOCH anyway.
+                .env_remove("SOURCE_DATE_EPOCH");
             cmd
         }
         RootFs::Erofs => {
