@@ -287,7 +287,15 @@ function expectedConsoleError(text) {
   );
 }
 
-export function assertClean(problems) {
+/**
+ * Fails on any problem the page reported. `allowStatus` lists HTTP statuses this step expects
+ * (Chromium logs them as console errors); they are dropped from `problems` so later steps start clean.
+ */
+export function assertClean(problems, { allowStatus = [] } = {}) {
+  if (allowStatus.length > 0) {
+    const expected = new RegExp(`status of (${allowStatus.join('|')}) `);
+    problems.splice(0, problems.length, ...problems.filter((p) => !expected.test(p)));
+  }
   if (problems.length > 0) throw new Error(`the page reported problems:\n${problems.join('\n')}`);
 }
 
