@@ -2,13 +2,13 @@
 //! hostname1 and timedate1. The connection is made on first use, so an agent on a machine
 //! without a system bus (a developer's `--dev` run) starts and reports "unavailable" instead.
 
+use super::bus::LazyBus;
 use super::{
     PowerAction, SystemControl, SystemError, TimeSettings, UnitAction, UnitPolicy, UnitStatus,
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use systemd_zbus::{ManagerProxy, Mode};
-use tokio::sync::OnceCell;
 
 #[zbus::proxy(
     interface = "org.freedesktop.login1.Manager",
@@ -52,9 +52,7 @@ pub trait Timedate1 {
 
 #[derive(Debug)]
 pub struct DbusSystem {
-    /// `None`: the system bus; otherwise a bus address (tests use a private bus).
-    address: Option<String>,
-    connection: OnceCell<zbus::Connection>,
+    bus: LazyBus,
     policy: UnitPolicy,
 }
 
@@ -71,25 +69,16 @@ fn refused(service: &'static str) -> impl Fn(zbus::Error) -> SystemError {
 impl DbusSystem {
     pub fn new(address: Option<String>, policy: UnitPolicy) -> Self {
         Self {
-            address,
-            connection: OnceCell::new(),
+            bus: LazyBus::new(address),
             policy,
         }
     }
 
     async fn conn(&self) -> Result<&zbus::Connection, SystemError> {
-        self.connection
-            .get_or_try_init(|| async {
-                let result = match &self.address {
-                    Some(address) => match zbus::connection::Builder::address(address.as_str()) {
-                        Ok(builder) => builder.build().await,
-                        Err(e) => Err(e),
-                    },
-                    None => zbus::Connection::system().await,
-                };
-                result.map_err(|e| SystemError::Unavailable(e.to_string()))
-            })
+        self.bus
+            .get()
             .await
+            .map_err(|e| SystemError::Unavailable(e.to_string()))
     }
 
     async fn units_impl(&self, names: &[String]) -> Result<Vec<UnitStatus>, SystemError> {

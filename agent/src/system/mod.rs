@@ -4,6 +4,7 @@
 //! [`SystemControl`] is the boundary, named in domain verbs; [`dbus::DbusSystem`] is the real
 //! adapter. Which units may be touched is decided here ([`UnitPolicy`]), never by the caller.
 
+pub mod bus;
 pub mod dbus;
 pub mod journal;
 

@@ -13,11 +13,11 @@ use super::{
     Connectivity, HotspotHandle, Interface, InterfaceKind, InterfaceState, IpChange, IpMethod,
     IpState, NetworkControl, NetworkError, WifiList, WifiNetwork,
 };
+use crate::system::bus::LazyBus;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 use zbus::names::InterfaceName;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
 
@@ -28,9 +28,7 @@ const DEVICE_LOOPBACK: u32 = 32;
 
 #[derive(Debug)]
 pub struct NmNetwork {
-    /// `None`: the system bus; otherwise a bus address (tests use a private bus).
-    address: Option<String>,
-    connection: OnceCell<zbus::Connection>,
+    bus: LazyBus,
     /// How long a Wi-Fi connection may take to come up.
     activation_timeout: Duration,
 }
@@ -220,25 +218,16 @@ pub(super) struct Ap {
 impl NmNetwork {
     pub fn new(address: Option<String>, activation_timeout: Duration) -> Self {
         Self {
-            address,
-            connection: OnceCell::new(),
+            bus: LazyBus::new(address),
             activation_timeout,
         }
     }
 
     async fn conn(&self) -> Result<&zbus::Connection, NetworkError> {
-        self.connection
-            .get_or_try_init(|| async {
-                let result = match &self.address {
-                    Some(address) => match zbus::connection::Builder::address(address.as_str()) {
-                        Ok(builder) => builder.build().await,
-                        Err(e) => Err(e),
-                    },
-                    None => zbus::Connection::system().await,
-                };
-                result.map_err(|e| NetworkError::Unavailable(e.to_string()))
-            })
+        self.bus
+            .get()
             .await
+            .map_err(|e| NetworkError::Unavailable(e.to_string()))
     }
 
     async fn nm(&self) -> Result<NetworkManagerProxy<'_>, NetworkError> {
