@@ -2,8 +2,8 @@
 // systemd1, login1, hostname1 and timedate1 (agent/examples/mock_system_bus.rs): Settings
 // (rename, time zone, NTP, reboot behind a confirmation), Services (restart and start recorded
 // by the mock, the journal with filters and "load more"), Storage (the machine's real block
-// devices; the system disk without actions) and Network (this agent has no network API yet:
-// the page says so).
+// devices; the system disk without actions) and Network (the bus has no NetworkManager here:
+// the page says so; network.test.mjs covers the page with one).
 
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -79,7 +79,7 @@ describe('device pages: settings, services, storage, network', () => {
 
   before(async () => {
     toolDir = await mkdtemp(join(tmpdir(), 'hearth-web-tools-'));
-    agent = await startAgent({ systemBus: true, config: { journalctl: await fakeJournalctl(toolDir) } });
+    agent = await startAgent({ systemBus: { networkManager: false }, config: { journalctl: await fakeJournalctl(toolDir) } });
     admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));

@@ -34,10 +34,12 @@ async function freePort() {
  * Starts `hearth-agent --dev` on a fresh data directory and waits for /api/health.
  * Returns { url, dataDir, ca, api, setupCode, stop }. Always call stop() (in `after`).
  *
- * Options: `systemBus: true` also starts a private D-Bus with mock systemd1, login1, hostname1
- * and timedate1 (agent/examples/mock_system_bus.rs) and points the agent at it; the agent then
- * has `systemCalls()` (what the mocks recorded, e.g. "reboot false", "restart docker.service
- * replace") and `waitForSystemCall(pattern)`. `config` adds drop-in keys ({ journalctl: path }).
+ * Options: `systemBus: true` also starts a private D-Bus with mock systemd1, login1, hostname1,
+ * timedate1 and NetworkManager (agent/examples/mock_system_bus.rs) and points the agent at it;
+ * `systemBus: { networkManager: false }` leaves NetworkManager out. The agent then has
+ * `systemCalls()` (what the mocks recorded, e.g. "reboot false", "restart docker.service
+ * replace", "nm checkpoint …") and `waitForSystemCall(pattern)`. `config` adds drop-in keys
+ * ({ journalctl: path }).
  */
 export async function startAgent(options = {}) {
   if (!existsSync(AGENT_BIN)) {
@@ -46,7 +48,7 @@ export async function startAgent(options = {}) {
   const dataDir = await mkdtemp(join(tmpdir(), 'hearth-web-test-'));
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const bus = options.systemBus ? await startSystemBus() : null;
+  const bus = options.systemBus ? await startSystemBus(options.systemBus.networkManager !== false) : null;
   const extraArgs = await configDropIn(dataDir, { ...options.config, ...(bus && { system_bus_address: bus.address }) });
   const child = spawn(AGENT_BIN, ['--dev', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -119,11 +121,11 @@ async function configDropIn(dataDir, keys) {
 }
 
 /** Starts the mock system bus; resolves once it printed its address. */
-async function startSystemBus() {
+async function startSystemBus(networkManager) {
   if (!existsSync(MOCK_BUS_BIN)) {
     throw new Error(`no mock bus at ${MOCK_BUS_BIN}: cargo build -p hearth-agent --examples, or set HEARTH_MOCK_BUS_BIN`);
   }
-  const child = spawn(MOCK_BUS_BIN, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(MOCK_BUS_BIN, networkManager ? [] : ['--without-network-manager'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   let exited = false;

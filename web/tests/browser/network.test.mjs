@@ -1,8 +1,8 @@
-// The Network page in Chromium. The agent in this tree has no network API yet, so the page's
-// calls under /api/v1/network/ are answered inside the browser (page.route) from the contract;
-// everything else — sign-in, /api/health for the reachability check, CSP — is the real agent.
-// Once the agent serves the network API, drop the routes and point the test at a mock
-// NetworkManager on the test system bus.
+// The Network page in Chromium against the real agent, whose network API talks D-Bus to a mock
+// NetworkManager (agent/tests/common/nm_mock.rs, served on the test system bus by
+// agent/examples/mock_system_bus.rs with the real names, paths and signatures): eth0 connected by
+// DHCP, wlan0 idle with networks in range, a saved "OldCafe" Wi-Fi profile. The NetworkManager
+// calls the agent makes are read back from the bus ("nm checkpoint …", "nm rollback …").
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -17,53 +17,10 @@ import {
   startAgent,
 } from './helpers.mjs';
 
-function interfaces() {
-  return {
-    interfaces: [
-      {
-        name: 'eth0',
-        kind: 'ethernet',
-        state: 'connected',
-        mac: '52:54:00:12:34:56',
-        speed_mbps: 1000,
-        connection: 'Wired connection 1',
-        ipv4: { method: 'auto', addresses: ['192.168.1.5/24'], gateway: '192.168.1.1', dns: ['192.168.1.1'] },
-        ipv6: { method: 'auto', addresses: ['fd00::5/64'], gateway: null, dns: [] },
-      },
-      {
-        name: 'wlan0',
-        kind: 'wifi',
-        state: 'disconnected',
-        mac: '52:54:00:ab:cd:ef',
-        speed_mbps: null,
-        connection: null,
-        ipv4: { method: 'auto', addresses: [], gateway: null, dns: [] },
-        ipv6: { method: 'auto', addresses: [], gateway: null, dns: [] },
-      },
-      {
-        name: 'lo',
-        kind: 'loopback',
-        state: 'unmanaged',
-        mac: null,
-        speed_mbps: null,
-        connection: null,
-        ipv4: { method: 'manual', addresses: ['127.0.0.1/8'], gateway: null, dns: [] },
-        ipv6: { method: 'manual', addresses: ['::1/128'], gateway: null, dns: [] },
-      },
-    ],
-  };
-}
+/** The Wi-Fi password of the mock's HomeNet (nm_mock::HOME_PSK). */
+const HOME_PSK = 'correct horse battery';
 
-const WIFI = {
-  device: 'wlan0',
-  networks: [
-    { ssid: 'Neighbours', signal: 35, security: 'wpa2', frequency_mhz: 2437, known: false, active: false },
-    { ssid: 'Home', signal: 80, security: 'wpa3', frequency_mhz: 5180, known: false, active: false },
-    { ssid: 'Cafe', signal: 55, security: '', frequency_mhz: 2412, known: true, active: false },
-  ],
-};
-
-describe('network page (network API answered in the browser)', () => {
+describe('network page (real agent, mock NetworkManager on the system bus)', () => {
   let agent;
   let browser;
   let admin;
@@ -71,23 +28,16 @@ describe('network page (network API answered in the browser)', () => {
   let problems;
   /** Requests the page made to the network API: "METHOD path body". */
   const seen = [];
+  const nmCalls = () => agent.systemCalls().filter((c) => c.startsWith('nm '));
 
   before(async () => {
-    agent = await startAgent();
+    agent = await startAgent({ systemBus: true });
     admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
-    await page.route('**/api/v1/network/**', async (route) => {
-      const req = route.request();
+    page.on('request', (req) => {
       const path = new URL(req.url()).pathname;
-      seen.push(`${req.method()} ${path} ${req.postData() ?? ''}`.trim());
-      const json = (status, body) =>
-        route.fulfill({ status, contentType: 'application/json', body: body === undefined ? '' : JSON.stringify(body) });
-      if (req.method() === 'GET' && path === '/api/v1/network/interfaces') return json(200, interfaces());
-      if (req.method() === 'PATCH') return json(202, { checkpoint: 'cp-1', rollback_seconds: 60 });
-      if (path.startsWith('/api/v1/network/checkpoints/')) return route.fulfill({ status: 204 });
-      if (req.method() === 'GET' && path === '/api/v1/network/wifi') return json(200, WIFI);
-      return route.fulfill({ status: 204 });
+      if (path.startsWith('/api/v1/network/')) seen.push(`${req.method()} ${path} ${req.postData() ?? ''}`.trim());
     });
     await page.goto('/network');
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
@@ -106,7 +56,7 @@ describe('network page (network API answered in the browser)', () => {
     const eth = page.getByTestId('iface-eth0');
     await eth.waitFor();
     const text = await eth.textContent();
-    for (const want of ['Connected', '1000 Mbit/s', '52:54:00:12:34:56', '192.168.1.5/24', 'Automatic (DHCP)', 'Wired connection 1']) {
+    for (const want of ['Connected', '1000 Mbit/s', '52:54:00:12:34:56', '192.168.1.50/24', 'Automatic (DHCP)', 'Wired connection 1']) {
       assert.ok(text.includes(want), `eth0 shows ${want}`);
     }
     assert.equal(await page.getByTestId('iface-lo').getByRole('button').count(), 0, 'loopback is not editable');
@@ -133,6 +83,7 @@ describe('network page (network API answered in the browser)', () => {
     await dialog.getByRole('button', { name: 'Apply' }).click();
     await v4.getByText('The gateway is not inside the subnet').waitFor();
     assert.deepEqual(seen.filter((s) => s.startsWith('PATCH')), [], 'nothing was sent');
+    assert.deepEqual(nmCalls(), [], 'NetworkManager was not called');
     await screenshot(page, 'network-form-errors');
     await assertAccessible(page, 'the address form with errors');
     assertClean(problems);
@@ -152,10 +103,14 @@ describe('network page (network API answered in the browser)', () => {
       ipv4: { method: 'manual', addresses: ['192.168.1.20/24'], gateway: '192.168.1.1', dns: ['1.1.1.1', '9.9.9.9'] },
       ipv6: { method: 'auto', dns: [] },
     });
-    // The real agent answers /api/health, so the page confirms the checkpoint by itself.
+    // The agent answers /api/health, so the page confirms the checkpoint by itself; the agent
+    // then destroys NetworkManager's checkpoint (nothing rolls back).
     await page.getByTestId('apply-status').filter({ hasText: 'The new settings work and are kept.' }).waitFor({ timeout: 15_000 });
-    assert.ok(seen.includes('POST /api/v1/network/checkpoints/cp-1/confirm'));
-    assert.ok(!seen.some((s) => s.includes('/rollback')));
+    const checkpoint = (await agent.waitForSystemCall(/^nm checkpoint /)).split(' ')[2];
+    assert.ok(seen.some((s) => /^POST \/api\/v1\/network\/checkpoints\/[^/]+\/confirm$/.test(s)), 'the page confirmed');
+    await agent.waitForSystemCall(new RegExp(`^nm destroy ${checkpoint}$`));
+    assert.ok(!nmCalls().some((c) => c.startsWith('nm rollback')), `no rollback: ${nmCalls().join(' | ')}`);
+    await page.getByTestId('iface-eth0').filter({ hasText: '192.168.1.20/24' }).waitFor();
     assertClean(problems);
   });
 
@@ -167,7 +122,8 @@ describe('network page (network API answered in the browser)', () => {
     await page.getByTestId('apply-status').filter({ hasText: 'The old settings come back in' }).waitFor();
     await page.getByRole('button', { name: 'Revert now' }).click();
     await page.getByTestId('apply-status').filter({ hasText: 'The old settings are back.' }).waitFor();
-    assert.ok(seen.includes('POST /api/v1/network/checkpoints/cp-1/rollback'));
+    assert.ok(seen.some((s) => /^POST \/api\/v1\/network\/checkpoints\/[^/]+\/rollback$/.test(s)), 'the page asked');
+    await agent.waitForSystemCall(/^nm rollback /);
     await page.unroute('**/api/health');
     // Chromium logs the aborted health checks; they are what this test provoked.
     problems.splice(0, problems.length, ...problems.filter((p) => !/ERR_FAILED/.test(p)));
@@ -176,26 +132,37 @@ describe('network page (network API answered in the browser)', () => {
 
   it('lists Wi-Fi networks, connects with a password and forgets a saved one', async () => {
     const wifi = page.getByTestId('wifi');
+    await wifi.getByRole('button', { name: 'Connect HomeNet' }).waitFor();
     const names = await wifi.getByRole('listitem').locator('strong').allTextContents();
-    assert.deepEqual(names, ['Home', 'Cafe', 'Neighbours'], 'strongest first');
-    await wifi.getByRole('button', { name: 'Connect Home' }).click();
-    await wifi.getByLabel('Password (Home)').fill('short');
-    await wifi.getByRole('button', { name: 'Connect to Home' }).click();
+    assert.deepEqual(names, ['HomeNet', 'Modern', 'Office', 'CafeOpen'], 'strongest first, one entry per name');
+    await wifi.getByRole('button', { name: 'Connect HomeNet' }).click();
+    await wifi.getByLabel('Password (HomeNet)').fill('short');
+    await wifi.getByRole('button', { name: 'Connect to HomeNet' }).click();
     await wifi.getByText('A Wi-Fi password has 8 to 63 characters.').waitFor();
-    await wifi.getByLabel('Password (Home)').fill('correct horse');
+    assert.ok(!nmCalls().some((c) => c.includes('add-activate')), 'a short password is not sent');
+
+    await wifi.getByLabel('Password (HomeNet)').fill('not the password');
+    await wifi.getByRole('button', { name: 'Connect to HomeNet' }).click();
+    await wifi.getByRole('alert').filter({ hasText: /password/i }).waitFor();
+    await screenshot(page, 'network-wifi-wrong-password');
+
+    await wifi.getByLabel('Password (HomeNet)').fill(HOME_PSK);
     await screenshot(page, 'network-wifi-password');
     await assertAccessible(page, 'the Wi-Fi password form');
-    await wifi.getByRole('button', { name: 'Connect to Home' }).click();
-    await wifi.getByRole('status').filter({ hasText: 'Connected to Home.' }).waitFor();
-    assert.ok(seen.includes('POST /api/v1/network/wifi/connect {"ssid":"Home","password":"correct horse"}'));
+    await wifi.getByRole('button', { name: 'Connect to HomeNet' }).click();
+    await wifi.getByRole('status').filter({ hasText: 'Connected to HomeNet.' }).waitFor();
+    assert.ok(seen.includes(`POST /api/v1/network/wifi/connect {"ssid":"HomeNet","password":"${HOME_PSK}"}`));
+    await page.getByTestId('iface-wlan0').filter({ hasText: 'Connected' }).waitFor();
 
-    await wifi.getByRole('button', { name: 'Forget Cafe' }).click();
-    await wifi.getByRole('status').filter({ hasText: 'Cafe was forgotten.' }).waitFor();
-    assert.ok(seen.includes('DELETE /api/v1/network/wifi/Cafe'));
+    await wifi.getByRole('button', { name: 'Forget HomeNet' }).click();
+    await wifi.getByRole('status').filter({ hasText: 'HomeNet was forgotten.' }).waitFor();
+    assert.ok(seen.includes('DELETE /api/v1/network/wifi/HomeNet'));
+    await agent.waitForSystemCall(/^nm delete /);
     await wifi.getByRole('button', { name: 'Search again' }).click();
-    await wifi.getByRole('button', { name: 'Search again' }).waitFor();
-    assert.ok(seen.includes('POST /api/v1/network/wifi/scan'));
-    assertClean(problems);
+    await wifi.getByRole('button', { name: 'Connect Neighbour' }).waitFor();
+    await agent.waitForSystemCall(/^nm scan$/);
+    // The wrong password was the agent's 422 answer, which Chromium logs as a failed request.
+    assertClean(problems, { allowStatus: [422] });
   });
 
   it('fits a phone in dark mode', async () => {
