@@ -23,6 +23,7 @@ import {
   launchBrowser,
   openPage,
   screenshot,
+  signIn,
   startAgent,
 } from './helpers.mjs';
 
@@ -108,12 +109,7 @@ describe('apps pages', () => {
     // The "open" link names the device (<hostname>.local); the browser resolves it to this machine.
     browser = await launchBrowser({ args: ['--host-resolver-rules=MAP *.local 127.0.0.1'] });
     ({ page, problems } = await openPage(browser, agent));
-    await page.goto('/apps/store');
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByLabel('Username').fill(admin.username);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expectHeading(page, 'App store');
+    await signIn(page, admin, '/apps/store', 'App store');
   });
 
   after(async () => {

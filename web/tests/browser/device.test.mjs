@@ -19,6 +19,7 @@ import {
   launchBrowser,
   openPage,
   screenshot,
+  signIn,
   startAgent,
 } from './helpers.mjs';
 
@@ -83,12 +84,7 @@ describe('device pages: settings, services, storage, network', () => {
     admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
-    await page.goto('/settings');
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByLabel('Username').fill(admin.username);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expectHeading(page, 'Settings');
+    await signIn(page, admin, '/settings', 'Settings');
   });
 
   after(async () => {
@@ -278,10 +274,7 @@ describe('device pages: settings, services, storage, network', () => {
     });
     assert.equal(res.status, 201, res.text);
     const member = await openPage(browser, agent);
-    await member.page.goto('/settings');
-    await member.page.getByLabel('Username').fill('dora');
-    await member.page.getByLabel('Password').fill('a member password');
-    await member.page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(member.page, { username: 'dora', password: 'a member password' }, '/settings', null);
     await member.page.getByTestId('forbidden').filter({ hasText: 'Only administrators' }).waitFor();
     const nav = member.page.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Account' }).waitFor();

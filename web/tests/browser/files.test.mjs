@@ -17,6 +17,7 @@ import {
   launchBrowser,
   openPage,
   screenshot,
+  signIn,
   startAgent,
 } from './helpers.mjs';
 
@@ -66,12 +67,7 @@ describe('files page', () => {
     home = join(agent.dataDir, 'files/home', admin.username);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
-    await page.goto('/files');
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByLabel('Username').fill(admin.username);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expectHeading(page, 'Files');
+    await signIn(page, admin, '/files', 'Files');
   });
 
   after(async () => {
@@ -437,10 +433,7 @@ describe('files page', () => {
     });
     assert.equal(grant.status, 200);
     const member = await openPage(browser, agent);
-    await member.page.goto('/files');
-    await member.page.getByLabel('Username').fill('carol');
-    await member.page.getByLabel('Password').fill('member password');
-    await member.page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(member.page, { username: 'carol', password: 'member password' }, '/files', null);
     await expectHeading(member.page, 'Files');
     await member.page.waitForURL('**/files/home');
     const places = member.page.getByRole('navigation', { name: 'Places' });

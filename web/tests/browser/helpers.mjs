@@ -305,6 +305,19 @@ export function assertClean(problems, { allowStatus = [] } = {}) {
  * Waits for the page to reach the heading `name`; when an alert shows up instead, fails at
  * once with its text (so a refused login says why rather than timing out).
  */
+/**
+ * Opens `path`, signs in on the login form it shows and waits for `heading` (skipped when
+ * null: the caller checks what the user sees instead, e.g. a member refused a page).
+ */
+export async function signIn(page, { username, password }, path = '/', heading = 'Home') {
+  await page.goto(path);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  if (heading) await expectHeading(page, heading);
+}
+
 export async function expectHeading(page, name) {
   const heading = page.getByRole('heading', { name, level: 1 });
   const alert = page.getByRole('alert');

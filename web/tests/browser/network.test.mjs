@@ -10,10 +10,10 @@ import {
   assertAccessible,
   assertClean,
   claimByApi,
-  expectHeading,
   launchBrowser,
   openPage,
   screenshot,
+  signIn,
   startAgent,
 } from './helpers.mjs';
 
@@ -39,12 +39,7 @@ describe('network page (real agent, mock NetworkManager on the system bus)', () 
       const path = new URL(req.url()).pathname;
       if (path.startsWith('/api/v1/network/')) seen.push(`${req.method()} ${path} ${req.postData() ?? ''}`.trim());
     });
-    await page.goto('/network');
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByLabel('Username').fill(admin.username);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expectHeading(page, 'Network');
+    await signIn(page, admin, '/network', 'Network');
   });
 
   after(async () => {

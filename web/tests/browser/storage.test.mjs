@@ -13,10 +13,10 @@ import {
   assertAccessible,
   assertClean,
   claimByApi,
-  expectHeading,
   launchBrowser,
   openPage,
   screenshot,
+  signIn,
   startAgent,
 } from './helpers.mjs';
 
@@ -45,12 +45,7 @@ describe('storage page with a loop device', () => {
     admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
-    await page.goto('/storage');
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByLabel('Username').fill(admin.username);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expectHeading(page, 'Storage');
+    await signIn(page, admin, '/storage', 'Storage');
   });
 
   after(async () => {

@@ -3,16 +3,16 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertAccessible, assertClean, expectHeading, claimByApi, launchBrowser, openPage, screenshot, startAgent } from './helpers.mjs';
-
-async function signIn(page, username, password) {
-  await page.goto('/');
-  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expectHeading(page, 'Home');
-}
+import {
+  assertAccessible,
+  assertClean,
+  claimByApi,
+  launchBrowser,
+  openPage,
+  screenshot,
+  signIn,
+  startAgent,
+} from './helpers.mjs';
 
 describe('users page', () => {
   let agent;
@@ -48,7 +48,7 @@ describe('users page', () => {
   });
 
   it('lists, adds, changes, resets and deletes users', async () => {
-    await signIn(page, admin.username, admin.password);
+    await signIn(page, admin);
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).click();
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
     await page.getByTestId('user-admin').waitFor();
@@ -122,7 +122,7 @@ describe('users page', () => {
 
   it('gives a member no Users page', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
-    await signIn(page, 'carol', 'a new member password');
+    await signIn(page, { username: 'carol', password: 'a new member password' });
     const nav = page.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Account' }).waitFor();
     assert.equal(await nav.getByRole('link', { name: 'Users' }).count(), 0);
