@@ -21,6 +21,7 @@ import type {
   PatchAppBody,
   Plan,
   StoreInfo,
+  AddStoreRequest,
   UpdateAppBody,
   ClaimRequest,
   CreateShareRequest,
@@ -316,6 +317,9 @@ export class ApiClient {
 
   // Apps. Install, update and settings answer when the app is up; progress comes as events.
   stores = () => this.request<StoreInfo[]>('GET', '/api/v1/stores');
+  addStore = (body: AddStoreRequest) => this.request<StoreInfo>('POST', '/api/v1/stores', body);
+  removeStore = (id: string) => this.request<void>('DELETE', `/api/v1/stores/${seg(id)}`);
+  refreshStores = () => this.request<StoreInfo[]>('POST', '/api/v1/stores/refresh');
   catalog = (q: string, category: string) =>
     this.request<CatalogResponse>('GET', `/api/v1/catalog?${query({ q: q.trim() || undefined, category: category || undefined })}`);
   catalogApp = (store: string, app: string) =>

@@ -4,6 +4,7 @@
 
 import { ApiError, NETWORK_ERROR } from './api';
 import type {
+  AddStoreRequest,
   AppProgressEvent,
   AppSettings,
   AppView,
@@ -597,4 +598,16 @@ export function removalCheck(get: (id: string) => Promise<AppView>, id: string):
       throw e;
     }
   };
+}
+
+/**
+ * What the "add a store" field means: an absolute path is a store folder on the device, anything
+ * else a store zip URL, which must be https (the agent checks the rest and says why).
+ */
+export function storeSource(input: string): { body: AddStoreRequest } | { error: 'empty' | 'https' } {
+  const text = input.trim();
+  if (text === '') return { error: 'empty' };
+  if (text.startsWith('/')) return { body: { path: text } };
+  if (!/^https:\/\//i.test(text)) return { error: 'https' };
+  return { body: { url: text } };
 }

@@ -7,6 +7,7 @@ export type RouteId =
   | 'apps'
   | 'app-store'
   | 'app-custom'
+  | 'app-stores'
   | 'files'
   | 'storage'
   | 'network'
@@ -35,6 +36,7 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'apps', path: '/apps', title: 'nav.apps', nested: true },
   { id: 'app-store', path: '/apps/store', title: 'apps.store_title', nested: true, parent: 'apps' },
   { id: 'app-custom', path: '/apps/custom', title: 'apps.custom_title', parent: 'apps' },
+  { id: 'app-stores', path: '/apps/stores', title: 'stores.title', parent: 'apps', adminOnly: true },
   { id: 'files', path: '/files', title: 'nav.files', nested: true },
   { id: 'storage', path: '/storage', title: 'nav.storage', adminOnly: true },
   { id: 'network', path: '/network', title: 'nav.network', adminOnly: true },

@@ -297,6 +297,52 @@ describe('apps pages', () => {
     assert.equal(existsSync(join(agent.dataDir, 'app-data', APP_ID)), false, 'the app-data folder is gone');
   });
 
+  it('manages the stores: refuses plain http, adds a folder whose apps appear, refreshes, removes it', async () => {
+    const extra = await mkdtemp(join(tmpdir(), 'hearth-web-store2-'));
+    await cp(join(FIXTURE, 'Apps/WebApp'), join(extra, 'Apps/SecondApp'), { recursive: true });
+    const composePath = join(extra, 'Apps/SecondApp/docker-compose.yml');
+    await writeFile(composePath, (await readFile(composePath, 'utf8')).replace('en_US: Test Web App', 'en_US: Second Store App'));
+    await writeFile(join(extra, 'Apps/SecondApp/icon.svg'), ICON);
+
+    await page.goto('/apps/store');
+    await page.getByRole('link', { name: 'App stores' }).click();
+    await expectHeading(page, 'App stores');
+    const configured = page.getByRole('listitem').filter({ hasText: storeDir });
+    await configured.getByText('From the device configuration').waitFor();
+    assert.match(await configured.textContent(), /2 apps/);
+    assert.equal(await configured.getByRole('button').count(), 0, 'a configured store cannot be removed here');
+
+    const field = page.getByLabel('Zip URL or folder');
+    await field.fill('http://example.org/store.zip');
+    await page.getByRole('button', { name: 'Add store' }).click();
+    await page.getByText('A store on the web must use https://').waitFor();
+    assert.equal(await field.getAttribute('aria-invalid'), 'true');
+    assert.equal((await call(agent, 'GET', '/api/v1/stores', { jar: admin.jar })).json.length, 1, 'nothing was added');
+
+    await field.fill(extra);
+    await page.getByRole('button', { name: 'Add store' }).click();
+    await page.getByRole('status').filter({ hasText: `${extra} was added with 1 apps.` }).waitFor();
+    const added = page.getByRole('listitem').filter({ hasText: extra });
+    await added.getByRole('button', { name: `Remove ${extra}` }).waitFor();
+    await screenshot(page, 'apps-stores');
+    await assertAccessible(page, 'the stores page');
+
+    await page.getByRole('link', { name: 'App store' }).click();
+    await page.getByTestId('catalog-app-SecondApp').filter({ hasText: 'Second Store App' }).waitFor();
+    await page.goBack();
+    await expectHeading(page, 'App stores');
+    await page.getByRole('button', { name: 'Refresh all' }).click();
+    await page.getByRole('status').filter({ hasText: 'Every store was loaded again.' }).waitFor();
+
+    await page.getByRole('listitem').filter({ hasText: extra }).getByRole('button', { name: `Remove ${extra}` }).click();
+    await page.getByRole('status').filter({ hasText: `${extra} was removed.` }).waitFor();
+    await page.getByRole('listitem').filter({ hasText: extra }).waitFor({ state: 'detached' });
+    const left = (await call(agent, 'GET', '/api/v1/stores', { jar: admin.jar })).json;
+    assert.deepEqual(left.map((st) => st.source), [storeDir]);
+    await rm(extra, { recursive: true, force: true });
+    assertClean(problems);
+  });
+
   it('checks custom compose YAML as it is typed and asks consent per finding', async () => {
     await page.getByRole('link', { name: 'Custom app' }).first().click();
     await expectHeading(page, 'Custom app');

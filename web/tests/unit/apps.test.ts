@@ -25,6 +25,7 @@ import {
   splitNdjson,
   storeAppPath,
   storeInstallBody,
+  storeSource,
   toggleConsent,
   unsetVariables,
 } from '../../src/lib/apps';
@@ -391,5 +392,20 @@ describe('reads that may be cut off', () => {
     };
     expect(await readAgain(flaky, 5, async () => {})).toBe('ok');
     await expect(readAgain(async () => Promise.reject(new ApiError(0, NETWORK_ERROR, 'x')), 2, async () => {})).rejects.toThrow();
+  });
+});
+
+describe('storeSource', () => {
+  it('reads a folder on the device as a path and an https address as a URL', () => {
+    expect(storeSource('  /media/usb1/AppStore ')).toEqual({ body: { path: '/media/usb1/AppStore' } });
+    expect(storeSource('https://example.org/store.zip')).toEqual({ body: { url: 'https://example.org/store.zip' } });
+    expect(storeSource('HTTPS://example.org/s.zip')).toEqual({ body: { url: 'HTTPS://example.org/s.zip' } });
+  });
+
+  it('refuses an empty field and web addresses without https', () => {
+    expect(storeSource('   ')).toEqual({ error: 'empty' });
+    expect(storeSource('http://example.org/store.zip')).toEqual({ error: 'https' });
+    expect(storeSource('example.org/store.zip')).toEqual({ error: 'https' });
+    expect(storeSource('ftp://example.org/store.zip')).toEqual({ error: 'https' });
   });
 });
