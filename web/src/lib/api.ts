@@ -21,6 +21,11 @@ import type {
   PatchAppBody,
   Plan,
   StoreInfo,
+  Interface,
+  InterfaceList,
+  InterfacePatch,
+  PendingChange,
+  WifiList,
   AddStoreRequest,
   UpdateAppBody,
   ClaimRequest,
@@ -314,6 +319,18 @@ export class ApiClient {
   unmountDisk = (id: string) => this.request<Disk>('POST', `/api/v1/disks/${encodeURIComponent(id)}/unmount`);
   ejectDisk = (id: string) => this.request<void>('POST', `/api/v1/disks/${encodeURIComponent(id)}/eject`);
   cancelJob = (id: string) => this.request<void>('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
+
+  // Network (admins). A change answers with a checkpoint to confirm from the new address.
+  networkInterfaces = () => this.request<InterfaceList>('GET', '/api/v1/network/interfaces');
+  configureInterface = (name: string, patch: InterfacePatch) =>
+    this.request<PendingChange>('PATCH', `/api/v1/network/interfaces/${seg(name)}`, patch);
+  confirmNetworkChange = (id: string) => this.request<void>('POST', `/api/v1/network/checkpoints/${seg(id)}/confirm`);
+  rollbackNetworkChange = (id: string) => this.request<void>('POST', `/api/v1/network/checkpoints/${seg(id)}/rollback`);
+  wifi = () => this.request<WifiList>('GET', '/api/v1/network/wifi');
+  wifiScan = () => this.request<void>('POST', '/api/v1/network/wifi/scan');
+  wifiConnect = (ssid: string, password?: string) =>
+    this.request<Interface>('POST', '/api/v1/network/wifi/connect', password ? { ssid, password } : { ssid });
+  wifiForget = (ssid: string) => this.request<void>('DELETE', `/api/v1/network/wifi/${seg(ssid)}`);
 
   // Apps. Install, update and settings answer when the app is up; progress comes as events.
   stores = () => this.request<StoreInfo[]>('GET', '/api/v1/stores');

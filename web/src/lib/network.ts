@@ -1,92 +1,12 @@
-// Network management: the agent's network contract (interfaces, addresses, Wi-Fi, checkpoints),
-// the address form's checks (CIDR, gateway inside the subnet, DNS list) and the safe-apply
-// countdown. Pure functions, except `NetworkApi`, which only sends requests.
-//
-// The types live here rather than in types.ts until the agent's OpenAPI document names them
-// (tests/browser/openapi.test.mjs checks every type in types.ts against that document).
+// Network management: the address form's checks (CIDR, gateway inside the subnet, DNS list),
+// the safe-apply countdown and Wi-Fi helpers. Pure functions; the types are the agent's
+// (types.ts) and the calls are in api.ts, both checked against its OpenAPI document.
 
-import { ApiError, type ApiClient } from './api';
+import { ApiError } from './api';
 import type { MessageKey } from './i18n';
+import type { Interface, IpPatch, IpState, PendingChange, WifiNetwork } from './types';
 
-export type InterfaceKind = 'ethernet' | 'wifi' | 'loopback' | 'bridge' | 'other';
-export type LinkState = 'connected' | 'connecting' | 'disconnected' | 'unavailable' | 'unmanaged';
-export type IpMethod = 'auto' | 'manual' | 'disabled';
 export type Family = 4 | 6;
-
-export interface IpConfig {
-  method: IpMethod;
-  /** "192.168.1.5/24", "fd00::5/64" */
-  addresses: string[];
-  gateway?: string | null;
-  dns: string[];
-}
-
-export interface NetworkInterface {
-  name: string;
-  kind: InterfaceKind;
-  state: LinkState;
-  mac?: string | null;
-  speed_mbps?: number | null;
-  /** The NetworkManager connection profile in use, if any. */
-  connection?: string | null;
-  ipv4: IpConfig;
-  ipv6: IpConfig;
-}
-
-export interface InterfaceList {
-  interfaces: NetworkInterface[];
-}
-
-export interface IpPatch {
-  method: 'auto' | 'manual';
-  addresses?: string[];
-  gateway?: string | null;
-  dns?: string[];
-}
-
-export interface InterfacePatch {
-  ipv4?: IpPatch;
-  ipv6?: IpPatch;
-}
-
-export interface Checkpoint {
-  checkpoint: string;
-  rollback_seconds: number;
-}
-
-export interface WifiNetwork {
-  ssid: string;
-  /** 0–100 */
-  signal: number;
-  /** "", "wpa2", "wpa3", … ("" or "none" for an open network) */
-  security: string;
-  frequency_mhz: number;
-  known: boolean;
-  active: boolean;
-}
-
-export interface WifiList {
-  device: string | null;
-  networks: WifiNetwork[];
-}
-
-const seg = encodeURIComponent;
-
-/** The network calls, over the dashboard's API client (CSRF, errors, 401 handling). */
-export class NetworkApi {
-  constructor(private readonly api: ApiClient) {}
-
-  interfaces = () => this.api.request<InterfaceList>('GET', '/api/v1/network/interfaces');
-  configure = (name: string, patch: InterfacePatch) =>
-    this.api.request<Checkpoint>('PATCH', `/api/v1/network/interfaces/${seg(name)}`, patch);
-  confirm = (id: string) => this.api.request<void>('POST', `/api/v1/network/checkpoints/${seg(id)}/confirm`);
-  rollback = (id: string) => this.api.request<void>('POST', `/api/v1/network/checkpoints/${seg(id)}/rollback`);
-  wifi = () => this.api.request<WifiList>('GET', '/api/v1/network/wifi');
-  scan = () => this.api.request<void>('POST', '/api/v1/network/wifi/scan');
-  connect = (ssid: string, password?: string) =>
-    this.api.request<void>('POST', '/api/v1/network/wifi/connect', password ? { ssid, password } : { ssid });
-  forget = (ssid: string) => this.api.request<void>('DELETE', `/api/v1/network/wifi/${seg(ssid)}`);
-}
 
 /** 404 (no such endpoint: an agent without network management) and 503 (NetworkManager down). */
 export function isUnavailable(err: unknown): boolean {
@@ -240,7 +160,7 @@ export function ipPatch(form: IpForm): IpPatch {
 }
 
 /** The form filled from what the interface has now. */
-export function formFrom(config: IpConfig): IpForm {
+export function formFrom(config: IpState): IpForm {
   return {
     method: config.method === 'manual' ? 'manual' : 'auto',
     addresses: config.addresses.join('\n'),
@@ -250,7 +170,7 @@ export function formFrom(config: IpConfig): IpForm {
 }
 
 /** Interfaces whose addresses the dashboard may change. */
-export function configurable(iface: NetworkInterface): boolean {
+export function configurable(iface: Interface): boolean {
   return (iface.kind === 'ethernet' || iface.kind === 'wifi') && iface.state !== 'unmanaged';
 }
 
@@ -271,7 +191,7 @@ export type ApplyPhase =
   | { kind: 'reverted'; byUser: boolean }
   | { kind: 'failed'; message: string };
 
-export function startApply(cp: Checkpoint, nowMs: number): ApplyPhase {
+export function startApply(cp: PendingChange, nowMs: number): ApplyPhase {
   return { kind: 'waiting', checkpoint: cp.checkpoint, deadlineMs: nowMs + cp.rollback_seconds * 1000 };
 }
 
@@ -284,8 +204,7 @@ export function expire(phase: ApplyPhase, nowMs: number): ApplyPhase {
 // Wi-Fi -----------------------------------------------------------------------------------
 
 export function isOpenNetwork(n: WifiNetwork): boolean {
-  const s = n.security.trim().toLowerCase();
-  return s === '' || s === 'none' || s === 'open';
+  return n.security === 'open';
 }
 
 /** Connecting needs a password for a secured network the device does not know yet. */

@@ -589,6 +589,7 @@ export const en = {
   'network.method.auto': 'Automatic (DHCP)',
   'network.method.manual': 'Fixed (static)',
   'network.method.disabled': 'Off',
+  'network.method.ignore': 'Left to the kernel',
   'network.addresses': 'Addresses',
   'network.gateway': 'Gateway',
   'network.dns': 'DNS servers',
