@@ -38,7 +38,16 @@ pub enum BootstrapError {
     },
     #[error("the overlay path {0} contains white space, which mmdebstrap hooks cannot take")]
     BadPath(PathBuf),
+    #[error(
+        "the {board} base ({key}) is not cached and {CACHED_ONLY_ENV}=1 forbids bootstrapping it"
+    )]
+    NotCached { board: String, key: String },
 }
+
+/// With this environment variable set to `1`, a base that is not cached is an error instead
+/// of a bootstrap (`ci/bench-image` uses it so a benchmark never starts a 40-minute foreign
+/// bootstrap by surprise).
+pub const CACHED_ONLY_ENV: &str = "HEARTH_IMAGE_CACHED_BASE_ONLY";
 
 /// Everything a base depends on; its hash names the cache entry.
 #[derive(Debug, Clone)]
@@ -170,6 +179,12 @@ pub fn ensure(
             packages,
             key,
             cached: true,
+        });
+    }
+    if std::env::var(CACHED_ONLY_ENV).is_ok_and(|v| v == "1") {
+        return Err(BootstrapError::NotCached {
+            board: board.to_string(),
+            key: key[..16].to_string(),
         });
     }
     // Build under a temporary name; only a finished base is renamed into place.
