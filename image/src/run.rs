@@ -3,6 +3,7 @@
 //! the terminal on request), a monitor socket for a clean power-off.
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -163,7 +164,9 @@ fn copy_sparse(mut from: impl Read, to: &mut File) -> Result<()> {
     Ok(())
 }
 
-/// Boots the image and waits for QEMU to exit.
+/// Boots the image: prepares the disk, then becomes QEMU (`exec`), so whoever started
+/// `hearth-image run` holds QEMU's process itself — stopping it stops the VM, and no QEMU is
+/// left behind when a script kills the runner. Returns only when QEMU cannot be started.
 pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
     let q = board.qemu.as_ref().with_context(|| {
         format!(
@@ -194,11 +197,6 @@ pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
         opts.https_port,
         opts.serial_log().display()
     );
-    let status = qemu_command(q, opts)
-        .status()
-        .with_context(|| format!("cannot start {}", q.binary))?;
-    if !status.success() {
-        bail!("{} exited with {status}", q.binary);
-    }
-    Ok(())
+    let err = qemu_command(q, opts).exec();
+    Err(err).with_context(|| format!("cannot start {}", q.binary))
 }
