@@ -236,7 +236,10 @@ async fn wait_for(s: &mut Session, what: &str, done: impl Fn(&Value) -> bool) ->
         if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -276,13 +279,10 @@ async fn install(s: &mut Session) -> String {
 
 /// Collects the `job` events of the event stream in the background.
 fn listen_jobs(s: &Session) -> tokio::task::JoinHandle<Vec<Value>> {
-    let req = s
-        .client
-        .get(format!("{}/api/v1/events", s.base))
-        .header(
-            "cookie",
-            format!("__Host-hearth_session={}", s.cookie.clone().unwrap()),
-        );
+    let req = s.client.get(format!("{}/api/v1/events", s.base)).header(
+        "cookie",
+        format!("__Host-hearth_session={}", s.cookie.clone().unwrap()),
+    );
     tokio::spawn(async move {
         let mut resp = req.send().await.unwrap();
         let mut text = String::new();
@@ -426,20 +426,33 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
 
     let body = get(&mut admin).await;
     assert_eq!(body["state"], "reboot_required", "{body}");
-    assert_eq!(body["pending_reboot"], json!({"version": "1.2.0", "slot": "b"}));
+    assert_eq!(
+        body["pending_reboot"],
+        json!({"version": "1.2.0", "slot": "b"})
+    );
     assert_eq!(body["boot"]["trial"], json!({"slot": "b", "tries_left": 3}));
     let h = &body["history"][0];
     assert_eq!(
-        (h["kind"].as_str(), h["from_version"].as_str(), h["to_version"].as_str()),
+        (
+            h["kind"].as_str(),
+            h["from_version"].as_str(),
+            h["to_version"].as_str()
+        ),
         (Some("installed"), Some("1.1.0"), Some("1.2.0"))
     );
     // Delta: only the chunks around the changed 200 KB came over the network.
     let downloaded = h["downloaded_bytes"].as_u64().unwrap();
     let reused = h["reused_bytes"].as_u64().unwrap();
-    assert!(downloaded >= 200_000 && downloaded <= 200_000 + 2 * 65_536, "{h}");
+    assert!(
+        (200_000..=200_000 + 2 * 65_536).contains(&downloaded),
+        "{h}"
+    );
     assert_eq!(downloaded + reused, SIZE as u64, "{h}");
     let served = rig.served() - served_before;
-    assert!(served < b2_size / 4, "served {served} of a {b2_size}-byte bundle");
+    assert!(
+        served < b2_size / 4,
+        "served {served} of a {b2_size}-byte bundle"
+    );
     assert_eq!(rig.slot("b"), v2, "slot b holds 1.2.0");
     assert_eq!(rig.slot("a"), rig.v1, "slot a untouched");
     let st = rig.boot_state();
@@ -449,7 +462,10 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     let (status, b) = admin
         .send(Method::POST, "/api/v1/update/install", None)
         .await;
-    assert_eq!((status, error_code(&b)), (StatusCode::CONFLICT, "update_not_available"));
+    assert_eq!(
+        (status, error_code(&b)),
+        (StatusCode::CONFLICT, "update_not_available")
+    );
 
     // "Reboot": the boot loader tries b; the agent comes up on 1.2.0 from slot b.
     agent.terminate();
@@ -465,7 +481,10 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     let (status, b) = admin
         .send(Method::POST, "/api/v1/update/install", None)
         .await;
-    assert_eq!((status, error_code(&b)), (StatusCode::CONFLICT, "update_trial_pending"));
+    assert_eq!(
+        (status, error_code(&b)),
+        (StatusCode::CONFLICT, "update_trial_pending")
+    );
 
     // The health gate finds the agent, the units and the network up, and commits b.
     let out = rig.gate(agent.port);
@@ -529,4 +548,268 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     assert_eq!(body["current"]["version"], "1.2.0");
     assert_eq!(body["state"], "idle");
     assert!(body["pending_reboot"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_killed_midway_is_reported_interrupted_and_resumes() {
+    let rig = rig("").await;
+    // 1.2.0 shares nothing with 1.1.0: every chunk must be downloaded.
+    let v2 = image_bytes(SIZE, 22);
+    let b2 = rig.bundle(2, &v2, BOARD, 1);
+    rig.publish(&b2, "All new.");
+    let mut agent = rig.start_agent();
+    let mut admin = agent.claim().await;
+    assert_eq!(check(&mut admin).await.0, StatusCode::OK);
+    // The download stalls after 1 MiB of payload; the agent is killed while it waits.
+    {
+        let mut k = rig.server.knobs.lock().unwrap();
+        k.stall_once_after = Some(1024 * 1024);
+        // Not the small reads of the bundle's header and manifest: the payload download.
+        k.stall_min_len = 1024 * 1024 + 1;
+    }
+    let _id = install(&mut admin).await;
+    let body = wait_for(&mut admin, "the download to stall", |b| {
+        b["progress"]["downloaded_bytes"].as_u64().unwrap_or(0) >= 1024 * 1024
+    })
+    .await;
+    assert_eq!(body["state"], "downloading", "{body}");
+    agent.kill9();
+    assert!(
+        !rig.boot_state().is_bootable(Slot::B),
+        "b unbootable while written"
+    );
+
+    let client = agent.client();
+    agent = rig.start_agent();
+    admin.client = client;
+    admin.base = agent.url("");
+    let body = get(&mut admin).await;
+    assert_eq!(history_kinds(&body), ["interrupted"], "{body}");
+    assert_eq!(body["history"][0]["to_version"], "1.2.0");
+    assert_eq!(body["history"][0]["code"], "update_interrupted");
+    assert_eq!(body["state"], "idle");
+    let st = rig.boot_state();
+    assert_eq!(
+        (st.primary, st.trial, st.bootable),
+        (Some(Slot::A), None, vec![Slot::A])
+    );
+    assert_eq!(rig.slot("a"), rig.v1);
+
+    // The retry finds the first megabyte in place and downloads only the rest.
+    let id = install(&mut admin).await;
+    assert_eq!(wait_job(&mut admin, &id).await["state"], "done");
+    let body = get(&mut admin).await;
+    assert_eq!(history_kinds(&body), ["installed", "interrupted"], "{body}");
+    let h = &body["history"][0];
+    let (downloaded, reused) = (
+        h["downloaded_bytes"].as_u64().unwrap(),
+        h["reused_bytes"].as_u64().unwrap(),
+    );
+    assert!(reused >= 1024 * 1024, "{h}");
+    assert_eq!(downloaded + reused, SIZE as u64, "{h}");
+    assert_eq!(rig.slot("b"), v2);
+    assert_eq!(rig.boot_state().trial, Some((Slot::B, 3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_indexes_and_bundles_are_refused_with_codes_and_slots_untouched() {
+    let rig = rig("").await;
+    let mut agent = rig.start_agent();
+    let mut admin = agent.claim().await;
+    let index = rig.path("repo/stable").join(BOARD).join("index.hidx");
+    let slots_unchanged = |rig: &Rig| {
+        assert_eq!(rig.slot("a"), rig.v1, "slot a untouched");
+        let st = rig.boot_state();
+        assert_eq!(
+            (st.primary, st.trial, st.bootable),
+            (Some(Slot::A), None, vec![Slot::A])
+        );
+    };
+    let refused = |status: StatusCode, body: &Value, code: &str, says: &str| {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(body), code, "{body}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{msg}");
+    };
+
+    // Nothing published: the repository has no index for this board.
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_GATEWAY, "update_repo_unreachable")
+    );
+    let (status, body) = admin
+        .send(Method::POST, "/api/v1/update/install", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "update_not_available")
+    );
+
+    // An index for another board, placed under this board's path.
+    let mut v2 = rig.v1.clone();
+    v2[..70_000].copy_from_slice(&image_bytes(70_000, 5));
+    let pi = rig.bundle(2, &v2, "rpi4", 1);
+    rig.publish(&pi, "For a Pi.");
+    std::fs::create_dir_all(index.parent().unwrap()).unwrap();
+    std::fs::copy(rig.path("repo/stable/rpi4/index.hidx"), &index).unwrap();
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "rpi4");
+    let state = get(&mut admin).await;
+    assert_eq!(state["last_check"]["result"], "error");
+    assert_eq!(state["last_check"]["error"]["code"], "update_index_invalid");
+    std::fs::remove_file(&index).unwrap();
+
+    // An expired index (published 60 days ago, valid for 30).
+    let b2 = rig.bundle(2, &v2, BOARD, 1);
+    rig.publish_at(
+        &b2,
+        "Old.",
+        OffsetDateTime::now_utc() - time::Duration::days(60),
+    );
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "expired");
+    // A forged index (one byte of its signed body changed).
+    let good = std::fs::read(&index).unwrap();
+    let mut forged = good.clone();
+    let n = forged.len();
+    forged[n / 2] ^= 1;
+    std::fs::write(&index, &forged).unwrap();
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "update_index_invalid");
+    std::fs::remove_file(&index).unwrap();
+
+    // A valid index whose bundle was tampered with after publishing: the check accepts the
+    // index, the install refuses the payload.
+    rig.publish(&b2, "Tampered.");
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let published = std::fs::read_dir(rig.path("repo/bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(&format!("-{BOARD}-2")))
+        .unwrap();
+    let mut bytes = std::fs::read(&published).unwrap();
+    // The payload ends the bundle; flip a byte of its first chunk, which differs from slot a
+    // and so is downloaded.
+    let at = bytes.len() - SIZE + 100;
+    bytes[at] ^= 0xff;
+    std::fs::write(&published, &bytes).unwrap();
+    let id = install(&mut admin).await;
+    let j = wait_job(&mut admin, &id).await;
+    assert_eq!(j["state"], "failed", "{j}");
+    assert_eq!(j["error_code"], "update_bundle_invalid", "{j}");
+    let state = get(&mut admin).await;
+    assert_eq!(state["history"][0]["kind"], "failed");
+    assert_eq!(state["history"][0]["code"], "update_bundle_invalid");
+    slots_unchanged(&rig);
+    bytes[at] ^= 0xff;
+    std::fs::write(&published, &bytes).unwrap();
+
+    // A replayed older index (serial 2 after serial 3 was seen).
+    let older = std::fs::read(&index).unwrap();
+    let mut v3 = v2.clone();
+    v3[..10].copy_from_slice(b"0123456789");
+    let b3 = rig.bundle(3, &v3, BOARD, 1);
+    rig.publish(&b3, "Newer.");
+    assert_eq!(check(&mut admin).await.0, StatusCode::OK);
+    let newer = std::fs::read(&index).unwrap();
+    std::fs::write(&index, &older).unwrap();
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "replay");
+    std::fs::write(&index, &newer).unwrap();
+
+    // A downgrade: the device now runs 1.5.0 and the index offers 1.3.0.
+    rig.publish(&rig.bundle(4, &v3, BOARD, 1), "4");
+    agent.terminate();
+    rig.boot_as(5, Slot::A);
+    let client = agent.client();
+    agent = rig.start_agent();
+    admin.client = client;
+    admin.base = agent.url("");
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "downgrade");
+    let (status, body) = admin
+        .send(Method::POST, "/api/v1/update/install", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "update_not_available")
+    );
+
+    // Too old: 1.6.0 may only be installed from 1.6-era 5.x… from version 6 on.
+    rig.boot_as(1, Slot::A);
+    let b6 = rig.bundle(6, &v3, BOARD, 3);
+    rig.publish(&b6, "Needs 1.3.0.");
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "at least version 3");
+    slots_unchanged(&rig);
+}
+
+#[tokio::test]
+async fn policy_changes_are_validated_and_kept() {
+    let rig = rig("").await;
+    let mut agent = rig.start_agent();
+    let mut admin = agent.claim().await;
+    let before = get(&mut admin).await["policy"].clone();
+    assert_eq!(
+        before,
+        json!({"channel": "stable", "auto_install": false, "reboot": "manual",
+               "maintenance_window": {"start": "03:00", "end": "05:00"}})
+    );
+    for bad in [
+        json!({"channel": "Bad Name"}),
+        json!({"channel": ""}),
+        json!({"channel": "../x"}),
+        json!({"maintenance_window": {"start": "25:00", "end": "05:00"}}),
+        json!({"maintenance_window": {"start": "3:00", "end": "05:00"}}),
+        json!({"maintenance_window": {"start": "04:00", "end": "04:00"}}),
+        json!({"maintenance_window": {"start": "04:00"}}),
+        json!({"reboot": "sometimes"}),
+        json!({"auto_install": "yes"}),
+        json!({"colour": "red"}),
+        // A valid field does not slip through next to an invalid one.
+        json!({"auto_install": true, "channel": "NO"}),
+    ] {
+        let (status, body) = admin
+            .send(Method::PATCH, "/api/v1/update/policy", Some(bad.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(error_code(&body), "invalid_input", "{body}");
+    }
+    assert_eq!(get(&mut admin).await["policy"], before, "nothing changed");
+
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(
+                json!({"channel": "beta", "auto_install": true, "reboot": "maintenance_window",
+                        "maintenance_window": {"start": "23:30", "end": "01:00"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let want = json!({"channel": "beta", "auto_install": true, "reboot": "maintenance_window",
+                      "maintenance_window": {"start": "23:30", "end": "01:00"}});
+    assert_eq!(body["policy"], want);
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(json!({"reboot": "immediately"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["policy"]["channel"], "beta",
+        "a partial patch keeps the rest"
+    );
+    agent.restart();
+    admin.client = agent.client();
+    admin.base = agent.url("");
+    let body = get(&mut admin).await;
+    assert_eq!(body["policy"]["reboot"], "immediately");
+    assert_eq!(body["policy"]["maintenance_window"]["start"], "23:30");
 }
