@@ -813,3 +813,124 @@ async fn policy_changes_are_validated_and_kept() {
     assert_eq!(body["policy"]["reboot"], "immediately");
     assert_eq!(body["policy"]["maintenance_window"]["start"], "23:30");
 }
+
+fn hhmm(minutes: i64) -> String {
+    let m = minutes.rem_euclid(24 * 60);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// Local minutes since midnight, as the agent reads them.
+fn local_minutes() -> i64 {
+    let out = std::process::Command::new("date")
+        .arg("+%H:%M")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (h, m) = text.trim().split_once(':').unwrap();
+    h.parse::<i64>().unwrap() * 60 + m.parse::<i64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reboots_go_through_logind_and_the_window_installs_by_itself() {
+    let bus = common::dbus_mock::private_bus().await;
+    let rig = rig(&format!(
+        "system_bus_address = \"{}\"\nupdate_check_secs = 1\nupdate_health_units = []\n\
+         update_health_network = false\n",
+        bus.address
+    ))
+    .await;
+    let reboots = || {
+        bus.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("reboot"))
+            .count()
+    };
+    let mut v2 = rig.v1.clone();
+    v2[..1000].copy_from_slice(&image_bytes(1000, 9));
+    rig.publish(&rig.bundle(2, &v2, BOARD, 1), "Two.");
+    let mut agent = rig.start_agent();
+    let mut admin = agent.claim().await;
+
+    // Nothing installed: nothing to reboot into.
+    let (status, body) = admin
+        .send(Method::POST, "/api/v1/update/reboot", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "update_no_pending_reboot")
+    );
+
+    // Manual policy: install, then the admin's reboot goes to logind.
+    assert_eq!(check(&mut admin).await.0, StatusCode::OK);
+    let id = install(&mut admin).await;
+    assert_eq!(wait_job(&mut admin, &id).await["state"], "done");
+    assert_eq!(reboots(), 0, "manual policy: no reboot by itself");
+    let (status, body) = admin
+        .send(Method::POST, "/api/v1/update/reboot", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(reboots(), 1);
+
+    // The window policy reboots into the waiting 1.2.0 by itself, inside the window.
+    let now = local_minutes();
+    let window = json!({"start": hhmm(now - 10), "end": hhmm(now + 10)});
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(json!({"reboot": "maintenance_window", "maintenance_window": window})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while reboots() < 2 {
+        assert!(Instant::now() < deadline, "no reboot in the window");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The device comes back on 1.2.0 from slot b; the gate (agent check only here) commits.
+    agent.terminate();
+    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::B));
+    rig.boot_as(2, Slot::B);
+    agent = rig.start_agent();
+    admin.client = agent.client();
+    admin.base = agent.url("");
+    let out = rig.gate(agent.port);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&mut admin).await["history"][0]["kind"], "committed");
+
+    // Automatic install in the open window: the agent checks (every second here), finds
+    // 1.3.0, installs it into slot a and reboots.
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(json!({"auto_install": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = reboots();
+    let mut v3 = v2.clone();
+    v3[5000..6000].copy_from_slice(&image_bytes(1000, 10));
+    rig.publish(&rig.bundle(3, &v3, BOARD, 1), "Three.");
+    let body = wait_for(&mut admin, "the automatic install", |b| {
+        b["pending_reboot"]["version"] == "1.3.0"
+    })
+    .await;
+    assert_eq!(body["history"][0]["to_version"], "1.3.0", "{body}");
+    assert_eq!(rig.slot("a"), v3);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while reboots() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no reboot after the automatic install"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
