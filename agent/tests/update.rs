@@ -267,12 +267,24 @@ async fn wait_job(s: &mut Session, id: &str) -> Value {
     }
 }
 
+/// POSTs, retrying while the agent answers 409 `update_busy` (a scheduled check running).
+async fn post_when_idle(s: &mut Session, path: &str) -> (StatusCode, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = s.send(Method::POST, path, None).await;
+        if error_code(&body) != "update_busy" || Instant::now() >= deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn check(s: &mut Session) -> (StatusCode, Value) {
-    s.send(Method::POST, "/api/v1/update/check", None).await
+    post_when_idle(s, "/api/v1/update/check").await
 }
 
 async fn install(s: &mut Session) -> String {
-    let (status, body) = s.send(Method::POST, "/api/v1/update/install", None).await;
+    let (status, body) = post_when_idle(s, "/api/v1/update/install").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     body["job_id"].as_str().unwrap().to_string()
 }
