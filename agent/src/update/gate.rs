@@ -32,7 +32,7 @@ pub trait HealthChecks {
 pub struct SystemChecks {
     health_url: String,
     ca_pem: Option<Vec<u8>>,
-    bus_address: Option<String>,
+    bus: crate::system::bus::LazyBus,
     units: Vec<String>,
     network: bool,
 }
@@ -60,7 +60,7 @@ impl SystemChecks {
                 std::net::SocketAddr::new(ip, addr.port())
             ),
             ca_pem: std::fs::read(config.data_dir.join("tls/ca.crt")).ok(),
-            bus_address: config.system_bus_address.clone(),
+            bus: crate::system::bus::LazyBus::new(config.system_bus_address.clone()),
             units: config.update.health_units.clone(),
             network: config.update.health_network,
         }
@@ -91,15 +91,12 @@ impl SystemChecks {
         Ok(())
     }
 
-    async fn bus(&self) -> Result<zbus::Connection, String> {
-        let r = match &self.bus_address {
-            Some(a) => match zbus::connection::Builder::address(a.as_str()) {
-                Ok(b) => b.build().await,
-                Err(e) => Err(e),
-            },
-            None => zbus::Connection::system().await,
-        };
-        r.map_err(|e| format!("the system bus is not available: {e}"))
+    /// The bus, connected once and reused by every round of checks.
+    async fn bus(&self) -> Result<&zbus::Connection, String> {
+        self.bus
+            .get()
+            .await
+            .map_err(|e| format!("the system bus is not available: {e}"))
     }
 
     async fn units(&self, conn: &zbus::Connection) -> Result<(), String> {
@@ -157,8 +154,8 @@ impl HealthChecks for SystemChecks {
             self.agent().await?;
             if !self.units.is_empty() || self.network {
                 let conn = self.bus().await?;
-                self.units(&conn).await?;
-                self.network(&conn).await?;
+                self.units(conn).await?;
+                self.network(conn).await?;
             }
             Ok(())
         })
