@@ -655,3 +655,113 @@ export interface FormatRequest {
 export interface MountRequest {
   partition?: string | null;
 }
+
+// Over-the-air updates of the device itself (agent: GET /api/v1/update and its actions, admin
+// only; see /work/OTA-CONTRACT.md and docs/updates.md). Schema names follow the agent's.
+
+export type UpdatePhase = 'idle' | 'checking' | 'downloading' | 'installing' | 'reboot_required' | 'trial';
+export type RebootPolicy = 'manual' | 'immediately' | 'maintenance_window';
+export type CheckResultKind = 'up_to_date' | 'available' | 'error';
+export type UpdateHistoryKind = 'installed' | 'committed' | 'rolled_back' | 'failed' | 'interrupted';
+
+/** The running system, from the image's release.json and the kernel command line. */
+export interface CurrentRelease {
+  version: string;
+  version_number: number;
+  board: string;
+  arch: string;
+  /** `a` or `b`. */
+  slot: string;
+  build_id: string;
+}
+
+export interface TrialBoot {
+  slot: string;
+  tries_left: number;
+}
+
+export interface BootSlots {
+  primary: string | null;
+  trial: TrialBoot | null;
+  bootable: string[];
+}
+
+/** Times of day "HH:MM" on the device's clock; the window may cross midnight. */
+export interface MaintenanceWindow {
+  start: string;
+  end: string;
+}
+
+export interface UpdatePolicy {
+  channel: string;
+  auto_install: boolean;
+  reboot: RebootPolicy;
+  maintenance_window: MaintenanceWindow;
+}
+
+export interface UpdatePolicyPatch {
+  channel?: string | null;
+  auto_install?: boolean | null;
+  reboot?: RebootPolicy | null;
+  maintenance_window?: MaintenanceWindow | null;
+}
+
+export interface LastCheck {
+  /** RFC 3339. */
+  at: string;
+  result: CheckResultKind;
+  error: ErrorDetail | null;
+}
+
+export interface AvailableUpdate {
+  version: string;
+  version_number: number;
+  /** Bytes of the whole bundle (the download is smaller when parts are already on the device). */
+  size: number;
+  /** Release notes: plain text, shown as such. */
+  notes: string;
+  published: string;
+}
+
+/** The running install: `phase` is the installer's (mark_unbootable, index, write, sync, verify, activate) or `download`. */
+export interface UpdateProgress {
+  phase: string;
+  done: number;
+  total: number;
+  downloaded_bytes: number;
+  reused_bytes: number;
+}
+
+export interface PendingReboot {
+  version: string;
+  slot: string;
+}
+
+export interface UpdateHistoryEntry {
+  id: string;
+  at: string;
+  kind: UpdateHistoryKind;
+  from_version: string;
+  to_version: string;
+  reason: string | null;
+  downloaded_bytes: number;
+  reused_bytes: number;
+}
+
+export interface UpdateStatus {
+  configured: boolean;
+  current: CurrentRelease;
+  boot: BootSlots;
+  policy: UpdatePolicy;
+  state: UpdatePhase;
+  last_check: LastCheck | null;
+  available: AvailableUpdate | null;
+  progress: UpdateProgress | null;
+  pending_reboot: PendingReboot | null;
+  /** Newest first. */
+  history: UpdateHistoryEntry[];
+}
+
+export interface InstallStarted {
+  job_id: string;
+}
