@@ -49,7 +49,7 @@ import type {
   UploadProgress,
   User,
   InstallStarted,
-  UpdatePolicyPatch,
+  PolicyPatch,
   UpdateStatus,
 } from './types';
 import { encodePath, queryString, type QueryValue } from './files';
@@ -313,7 +313,7 @@ export class ApiClient {
   checkUpdate = () => this.request<UpdateStatus>('POST', '/api/v1/update/check');
   installUpdate = () => this.request<InstallStarted>('POST', '/api/v1/update/install');
   rebootIntoUpdate = () => this.request<void>('POST', '/api/v1/update/reboot');
-  updatePolicy = (patch: UpdatePolicyPatch) => this.request<UpdateStatus>('PATCH', '/api/v1/update/policy', patch);
+  updatePolicy = (patch: PolicyPatch) => this.request<UpdateStatus>('PATCH', '/api/v1/update/policy', patch);
 
   // Disks (admins). The id is the kernel name (sdb).
   disks = () => this.request<Disk[]>('GET', '/api/v1/disks');

@@ -661,8 +661,8 @@ export interface MountRequest {
 
 export type UpdatePhase = 'idle' | 'checking' | 'downloading' | 'installing' | 'reboot_required' | 'trial';
 export type RebootPolicy = 'manual' | 'immediately' | 'maintenance_window';
-export type CheckResultKind = 'up_to_date' | 'available' | 'error';
-export type UpdateHistoryKind = 'installed' | 'committed' | 'rolled_back' | 'failed' | 'interrupted';
+export type CheckResult = 'up_to_date' | 'available' | 'error';
+export type HistoryKind = 'installed' | 'committed' | 'rolled_back' | 'failed' | 'interrupted';
 
 /** The running system, from the image's release.json and the kernel command line. */
 export interface CurrentRelease {
@@ -681,8 +681,8 @@ export interface TrialBoot {
 }
 
 export interface BootSlots {
-  primary: string | null;
-  trial: TrialBoot | null;
+  primary?: string | null;
+  trial?: TrialBoot | null;
   bootable: string[];
 }
 
@@ -699,18 +699,23 @@ export interface UpdatePolicy {
   maintenance_window: MaintenanceWindow;
 }
 
-export interface UpdatePolicyPatch {
+export interface PolicyPatch {
   channel?: string | null;
   auto_install?: boolean | null;
   reboot?: RebootPolicy | null;
   maintenance_window?: MaintenanceWindow | null;
 }
 
+export interface UpdateErrorInfo {
+  code: string;
+  message: string;
+}
+
 export interface LastCheck {
   /** RFC 3339. */
   at: string;
-  result: CheckResultKind;
-  error: ErrorDetail | null;
+  result: CheckResult;
+  error?: UpdateErrorInfo | null;
 }
 
 export interface AvailableUpdate {
@@ -737,13 +742,15 @@ export interface PendingReboot {
   slot: string;
 }
 
-export interface UpdateHistoryEntry {
-  id: string;
+export interface HistoryEntry {
+  id: number;
   at: string;
-  kind: UpdateHistoryKind;
+  kind: HistoryKind;
   from_version: string;
   to_version: string;
-  reason: string | null;
+  reason?: string | null;
+  /** Machine-readable code of a failure (`update_bundle_invalid`, …). */
+  code?: string | null;
   downloaded_bytes: number;
   reused_bytes: number;
 }
@@ -754,12 +761,12 @@ export interface UpdateStatus {
   boot: BootSlots;
   policy: UpdatePolicy;
   state: UpdatePhase;
-  last_check: LastCheck | null;
-  available: AvailableUpdate | null;
-  progress: UpdateProgress | null;
-  pending_reboot: PendingReboot | null;
+  last_check?: LastCheck | null;
+  available?: AvailableUpdate | null;
+  progress?: UpdateProgress | null;
+  pending_reboot?: PendingReboot | null;
   /** Newest first. */
-  history: UpdateHistoryEntry[];
+  history: HistoryEntry[];
 }
 
 export interface InstallStarted {

@@ -4,10 +4,10 @@
 import type { MessageKey } from './i18n';
 import type {
   RebootPolicy,
-  UpdateHistoryKind,
+  HistoryKind,
   UpdatePhase,
   UpdatePolicy,
-  UpdatePolicyPatch,
+  PolicyPatch,
   UpdateProgress,
   UpdateStatus,
 } from './types';
@@ -65,8 +65,8 @@ export function policyProblems(form: PolicyForm): PolicyProblems {
 }
 
 /** The fields of the form that differ from the saved policy (an empty patch: nothing to send). */
-export function policyPatch(saved: UpdatePolicy, form: PolicyForm): UpdatePolicyPatch {
-  const patch: UpdatePolicyPatch = {};
+export function policyPatch(saved: UpdatePolicy, form: PolicyForm): PolicyPatch {
+  const patch: PolicyPatch = {};
   const channel = form.channel.trim();
   if (channel !== saved.channel) patch.channel = channel;
   if (form.auto_install !== saved.auto_install) patch.auto_install = form.auto_install;
@@ -120,7 +120,7 @@ export function stateKey(state: UpdatePhase): MessageKey {
   return STATES[state] ?? 'updates.state_idle';
 }
 
-const KINDS: Record<UpdateHistoryKind, MessageKey> = {
+const KINDS: Record<HistoryKind, MessageKey> = {
   installed: 'updates.kind_installed',
   committed: 'updates.kind_committed',
   rolled_back: 'updates.kind_rolled_back',
@@ -128,12 +128,12 @@ const KINDS: Record<UpdateHistoryKind, MessageKey> = {
   interrupted: 'updates.kind_interrupted',
 };
 
-export function historyKindKey(kind: UpdateHistoryKind): MessageKey {
+export function historyKindKey(kind: HistoryKind): MessageKey {
   return KINDS[kind] ?? 'updates.kind_other';
 }
 
 /** Entries that mean an update did not make it: marked in the history. */
-export function isBadOutcome(kind: UpdateHistoryKind): boolean {
+export function isBadOutcome(kind: HistoryKind): boolean {
   return kind === 'failed' || kind === 'rolled_back' || kind === 'interrupted';
 }
 
@@ -153,8 +153,8 @@ export function isBusy(state: UpdatePhase): boolean {
 }
 
 /** Done of total in percent (0 when the total is not known yet). */
-export function progressPercent(p: UpdateProgress | null): number {
-  if (p === null || !(p.total > 0)) return 0;
+export function progressPercent(p: UpdateProgress | null | undefined): number {
+  if (p == null || !(p.total > 0)) return 0;
   return Math.min(100, Math.max(0, (p.done / p.total) * 100));
 }
 
@@ -166,5 +166,5 @@ export function reusedPercent(downloaded: number, reused: number): number {
 
 /** Whether the page should offer "Install": an update is there and nothing else is going on. */
 export function canInstall(s: UpdateStatus): boolean {
-  return s.configured && s.available !== null && s.pending_reboot === null && s.state !== 'trial' && !isBusy(s.state);
+  return s.configured && s.available != null && s.pending_reboot == null && s.state !== 'trial' && !isBusy(s.state);
 }

@@ -18,7 +18,7 @@ import {
   type PolicyForm,
 } from '../../src/lib/updates';
 import { en } from '../../src/lib/locales/en';
-import type { UpdateHistoryKind, UpdatePhase, UpdatePolicy, UpdateStatus } from '../../src/lib/types';
+import type { HistoryKind, UpdatePhase, UpdatePolicy, UpdateStatus } from '../../src/lib/types';
 
 const POLICY: UpdatePolicy = {
   channel: 'stable',
@@ -102,7 +102,7 @@ describe('update policy form', () => {
 describe('update words', () => {
   it('has a translated text for every state, history kind, reboot choice and known phase', () => {
     const states: UpdatePhase[] = ['idle', 'checking', 'downloading', 'installing', 'reboot_required', 'trial'];
-    const kinds: UpdateHistoryKind[] = ['installed', 'committed', 'rolled_back', 'failed', 'interrupted'];
+    const kinds: HistoryKind[] = ['installed', 'committed', 'rolled_back', 'failed', 'interrupted'];
     const keys = [
       ...states.map(stateKey),
       ...kinds.map(historyKindKey),
@@ -116,7 +116,7 @@ describe('update words', () => {
 
   it('leaves unknown phases to a generic text', () => {
     expect(phaseKey('defragment')).toBeNull();
-    expect(historyKindKey('exploded' as UpdateHistoryKind)).toBe('updates.kind_other');
+    expect(historyKindKey('exploded' as HistoryKind)).toBe('updates.kind_other');
   });
 
   it('marks failed, rolled back and interrupted updates', () => {
