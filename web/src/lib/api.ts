@@ -48,7 +48,7 @@ import type {
   UpdateUserRequest,
   UploadProgress,
   User,
-  InstallStarted,
+  UpdateJob,
   PolicyPatch,
   UpdateStatus,
 } from './types';
@@ -311,7 +311,7 @@ export class ApiClient {
   // events and in the state's `progress`.
   updateStatus = () => this.request<UpdateStatus>('GET', '/api/v1/update');
   checkUpdate = () => this.request<UpdateStatus>('POST', '/api/v1/update/check');
-  installUpdate = () => this.request<InstallStarted>('POST', '/api/v1/update/install');
+  installUpdate = () => this.request<UpdateJob>('POST', '/api/v1/update/install');
   rebootIntoUpdate = () => this.request<void>('POST', '/api/v1/update/reboot');
   updatePolicy = (patch: PolicyPatch) => this.request<UpdateStatus>('PATCH', '/api/v1/update/policy', patch);
 

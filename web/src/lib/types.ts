@@ -253,6 +253,8 @@ export interface JobStatus {
   state: JobState;
   bytes_done: number;
   error?: string | null;
+  /** Machine-readable code of a failure, where the job has one (`update_bundle_invalid`, …). */
+  error_code?: string | null;
 }
 
 // Network (agent/src/api/network.rs, admin only). A change answers with a checkpoint that the
@@ -656,38 +658,12 @@ export interface MountRequest {
   partition?: string | null;
 }
 
-// Over-the-air updates of the device itself (agent: GET /api/v1/update and its actions, admin
-// only; see /work/OTA-CONTRACT.md and docs/updates.md). Schema names follow the agent's.
+// System updates (agent/src/api/update.rs, admin only; docs/updates.md).
 
-export type UpdatePhase = 'idle' | 'checking' | 'downloading' | 'installing' | 'reboot_required' | 'trial';
 export type RebootPolicy = 'manual' | 'immediately' | 'maintenance_window';
-export type CheckResult = 'up_to_date' | 'available' | 'error';
-export type HistoryKind = 'installed' | 'committed' | 'rolled_back' | 'failed' | 'interrupted';
 
-/** The running system, from the image's release.json and the kernel command line. */
-export interface CurrentRelease {
-  version: string;
-  version_number: number;
-  board: string;
-  arch: string;
-  /** `a` or `b`. */
-  slot: string;
-  build_id: string;
-}
-
-export interface TrialBoot {
-  slot: string;
-  tries_left: number;
-}
-
-export interface BootSlots {
-  primary?: string | null;
-  trial?: TrialBoot | null;
-  bootable: string[];
-}
-
-/** Times of day "HH:MM" on the device's clock; the window may cross midnight. */
 export interface MaintenanceWindow {
+  /** HH:MM, device local time; the window may wrap midnight. */
   start: string;
   end: string;
 }
@@ -699,6 +675,7 @@ export interface UpdatePolicy {
   maintenance_window: MaintenanceWindow;
 }
 
+/** PATCH /api/v1/update/policy: any subset. */
 export interface PolicyPatch {
   channel?: string | null;
   auto_install?: boolean | null;
@@ -706,13 +683,14 @@ export interface PolicyPatch {
   maintenance_window?: MaintenanceWindow | null;
 }
 
+export type CheckResult = 'up_to_date' | 'available' | 'error';
+
 export interface UpdateErrorInfo {
   code: string;
   message: string;
 }
 
 export interface LastCheck {
-  /** RFC 3339. */
   at: string;
   result: CheckResult;
   error?: UpdateErrorInfo | null;
@@ -721,15 +699,35 @@ export interface LastCheck {
 export interface AvailableUpdate {
   version: string;
   version_number: number;
-  /** Bytes of the whole bundle (the download is smaller when parts are already on the device). */
   size: number;
-  /** Release notes: plain text, shown as such. */
   notes: string;
   published: string;
 }
 
-/** The running install: `phase` is the installer's (mark_unbootable, index, write, sync, verify, activate) or `download`. */
+export interface CurrentRelease {
+  version: string;
+  version_number: number;
+  board: string;
+  arch: string;
+  slot?: string | null;
+  build_id: string;
+}
+
+export interface TrialInfo {
+  slot: string;
+  tries_left: number;
+}
+
+export interface BootInfo {
+  primary?: string | null;
+  trial?: TrialInfo | null;
+  bootable: string[];
+}
+
+export type UpdateState = 'idle' | 'checking' | 'downloading' | 'installing' | 'reboot_required' | 'trial';
+
 export interface UpdateProgress {
+  /** mark_unbootable, index, write, sync, verify, activate */
   phase: string;
   done: number;
   total: number;
@@ -742,6 +740,8 @@ export interface PendingReboot {
   slot: string;
 }
 
+export type HistoryKind = 'installed' | 'committed' | 'rolled_back' | 'failed' | 'interrupted';
+
 export interface HistoryEntry {
   id: number;
   at: string;
@@ -749,7 +749,6 @@ export interface HistoryEntry {
   from_version: string;
   to_version: string;
   reason?: string | null;
-  /** Machine-readable code of a failure (`update_bundle_invalid`, …). */
   code?: string | null;
   downloaded_bytes: number;
   reused_bytes: number;
@@ -757,10 +756,11 @@ export interface HistoryEntry {
 
 export interface UpdateStatus {
   configured: boolean;
-  current: CurrentRelease;
-  boot: BootSlots;
+  not_configured_reason?: string | null;
+  current?: CurrentRelease | null;
+  boot?: BootInfo | null;
   policy: UpdatePolicy;
-  state: UpdatePhase;
+  state: UpdateState;
   last_check?: LastCheck | null;
   available?: AvailableUpdate | null;
   progress?: UpdateProgress | null;
@@ -769,6 +769,6 @@ export interface UpdateStatus {
   history: HistoryEntry[];
 }
 
-export interface InstallStarted {
+export interface UpdateJob {
   job_id: string;
 }

@@ -5,7 +5,7 @@ import type { MessageKey } from './i18n';
 import type {
   RebootPolicy,
   HistoryKind,
-  UpdatePhase,
+  UpdateState,
   UpdatePolicy,
   PolicyPatch,
   UpdateProgress,
@@ -107,7 +107,7 @@ export function phaseKey(phase: string): MessageKey | null {
   return PHASES[phase] ?? null;
 }
 
-const STATES: Record<UpdatePhase, MessageKey> = {
+const STATES: Record<UpdateState, MessageKey> = {
   idle: 'updates.state_idle',
   checking: 'updates.state_checking',
   downloading: 'updates.state_downloading',
@@ -116,7 +116,7 @@ const STATES: Record<UpdatePhase, MessageKey> = {
   trial: 'updates.state_trial',
 };
 
-export function stateKey(state: UpdatePhase): MessageKey {
+export function stateKey(state: UpdateState): MessageKey {
   return STATES[state] ?? 'updates.state_idle';
 }
 
@@ -148,7 +148,7 @@ export function rebootKey(policy: RebootPolicy): MessageKey {
 }
 
 /** States in which a check or an install is running (the buttons wait). */
-export function isBusy(state: UpdatePhase): boolean {
+export function isBusy(state: UpdateState): boolean {
   return state === 'checking' || state === 'downloading' || state === 'installing';
 }
 

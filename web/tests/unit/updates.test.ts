@@ -18,7 +18,7 @@ import {
   type PolicyForm,
 } from '../../src/lib/updates';
 import { en } from '../../src/lib/locales/en';
-import type { HistoryKind, UpdatePhase, UpdatePolicy, UpdateStatus } from '../../src/lib/types';
+import type { HistoryKind, UpdateState, UpdatePolicy, UpdateStatus } from '../../src/lib/types';
 
 const POLICY: UpdatePolicy = {
   channel: 'stable',
@@ -33,6 +33,7 @@ function status(over: Partial<UpdateStatus> = {}): UpdateStatus {
   return {
     configured: true,
     current: { version: '1.0.0', version_number: 1000000, board: 'qemu-x86_64', arch: 'amd64', slot: 'a', build_id: 'ab' },
+    not_configured_reason: null,
     boot: { primary: 'a', trial: null, bootable: ['a'] },
     policy: POLICY,
     state: 'idle',
@@ -101,7 +102,7 @@ describe('update policy form', () => {
 
 describe('update words', () => {
   it('has a translated text for every state, history kind, reboot choice and known phase', () => {
-    const states: UpdatePhase[] = ['idle', 'checking', 'downloading', 'installing', 'reboot_required', 'trial'];
+    const states: UpdateState[] = ['idle', 'checking', 'downloading', 'installing', 'reboot_required', 'trial'];
     const kinds: HistoryKind[] = ['installed', 'committed', 'rolled_back', 'failed', 'interrupted'];
     const keys = [
       ...states.map(stateKey),
@@ -139,8 +140,8 @@ describe('update progress and actions', () => {
   });
 
   it('knows which states are busy', () => {
-    expect(['checking', 'downloading', 'installing'].every((s) => isBusy(s as UpdatePhase))).toBe(true);
-    expect(['idle', 'reboot_required', 'trial'].some((s) => isBusy(s as UpdatePhase))).toBe(false);
+    expect(['checking', 'downloading', 'installing'].every((s) => isBusy(s as UpdateState))).toBe(true);
+    expect(['idle', 'reboot_required', 'trial'].some((s) => isBusy(s as UpdateState))).toBe(false);
   });
 
   it('offers Install only when an update is there and nothing else is going on', () => {
