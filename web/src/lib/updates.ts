@@ -152,6 +152,13 @@ export function isBusy(state: UpdateState): boolean {
   return state === 'checking' || state === 'downloading' || state === 'installing';
 }
 
+/** Phases whose done/total count bytes (the others count steps). */
+const BYTE_PHASES = new Set(['download', 'downloading', 'index', 'write', 'verify']);
+
+export function countsBytes(phase: string): boolean {
+  return BYTE_PHASES.has(phase);
+}
+
 /** Done of total in percent (0 when the total is not known yet). */
 export function progressPercent(p: UpdateProgress | null | undefined): number {
   if (p == null || !(p.total > 0)) return 0;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   canInstall,
+  countsBytes,
   crossesMidnight,
   formFromPolicy,
   historyKindKey,
@@ -137,6 +138,11 @@ describe('update progress and actions', () => {
     expect(progressPercent({ phase: 'write', done: 150, total: 100, downloaded_bytes: 0, reused_bytes: 0 })).toBe(100);
     expect(reusedPercent(0, 0)).toBe(0);
     expect(reusedPercent(10, 30)).toBe(75);
+  });
+
+  it('counts bytes only in the phases that move bytes', () => {
+    expect(['write', 'verify', 'index', 'download'].every(countsBytes)).toBe(true);
+    expect(['mark_unbootable', 'sync', 'activate', 'x'].some(countsBytes)).toBe(false);
   });
 
   it('knows which states are busy', () => {

@@ -498,6 +498,7 @@ export const en = {
   'updates.install_failed': 'The update could not be installed. The running system is unchanged.',
   'updates.progress_title': 'Installing',
   'updates.progress_of': '{done} of {total} ({percent})',
+  'updates.progress_percent': '{percent} of this step',
   'updates.bytes_split': 'Downloaded {downloaded}, reused {reused} from the running system',
   'updates.phase_checking': 'Checking for updates',
   'updates.phase_download': 'Downloading',
