@@ -309,6 +309,8 @@ describe('updates page with a real update repository', () => {
 
     const prompt = page.getByTestId('reboot-prompt');
     await prompt.getByRole('heading', { name: 'Restart to finish updating to 2.0.0' }).waitFor({ timeout: 60_000 });
+    await available.getByRole('heading', { name: 'Hearth 2.0.0 is installed and starts with the next restart' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Install 2.0.0' }).count(), 0, 'nothing more to install');
     const s = await state();
     assert.equal(s.pending_reboot?.version, '2.0.0');
     assert.equal(s.pending_reboot?.slot, 'b');

@@ -488,6 +488,7 @@ export const en = {
   'updates.checked_available': 'An update was found (checked {when}).',
   'updates.check_failed': 'The last check failed ({when}): {message}',
   'updates.available_title': 'Hearth {version} is available',
+  'updates.ready_title': 'Hearth {version} is installed and starts with the next restart',
   'updates.size': 'Size of the update',
   'updates.published': 'Published',
   'updates.delta_hint': 'Only the parts that changed are downloaded; the rest is copied from the running system.',
