@@ -231,6 +231,8 @@ struct Live {
     /// The install job running now.
     installing: Option<Arc<Job>>,
     progress: Option<UpdateProgress>,
+    /// Bundle bytes received by the running install (live, between progress callbacks).
+    downloaded: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The update service (one per agent).
@@ -457,11 +459,11 @@ impl Updates {
         let check = self.store.update_check()?;
         let (running, progress, checking) = {
             let live = self.live();
-            (
-                live.installing.is_some(),
-                live.progress.clone(),
-                live.checking,
-            )
+            let mut progress = live.progress.clone();
+            if let (Some(p), Some(d)) = (progress.as_mut(), &live.downloaded) {
+                p.downloaded_bytes = d.load(std::sync::atomic::Ordering::Relaxed);
+            }
+            (live.installing.is_some(), progress, live.checking)
         };
         let pending_reboot = record
             .as_ref()
@@ -856,6 +858,7 @@ impl Updates {
         let url = hearth_ota::http::bundle_url(&base, &latest.bundle)
             .map_err(|e| UpdateError::BundleInvalid(VerifyError::from(e)))?;
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        self.live().downloaded = Some(counter.clone());
         let mut src = Counting {
             inner: hearth_ota::http::HttpSource::new(self.client()?, url, handle),
             counter: counter.clone(),
@@ -992,10 +995,13 @@ impl Updates {
             }
             Err(e) => Err(e),
         };
-        {
+        let fetched = {
             let mut live = self.live();
             live.installing = None;
-        }
+            live.downloaded
+                .take()
+                .map_or(0, |d| d.load(std::sync::atomic::Ordering::Relaxed))
+        };
         match outcome {
             Ok(argv) => {
                 tracing::info!(version = %record.version, slot = %record.slot, "update installed");
@@ -1005,11 +1011,7 @@ impl Updates {
             Err(e) => {
                 tracing::warn!(version = %record.version, error = %e, "update install failed");
                 // The target slot is unbootable (the installer marks it first); say why.
-                record.downloaded_bytes = self
-                    .live()
-                    .progress
-                    .as_ref()
-                    .map_or(0, |p| p.downloaded_bytes);
+                record.downloaded_bytes = fetched;
                 let _ = self.history(
                     HistoryKind::Failed,
                     &record,

@@ -16,6 +16,8 @@ pub struct Knobs {
     pub drop_once_after: Option<u64>,
     /// Stall the next Range GET (keep the connection open, send nothing) after this many bytes.
     pub stall_once_after: Option<u64>,
+    /// Only Range GETs of at least this many bytes stall (0: any).
+    pub stall_min_len: u64,
     /// Total body bytes still to serve to Range requests; after that, connections are cut.
     pub budget: Option<u64>,
 }
@@ -79,7 +81,8 @@ async fn serve(
     };
     let stall = {
         let mut k = knobs.lock().unwrap();
-        if range.is_some() && method == "GET" {
+        let long_enough = range.is_some_and(|(a, b)| b.saturating_sub(a) + 1 >= k.stall_min_len);
+        if range.is_some() && method == "GET" && long_enough {
             k.stall_once_after.take()
         } else {
             None
