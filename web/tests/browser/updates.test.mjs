@@ -78,25 +78,30 @@ async function makeUpdateFixture(dir) {
   await ota('publish', '--repo', repo, '--channel', 'stable', bundle, ...signed, '--notes', NOTES, '--expires-days', '7');
 
   const releaseFile = join(dir, 'release.json');
-  await writeFile(
-    releaseFile,
-    JSON.stringify({
-      board: 'qemu-x86_64',
-      arch: 'amd64',
-      version: '1.0.0',
-      version_number: 1000000,
-      boot: 'systemd-boot',
-      build_id: 'a1b2c3d4e5f60718293a4b5c6d7e8f90',
-    }),
-  );
   const cmdline = join(dir, 'cmdline');
-  await writeFile(cmdline, 'quiet root=PARTLABEL=root-a hearth.slot=a\n');
+  /** What the boot loader and the booted image tell the agent: slot and release. */
+  const boot = async (slot, version, versionNumber) => {
+    await writeFile(
+      releaseFile,
+      JSON.stringify({
+        board: 'qemu-x86_64',
+        arch: 'amd64',
+        version,
+        version_number: versionNumber,
+        boot: 'systemd-boot',
+        build_id: 'a1b2c3d4e5f60718293a4b5c6d7e8f90',
+      }),
+    );
+    await writeFile(cmdline, `quiet root=PARTLABEL=root-${slot} hearth.slot=${slot}\n`);
+  };
+  await boot('a', '1.0.0', 1000000);
   // The file boot-control backend's state on a fresh device: slot a committed, b empty.
   const bootDir = join(dir, 'boot');
   await mkdir(bootDir);
   await writeFile(join(bootDir, 'boot-state.json'), JSON.stringify({ primary: 'a', trial: null, bootable: ['a'] }));
   return {
     repo,
+    boot,
     bundleSize: (await stat(bundle)).size,
     config: {
       update_root_key: `${root}.pub`,
@@ -239,9 +244,19 @@ describe('updates page with a real update repository', () => {
   let dir;
   let fixture;
   let repo;
+  let agentData;
+
+  /** An agent on this device's data (kept across its restarts), update server and slots. */
+  function startUpdatingAgent() {
+    return startAgent({
+      systemBus: true,
+      dataDir: agentData,
+      config: { ...fixture.config, update_repo_url: repo.url, update_channel: 'stable' },
+    });
+  }
 
   async function state() {
-    const res = await page.request.get('/api/v1/update');
+    const res = await page.request.get(`${agent.url}/api/v1/update`);
     assert.equal(res.status(), 200, `GET /api/v1/update: ${res.status()}`);
     return res.json();
   }
@@ -250,10 +265,9 @@ describe('updates page with a real update repository', () => {
     dir = await mkdtemp(join(tmpdir(), 'hearth-web-ota-'));
     fixture = await makeUpdateFixture(dir);
     repo = await serveRepo(fixture.repo);
-    agent = await startAgent({
-      systemBus: true,
-      config: { ...fixture.config, update_repo_url: repo.url, update_channel: 'stable' },
-    });
+    agentData = join(dir, 'agent');
+    await mkdir(agentData);
+    agent = await startUpdatingAgent();
     admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
@@ -336,6 +350,35 @@ describe('updates page with a real update repository', () => {
     await page.getByTestId('rebooting').waitFor();
     await agent.waitForSystemCall(/reboot/i);
     await screenshot(page, 'updates-rebooting');
+    assertClean(problems);
+  });
+
+  it('shows the trial after the restart into the update', async () => {
+    // The "boot loader" starts slot b on trial: the agent restarts on the same data, and the
+    // booted image is 2.0.0 on slot b.
+    await page.goto('about:blank'); // no open stream to the agent that goes away
+    await agent.stop();
+    await fixture.boot('b', '2.0.0', 2000000);
+    agent = await startUpdatingAgent();
+    // Cookies do not depend on the port, and the session lives in the agent's store: the
+    // browser may still be signed in.
+    await page.goto(`${agent.url}/updates`);
+    const signInHeading = page.getByRole('heading', { name: 'Sign in' });
+    await signInHeading.or(page.getByRole('heading', { name: 'Updates', level: 1 })).first().waitFor();
+    if (await signInHeading.isVisible()) {
+      await page.getByLabel('Username').fill(admin.username);
+      await page.getByLabel('Password').fill(admin.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+    }
+    await expectHeading(page, 'Updates');
+    const trial = page.getByTestId('trial');
+    await trial.getByRole('heading', { name: 'Trying out Hearth 2.0.0' }).waitFor();
+    await trial.filter({ hasText: 'Start attempts left before going back:' }).waitFor();
+    assert.equal(await page.getByTestId('current-slot').textContent(), 'B');
+    assert.equal(await page.getByTestId('reboot-prompt').count(), 0, 'no reboot prompt on the trial');
+    assert.equal((await state()).state, 'trial');
+    await screenshot(page, 'updates-trial');
+    await assertAccessible(page, 'the trial state');
     assertClean(problems);
   });
 
