@@ -377,6 +377,7 @@ describe('updates page with a real update repository', () => {
     assert.equal(await page.getByTestId('current-slot').textContent(), 'B');
     assert.equal(await page.getByTestId('reboot-prompt').count(), 0, 'no reboot prompt on the trial');
     assert.equal((await state()).state, 'trial');
+    await page.getByTestId('check-result').filter({ hasText: /^Last checked / }).waitFor();
     await screenshot(page, 'updates-trial');
     await assertAccessible(page, 'the trial state');
     assertClean(problems);

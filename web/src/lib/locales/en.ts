@@ -485,6 +485,7 @@ export const en = {
   'updates.checking': 'Checking…',
   'updates.never_checked': 'Not checked yet.',
   'updates.up_to_date': 'Hearth {version} is up to date (checked {when}).',
+  'updates.last_checked': 'Last checked {when}.',
   'updates.checked_available': 'An update was found (checked {when}).',
   'updates.check_failed': 'The last check failed ({when}): {message}',
   'updates.available_title': 'Hearth {version} is available',
