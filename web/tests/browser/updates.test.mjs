@@ -3,7 +3,9 @@
 // (keygen → delegate → sign → publish), served on loopback with HTTP Range support, file-backed
 // slots (root-a holds version 1.0.0, root-b is empty) and the file boot-control backend. The
 // system bus is the mock one, which records the reboot. The repository server holds the bundle
-// download after its first bytes until the test has seen the progress on the page.
+// download after its first bytes until the test has seen the progress on the page. "Booting"
+// is a restart of the agent on the same data with another slot on its command line (the trial),
+// then the old slot again with the trial gone (the boot loader's fallback: rolled back).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -380,6 +382,32 @@ describe('updates page with a real update repository', () => {
     await page.getByTestId('check-result').filter({ hasText: /^Last checked / }).waitFor();
     await screenshot(page, 'updates-trial');
     await assertAccessible(page, 'the trial state');
+    assertClean(problems);
+  });
+
+  it('marks the update rolled back when the boot loader went back to the old system', async () => {
+    // The trial never got committed and its tries ran out: the boot loader starts slot a
+    // (1.0.0) again, with b no longer bootable.
+    await page.goto('about:blank');
+    await agent.stop();
+    await fixture.boot('a', '1.0.0', 1000000);
+    await writeFile(
+      join(fixture.config.update_boot_dir, 'boot-state.json'),
+      JSON.stringify({ primary: 'a', trial: null, bootable: ['a'] }),
+    );
+    agent = await startUpdatingAgent();
+    await page.goto(`${agent.url}/updates`);
+    await expectHeading(page, 'Updates');
+    const entry = page.getByTestId('history').locator('li[data-kind=rolled_back]');
+    await entry.waitFor();
+    await entry.filter({ hasText: 'Rolled back' }).filter({ hasText: '1.0.0 → 2.0.0' }).waitFor();
+    assert.equal(await entry.evaluate((li) => li.classList.contains('bad')), true, 'the rollback is marked');
+    const reason = (await state()).history.find((h) => h.kind === 'rolled_back')?.reason;
+    if (reason) await entry.filter({ hasText: `Reason: ${reason}` }).waitFor();
+    assert.equal(await page.getByTestId('trial').count(), 0, 'no trial any more');
+    assert.equal(await page.getByTestId('current-version').textContent(), '1.0.0');
+    await screenshot(page, 'updates-rolled-back');
+    await assertAccessible(page, 'a rolled-back update in the history');
     assertClean(problems);
   });
 
