@@ -680,6 +680,46 @@ async fn bad_indexes_and_bundles_are_refused_with_codes_and_slots_untouched() {
     assert_eq!(error_code(&body), "update_index_invalid");
     std::fs::remove_file(&index).unwrap();
 
+    // Indexes signed by a key the root never delegated to, and by a revoked release key.
+    rig.publish(&b2, "Real.");
+    let (real, _, _) =
+        hearth_ota::index::decode(&std::fs::read(&index).unwrap(), &rig.keys.trust).unwrap();
+    std::fs::remove_file(&index).unwrap();
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    std::fs::write(
+        &index,
+        hearth_ota::index::sign(&real, &rig.keys.keylist, &stranger),
+    )
+    .unwrap();
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "does not contain");
+    let root = SigningKey::from_bytes(&[1; 32]);
+    let now = OffsetDateTime::now_utc();
+    let revoking = SignedKeyList::sign(
+        &KeyList {
+            serial: 2,
+            issued: now - time::Duration::days(1),
+            keys: vec![ReleaseKey::new(
+                &rig.keys.release.verifying_key(),
+                now - time::Duration::days(200),
+                now + time::Duration::days(365),
+            )],
+            revoked: vec![hearth_ota::hexutil::encode(
+                rig.keys.release.verifying_key().as_bytes(),
+            )],
+        },
+        &root,
+    );
+    std::fs::write(
+        &index,
+        hearth_ota::index::sign(&real, &revoking, &rig.keys.release),
+    )
+    .unwrap();
+    let (status, body) = check(&mut admin).await;
+    refused(status, &body, "update_index_invalid", "revoked");
+    std::fs::remove_file(&index).unwrap();
+    slots_unchanged(&rig);
+
     // A valid index whose bundle was tampered with after publishing: the check accepts the
     // index, the install refuses the payload.
     rig.publish(&b2, "Tampered.");

@@ -575,7 +575,12 @@ impl Updates {
         };
         if r.phase == InstallPhase::Writing {
             // Interrupted after the trial was set up: the install is complete.
-            if matches!(boot.trial, Some((s, n)) if s == slot && n > 0) && boot.is_bootable(slot) {
+            // Or the system runs from that slot already (the power went after `activate`,
+            // the trial booted and the gate committed it before this reconcile).
+            let set_up =
+                matches!(boot.trial, Some((s, n)) if s == slot && n > 0) && boot.is_bootable(slot);
+            let running_it = device.booted == Some(slot) && boot.is_bootable(slot);
+            if set_up || running_it {
                 r.phase = InstallPhase::Installed;
                 self.store.put_update_install(&r)?;
                 self.write_pending(&r);
@@ -1101,6 +1106,104 @@ impl<S: hearth_ota::source::BundleSource> hearth_ota::source::BundleSource for C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(phase: InstallPhase) -> InstallRecord {
+        InstallRecord {
+            version: "2.0".into(),
+            version_number: 2,
+            from_version: "1.0".into(),
+            slot: "b".into(),
+            started: "2026-01-01T00:00:00Z".into(),
+            phase,
+            downloaded_bytes: 10,
+            reused_bytes: 20,
+        }
+    }
+
+    fn boot(primary: Slot, trial: Option<(Slot, u32)>, bootable: &[Slot]) -> BootState {
+        BootState {
+            primary: Some(primary),
+            trial,
+            bootable: bootable.to_vec(),
+        }
+    }
+
+    /// Each row of the table in docs/updates.md: (install record, booted slot, boot state) →
+    /// (history kind written, install record kept).
+    #[test]
+    fn reconcile_turns_boot_states_into_history() {
+        use HistoryKind as K;
+        use InstallPhase::{Installed, Writing};
+        use Slot::{A, B};
+        let rows: Vec<(InstallPhase, Slot, BootState, Option<K>, bool)> = vec![
+            (Writing, A, boot(A, None, &[A]), Some(K::Interrupted), false),
+            (Writing, A, boot(A, Some((B, 3)), &[A, B]), None, true),
+            (
+                Writing,
+                B,
+                boot(B, None, &[A, B]),
+                Some(K::Committed),
+                false,
+            ),
+            (Installed, A, boot(A, Some((B, 3)), &[A, B]), None, true),
+            (Installed, B, boot(A, Some((B, 2)), &[A, B]), None, true),
+            (
+                Installed,
+                B,
+                boot(B, None, &[A, B]),
+                Some(K::Committed),
+                false,
+            ),
+            (
+                Installed,
+                A,
+                boot(A, None, &[A]),
+                Some(K::RolledBack),
+                false,
+            ),
+            (
+                Installed,
+                A,
+                boot(A, Some((B, 0)), &[A, B]),
+                Some(K::RolledBack),
+                false,
+            ),
+        ];
+        for (i, (phase, booted, state, kind, kept)) in rows.into_iter().enumerate() {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let store = Store::open(&tmp.path().join("store")).expect("store");
+            let config = crate::config::Config::dev(tmp.path()).update;
+            let u = Updates::new(config, tmp.path(), store.clone(), Events::new());
+            store.put_update_install(&record(phase)).expect("put");
+            let device = DeviceInfo {
+                release: Release {
+                    board: "x".into(),
+                    arch: "amd64".into(),
+                    version: "1.0".into(),
+                    version_number: 1,
+                    boot: "file".into(),
+                    build_id: String::new(),
+                },
+                root: ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key(),
+                booted: Some(booted),
+            };
+            u.reconcile(&device, &state, true).expect("reconcile");
+            let history = store.update_history().expect("history");
+            assert_eq!(history.first().map(|h| h.kind), kind, "row {i}");
+            assert_eq!(
+                store.update_install().expect("get").is_some(),
+                kept,
+                "row {i}"
+            );
+            if let Some(h) = history.first() {
+                assert_eq!(
+                    (h.to_version.as_str(), h.reused_bytes),
+                    ("2.0", 20),
+                    "row {i}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn windows_and_names() {
