@@ -197,12 +197,33 @@ async function serveRepo(root) {
   };
 }
 
-async function signIn(page, admin, path) {
-  await page.goto(path);
-  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-  await page.getByLabel('Username').fill(admin.username);
-  await page.getByLabel('Password').fill(admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+/**
+ * Opens `url` and signs in when the page asks. Other suites on this machine add and remove
+ * network links, and Chromium then drops connections (ERR_NETWORK_CHANGED): when the dashboard
+ * says it cannot reach the device, try again as a person would (at most three times).
+ */
+async function openUpdates(page, admin, url, { reload = false } = {}) {
+  if (reload) await page.reload();
+  else await page.goto(url);
+  const signInHeading = page.getByRole('heading', { name: 'Sign in' });
+  const updates = page.getByRole('heading', { name: 'Updates', level: 1 });
+  const unreachable = page.getByRole('heading', { name: 'Cannot reach this Hearth device' });
+  for (let attempt = 0; ; attempt += 1) {
+    await signInHeading.or(updates).or(unreachable).first().waitFor({ timeout: 30_000 });
+    if (attempt < 3 && (await unreachable.isVisible())) {
+      await page.getByRole('button', { name: 'Try again' }).click();
+      continue;
+    }
+    if (await signInHeading.isVisible()) {
+      await page.getByLabel('Username').fill(admin.username);
+      await page.getByLabel('Password').fill(admin.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await updates.or(unreachable).first().waitFor({ timeout: 30_000 });
+      if (attempt < 3 && (await unreachable.isVisible())) continue;
+    }
+    break;
+  }
+  await expectHeading(page, 'Updates');
 }
 
 describe('updates page without an update server', () => {
@@ -222,8 +243,7 @@ describe('updates page without an update server', () => {
   it('says updates are not set up, and how', async () => {
     const admin = await claimByApi(agent);
     const { page, problems, context } = await openPage(browser, agent);
-    await signIn(page, admin, '/updates');
-    await expectHeading(page, 'Updates');
+    await openUpdates(page, admin, '/updates');
     const box = page.getByTestId('not-configured');
     await box.getByRole('heading', { name: 'Updates are not set up on this device' }).waitFor();
     await box.filter({ hasText: 'update_repo_url' }).waitFor();
@@ -273,8 +293,7 @@ describe('updates page with a real update repository', () => {
     admin = await claimByApi(agent);
     browser = await launchBrowser();
     ({ page, problems } = await openPage(browser, agent));
-    await signIn(page, admin, '/updates');
-    await expectHeading(page, 'Updates');
+    await openUpdates(page, admin, '/updates');
   });
 
   after(async () => {
@@ -364,15 +383,7 @@ describe('updates page with a real update repository', () => {
     agent = await startUpdatingAgent();
     // Cookies do not depend on the port, and the session lives in the agent's store: the
     // browser may still be signed in.
-    await page.goto(`${agent.url}/updates`);
-    const signInHeading = page.getByRole('heading', { name: 'Sign in' });
-    await signInHeading.or(page.getByRole('heading', { name: 'Updates', level: 1 })).first().waitFor();
-    if (await signInHeading.isVisible()) {
-      await page.getByLabel('Username').fill(admin.username);
-      await page.getByLabel('Password').fill(admin.password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-    }
-    await expectHeading(page, 'Updates');
+    await openUpdates(page, admin, `${agent.url}/updates`);
     const trial = page.getByTestId('trial');
     await trial.getByRole('heading', { name: 'Trying out Hearth 2.0.0' }).waitFor();
     await trial.filter({ hasText: 'Start attempts left before going back:' }).waitFor();
@@ -396,8 +407,7 @@ describe('updates page with a real update repository', () => {
       JSON.stringify({ primary: 'a', trial: null, bootable: ['a'] }),
     );
     agent = await startUpdatingAgent();
-    await page.goto(`${agent.url}/updates`);
-    await expectHeading(page, 'Updates');
+    await openUpdates(page, admin, `${agent.url}/updates`);
     const entry = page.getByTestId('history').locator('li[data-kind=rolled_back]');
     await entry.waitFor();
     await entry.filter({ hasText: 'Rolled back' }).filter({ hasText: '1.0.0 → 2.0.0' }).waitFor();
@@ -468,8 +478,7 @@ describe('updates page with a real update repository', () => {
 
   it('shows a failed check with its message', async () => {
     await repo.close();
-    await page.reload();
-    await expectHeading(page, 'Updates');
+    await openUpdates(page, admin, null, { reload: true });
     await page.getByRole('button', { name: 'Check now' }).click();
     const error = page.getByTestId('check-error');
     await error.waitFor();
@@ -480,8 +489,7 @@ describe('updates page with a real update repository', () => {
   it('fits a phone and reads well in dark mode', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.emulateMedia({ colorScheme: 'dark' });
-    await page.reload();
-    await expectHeading(page, 'Updates');
+    await openUpdates(page, admin, null, { reload: true });
     await page.getByTestId('history').waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `nothing sticks out of the page (overflow ${overflow}px)`);
