@@ -54,6 +54,9 @@ import type {
   UpdateUserRequest,
   UploadProgress,
   User,
+  UpdateJob,
+  PolicyPatch,
+  UpdateStatus,
 } from './types';
 import { encodePath, queryString, type QueryValue } from './files';
 
@@ -309,6 +312,14 @@ export class ApiClient {
   /** Newest first; `lines` at most 1000, `priority` 0–7 (this or more urgent). */
   journal = (unit: string, params: { lines?: number; priority?: number; contains?: string }) =>
     this.request<JournalEntry[]>('GET', `/api/v1/services/${encodeURIComponent(unit)}/journal?${query({ ...params })}`);
+
+  // Updates of the device itself (admins). Install answers at once; progress comes as job
+  // events and in the state's `progress`.
+  updateStatus = () => this.request<UpdateStatus>('GET', '/api/v1/update');
+  checkUpdate = () => this.request<UpdateStatus>('POST', '/api/v1/update/check');
+  installUpdate = () => this.request<UpdateJob>('POST', '/api/v1/update/install');
+  rebootIntoUpdate = () => this.request<void>('POST', '/api/v1/update/reboot');
+  updatePolicy = (patch: PolicyPatch) => this.request<UpdateStatus>('PATCH', '/api/v1/update/policy', patch);
 
   // Disks (admins). The id is the kernel name (sdb).
   disks = () => this.request<Disk[]>('GET', '/api/v1/disks');

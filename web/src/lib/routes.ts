@@ -41,7 +41,7 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'storage', path: '/storage', title: 'nav.storage', adminOnly: true },
   { id: 'network', path: '/network', title: 'nav.network', adminOnly: true },
   { id: 'services', path: '/services', title: 'nav.services', adminOnly: true },
-  { id: 'updates', path: '/updates', title: 'nav.updates', comingSoon: true },
+  { id: 'updates', path: '/updates', title: 'nav.updates', adminOnly: true },
   { id: 'settings', path: '/settings', title: 'nav.settings', adminOnly: true },
   { id: 'users', path: '/users', title: 'nav.users', adminOnly: true },
   { id: 'account', path: '/account', title: 'nav.account' },

@@ -40,12 +40,14 @@ async function freePort() {
  * `systemCalls()` (what the mocks recorded, e.g. "reboot false", "restart docker.service
  * replace", "nm checkpoint …") and `waitForSystemCall(pattern)`. `config` adds drop-in keys
  * ({ journalctl: path }).
+ * `dataDir`: start on that directory (an agent restarted on the data of an earlier one); it is
+ * left in place by stop().
  */
 export async function startAgent(options = {}) {
   if (!existsSync(AGENT_BIN)) {
     throw new Error(`no agent binary at ${AGENT_BIN}: build it or set HEARTH_AGENT_BIN`);
   }
-  const dataDir = await mkdtemp(join(tmpdir(), 'hearth-web-test-'));
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'hearth-web-test-')));
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const bus = options.systemBus ? await startSystemBus(options.systemBus.networkManager !== false) : null;
@@ -72,7 +74,7 @@ export async function startAgent(options = {}) {
       if (exited === null) child.kill('SIGKILL');
     }
     await bus?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
   };
 
   try {
