@@ -230,7 +230,8 @@ async fn maintenance_window(state: &AppState) {
     }
     if policy.auto_install
         && let Ok(status) = state.updates.status()
-        && status.available.is_some()
+        && let Some(available) = &status.available
+        && crate::update::auto_install_allowed(available, &status.history)
         && status.pending_reboot.is_none()
         && status.state == crate::update::UpdateState::Idle
     {

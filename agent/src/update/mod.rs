@@ -1064,6 +1064,15 @@ impl Updates {
     }
 }
 
+/// Whether the automatic install may take `available`: not a version whose trial already
+/// failed on this device (rolled back by the gate or the boot loader). An admin can still
+/// install it by hand; automatically it would fail again in every window.
+pub fn auto_install_allowed(available: &AvailableUpdate, history: &[HistoryEntry]) -> bool {
+    !history
+        .iter()
+        .any(|h| h.kind == HistoryKind::RolledBack && h.to_version == available.version)
+}
+
 /// `HH:MM` → minutes since midnight.
 pub fn minutes(hhmm: &str) -> Option<u32> {
     let (h, m) = hhmm.split_once(':')?;
@@ -1226,5 +1235,39 @@ mod tests {
         assert_eq!(booted_slot("quiet hearth.slot=b"), Some(Slot::B));
         assert_eq!(booted_slot("root=PARTLABEL=root-a"), Some(Slot::A));
         assert_eq!(booted_slot("quiet"), None);
+    }
+
+    #[test]
+    fn a_version_rolled_back_here_is_not_installed_automatically_again() {
+        let available = AvailableUpdate {
+            version: "3.0.0".into(),
+            version_number: 3_000_000,
+            size: 1,
+            notes: String::new(),
+            published: String::new(),
+        };
+        let entry = |kind, to: &str| HistoryEntry {
+            id: 1,
+            at: String::new(),
+            kind,
+            from_version: "2.0.0".into(),
+            to_version: to.into(),
+            reason: None,
+            code: None,
+            downloaded_bytes: 0,
+            reused_bytes: 0,
+        };
+        assert!(auto_install_allowed(&available, &[]));
+        assert!(auto_install_allowed(
+            &available,
+            &[
+                entry(HistoryKind::Interrupted, "3.0.0"),
+                entry(HistoryKind::RolledBack, "2.1.0")
+            ]
+        ));
+        assert!(!auto_install_allowed(
+            &available,
+            &[entry(HistoryKind::RolledBack, "3.0.0")]
+        ));
     }
 }
