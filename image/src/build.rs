@@ -72,7 +72,7 @@ pub struct BuildResult {
 }
 
 /// Programs the pipeline runs; checked before anything starts.
-pub(crate) const TOOLS: [&str; 10] = [
+pub(crate) const TOOLS: [&str; 11] = [
     "mmdebstrap",
     "mksquashfs",
     "mkfs.erofs",
@@ -80,6 +80,7 @@ pub(crate) const TOOLS: [&str; 10] = [
     "mkfs.vfat",
     "mcopy",
     "mkfs.ext4",
+    "debugfs",
     "xz",
     "systemctl",
     "dpkg-query",
