@@ -44,6 +44,9 @@ enum Command {
         #[command(subcommand)]
         action: AppAction,
     },
+    /// After a trial boot of an update: check the system and commit the slot, or record why
+    /// not, mark the slot bad and exit non-zero (hearth-health-gate.service then reboots).
+    HealthGate,
     /// Store maintenance.
     Store {
         #[command(subcommand)]
@@ -174,6 +177,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             println!("{}", serde_json::to_string_pretty(&plan)?);
             Ok(())
+        }
+        Some(Command::HealthGate) => {
+            let config = Config::load(&overrides)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let checks = crate::update::gate::SystemChecks::new(&config);
+            let outcome = runtime.block_on(crate::update::gate::run(&config, &checks))?;
+            match outcome {
+                crate::update::gate::GateOutcome::NothingToDo(why) => {
+                    println!("health gate: nothing to do ({why})");
+                    Ok(())
+                }
+                crate::update::gate::GateOutcome::Committed(slot) => {
+                    println!("health gate: slot {} committed", slot.letter());
+                    Ok(())
+                }
+                crate::update::gate::GateOutcome::Failed(reason) => {
+                    anyhow::bail!("health gate failed, the trial slot is marked bad: {reason}")
+                }
+            }
         }
         Some(Command::Store {
             action: StoreAction::Check,

@@ -69,6 +69,34 @@ pub struct ConfigFile {
     pub app_media_allow_private: Option<bool>,
     /// How often installed apps' moving tags are checked (and auto-updates run; default 6 h).
     pub app_update_check_secs: Option<u64>,
+    /// Base URL (http or https) of the OTA repository; empty or unset: updates not configured.
+    pub update_repo_url: Option<String>,
+    /// Release channel (default "stable"; the policy can change it).
+    pub update_channel: Option<String>,
+    /// The OTA root public key (PEM).
+    pub update_root_key: Option<PathBuf>,
+    /// What the running image is (`release.json`).
+    pub update_release_file: Option<PathBuf>,
+    /// How long the health gate waits for the system to come up after a trial boot.
+    pub update_health_timeout_secs: Option<u64>,
+    /// How often the repository is checked (default one day).
+    pub update_check_secs: Option<u64>,
+    /// Directory holding the slot partitions/files `root-a`, `root-b`, `boot-a`, …
+    pub update_slot_dir: Option<PathBuf>,
+    /// Boot-control backend instead of the one release.json names: systemd-boot, rpi, file.
+    pub update_boot: Option<String>,
+    /// Directory of the boot control: the file backend's state, the Pi `bootconfig` partition.
+    pub update_boot_dir: Option<PathBuf>,
+    /// Where the booted slot is read from (default /proc/cmdline).
+    pub update_cmdline_file: Option<PathBuf>,
+    /// The EFI system partition (default /efi).
+    pub update_esp: Option<PathBuf>,
+    /// Units the health gate requires active.
+    pub update_health_units: Option<Vec<String>>,
+    /// Whether the health gate requires NetworkManager to report an address (default true).
+    pub update_health_network: Option<bool>,
+    /// Extra trust anchors (PEM files) for an https repository.
+    pub update_ca_files: Option<Vec<PathBuf>>,
 }
 
 impl ConfigFile {
@@ -104,7 +132,21 @@ impl ConfigFile {
             app_store_refresh_secs,
             app_store_ca_files,
             app_media_allow_private,
-            app_update_check_secs
+            app_update_check_secs,
+            update_repo_url,
+            update_channel,
+            update_root_key,
+            update_release_file,
+            update_health_timeout_secs,
+            update_check_secs,
+            update_slot_dir,
+            update_boot,
+            update_boot_dir,
+            update_cmdline_file,
+            update_esp,
+            update_health_units,
+            update_health_network,
+            update_ca_files
         );
     }
 }
@@ -150,6 +192,28 @@ pub struct Config {
     /// Whether an unclaimed device without a network opens a setup hotspot.
     pub setup_hotspot: bool,
     pub setup_hotspot_delay: Duration,
+    pub update: UpdateConfig,
+}
+
+/// Over-the-air updates (docs/updates.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateConfig {
+    /// `None`: updates are not configured (the API answers 409 `update_not_configured`).
+    pub repo_url: Option<String>,
+    pub channel: String,
+    pub root_key: PathBuf,
+    pub release_file: PathBuf,
+    pub health_timeout: Duration,
+    pub check_every: Duration,
+    pub slot_dir: PathBuf,
+    /// `None`: the backend release.json names.
+    pub boot: Option<String>,
+    pub boot_dir: Option<PathBuf>,
+    pub cmdline_file: PathBuf,
+    pub esp: PathBuf,
+    pub health_units: Vec<String>,
+    pub health_network: bool,
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// Where apps live and what they run on.
@@ -293,7 +357,59 @@ impl Config {
                 )));
             }
         }
+        let update = UpdateConfig {
+            repo_url: file.update_repo_url.filter(|u| !u.trim().is_empty()),
+            channel: file.update_channel.unwrap_or_else(|| "stable".into()),
+            root_key: file
+                .update_root_key
+                .unwrap_or_else(|| PathBuf::from("/usr/lib/hearth/ota-root.pub")),
+            release_file: file
+                .update_release_file
+                .unwrap_or_else(|| PathBuf::from("/usr/lib/hearth/release.json")),
+            health_timeout: secs(
+                file.update_health_timeout_secs,
+                300,
+                "update_health_timeout_secs",
+            )?,
+            check_every: secs(file.update_check_secs, 24 * 3600, "update_check_secs")?,
+            slot_dir: file
+                .update_slot_dir
+                .unwrap_or_else(|| PathBuf::from("/dev/disk/by-partlabel")),
+            boot: file.update_boot,
+            boot_dir: file.update_boot_dir,
+            cmdline_file: file
+                .update_cmdline_file
+                .unwrap_or_else(|| PathBuf::from("/proc/cmdline")),
+            esp: file.update_esp.unwrap_or_else(|| PathBuf::from("/efi")),
+            health_units: file
+                .update_health_units
+                .unwrap_or_else(|| vec!["docker.service".into(), "NetworkManager.service".into()]),
+            health_network: file.update_health_network.unwrap_or(true),
+            ca_files: file.update_ca_files.unwrap_or_default(),
+        };
+        if let Some(url) = &update.repo_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "update_repo_url must be an http or https URL, got {url:?}"
+            )));
+        }
+        if !crate::update::channel_ok(&update.channel) {
+            return Err(ConfigError::Invalid(format!(
+                "update_channel {:?} is not a valid channel name",
+                update.channel
+            )));
+        }
+        if let Some(b) = &update.boot
+            && !crate::update::BOOT_BACKENDS.contains(&b.as_str())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "update_boot must be one of {}, got {b:?}",
+                crate::update::BOOT_BACKENDS.join(", ")
+            )));
+        }
         Ok(Config {
+            update,
             apps,
             dev: flags.dev,
             data_dir,

@@ -63,6 +63,12 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
                 .collect(),
             config.disks_include_loop,
         ),
+        updates: crate::update::Updates::new(
+            config.update.clone(),
+            &config.data_dir,
+            store.clone(),
+            events.clone(),
+        ),
         config,
         store,
         accounts,
@@ -161,6 +167,82 @@ async fn run_update_check(state: &AppState) {
                 .await
         {
             tracing::warn!(app = %r.id, error = %e.0, "automatic update failed");
+        }
+    }
+}
+
+/// The device's own updates: a repository check every `update_check_secs` (the first two
+/// minutes after start), and once a minute the maintenance window's work: reboot into an
+/// installed update (reboot policy `maintenance_window`) and, with `auto_install`, install an
+/// available one.
+pub fn spawn_system_update_schedule(state: AppState) {
+    if state.updates.device().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let every = state.config.update.check_every;
+        let mut next_check = tokio::time::Instant::now() + every.min(Duration::from_secs(120));
+        loop {
+            tokio::time::sleep(Duration::from_secs(60).min(every)).await;
+            if tokio::time::Instant::now() >= next_check {
+                next_check = tokio::time::Instant::now() + every;
+                if let Err(e) = state.updates.check().await {
+                    tracing::warn!(error = %e, "scheduled update check failed");
+                }
+            }
+            maintenance_window(&state).await;
+        }
+    });
+}
+
+/// Local time of day in minutes (`date`, which follows the device's time zone), else UTC.
+async fn local_minutes() -> u32 {
+    let out = tokio::process::Command::new("date")
+        .arg("+%H:%M")
+        .output()
+        .await
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok());
+    out.as_deref()
+        .and_then(|s| crate::update::minutes(s.trim()))
+        .unwrap_or_else(|| {
+            let now = time::OffsetDateTime::now_utc();
+            u32::from(now.hour()) * 60 + u32::from(now.minute())
+        })
+}
+
+async fn maintenance_window(state: &AppState) {
+    use crate::update::records::RebootPolicy;
+    let Ok(policy) = state.updates.policy() else {
+        return;
+    };
+    let wants_window = policy.reboot == RebootPolicy::MaintenanceWindow || policy.auto_install;
+    if !wants_window || !crate::update::Updates::in_window(&policy, local_minutes().await) {
+        return;
+    }
+    if policy.reboot == RebootPolicy::MaintenanceWindow
+        && let Ok(Some(_)) = state.updates.pending_reboot()
+    {
+        if let Ok(argv) = state.updates.reboot_argv() {
+            let _ = crate::api::update::reboot_now(state, &argv).await;
+        }
+        return;
+    }
+    if policy.auto_install
+        && let Ok(status) = state.updates.status()
+        && status.available.is_some()
+        && status.pending_reboot.is_none()
+        && status.state == crate::update::UpdateState::Idle
+    {
+        // After an automatic install, "manual" still waits for the admin; the window policy
+        // reboots at the next tick, inside the window.
+        let after = crate::api::update::after_install(state);
+        match state
+            .updates
+            .start_install(&state.jobs, "auto-update", after)
+        {
+            Ok(_) => tracing::info!("automatic system update started"),
+            Err(e) => tracing::warn!(error = %e, "automatic system update not started"),
         }
     }
 }
@@ -301,6 +383,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::network::hotspot::spawn(state.clone());
     spawn_store_refresh(state.clone());
     spawn_update_check(state.clone());
+    state.updates.reconcile_at_start();
+    spawn_system_update_schedule(state.clone());
     spawn_cert_renewal(state.clone(), ca, resolver);
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {

@@ -62,6 +62,8 @@ pub enum ServiceError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Update(#[from] crate::update::UpdateError),
     #[error("internal error: {0}")]
     Internal(String),
 }

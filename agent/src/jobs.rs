@@ -26,6 +26,8 @@ pub struct JobStatus {
     pub state: JobState,
     pub bytes_done: u64,
     pub error: Option<String>,
+    /// Machine-readable code of a failure, where the job has one (`update_bundle_invalid`, …).
+    pub error_code: Option<String>,
 }
 
 #[derive(Debug)]
@@ -37,6 +39,7 @@ pub struct Job {
     bytes_done: AtomicU64,
     cancel: AtomicBool,
     outcome: Mutex<(JobState, Option<String>, Option<Instant>)>,
+    error_code: Mutex<Option<String>>,
     events: Events,
 }
 
@@ -51,6 +54,11 @@ impl Job {
             state: outcome.0,
             bytes_done: self.bytes_done.load(Ordering::Relaxed),
             error: outcome.1.clone(),
+            error_code: self
+                .error_code
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -78,6 +86,18 @@ impl Job {
         self.events.publish_job(self.status());
     }
 
+    /// Like `finish`, with a machine-readable code for a failure: `Err((code, message))`.
+    pub fn finish_with_code(&self, result: Result<(), (String, String)>) {
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err((code, message)) => {
+                *self.error_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
+                Err(message)
+            }
+        };
+        self.finish(result);
+    }
+
     fn finished_at(&self) -> Option<Instant> {
         self.outcome.lock().unwrap_or_else(|e| e.into_inner()).2
     }
@@ -100,6 +120,7 @@ impl Jobs {
             bytes_done: AtomicU64::new(0),
             cancel: AtomicBool::new(false),
             outcome: Mutex::new((JobState::Running, None, None)),
+            error_code: Mutex::new(None),
             events,
         });
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());

@@ -27,6 +27,7 @@ pub mod status;
 pub mod store;
 pub mod system;
 pub mod tls;
+pub mod update;
 pub mod validate;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

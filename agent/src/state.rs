@@ -32,6 +32,7 @@ pub struct Inner {
     pub journal: crate::system::journal::Journal,
     pub disks: crate::disks::Disks,
     pub network: Box<dyn crate::network::NetworkControl>,
+    pub updates: crate::update::Updates,
     pub started: Instant,
 }
 

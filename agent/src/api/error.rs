@@ -126,6 +126,7 @@ impl IntoResponse for ApiError {
             E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             E::App(e) => app_status(e),
             E::Catalog(e) => catalog_status(e),
+            E::Update(e) => update_status(e),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = if status.is_server_error()
@@ -178,6 +179,21 @@ fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str
             R::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, "runtime_refused"),
         },
     }
+}
+
+fn update_status(e: &crate::update::UpdateError) -> (StatusCode, &'static str) {
+    use crate::update::UpdateError as U;
+    let status = match e {
+        U::NotConfigured(_) | U::Busy | U::NotAvailable | U::TrialPending | U::NoPendingReboot => {
+            StatusCode::CONFLICT
+        }
+        U::RepoUnreachable(_) | U::Download(_) => StatusCode::BAD_GATEWAY,
+        U::IndexInvalid(_) | U::BundleInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        U::Storage(_) | U::Boot(_) | U::Store(_) | U::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    (status, e.code())
 }
 
 fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'static str) {

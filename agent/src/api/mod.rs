@@ -17,6 +17,7 @@ mod session;
 mod setup;
 mod shares;
 mod system;
+pub(crate) mod update;
 mod users;
 mod web;
 
@@ -120,6 +121,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::logs))
         .routes(routes!(apps::stats))
         .routes(routes!(apps::app_settings))
+        .routes(routes!(update::get_update))
+        .routes(routes!(update::check))
+        .routes(routes!(update::install))
+        .routes(routes!(update::reboot))
+        .routes(routes!(update::patch_policy))
         .split_for_parts()
 }
 

@@ -6,13 +6,13 @@
 
 use super::{StoreError, Table};
 
-pub const CURRENT_VERSION: u32 = 4;
+pub const CURRENT_VERSION: u32 = 5;
 
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[i]` upgrades version `i + 1` to version `i + 2`.
 pub const MIGRATIONS: [Migration; (CURRENT_VERSION - 1) as usize] =
-    [v2_device_settings, v3_apps, v4_shares];
+    [v2_device_settings, v3_apps, v4_shares, v5_updates];
 
 /// Version 1 kept the device name and time zone as two loose `meta` keys; version 2 keeps them as
 /// one `settings/device` record so they change together.
@@ -44,6 +44,13 @@ fn v2_device_settings(db: &sled::Db) -> Result<(), StoreError> {
 /// tree creates it; nothing to convert.
 fn v3_apps(db: &sled::Db) -> Result<(), StoreError> {
     db.open_tree(Table::Apps.name())?;
+    Ok(())
+}
+
+/// Version 5 adds the `updates` tree (over-the-air update policy, state and history). Opening
+/// the tree creates it; nothing to convert.
+fn v5_updates(db: &sled::Db) -> Result<(), StoreError> {
+    db.open_tree(Table::Updates.name())?;
     Ok(())
 }
 

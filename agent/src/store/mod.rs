@@ -9,6 +9,7 @@ mod apps;
 mod migrations;
 mod records;
 mod shares;
+mod updates;
 
 pub use migrations::CURRENT_VERSION;
 pub use records::{
@@ -49,10 +50,11 @@ pub enum Table {
     Devices,
     Apps,
     Shares,
+    Updates,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Meta,
         Table::Users,
         Table::Sessions,
@@ -60,6 +62,7 @@ impl Table {
         Table::Devices,
         Table::Apps,
         Table::Shares,
+        Table::Updates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Table {
             Table::Devices => "devices",
             Table::Apps => "apps",
             Table::Shares => "shares",
+            Table::Updates => "updates",
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct Store {
     devices: sled::Tree,
     apps: sled::Tree,
     shares: sled::Tree,
+    updates: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,6 +145,7 @@ impl Store {
             devices: tree(Table::Devices)?,
             apps: tree(Table::Apps)?,
             shares: tree(Table::Shares)?,
+            updates: tree(Table::Updates)?,
             db,
         };
         store.migrate(dir)?;
@@ -233,6 +239,7 @@ impl Store {
             Table::Devices => &self.devices,
             Table::Apps => &self.apps,
             Table::Shares => &self.shares,
+            Table::Updates => &self.updates,
         }
     }
 
@@ -472,6 +479,11 @@ impl Store {
             .list::<crate::apps::record::AppRecord>(Table::Apps)?
             .len();
         count += self.shares()?.len();
+        count += self.update_policy()?.map_or(0, |_| 1);
+        count += self.update_check()?.map_or(0, |_| 1);
+        count += self.update_install()?.map_or(0, |_| 1);
+        count += self.update_history()?.len();
+        count += self.list::<serde_json::Value>(Table::Updates)?.len();
         for item in self.meta.iter() {
             let (k, v) = item?;
             decode::<serde_json::Value>(Table::Meta, &k, &v)?;

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 )]
 pub trait Login1 {
     fn reboot(&self, interactive: bool) -> zbus::Result<()>;
+    fn set_reboot_parameter(&self, parameter: &str) -> zbus::Result<()>;
     fn power_off(&self, interactive: bool) -> zbus::Result<()>;
 }
 
@@ -222,6 +223,23 @@ impl SystemControl for DbusSystem {
 
     fn power(&self, action: PowerAction) -> BoxFuture<'_, Result<(), SystemError>> {
         self.power_impl(action).boxed()
+    }
+
+    fn reboot_with_parameter<'a>(
+        &'a self,
+        parameter: &'a str,
+    ) -> BoxFuture<'a, Result<(), SystemError>> {
+        async move {
+            let login = Login1Proxy::new(self.conn().await?)
+                .await
+                .map_err(refused("logind"))?;
+            login
+                .set_reboot_parameter(parameter)
+                .await
+                .map_err(refused("logind"))?;
+            login.reboot(false).await.map_err(refused("logind"))
+        }
+        .boxed()
     }
 
     fn hostname(&self) -> BoxFuture<'_, Result<String, SystemError>> {

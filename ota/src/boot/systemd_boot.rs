@@ -192,8 +192,11 @@ impl<F: BootFs> BootControl for SystemdBoot<F> {
             .filter(|e| !e.is_bad())
             .map(|e| e.slot)
             .collect();
+        // `+0-0` is a slot marked unbootable before anything was tried (a fresh image's empty
+        // slot, an install in progress, a trial the health gate failed): not a trial record.
         let trial = entries
             .iter()
+            .filter(|e| !(e.tries_left == Some(0) && e.tries_done == 0))
             .find_map(|e| e.tries_left.map(|l| (e.slot, l)));
         let primary = match self.default_pattern()? {
             Some(p) if !p.contains('*') => {
@@ -339,6 +342,38 @@ mod tests {
         assert!(Entry::parse("hearth-c.conf").is_none());
         assert!(Entry::parse("hearth-ab.conf").is_none());
         assert!(Entry::parse("other.conf").is_none());
+    }
+
+    #[test]
+    fn an_untried_unbootable_entry_is_not_a_failed_trial() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let esp = tmp.path();
+        std::fs::create_dir_all(esp.join(ENTRIES)).expect("dir");
+        std::fs::write(esp.join(LOADER_CONF), "default hearth-a.conf\n").expect("loader");
+        std::fs::write(esp.join(ENTRIES).join("hearth-a.conf"), "title a\n").expect("a");
+        std::fs::write(esp.join(ENTRIES).join("hearth-b+0-0.conf"), "title b\n").expect("b");
+        let mut boot = SystemdBoot::new(super::super::DirFs::new(esp));
+        let state = boot.state().expect("state");
+        assert_eq!(
+            (state.primary, state.trial, state.bootable.clone()),
+            (Some(Slot::A), None, vec![Slot::A])
+        );
+        assert_eq!(
+            super::super::trial_outcome(&state, Slot::A),
+            super::super::TrialOutcome::Committed
+        );
+        // A trial that used up its tries is a fallback, though.
+        std::fs::rename(
+            esp.join(ENTRIES).join("hearth-b+0-0.conf"),
+            esp.join(ENTRIES).join("hearth-b+0-3.conf"),
+        )
+        .expect("rename");
+        let state = boot.state().expect("state");
+        assert_eq!(state.trial, Some((Slot::B, 0)));
+        assert_eq!(
+            super::super::trial_outcome(&state, Slot::A),
+            super::super::TrialOutcome::FellBack(Slot::B)
+        );
     }
 
     #[test]

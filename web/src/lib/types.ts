@@ -253,6 +253,8 @@ export interface JobStatus {
   state: JobState;
   bytes_done: number;
   error?: string | null;
+  /** Machine-readable code of a failure, where the job has one (`update_bundle_invalid`, …). */
+  error_code?: string | null;
 }
 
 // Network (agent/src/api/network.rs, admin only). A change answers with a checkpoint that the
@@ -654,4 +656,119 @@ export interface FormatRequest {
 
 export interface MountRequest {
   partition?: string | null;
+}
+
+// System updates (agent/src/api/update.rs, admin only; docs/updates.md).
+
+export type RebootPolicy = 'manual' | 'immediately' | 'maintenance_window';
+
+export interface MaintenanceWindow {
+  /** HH:MM, device local time; the window may wrap midnight. */
+  start: string;
+  end: string;
+}
+
+export interface UpdatePolicy {
+  channel: string;
+  auto_install: boolean;
+  reboot: RebootPolicy;
+  maintenance_window: MaintenanceWindow;
+}
+
+/** PATCH /api/v1/update/policy: any subset. */
+export interface PolicyPatch {
+  channel?: string | null;
+  auto_install?: boolean | null;
+  reboot?: RebootPolicy | null;
+  maintenance_window?: MaintenanceWindow | null;
+}
+
+export type CheckResult = 'up_to_date' | 'available' | 'error';
+
+export interface UpdateErrorInfo {
+  code: string;
+  message: string;
+}
+
+export interface LastCheck {
+  at: string;
+  result: CheckResult;
+  error?: UpdateErrorInfo | null;
+}
+
+export interface AvailableUpdate {
+  version: string;
+  version_number: number;
+  size: number;
+  notes: string;
+  published: string;
+}
+
+export interface CurrentRelease {
+  version: string;
+  version_number: number;
+  board: string;
+  arch: string;
+  slot?: string | null;
+  build_id: string;
+}
+
+export interface TrialInfo {
+  slot: string;
+  tries_left: number;
+}
+
+export interface BootInfo {
+  primary?: string | null;
+  trial?: TrialInfo | null;
+  bootable: string[];
+}
+
+export type UpdateState = 'idle' | 'checking' | 'downloading' | 'installing' | 'reboot_required' | 'trial';
+
+export interface UpdateProgress {
+  /** mark_unbootable, index, write, sync, verify, activate */
+  phase: string;
+  done: number;
+  total: number;
+  downloaded_bytes: number;
+  reused_bytes: number;
+}
+
+export interface PendingReboot {
+  version: string;
+  slot: string;
+}
+
+export type HistoryKind = 'installed' | 'committed' | 'rolled_back' | 'failed' | 'interrupted';
+
+export interface HistoryEntry {
+  id: number;
+  at: string;
+  kind: HistoryKind;
+  from_version: string;
+  to_version: string;
+  reason?: string | null;
+  code?: string | null;
+  downloaded_bytes: number;
+  reused_bytes: number;
+}
+
+export interface UpdateStatus {
+  configured: boolean;
+  not_configured_reason?: string | null;
+  current?: CurrentRelease | null;
+  boot?: BootInfo | null;
+  policy: UpdatePolicy;
+  state: UpdateState;
+  last_check?: LastCheck | null;
+  available?: AvailableUpdate | null;
+  progress?: UpdateProgress | null;
+  pending_reboot?: PendingReboot | null;
+  /** Newest first. */
+  history: HistoryEntry[];
+}
+
+export interface UpdateJob {
+  job_id: string;
 }

@@ -1,0 +1,132 @@
+//! Over-the-air updates of the device itself (admin only): state, check, install, reboot into
+//! the installed update, policy. The service is `crate::update`; docs/updates.md.
+
+use super::auth::AdminSession;
+use super::error::{ApiResult, Body};
+use crate::error::ServiceError;
+use crate::state::AppState;
+use crate::update::records::{PolicyPatch, RebootPolicy};
+use crate::update::{UpdateError, UpdateStatus};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdateJob {
+    pub job_id: String,
+}
+
+fn not_configured(state: &AppState) -> Result<(), ServiceError> {
+    state
+        .updates
+        .device()
+        .map(|_| ())
+        .map_err(ServiceError::from)
+}
+
+/// Versions, slots, boot state, policy, progress, the last check and the history.
+#[utoipa::path(get, path = "/api/v1/update", tag = "update", security(("session" = [])),
+    responses((status = 200, body = UpdateStatus), (status = 403, body = super::error::ErrorBody)))]
+pub async fn get_update(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+) -> ApiResult<Json<UpdateStatus>> {
+    Ok(Json(state.updates.status()?))
+}
+
+/// Checks the update repository now.
+#[utoipa::path(post, path = "/api/v1/update/check", tag = "update", security(("session" = [])),
+    responses((status = 200, body = UpdateStatus),
+        (status = 409, body = super::error::ErrorBody, description = "update_not_configured, update_busy"),
+        (status = 422, body = super::error::ErrorBody, description = "update_index_invalid"),
+        (status = 502, body = super::error::ErrorBody, description = "update_repo_unreachable")))]
+pub async fn check(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+) -> ApiResult<Json<UpdateStatus>> {
+    state.updates.check().await?;
+    Ok(Json(state.updates.status()?))
+}
+
+/// What happens after an install: reboot now, or leave it to the window or the admin.
+pub fn after_install(state: &AppState) -> Arc<dyn Fn(RebootPolicy, Vec<String>) + Send + Sync> {
+    let state = state.clone();
+    Arc::new(move |policy, argv| {
+        if policy == RebootPolicy::Immediately {
+            let state = state.clone();
+            tokio::spawn(async move { reboot_now(&state, &argv).await });
+        }
+    })
+}
+
+/// Reboots through logind; a reboot parameter in the argv (`systemctl reboot "0 tryboot"` on a
+/// Raspberry Pi) is passed with `SetRebootParameter` first.
+pub async fn reboot_now(state: &AppState, argv: &[String]) -> Result<(), ServiceError> {
+    tracing::warn!(?argv, "rebooting into the installed update");
+    let result = match argv.get(2) {
+        Some(parameter) => state.system.reboot_with_parameter(parameter).await,
+        None => state.system.power(crate::system::PowerAction::Reboot).await,
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "reboot into the update failed");
+    }
+    Ok(result?)
+}
+
+/// Installs the available update into the inactive slot, as a job (progress on the event
+/// stream as `job` events and in `progress`).
+#[utoipa::path(post, path = "/api/v1/update/install", tag = "update", security(("session" = [])),
+    responses((status = 202, body = UpdateJob),
+        (status = 409, body = super::error::ErrorBody, description = "update_not_configured, update_busy, update_not_available, update_trial_pending")))]
+pub async fn install(
+    State(state): State<AppState>,
+    AdminSession(auth): AdminSession,
+) -> ApiResult<(StatusCode, Json<UpdateJob>)> {
+    let job =
+        state
+            .updates
+            .start_install(&state.jobs, &auth.user.username, after_install(&state))?;
+    tracing::info!(admin = %auth.user.username, "update install started");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(UpdateJob {
+            job_id: job.status().id,
+        }),
+    ))
+}
+
+/// Reboots into the installed update (the dashboard's prompt).
+#[utoipa::path(post, path = "/api/v1/update/reboot", tag = "update", security(("session" = [])),
+    responses((status = 202),
+        (status = 409, body = super::error::ErrorBody, description = "update_not_configured, update_no_pending_reboot")))]
+pub async fn reboot(
+    State(state): State<AppState>,
+    AdminSession(auth): AdminSession,
+) -> ApiResult<StatusCode> {
+    if state.updates.pending_reboot()?.is_none() {
+        return Err(ServiceError::from(UpdateError::NoPendingReboot).into());
+    }
+    let argv = state.updates.reboot_argv()?;
+    tracing::warn!(admin = %auth.user.username, "reboot into the update requested");
+    reboot_now(&state, &argv).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Changes the update policy (any subset of its fields); answers with the whole state.
+#[utoipa::path(patch, path = "/api/v1/update/policy", tag = "update", security(("session" = [])),
+    request_body = PolicyPatch,
+    responses((status = 200, body = UpdateStatus), (status = 400, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "update_not_configured")))]
+pub async fn patch_policy(
+    State(state): State<AppState>,
+    AdminSession(auth): AdminSession,
+    Body(patch): Body<PolicyPatch>,
+) -> ApiResult<Json<UpdateStatus>> {
+    not_configured(&state)?;
+    let policy = state.updates.patch_policy(patch)?;
+    tracing::info!(admin = %auth.user.username, ?policy, "update policy changed");
+    Ok(Json(state.updates.status()?))
+}

@@ -1,0 +1,345 @@
+//! `hearth-agent health-gate`: run once per boot by `hearth-health-gate.service`, ordered
+//! before `boot-complete.target`. On a trial boot it checks that the booted slot is the one the
+//! update went to, that the agent answers its health endpoint, that the required units are
+//! active and that the network has an address — all within `update_health_timeout_secs` — and
+//! then commits the slot. Otherwise it records why (`<data_dir>/update-gate.json`), marks the
+//! trial slot unbootable (so the next boot falls back at once) and fails; the unit reboots.
+//! Nothing to do (a committed boot, or one where the boot loader already fell back) is success.
+
+use super::{
+    GATE_FILE, GateVerdict, PENDING_FILE, PendingInstall, boot_control, read_booted, read_release,
+    rfc3339,
+};
+use crate::config::Config;
+use hearth_ota::boot::{Slot, TrialOutcome, trial_outcome};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateOutcome {
+    /// No trial to judge (the message says why).
+    NothingToDo(String),
+    Committed(Slot),
+    /// The trial failed for this reason; the slot is marked unbootable.
+    Failed(String),
+}
+
+/// One round of the health checks; `Err` names the first that failed.
+pub trait HealthChecks {
+    fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>>;
+}
+
+/// The real checks: the agent over HTTPS on loopback, units and network over the system bus.
+pub struct SystemChecks {
+    health_url: String,
+    ca_pem: Option<Vec<u8>>,
+    bus_address: Option<String>,
+    units: Vec<String>,
+    network: bool,
+}
+
+impl SystemChecks {
+    pub fn new(config: &Config) -> Self {
+        let addr = config
+            .listen
+            .first()
+            .copied()
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 443)));
+        let ip = match addr.ip() {
+            std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            // `[::]:443` accepts IPv4 too; loopback IPv4 is always there.
+            std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            other => other,
+        };
+        SystemChecks {
+            health_url: format!(
+                "https://{}/api/health",
+                std::net::SocketAddr::new(ip, addr.port())
+            ),
+            ca_pem: std::fs::read(config.data_dir.join("tls/ca.crt")).ok(),
+            bus_address: config.system_bus_address.clone(),
+            units: config.update.health_units.clone(),
+            network: config.update.health_network,
+        }
+    }
+
+    async fn agent(&self) -> Result<(), String> {
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .tls_built_in_root_certs(false);
+        let pem = self
+            .ca_pem
+            .as_ref()
+            .ok_or("the agent has no TLS identity yet")?;
+        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?;
+        b = b.add_root_certificate(cert);
+        let client = b.build().map_err(|e| e.to_string())?;
+        let resp = client
+            .get(&self.health_url)
+            .send()
+            .await
+            .map_err(|e| format!("the agent does not answer {}: {e}", self.health_url))?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "the agent's health endpoint answered {}",
+                resp.status()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn bus(&self) -> Result<zbus::Connection, String> {
+        let r = match &self.bus_address {
+            Some(a) => match zbus::connection::Builder::address(a.as_str()) {
+                Ok(b) => b.build().await,
+                Err(e) => Err(e),
+            },
+            None => zbus::Connection::system().await,
+        };
+        r.map_err(|e| format!("the system bus is not available: {e}"))
+    }
+
+    async fn units(&self, conn: &zbus::Connection) -> Result<(), String> {
+        if self.units.is_empty() {
+            return Ok(());
+        }
+        let manager = systemd_zbus::ManagerProxy::new(conn)
+            .await
+            .map_err(|e| format!("systemd: {e}"))?;
+        let names: Vec<&str> = self.units.iter().map(String::as_str).collect();
+        let units = manager
+            .list_units_by_names(&names)
+            .await
+            .map_err(|e| format!("systemd: {e}"))?;
+        for name in &self.units {
+            let state = units
+                .iter()
+                .find(|u| &u.name == name)
+                .map(|u| <&str>::from(&u.active).to_string())
+                .unwrap_or_else(|| "not-found".into());
+            if state != "active" {
+                return Err(format!("{name} is {state}, not active"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn network(&self, conn: &zbus::Connection) -> Result<(), String> {
+        if !self.network {
+            return Ok(());
+        }
+        let nm = zbus::proxy::Builder::<crate::network::proxies::NetworkManagerProxy>::new(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| format!("NetworkManager: {e}"))?;
+        let state = nm
+            .state()
+            .await
+            .map_err(|e| format!("NetworkManager: {e}"))?;
+        // NM_STATE_CONNECTED_LOCAL (50) and up: at least one interface has an address. A home
+        // network without internet access is a working network for a home server.
+        if state < 50 {
+            return Err(format!(
+                "the network is not connected (NetworkManager state {state})"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl HealthChecks for SystemChecks {
+    fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.agent().await?;
+            if !self.units.is_empty() || self.network {
+                let conn = self.bus().await?;
+                self.units(&conn).await?;
+                self.network(&conn).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn write_verdict(config: &Config, slot: Slot, outcome: &str, reason: Option<String>) {
+    let v = GateVerdict {
+        at: rfc3339(time::OffsetDateTime::now_utc()),
+        slot: slot.letter().into(),
+        outcome: outcome.into(),
+        reason,
+    };
+    let path = config.data_dir.join(GATE_FILE);
+    let bytes = serde_json::to_vec(&v).unwrap_or_default();
+    if let Err(e) = hearth_ota::fsutil::write_atomic(&path, &bytes) {
+        tracing::warn!(error = %e, path = %path.display(), "cannot record the gate's verdict");
+    }
+}
+
+/// Runs the gate: judge the boot, commit or fail.
+pub async fn run(config: &Config, checks: &dyn HealthChecks) -> anyhow::Result<GateOutcome> {
+    let u = &config.update;
+    let release = match read_release(&u.release_file) {
+        Ok(r) => r,
+        Err(e) => return Ok(GateOutcome::NothingToDo(e.to_string())),
+    };
+    let mut boot = boot_control(u, &release).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = boot.state()?;
+    let Some(booted) = read_booted(u) else {
+        if let Some((slot, _)) = state.trial {
+            let reason = format!(
+                "the booted slot is not on the kernel command line ({})",
+                u.cmdline_file.display()
+            );
+            write_verdict(config, slot, "failed", Some(reason.clone()));
+            boot.mark_unbootable(slot)?;
+            return Ok(GateOutcome::Failed(reason));
+        }
+        return Ok(GateOutcome::NothingToDo("no trial pending".into()));
+    };
+    let slot = match trial_outcome(&state, booted) {
+        TrialOutcome::Committed => {
+            return Ok(GateOutcome::NothingToDo(format!(
+                "slot {} is committed",
+                booted.letter()
+            )));
+        }
+        TrialOutcome::FellBack(s) => {
+            return Ok(GateOutcome::NothingToDo(format!(
+                "the boot loader fell back from slot {} to slot {}",
+                s.letter(),
+                booted.letter()
+            )));
+        }
+        TrialOutcome::OnTrial(s) => s,
+    };
+    let intended = std::fs::read(config.data_dir.join(PENDING_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PendingInstall>(&b).ok());
+    let fail = |reason: String, boot: &mut Box<dyn hearth_ota::boot::BootControl + Send>| {
+        tracing::error!(%reason, slot = slot.letter(), "health gate failed");
+        write_verdict(config, slot, "failed", Some(reason.clone()));
+        boot.mark_unbootable(slot)?;
+        Ok::<_, anyhow::Error>(GateOutcome::Failed(reason))
+    };
+    if let Some(p) = &intended
+        && p.slot != slot.letter()
+    {
+        let reason = format!(
+            "booted slot {} but the update {} was installed into slot {}",
+            slot.letter(),
+            p.version,
+            p.slot
+        );
+        return fail(reason, &mut boot);
+    }
+    let deadline = Instant::now() + u.health_timeout;
+    loop {
+        match checks.check().await {
+            Ok(()) => break,
+            Err(reason) => {
+                if Instant::now() >= deadline {
+                    let reason = format!(
+                        "health check failed after {} s: {reason}",
+                        u.health_timeout.as_secs()
+                    );
+                    return fail(reason, &mut boot);
+                }
+                tracing::info!(%reason, "health gate: not healthy yet");
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(left.min(Duration::from_secs(2))).await;
+            }
+        }
+    }
+    boot.commit(slot)?;
+    write_verdict(config, slot, "committed", None);
+    tracing::info!(slot = slot.letter(), "health gate: trial committed");
+    Ok(GateOutcome::Committed(slot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_ota::boot::file::FileBoot;
+    use hearth_ota::boot::{BootControl, DirFs};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Healthy after `n` failed rounds (never if `None`).
+    struct After(Option<u32>, AtomicU32);
+
+    impl HealthChecks for After {
+        fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+            let round = self.1.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move {
+                match self.0 {
+                    Some(n) if round >= n => Ok(()),
+                    _ => Err("docker.service is inactive, not active".into()),
+                }
+            })
+        }
+    }
+
+    fn device(dir: &std::path::Path, booted: &str) -> Config {
+        let mut c = Config::dev(dir);
+        c.update.release_file = dir.join("release.json");
+        c.update.boot = Some("file".into());
+        c.update.boot_dir = Some(dir.join("boot"));
+        c.update.cmdline_file = dir.join("cmdline");
+        c.update.health_timeout = Duration::from_secs(1);
+        std::fs::write(
+            &c.update.release_file,
+            r#"{"board":"qemu-x86_64","arch":"amd64","version":"1.0","version_number":1,"boot":"file"}"#,
+        )
+        .expect("release");
+        std::fs::write(&c.update.cmdline_file, format!("hearth.slot={booted}")).expect("cmdline");
+        c
+    }
+
+    fn boot(c: &Config) -> FileBoot<DirFs> {
+        FileBoot::new(DirFs::new(c.update.boot_dir.as_deref().expect("dir")))
+    }
+
+    #[tokio::test]
+    async fn commits_a_healthy_trial_and_fails_an_unhealthy_one() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let c = device(tmp.path(), "b");
+        std::fs::create_dir_all(tmp.path().join("boot")).expect("dir");
+        boot(&c).initialize(Slot::A).expect("init");
+        // Committed boot: nothing to do, whatever the checks say.
+        let c_a = device(tmp.path(), "a");
+        let out = run(&c_a, &After(None, AtomicU32::new(0)))
+            .await
+            .expect("run");
+        assert!(matches!(out, GateOutcome::NothingToDo(_)), "{out:?}");
+
+        let c = device(tmp.path(), "b");
+        boot(&c).set_trial(Slot::B, "2.0").expect("trial");
+        let out = run(&c, &After(Some(1), AtomicU32::new(0)))
+            .await
+            .expect("run");
+        assert_eq!(out, GateOutcome::Committed(Slot::B));
+        let s = boot(&c).state().expect("state");
+        assert_eq!((s.primary, s.trial), (Some(Slot::B), None));
+
+        // Now a trial of a that never gets healthy.
+        let c = device(tmp.path(), "a");
+        boot(&c).set_trial(Slot::A, "3.0").expect("trial");
+        let out = run(&c, &After(None, AtomicU32::new(0))).await.expect("run");
+        let GateOutcome::Failed(reason) = out else {
+            panic!("{out:?}")
+        };
+        assert!(reason.contains("docker.service"), "{reason}");
+        let s = boot(&c).state().expect("state");
+        assert!(
+            !s.is_bootable(Slot::A) && s.primary == Some(Slot::B),
+            "{s:?}"
+        );
+        let v: GateVerdict =
+            serde_json::from_slice(&std::fs::read(tmp.path().join(GATE_FILE)).expect("verdict"))
+                .expect("json");
+        assert_eq!((v.slot.as_str(), v.outcome.as_str()), ("a", "failed"));
+    }
+}

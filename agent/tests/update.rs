@@ -1,0 +1,532 @@
+//! Over-the-air updates through the real agent over HTTPS: real bundles made with the
+//! `hearth-ota` library, a repository published with it and served by a local HTTP server
+//! with Range support, file-backed slots and the `file` boot control. "Reboots" restart the
+//! agent with a kernel command line naming the booted slot, after the boot loader simulator
+//! (`FileBoot::simulate_boot`) has done what the firmware would.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+#[path = "../../ota/tests/common/http_server.rs"]
+mod http_server;
+
+use common::{Agent, PASSWORD, Session, error_code};
+use ed25519_dalek::SigningKey;
+use hearth_ota::boot::file::FileBoot;
+use hearth_ota::boot::{BootControl, BootState, DirFs, Slot};
+use hearth_ota::bundle::{BundleSpec, build};
+use hearth_ota::format::Trust;
+use hearth_ota::keylist::{KeyList, ReleaseKey, SignedKeyList};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const SIZE: usize = 2 * 1024 * 1024;
+const BOARD: &str = "qemu-x86_64";
+
+struct Keys {
+    release: SigningKey,
+    keylist: SignedKeyList,
+    trust: Trust,
+    root_pub: String,
+}
+
+fn keys() -> Keys {
+    let root = SigningKey::from_bytes(&[1; 32]);
+    let release = SigningKey::from_bytes(&[2; 32]);
+    let now = OffsetDateTime::now_utc();
+    let list = KeyList {
+        serial: 1,
+        issued: now - time::Duration::days(200),
+        keys: vec![ReleaseKey::new(
+            &release.verifying_key(),
+            now - time::Duration::days(200),
+            now + time::Duration::days(365),
+        )],
+        revoked: vec![],
+    };
+    Keys {
+        keylist: SignedKeyList::sign(&list, &root),
+        trust: Trust::new(root.verifying_key()),
+        root_pub: hearth_ota::keys::public_pem(&root.verifying_key()),
+        release,
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+fn image_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+struct Rig {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    keys: Keys,
+    server: http_server::Server,
+    v1: Vec<u8>,
+}
+
+impl Rig {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.join(p)
+    }
+
+    /// Builds a bundle of `root` as version `1.N.0` for `board`.
+    fn bundle(&self, n: u64, root: &[u8], board: &str, min: u64) -> PathBuf {
+        let img = self.path(&format!("work/root-{n}-{board}.img"));
+        std::fs::write(&img, root).unwrap();
+        let spec = BundleSpec {
+            board: board.into(),
+            arch: "x86_64".into(),
+            version: format!("1.{n}.0"),
+            version_number: n,
+            min_version_number: min,
+            created: OffsetDateTime::now_utc() - time::Duration::hours(1),
+            chunk_size: 64 * 1024,
+            payloads: vec![("root".into(), img)],
+        };
+        let out = self.path(&format!("work/hearth-{n}-{board}.hota"));
+        build(
+            &spec,
+            &self.keys.keylist,
+            &self.keys.release,
+            Some(&self.keys.trust.root),
+            &out,
+        )
+        .unwrap();
+        out
+    }
+
+    fn publish_at(&self, bundle: &Path, notes: &str, now: OffsetDateTime) {
+        hearth_ota::repo::publish(&hearth_ota::repo::PublishRequest {
+            repo: &self.path("repo"),
+            channel: "stable",
+            bundle,
+            release_notes: notes.into(),
+            valid_for: time::Duration::days(30),
+            now,
+            key: &self.keys.release,
+            keylist: &self.keys.keylist,
+            trust: &self.keys.trust,
+        })
+        .unwrap();
+    }
+
+    fn publish(&self, bundle: &Path, notes: &str) {
+        self.publish_at(bundle, notes, OffsetDateTime::now_utc());
+    }
+
+    /// What the running image says it is, and the slot the kernel was booted from.
+    fn boot_as(&self, version_number: u64, slot: Slot) {
+        std::fs::write(
+            self.path("release.json"),
+            json!({"board": BOARD, "arch": "x86_64", "version": format!("1.{version_number}.0"),
+                   "version_number": version_number, "boot": "file", "build_id": "test"})
+            .to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            self.path("cmdline"),
+            format!(
+                "quiet root=PARTLABEL=root-{} hearth.slot={} ro\n",
+                slot.letter(),
+                slot.letter()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn boot(&self) -> FileBoot<DirFs> {
+        FileBoot::new(DirFs::new(&self.path("bootctl")))
+    }
+
+    fn boot_state(&self) -> BootState {
+        self.boot().state().unwrap()
+    }
+
+    fn slot(&self, s: &str) -> Vec<u8> {
+        std::fs::read(self.path(&format!("slots/root-{s}"))).unwrap()
+    }
+
+    fn served(&self) -> u64 {
+        self.server.knobs.lock().unwrap().served_bytes
+    }
+
+    fn start_agent(&self) -> Agent {
+        Agent::start(&self.dir)
+    }
+
+    /// Runs `hearth-agent health-gate` with the agent's configuration.
+    fn gate(&self, port: u16) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hearth-agent"))
+            .args(["--dev", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config-dir")
+            .arg(self.path("agent.d"))
+            .arg("health-gate")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+}
+
+/// A device running 1.1.0 from slot a; slot b holds old junk; nothing published yet.
+async fn rig(extra_config: &str) -> Rig {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    for d in ["work", "repo", "slots", "bootctl", "agent.d"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let keys = keys();
+    std::fs::write(dir.join("ota-root.pub"), &keys.root_pub).unwrap();
+    let v1 = image_bytes(SIZE, 1);
+    std::fs::write(dir.join("slots/root-a"), &v1).unwrap();
+    std::fs::write(dir.join("slots/root-b"), vec![7u8; SIZE / 2]).unwrap();
+    FileBoot::new(DirFs::new(&dir.join("bootctl")))
+        .initialize(Slot::A)
+        .unwrap();
+    let server = http_server::start(dir.join("repo")).await;
+    let config = format!(
+        "update_repo_url = \"{}\"\nupdate_root_key = \"{}\"\nupdate_release_file = \"{}\"\n\
+         update_slot_dir = \"{}\"\nupdate_boot = \"file\"\nupdate_boot_dir = \"{}\"\n\
+         update_cmdline_file = \"{}\"\nupdate_health_timeout_secs = 3\n{extra_config}",
+        server.base,
+        dir.join("ota-root.pub").display(),
+        dir.join("release.json").display(),
+        dir.join("slots").display(),
+        dir.join("bootctl").display(),
+        dir.join("cmdline").display(),
+    );
+    std::fs::write(dir.join("agent.d/50-update.toml"), config).unwrap();
+    let rig = Rig {
+        _tmp: tmp,
+        dir,
+        keys,
+        server,
+        v1,
+    };
+    rig.boot_as(1, Slot::A);
+    rig
+}
+
+async fn get(s: &mut Session) -> Value {
+    let (status, body) = s.send(Method::GET, "/api/v1/update", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Polls the update state until `done` holds (or fails after a minute).
+async fn wait_for(s: &mut Session, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = get(s).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn job(s: &mut Session, id: &str) -> Value {
+    let (status, jobs) = s.send(Method::GET, "/api/v1/jobs", None).await;
+    assert_eq!(status, StatusCode::OK);
+    jobs.as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_job(s: &mut Session, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = job(s, id).await;
+        if j["state"] != "running" && !j.is_null() {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job {id} still running: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn check(s: &mut Session) -> (StatusCode, Value) {
+    s.send(Method::POST, "/api/v1/update/check", None).await
+}
+
+async fn install(s: &mut Session) -> String {
+    let (status, body) = s.send(Method::POST, "/api/v1/update/install", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["job_id"].as_str().unwrap().to_string()
+}
+
+/// Collects the `job` events of the event stream in the background.
+fn listen_jobs(s: &Session) -> tokio::task::JoinHandle<Vec<Value>> {
+    let req = s
+        .client
+        .get(format!("{}/api/v1/events", s.base))
+        .header(
+            "cookie",
+            format!("__Host-hearth_session={}", s.cookie.clone().unwrap()),
+        );
+    tokio::spawn(async move {
+        let mut resp = req.send().await.unwrap();
+        let mut text = String::new();
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok(Ok(Some(chunk))) =
+                tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await
+            else {
+                break;
+            };
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                if block.contains("event: job") {
+                    let data = block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .collect::<String>();
+                    let v: Value = serde_json::from_str(&data).unwrap();
+                    let finished = v["state"] != "running";
+                    events.push(v);
+                    if finished {
+                        return events;
+                    }
+                }
+            }
+        }
+        events
+    })
+}
+
+fn history_kinds(state: &Value) -> Vec<String> {
+    state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn unconfigured_updates_answer_409_and_members_get_403() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Agent::start(tmp.path());
+    let mut admin = agent.claim().await;
+    let body = get(&mut admin).await;
+    assert_eq!(body["configured"], false, "{body}");
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/update/check", None),
+        (Method::POST, "/api/v1/update/install", None),
+        (Method::POST, "/api/v1/update/reboot", None),
+        (
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(json!({"auto_install": true})),
+        ),
+    ] {
+        let (status, b) = admin.send(method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{method} {path}: {b}");
+        assert_eq!(error_code(&b), "update_not_configured", "{b}");
+    }
+    // The agent runs on: other routes answer.
+    let (status, _) = admin.send(Method::GET, "/api/v1/session", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _) = admin
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "bob", "password": PASSWORD, "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut bob = agent.session();
+    assert_eq!(bob.login("bob", PASSWORD).await.0, StatusCode::OK);
+    for (method, path) in [
+        (Method::GET, "/api/v1/update"),
+        (Method::POST, "/api/v1/update/check"),
+        (Method::POST, "/api/v1/update/install"),
+        (Method::POST, "/api/v1/update/reboot"),
+        (Method::PATCH, "/api/v1/update/policy"),
+    ] {
+        let (status, b) = bob.send(method.clone(), path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
+    // systemd (docker.service, hearth-agent.service active) and NetworkManager (online) on a
+    // private bus, for the health gate's checks.
+    let bus = common::dbus_mock::private_bus().await;
+    let _nm = common::nm_mock::serve_network_manager(
+        &bus.address,
+        common::nm_mock::MockNetworkConfig::home(),
+    )
+    .await;
+    let rig = rig(&format!(
+        "system_bus_address = \"{}\"\nupdate_health_units = [\"docker.service\", \"hearth-agent.service\"]\n",
+        bus.address
+    ))
+    .await;
+    // 1.2.0 changes 200 KB in the middle of the root image.
+    let mut v2 = rig.v1.clone();
+    v2[900_000..1_100_000].copy_from_slice(&image_bytes(200_000, 2));
+    let b2 = rig.bundle(2, &v2, BOARD, 1);
+    let b2_size = std::fs::metadata(&b2).unwrap().len();
+    rig.publish(&b2, "Faster start-up.");
+
+    let mut agent = rig.start_agent();
+    let mut admin = agent.claim().await;
+    let body = get(&mut admin).await;
+    assert_eq!(body["configured"], true, "{body}");
+    assert_eq!(body["current"]["version"], "1.1.0");
+    assert_eq!(body["current"]["slot"], "a");
+    assert_eq!(body["boot"]["primary"], "a");
+    assert_eq!(body["state"], "idle");
+    assert_eq!(body["policy"]["channel"], "stable");
+
+    // Check: 1.2.0 is available, with its notes.
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["last_check"]["result"], "available", "{body}");
+    assert_eq!(body["available"]["version"], "1.2.0");
+    assert_eq!(body["available"]["notes"], "Faster start-up.");
+    assert_eq!(body["available"]["size"], b2_size);
+
+    // Install, following the job on the event stream.
+    let events = listen_jobs(&admin);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let served_before = rig.served();
+    let id = install(&mut admin).await;
+    let j = wait_job(&mut admin, &id).await;
+    assert_eq!(j["state"], "done", "{j}");
+    let events = events.await.unwrap();
+    let ours: Vec<&Value> = events.iter().filter(|e| e["id"] == id).collect();
+    assert!(ours.len() >= 3, "progress events: {events:?}");
+    assert_eq!(ours.last().unwrap()["state"], "done");
+    assert_eq!(ours[0]["kind"], "update");
+
+    let body = get(&mut admin).await;
+    assert_eq!(body["state"], "reboot_required", "{body}");
+    assert_eq!(body["pending_reboot"], json!({"version": "1.2.0", "slot": "b"}));
+    assert_eq!(body["boot"]["trial"], json!({"slot": "b", "tries_left": 3}));
+    let h = &body["history"][0];
+    assert_eq!(
+        (h["kind"].as_str(), h["from_version"].as_str(), h["to_version"].as_str()),
+        (Some("installed"), Some("1.1.0"), Some("1.2.0"))
+    );
+    // Delta: only the chunks around the changed 200 KB came over the network.
+    let downloaded = h["downloaded_bytes"].as_u64().unwrap();
+    let reused = h["reused_bytes"].as_u64().unwrap();
+    assert!(downloaded >= 200_000 && downloaded <= 200_000 + 2 * 65_536, "{h}");
+    assert_eq!(downloaded + reused, SIZE as u64, "{h}");
+    let served = rig.served() - served_before;
+    assert!(served < b2_size / 4, "served {served} of a {b2_size}-byte bundle");
+    assert_eq!(rig.slot("b"), v2, "slot b holds 1.2.0");
+    assert_eq!(rig.slot("a"), rig.v1, "slot a untouched");
+    let st = rig.boot_state();
+    assert_eq!((st.primary, st.trial), (Some(Slot::A), Some((Slot::B, 3))));
+
+    // A second install while one waits for its reboot: nothing new to install.
+    let (status, b) = admin
+        .send(Method::POST, "/api/v1/update/install", None)
+        .await;
+    assert_eq!((status, error_code(&b)), (StatusCode::CONFLICT, "update_not_available"));
+
+    // "Reboot": the boot loader tries b; the agent comes up on 1.2.0 from slot b.
+    agent.terminate();
+    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::B));
+    rig.boot_as(2, Slot::B);
+    let client = agent.client();
+    agent = rig.start_agent();
+    admin.client = client;
+    admin.base = agent.url("");
+    let body = get(&mut admin).await;
+    assert_eq!(body["state"], "trial", "{body}");
+    assert_eq!(body["current"]["version"], "1.2.0");
+    let (status, b) = admin
+        .send(Method::POST, "/api/v1/update/install", None)
+        .await;
+    assert_eq!((status, error_code(&b)), (StatusCode::CONFLICT, "update_trial_pending"));
+
+    // The health gate finds the agent, the units and the network up, and commits b.
+    let out = rig.gate(agent.port);
+    assert!(
+        out.status.success(),
+        "gate: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = rig.boot_state();
+    assert_eq!((st.primary, st.trial), (Some(Slot::B), None));
+    let body = get(&mut admin).await;
+    assert_eq!(history_kinds(&body), ["committed", "installed"], "{body}");
+    assert_eq!(body["state"], "idle");
+    assert_eq!(body["history"][0]["to_version"], "1.2.0");
+    // Running the gate again on a committed boot is a no-op.
+    assert!(rig.gate(agent.port).status.success());
+
+    // 1.3.0 is published, installed into slot a, and its trial boot is unhealthy: the agent
+    // does not come up (the gate cannot reach it within its 3 s).
+    let mut v3 = v2.clone();
+    v3[..100_000].copy_from_slice(&image_bytes(100_000, 3));
+    let b3 = rig.bundle(3, &v3, BOARD, 1);
+    rig.publish(&b3, "Broken on purpose.");
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["available"]["version"], "1.3.0");
+    let id = install(&mut admin).await;
+    assert_eq!(wait_job(&mut admin, &id).await["state"], "done");
+    assert_eq!(rig.slot("a"), v3);
+    assert_eq!(rig.slot("b"), v2, "the committed slot is untouched");
+    agent.terminate();
+    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::A));
+    rig.boot_as(3, Slot::A);
+    let out = rig.gate(common::free_port());
+    assert!(!out.status.success(), "the gate must fail");
+    let st = rig.boot_state();
+    assert!(!st.is_bootable(Slot::A), "trial slot marked bad: {st:?}");
+    assert_eq!(st.primary, Some(Slot::B));
+
+    // The unit reboots; the boot loader falls back to b at once.
+    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::B));
+    rig.boot_as(2, Slot::B);
+    agent = rig.start_agent();
+    admin.client = agent.client();
+    admin.base = agent.url("");
+    let body = get(&mut admin).await;
+    assert_eq!(
+        history_kinds(&body),
+        ["rolled_back", "installed", "committed", "installed"],
+        "{body}"
+    );
+    let h = &body["history"][0];
+    assert_eq!(h["to_version"], "1.3.0");
+    assert_eq!(h["from_version"], "1.2.0");
+    let reason = h["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("health check failed") && reason.contains("agent"),
+        "{reason}"
+    );
+    assert_eq!(body["current"]["version"], "1.2.0");
+    assert_eq!(body["state"], "idle");
+    assert!(body["pending_reboot"].is_null());
+}
