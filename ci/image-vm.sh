@@ -71,6 +71,12 @@ vm_stop() {
     kill "$VM_PID" 2>/dev/null || true
     wait "$VM_PID" 2>/dev/null || true
   fi
+  # Killing `hearth-image run` leaves its QEMU child running: stop it by its pid file.
+  local qpid
+  qpid=$(cat "$RUN_DIR/qemu.pid" 2>/dev/null || true)
+  if [ -n "$qpid" ] && grep -q "^qemu" "/proc/$qpid/comm" 2>/dev/null; then
+    kill "$qpid" 2>/dev/null || true
+  fi
 }
 
 # guest CMD...: runs a command in the guest over SSH (the e2e image enables SSH with its key).

@@ -7,11 +7,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer, SigningKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-use crate::keys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -113,6 +111,12 @@ pub struct PartitionEntry {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct BundlePayload {
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct StepTime {
     pub step: String,
     pub seconds: f64,
@@ -130,8 +134,16 @@ pub struct Manifest {
     pub source_date_epoch: u64,
     pub rootfs_kind: String,
     pub rootfs: FileEntry,
-    pub image: FileEntry,
+    /// `None` for `--bundle-only` builds.
+    pub image: Option<FileEntry>,
     pub image_raw_size: u64,
+    pub version_number: u64,
+    pub min_version_number: u64,
+    /// The OTA update bundle (`hearth-V-BOARD.bundle`) and its payloads.
+    pub bundle: FileEntry,
+    pub bundle_payloads: Vec<BundlePayload>,
+    /// Key id (hex) of the OTA root key the image trusts.
+    pub ota_root_key_id: String,
     pub slots_filled: Vec<String>,
     pub agent_sha256: String,
     pub partitions: Vec<PartitionEntry>,
@@ -158,7 +170,7 @@ pub fn sign_checksums(
     let sums_path = dir.join(format!("{prefix}.SHA256SUMS"));
     std::fs::write(&sums_path, &sums).map_err(io(&sums_path))?;
     let sig_path = dir.join(format!("{prefix}.SHA256SUMS.sig"));
-    std::fs::write(&sig_path, keys::sign(key, sums.as_bytes())).map_err(io(&sig_path))?;
+    std::fs::write(&sig_path, key.sign(sums.as_bytes()).to_bytes()).map_err(io(&sig_path))?;
     Ok((sums_path, sig_path))
 }
 
@@ -200,7 +212,9 @@ mod tests {
         let (sums, sig) = sign_checksums(tmp.path(), "x", &[entry], &key).expect("sign");
         let text = std::fs::read(&sums).expect("sums");
         let signature = std::fs::read(&sig).expect("sig");
-        keys::verify(&key.verifying_key(), &text, &signature).expect("verifies");
+        use ed25519_dalek::Verifier;
+        let sig = ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes");
+        key.verifying_key().verify(&text, &sig).expect("verifies");
         assert!(String::from_utf8_lossy(&text).ends_with("  a.img.xz\n"));
     }
 

@@ -61,12 +61,28 @@ pub struct BuildOptions {
     /// only cost minutes.
     pub no_xz: bool,
     pub verbose: bool,
+    /// The bundle's monotonic version number; `None` derives it from `version`
+    /// (`ota::version_number`).
+    pub version_number: Option<u64>,
+    /// Oldest version number the bundle may update from (0: any).
+    pub min_version_number: u64,
+    /// OTA release key, key list and root public key; `None` uses (and on first use makes)
+    /// development OTA keys in the cache.
+    pub ota_keys: Option<crate::ota::OtaKeyFiles>,
+    /// Update repository written into the agent's device configuration (`update_repo_url`).
+    pub update_url: Option<String>,
+    /// More overlay folders, laid after the board's overlays in the given order.
+    pub extra_overlays: Vec<PathBuf>,
+    /// Make the sealed root and the update bundle only (no disk image, no xz).
+    pub bundle_only: bool,
 }
 
 /// What a finished build produced.
 #[derive(Debug, Clone)]
 pub struct BuildResult {
+    /// The disk image, or the bundle of a `--bundle-only` build.
     pub image: PathBuf,
+    pub bundle: PathBuf,
     pub files: Vec<PathBuf>,
     pub summary: String,
 }

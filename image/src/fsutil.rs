@@ -1,5 +1,4 @@
 //! Small file-system helpers shared by the build steps.
-use std::io::Write;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -56,23 +55,6 @@ pub fn walk_sorted(root: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, syncing both.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

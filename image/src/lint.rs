@@ -75,6 +75,26 @@ pub const LINTS: &[Lint] = &[
         name: "kernel and initramfs (with Hearth's layer) present",
         check: kernel_present,
     },
+    Lint {
+        name: "update health gate present, enabled before boot-complete.target; systemd-bless-boot masked",
+        check: health_gate,
+    },
+    Lint {
+        name: "release.json and the OTA root key present",
+        check: update_identity,
+    },
+];
+
+pub const HEALTH_GATE_UNIT: &str = "hearth-health-gate.service";
+
+/// Lines the gate unit must have: what the agent's `health-gate` and the boot loaders' trial
+/// logic rely on.
+const HEALTH_GATE_LINES: [&str; 5] = [
+    "Type=oneshot",
+    "ExecStart=/usr/bin/hearth-agent health-gate",
+    "Before=boot-complete.target",
+    "FailureAction=reboot",
+    "RequiredBy=boot-complete.target",
 ];
 
 /// Runs every lint; returns `(lint, problem)` pairs.
@@ -256,6 +276,77 @@ fn journal_cap(ctx: &LintContext) -> Vec<String> {
     }
 }
 
+fn health_gate(ctx: &LintContext) -> Vec<String> {
+    let root = ctx.root;
+    let mut problems = Vec::new();
+    let unit = root.join("usr/lib/systemd/system").join(HEALTH_GATE_UNIT);
+    match std::fs::read_to_string(&unit) {
+        Err(_) => problems.push(format!("{HEALTH_GATE_UNIT} is missing")),
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            for want in HEALTH_GATE_LINES {
+                if !lines.contains(&want) {
+                    problems.push(format!("{HEALTH_GATE_UNIT} lacks {want}"));
+                }
+            }
+        }
+    }
+    let required = ["etc/systemd/system", "usr/lib/systemd/system"]
+        .iter()
+        .any(|d| {
+            root.join(d)
+                .join("boot-complete.target.requires")
+                .join(HEALTH_GATE_UNIT)
+                .symlink_metadata()
+                .is_ok()
+        });
+    if !required {
+        problems.push(format!(
+            "{HEALTH_GATE_UNIT} is not enabled (no boot-complete.target.requires link)"
+        ));
+    }
+    let started = ["etc/systemd/system", "usr/lib/systemd/system"]
+        .iter()
+        .any(|d| {
+            root.join(d)
+                .join("multi-user.target.wants")
+                .join(HEALTH_GATE_UNIT)
+                .symlink_metadata()
+                .is_ok()
+        });
+    if !started {
+        problems.push(format!(
+            "{HEALTH_GATE_UNIT} is not wanted by multi-user.target (nothing would start it)"
+        ));
+    }
+    let masked = std::fs::read_link(root.join("etc/systemd/system/systemd-bless-boot.service"))
+        .is_ok_and(|t| t == Path::new("/dev/null"));
+    if !masked {
+        problems.push(
+            "systemd-bless-boot.service is not masked (it would commit a trial before the gate)"
+                .into(),
+        );
+    }
+    problems
+}
+
+fn update_identity(ctx: &LintContext) -> Vec<String> {
+    let mut problems = Vec::new();
+    let release = ctx.root.join(crate::ota::RELEASE_PATH);
+    match std::fs::read(&release)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::ota::Release>(&b).ok())
+    {
+        Some(r) if r.version_number > 0 || r.version == "0.0.0" => {}
+        Some(_) => problems.push("/usr/lib/hearth/release.json has version_number 0".into()),
+        None => problems.push("/usr/lib/hearth/release.json is missing or malformed".into()),
+    }
+    if hearth_ota::keys::load_verifying(&ctx.root.join(crate::ota::ROOT_PUB_PATH)).is_err() {
+        problems.push("/usr/lib/hearth/ota-root.pub is missing or not an ed25519 key".into());
+    }
+    problems
+}
+
 fn kernel_present(ctx: &LintContext) -> Vec<String> {
     let names: Vec<String> = std::fs::read_dir(ctx.root.join("boot"))
         .into_iter()
@@ -337,6 +428,67 @@ mod tests {
         std::fs::write(tmp.path().join("usr/bin/hearth-agent"), &elf).expect("write");
         let found = agent_binary(&ctx(tmp.path()));
         assert!(found[0].contains("183"), "{found:?}");
+    }
+
+    #[test]
+    fn the_health_gate_must_be_present_enabled_and_bless_boot_masked() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let found = health_gate(&ctx(root));
+        assert!(found.iter().any(|p| p.contains("is missing")), "{found:?}");
+        assert!(found.iter().any(|p| p.contains("not masked")), "{found:?}");
+        // The real unit from the overlay, enabled the way systemctl --root does it.
+        let units = root.join("usr/lib/systemd/system");
+        std::fs::create_dir_all(&units).expect("mkdir");
+        let overlay = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../overlays/base/usr/lib/systemd/system")
+            .join(HEALTH_GATE_UNIT);
+        std::fs::copy(&overlay, units.join(HEALTH_GATE_UNIT)).expect("copy");
+        let etc = root.join("etc/systemd/system");
+        for dir in ["boot-complete.target.requires", "multi-user.target.wants"] {
+            std::fs::create_dir_all(etc.join(dir)).expect("mkdir");
+            std::os::unix::fs::symlink(
+                format!("/usr/lib/systemd/system/{HEALTH_GATE_UNIT}"),
+                etc.join(dir).join(HEALTH_GATE_UNIT),
+            )
+            .expect("symlink");
+        }
+        let found = health_gate(&ctx(root));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("systemd-bless-boot"), "{found:?}");
+        std::os::unix::fs::symlink("/dev/null", etc.join("systemd-bless-boot.service"))
+            .expect("mask");
+        assert_eq!(health_gate(&ctx(root)), Vec::<String>::new());
+        // A unit without FailureAction=reboot would leave a failed trial running.
+        let text = std::fs::read_to_string(units.join(HEALTH_GATE_UNIT)).expect("read");
+        std::fs::write(
+            units.join(HEALTH_GATE_UNIT),
+            text.replace("FailureAction=reboot\n", ""),
+        )
+        .expect("write");
+        let found = health_gate(&ctx(root));
+        assert!(found[0].contains("FailureAction=reboot"), "{found:?}");
+    }
+
+    #[test]
+    fn release_json_and_root_key_are_required() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_eq!(update_identity(&ctx(tmp.path())).len(), 2);
+        let keys = crate::ota::load_keys(None, &tmp.path().join("cache")).expect("keys");
+        let b = crate::board::load_board_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../board-configs/qemu-x86_64.toml"),
+        )
+        .expect("board");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        crate::ota::write_into_root(
+            &root,
+            &crate::ota::Release::new(&b, "1.0.0", 1_000_000, "id"),
+            &keys.root_pub_pem(),
+            None,
+        )
+        .expect("write");
+        assert_eq!(update_identity(&ctx(&root)), Vec::<String>::new());
     }
 
     #[test]

@@ -5,9 +5,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use hearth_image::board::RootFs;
 use hearth_image::build::BuildOptions;
-use hearth_image::keys;
 use hearth_image::run::RunOptions;
 use hearth_image::workspace::Workspace;
+use hearth_ota::keys;
 
 /// Builds, runs and flashes Hearth disk images.
 #[derive(Parser)]
@@ -65,6 +65,33 @@ enum Command {
         /// Publish the raw sparse .img instead of .img.xz (quick local boots).
         #[arg(long)]
         no_xz: bool,
+        /// The update bundle's monotonic version number (default: MAJOR*1000000 +
+        /// MINOR*1000 + PATCH of an x.y.z --version).
+        #[arg(long)]
+        version_number: Option<u64>,
+        /// Oldest version number the update bundle may be installed over (default: any).
+        #[arg(long, default_value_t = 0)]
+        min_version_number: u64,
+        /// OTA release private key (PKCS#8 PEM) that signs the update bundle; with
+        /// --ota-keylist and --ota-root-pub. Default: development OTA keys in the cache.
+        #[arg(long, requires_all = ["ota_keylist", "ota_root_pub"])]
+        ota_release_key: Option<PathBuf>,
+        /// Root-signed key list naming the release key (`hearth-ota delegate`).
+        #[arg(long, requires_all = ["ota_release_key", "ota_root_pub"])]
+        ota_keylist: Option<PathBuf>,
+        /// OTA root public key (PEM), baked into the image as /usr/lib/hearth/ota-root.pub.
+        #[arg(long, requires_all = ["ota_release_key", "ota_keylist"])]
+        ota_root_pub: Option<PathBuf>,
+        /// Update repository (http or https base URL of a `hearth-ota publish` folder) the
+        /// device checks; written as update_repo_url into the agent's device configuration.
+        #[arg(long)]
+        update_url: Option<String>,
+        /// Another overlay folder laid over the root after the board's overlays; repeatable.
+        #[arg(long = "extra-overlay")]
+        extra_overlays: Vec<PathBuf>,
+        /// Make only the sealed root and the update bundle (no disk image).
+        #[arg(long)]
+        bundle_only: bool,
     },
     /// Boot a built image under QEMU (software emulation) with UEFI firmware.
     Run {
@@ -190,6 +217,14 @@ fn main() -> Result<()> {
             both_slots,
             keep_work,
             no_xz,
+            version_number,
+            min_version_number,
+            ota_release_key,
+            ota_keylist,
+            ota_root_pub,
+            update_url,
+            extra_overlays,
+            bundle_only,
         } => {
             let ws = workspace(cli.workspace)?;
             let rootfs = match rootfs.as_deref() {
@@ -210,6 +245,21 @@ fn main() -> Result<()> {
                 keep_work,
                 no_xz,
                 verbose: cli.verbose,
+                version_number,
+                min_version_number,
+                ota_keys: match (ota_release_key, ota_keylist, ota_root_pub) {
+                    (Some(release_key), Some(keylist), Some(root_pub)) => {
+                        Some(hearth_image::ota::OtaKeyFiles {
+                            release_key,
+                            keylist,
+                            root_pub,
+                        })
+                    }
+                    _ => None,
+                },
+                update_url,
+                extra_overlays,
+                bundle_only,
             };
             let result = hearth_image::build::build(&ws, &opts)?;
             eprintln!("\n{}", result.summary);

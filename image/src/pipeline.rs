@@ -15,9 +15,10 @@ use crate::partition::{Plan, derived_uuid, derived_volume_id};
 use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
-use crate::{bootstrap, disk, efi, fsutil, initrd, keys, lint, rootfs, rpi, seal};
+use crate::{bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal};
+use hearth_ota::keys;
 
-const STEPS: usize = 10;
+const STEPS: usize = 11;
 
 pub fn run(ws: &Workspace, opts: &BuildOptions) -> Result<BuildResult> {
     let mut progress = Progress::new(STEPS);
@@ -25,6 +26,25 @@ pub fn run(ws: &Workspace, opts: &BuildOptions) -> Result<BuildResult> {
     let board = ws.boards().load(&opts.board)?;
     preflight(&opts.out, &opts.cache)?;
     let key = signing_key(opts)?;
+    let version_number = match opts.version_number {
+        Some(n) => n,
+        None => ota::version_number(&opts.version)?,
+    };
+    if opts.min_version_number > version_number {
+        bail!(
+            "--min-version-number {} is above the version number {version_number}",
+            opts.min_version_number
+        );
+    }
+    if let Some(url) = &opts.update_url {
+        ota::check_update_url(url)?;
+    }
+    for dir in &opts.extra_overlays {
+        if !dir.is_dir() {
+            bail!("--extra-overlay {} is not a folder", dir.display());
+        }
+    }
+    let ota_keys = ota::load_keys(opts.ota_keys.as_ref(), &opts.cache)?;
     let ssh_key = match &opts.ssh_key {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -41,17 +61,22 @@ pub fn run(ws: &Workspace, opts: &BuildOptions) -> Result<BuildResult> {
     std::fs::create_dir_all(&work)?;
     let runner = Runner::new(Some(&work.join("build.log")), opts.verbose)?;
     eprintln!(
-        "      board {} ({}), version {}, work {}",
+        "      board {} ({}), version {} (number {version_number}), work {}",
         board.name,
         board.arch,
         opts.version,
         work.display()
     );
+    let ota = OtaInputs {
+        keys: ota_keys,
+        version_number,
+    };
     let result = run_steps(
         ws,
         opts,
         &board,
         &key,
+        &ota,
         ssh_key,
         epoch,
         &work,
@@ -67,6 +92,7 @@ pub fn run(ws: &Workspace, opts: &BuildOptions) -> Result<BuildResult> {
             let _ = fsutil::remove_all(&work.join("root"));
             let _ = fsutil::remove_all(&work.join("parts"));
         }
+        let _ = fsutil::remove_all(&staging_dir(opts, &board));
     } else if !opts.keep_work {
         let _ = fsutil::remove_all(&work);
     }
@@ -112,9 +138,37 @@ fn free_bytes(path: &Path) -> Result<u64> {
         .context("cannot read free space from df")
 }
 
+/// What the OTA side of a build needs besides the options.
+struct OtaInputs {
+    keys: ota::OtaKeys,
+    version_number: u64,
+}
+
+fn prefix(opts: &BuildOptions, board: &Board) -> String {
+    format!("hearth-{}-{}", opts.version, board.name)
+}
+
+/// The private folder in `--out` the outputs are collected in before they are renamed.
+fn staging_dir(opts: &BuildOptions, board: &Board) -> PathBuf {
+    opts.out.join(format!(
+        ".partial-{}-{}",
+        prefix(opts, board),
+        std::process::id()
+    ))
+}
+
 fn signing_key(opts: &BuildOptions) -> Result<ed25519_dalek::SigningKey> {
     match &opts.key {
-        Some(path) => Ok(keys::load_signing_key(path)?),
+        Some(path) => {
+            if !path.exists() {
+                bail!(
+                    "signing key {} does not exist (make one with `hearth-image keygen --out {}`)",
+                    path.display(),
+                    path.display()
+                );
+            }
+            Ok(keys::load_signing(path)?)
+        }
         None => {
             let path = opts.cache.join("dev-signing.pem");
             if !path.exists() {
@@ -124,7 +178,7 @@ fn signing_key(opts: &BuildOptions) -> Result<ed25519_dalek::SigningKey> {
                 "      no --key: signing with the development key {}",
                 path.display()
             );
-            Ok(keys::load_signing_key(&path)?)
+            Ok(keys::load_signing(&path)?)
         }
     }
 }
@@ -135,13 +189,14 @@ fn run_steps(
     opts: &BuildOptions,
     board: &Board,
     key: &ed25519_dalek::SigningKey,
+    ota: &OtaInputs,
     ssh_key: Option<String>,
     epoch: u64,
     work: &Path,
     runner: &Runner,
     progress: &mut Progress,
 ) -> Result<BuildResult> {
-    let prefix = format!("hearth-{}-{}", opts.version, board.name);
+    let prefix = prefix(opts, board);
     let seed = format!("{} {}", board.name, opts.version);
     let rootfs_kind = opts.rootfs.unwrap_or(board.rootfs);
     let board = &Board {
@@ -179,6 +234,7 @@ fn run_steps(
     )?;
     let mut overlays = vec![ws.overlays().join("base")];
     overlays.extend(board.overlays.iter().map(|o| ws.overlays().join(o)));
+    overlays.extend(opts.extra_overlays.iter().cloned());
     let build_id = build_id(&[&base.key, &agent_sha, &opts.version, &board.name]);
     let content = RootContent {
         overlays,
@@ -186,10 +242,17 @@ fn run_steps(
         image_id: format!("hearth-{}", board.name),
         version: opts.version.clone(),
         build_id: build_id.clone(),
-        signing_public_pem: keys::public_pem(key),
+        signing_public_pem: keys::public_pem(&key.verifying_key()),
         ssh_authorized_key: ssh_key.clone(),
     };
     rootfs::prepare(&root, &content, runner)?;
+    let release = ota::Release::new(board, &opts.version, ota.version_number, &build_id);
+    ota::write_into_root(
+        &root,
+        &release,
+        &ota.keys.root_pub_pem(),
+        opts.update_url.as_deref(),
+    )?;
     let layer = initrd::layer(
         &ws.overlays().join("initrd-layer"),
         epoch,
@@ -224,7 +287,17 @@ fn run_steps(
     std::fs::create_dir_all(&parts)?;
     let root_img = parts.join(format!("{prefix}.root.{}", rootfs_kind.name()));
     let uuid = derived_uuid(&seed, "rootfs");
-    let root_size = seal::seal(rootfs_kind, &root, &root_img, epoch, &uuid, runner)?;
+    let sort = work.join("squashfs.sort");
+    std::fs::write(&sort, ota::sort_file(&root))?;
+    let root_size = seal::seal(
+        rootfs_kind,
+        &root,
+        &root_img,
+        epoch,
+        &uuid,
+        Some(&sort),
+        runner,
+    )?;
     progress.finish(&format!("{} {} MiB", rootfs_kind.name(), root_size >> 20));
 
     progress.step("boot files");
@@ -246,61 +319,116 @@ fn run_steps(
         }
         BootMethod::SystemdBoot => None,
     };
-    let boot_parts = boot_partitions(
+    // A --bundle-only build still stages the EFI files it bundles (kernel, initrd) from the
+    // root, and on a Pi the boot partition image it bundles.
+    let boot_parts = match (opts.bundle_only, board.boot) {
+        (true, BootMethod::SystemdBoot) => Vec::new(),
+        _ => boot_partitions(
+            board,
+            &root,
+            &parts,
+            &plan,
+            &opts.version,
+            &filled,
+            firmware.as_ref(),
+            epoch,
+            runner,
+        )?,
+    };
+    let data_img = if opts.bundle_only {
+        None
+    } else {
+        Some(data_partition(
+            board, &root, &parts, &plan, &seed, &build_id, epoch, runner,
+        )?)
+    };
+    progress.finish(if opts.bundle_only {
+        "bundle payloads only"
+    } else {
+        ""
+    });
+
+    progress.step("update bundle");
+    let staging = staging_dir(opts, board);
+    fsutil::remove_all(&staging)?;
+    std::fs::create_dir_all(&staging)?;
+    let (kernel, initrd) = (
+        efi::boot_file(&root, "vmlinuz-")?,
+        efi::boot_file(&root, "initrd.img-")?,
+    );
+    let boot_fat = boot_parts
+        .iter()
+        .find(|(n, _)| n == "boot-a")
+        .map(|(_, p)| p.clone());
+    let payloads = ota::payloads(
         board,
-        &root,
-        &parts,
-        &plan,
-        &opts.version,
-        &filled,
-        firmware.as_ref(),
-        epoch,
-        runner,
+        &root_img,
+        Some((&kernel, &initrd)),
+        boot_fat.as_deref(),
     )?;
-    let data_img = data_partition(board, &root, &parts, &plan, &seed, &build_id, epoch, runner)?;
-    progress.finish("");
+    let bundle_path = staging.join(format!("{prefix}.bundle"));
+    let bundle_manifest = ota::build_bundle(
+        board,
+        &release,
+        opts.min_version_number,
+        payloads,
+        &ota.keys,
+        &bundle_path,
+    )?;
+    progress.finish(&format!(
+        "{} MiB, {} payloads",
+        file_size(&bundle_path) >> 20,
+        bundle_manifest.payloads.len()
+    ));
 
     progress.step("assemble disk");
     let raw = parts.join(format!("{prefix}.img"));
-    let mut files: Vec<(String, PathBuf)> = boot_parts;
-    for slot in &filled {
-        files.push((format!("root-{}", slot.letter()), root_img.clone()));
+    if let Some(data_img) = &data_img {
+        let mut files: Vec<(String, PathBuf)> = boot_parts.clone();
+        for slot in &filled {
+            files.push((format!("root-{}", slot.letter()), root_img.clone()));
+        }
+        files.push(("data".to_string(), data_img.clone()));
+        let refs: Vec<(&str, &Path)> = files
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_path()))
+            .collect();
+        disk::assemble(&plan, &refs, &raw, runner)?;
+        progress.finish(&format!("{} MiB", plan.disk_size >> 20));
+    } else {
+        progress.finish("skipped (--bundle-only)");
     }
-    files.push(("data".to_string(), data_img));
-    let refs: Vec<(&str, &Path)> = files
-        .iter()
-        .map(|(n, p)| (n.as_str(), p.as_path()))
-        .collect();
-    disk::assemble(&plan, &refs, &raw, runner)?;
-    progress.finish(&format!("{} MiB", plan.disk_size >> 20));
 
     progress.step("compress");
-    let staging = opts
-        .out
-        .join(format!(".partial-{prefix}-{}", std::process::id()));
-    fsutil::remove_all(&staging)?;
-    std::fs::create_dir_all(&staging)?;
     // Raspberry Pi Imager checks the uncompressed image too.
     let raw_sha = match board.boot {
-        BootMethod::RpiTryboot if !opts.no_xz => Some(artifacts::sha256_file(&raw)?),
+        BootMethod::RpiTryboot if !opts.no_xz && !opts.bundle_only => {
+            Some(artifacts::sha256_file(&raw)?)
+        }
         _ => None,
     };
-    let image_path = if opts.no_xz {
+    let image_path = if opts.bundle_only {
+        None
+    } else if opts.no_xz {
         let raw_out = staging.join(format!("{prefix}.img"));
         std::fs::rename(&raw, &raw_out)?;
-        raw_out
+        Some(raw_out)
     } else {
         let xz = staging.join(format!("{prefix}.img.xz"));
         artifacts::compress_xz(&raw, &xz)?;
-        xz
+        Some(xz)
     };
     let root_out = staging.join(root_img.file_name().context("root image name")?);
     std::fs::rename(&root_img, &root_out)?;
-    progress.finish(&format!("{} MiB", file_size(&image_path) >> 20));
+    progress.finish(&match &image_path {
+        Some(p) => format!("{} MiB", file_size(p) >> 20),
+        None => "skipped (--bundle-only)".to_string(),
+    });
 
     progress.step("sign and publish");
-    let image = FileEntry::of(&image_path)?;
+    let image = image_path.as_deref().map(FileEntry::of).transpose()?;
     let rootfs = FileEntry::of(&root_out)?;
+    let bundle = FileEntry::of(&bundle_path)?;
     let mut packages = artifacts::parse_packages(&base.packages);
     if let Some(fw) = &firmware {
         packages.push(artifacts::Package {
@@ -319,7 +447,19 @@ fn run_steps(
         rootfs_kind: rootfs_kind.name().to_string(),
         rootfs: rootfs.clone(),
         image: image.clone(),
-        image_raw_size: plan.disk_size,
+        image_raw_size: if opts.bundle_only { 0 } else { plan.disk_size },
+        version_number: ota.version_number,
+        min_version_number: opts.min_version_number,
+        bundle: bundle.clone(),
+        bundle_payloads: bundle_manifest
+            .payloads
+            .iter()
+            .map(|p| artifacts::BundlePayload {
+                name: p.name.clone(),
+                size: p.size,
+            })
+            .collect(),
+        ota_root_key_id: hearth_ota::hexutil::encode(&keys::key_id(&ota.keys.root_pub)),
         slots_filled: filled.iter().map(|s| s.letter().to_string()).collect(),
         agent_sha256: agent_sha,
         partitions: plan
@@ -346,8 +486,9 @@ fn run_steps(
     };
     let manifest_path = staging.join(format!("{prefix}.manifest.json"));
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
-    let mut entries = vec![image.clone(), rootfs, FileEntry::of(&manifest_path)?];
-    if board.boot == BootMethod::RpiTryboot {
+    let mut entries: Vec<FileEntry> = image.iter().cloned().collect();
+    entries.extend([rootfs, bundle, FileEntry::of(&manifest_path)?]);
+    if let (BootMethod::RpiTryboot, Some(image)) = (board.boot, &image) {
         let list = rpi::os_list(&rpi::OsListInput {
             board,
             version: &opts.version,
@@ -366,8 +507,15 @@ fn run_steps(
     let published = artifacts::publish(&staging, &opts.out)?;
     progress.finish("");
     let summary = progress.summary();
+    let bundle_out = opts
+        .out
+        .join(bundle_path.file_name().context("bundle name")?);
     Ok(BuildResult {
-        image: opts.out.join(image_path.file_name().context("image name")?),
+        image: match &image_path {
+            Some(p) => opts.out.join(p.file_name().context("image name")?),
+            None => bundle_out.clone(),
+        },
+        bundle: bundle_out,
         files: published,
         summary,
     })
@@ -449,19 +597,36 @@ fn boot_partitions(
             firmware.context("Raspberry Pi firmware")?,
         )?,
     };
+    // A Pi's filled boot partitions have the same content in both slots (the OTA bundle's
+    // `boot` payload fits either): one FAT image, label and volume id for both.
+    let mut slot_fat: Option<PathBuf> = None;
     for (name, dir) in staged {
         let part = plan.get(&name).context("partition in plan")?;
+        let slot_boot = board.boot == BootMethod::RpiTryboot
+            && name.starts_with("boot-")
+            && !dir.join(rpi::EMPTY_SLOT_FILE).exists();
+        if slot_boot && let Some(img) = &slot_fat {
+            out.push((name, img.clone()));
+            continue;
+        }
         let img = parts.join(format!("{name}.vfat"));
-        let label = name.to_uppercase().replace('-', "_");
+        let (label, id_name) = if slot_boot {
+            ("HEARTH_BOOT".to_string(), "boot")
+        } else {
+            (name.to_uppercase().replace('-', "_"), name.as_str())
+        };
         disk::make_fat(
             &img,
             part.size,
             &label,
-            &derived_volume_id(&seed, &name),
+            &derived_volume_id(&seed, id_name),
             &dir,
             epoch,
             runner,
         )?;
+        if slot_boot {
+            slot_fat = Some(img.clone());
+        }
         out.push((name, img));
     }
     Ok(out)

@@ -1,10 +1,15 @@
 //! Boot files of a Raspberry Pi board (Pi 4/400/CM4 and Pi 5/500/CM5, 64-bit).
 //!
 //! The EEPROM bootloader reads `autoboot.txt` from the first FAT partition (`bootconfig`);
-//! with `tryboot_a_b=1` it boots `boot_partition` (slot a) normally and the `[tryboot]`
-//! section's partition (slot b) once when asked to (`reboot '0 tryboot'`). Each slot's boot
+//! with `tryboot_a_b=1` it boots `boot_partition` (the committed slot) normally and the
+//! `[tryboot]` section's partition once when asked to (`reboot '0 tryboot'`). A fresh image
+//! names the committed slot a in both sections: `[tryboot]` is the trial record of the
+//! updater's boot control, and a trial is only ever set by an update. Each slot's boot
 //! partition holds the firmware (Pi 4; the Pi 5's lives in its EEPROM), the kernel, the
-//! initramfs, the device trees, `config.txt` and a `cmdline.txt` naming the slot's own root.
+//! initramfs, the device trees, `config.txt` and one `cmdline-<slot>.txt` per slot; the
+//! `[boot_partition=N]` filters of `config.txt` pick the one naming the booted slot's root. So
+//! both slots' boot partitions have the same content, and one FAT image (the OTA bundle's
+//! `boot` payload) fits either slot.
 //!
 //! The firmware comes from Debian's `raspi-firmware` package, downloaded with apt into the
 //! builder's cache and extracted (never installed into the root: its kernel hooks assume a
@@ -49,14 +54,18 @@ pub fn autoboot_txt(board: &Board) -> Result<String> {
     let b = partition_number(board, Role::Boot, Some(Slot::B)).context("boot-b partition")?;
     Ok(format!(
         "# Hearth A/B boot (Raspberry Pi tryboot): slot a is partition {a}, slot b partition {b}.\n\
-         # The updater swaps the two numbers once a trial boot of the other slot succeeded.\n\
-         [all]\ntryboot_a_b=1\nboot_partition={a}\n[tryboot]\nboot_partition={b}\n"
+         # [all] names the committed slot; [tryboot] the slot on trial, or the committed one\n\
+         # when no update is on trial. The updater rewrites this file.\n\
+         [all]\ntryboot_a_b=1\nboot_partition={a}\n[tryboot]\nboot_partition={a}\n"
     ))
 }
 
-/// `config.txt` of a slot: the board's lines, then the kernel and initramfs the slot holds.
+/// `config.txt` of a slot: the board's lines, then the kernel and initramfs the slot holds,
+/// and per boot partition the command line naming its slot's root.
 pub fn config_txt(board: &Board) -> Result<String> {
     let spec = board.rpi.as_ref().context("an [rpi] table")?;
+    let a = partition_number(board, Role::Boot, Some(Slot::A)).context("boot-a partition")?;
+    let b = partition_number(board, Role::Boot, Some(Slot::B)).context("boot-b partition")?;
     let mut s = String::from(
         "# Hearth boot partition (one per slot). See config.txt(5) of Raspberry Pi.\n",
     );
@@ -64,11 +73,21 @@ pub fn config_txt(board: &Board) -> Result<String> {
         s.push_str(line);
         s.push('\n');
     }
-    s.push_str("[all]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\ncmdline=cmdline.txt\n");
+    s.push_str("[all]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n");
+    s.push_str(&format!(
+        "[boot_partition={a}]\ncmdline={}\n[boot_partition={b}]\ncmdline={}\n[all]\n",
+        cmdline_file(Slot::A),
+        cmdline_file(Slot::B)
+    ));
     Ok(s)
 }
 
-/// `cmdline.txt` of a slot: one line naming the slot's own root.
+/// Name of a slot's command-line file on every boot partition.
+pub fn cmdline_file(slot: Slot) -> String {
+    format!("cmdline-{}.txt", slot.letter())
+}
+
+/// `cmdline-<slot>.txt`: one line naming the slot's own root.
 pub fn cmdline_txt(board: &Board, slot: Slot) -> String {
     format!("{}\n", cmdline(board, slot))
 }
@@ -235,7 +254,9 @@ pub fn stage(
         copy(&kernel, &dir.join("vmlinuz"))?;
         copy(&initrd, &dir.join("initrd.img"))?;
         write(&dir.join("config.txt"), &config_txt(board)?)?;
-        write(&dir.join("cmdline.txt"), &cmdline_txt(board, slot))?;
+        for s in Slot::ALL {
+            write(&dir.join(cmdline_file(s)), &cmdline_txt(board, s))?;
+        }
         out.push((format!("boot-{}", slot.letter()), dir));
     }
     Ok(out)
@@ -317,7 +338,8 @@ mod tests {
         let text = autoboot_txt(&board("rpi4")).expect("autoboot");
         assert!(text.contains("tryboot_a_b=1"));
         assert!(
-            text.contains("[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n")
+            text.contains("[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=2\n"),
+            "a fresh image has no trial: [tryboot] names the committed slot: {text}"
         );
     }
 
@@ -344,6 +366,12 @@ mod tests {
         let text = config_txt(&board("rpi5")).expect("config");
         assert!(text.contains("arm_64bit=1"));
         assert!(text.contains("kernel=vmlinuz\ninitramfs initrd.img followkernel\n"));
+        assert!(
+            text.contains(
+                "[boot_partition=2]\ncmdline=cmdline-a.txt\n[boot_partition=3]\ncmdline=cmdline-b.txt\n[all]\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -381,7 +409,8 @@ mod tests {
             "vmlinuz",
             "initrd.img",
             "config.txt",
-            "cmdline.txt",
+            "cmdline-a.txt",
+            "cmdline-b.txt",
         ] {
             assert!(a.join(f).is_file(), "{f}");
         }

@@ -6,8 +6,18 @@ use std::process::Command;
 use crate::board::RootFs;
 use crate::cmd::{CmdError, Runner};
 
-/// The argv that packs `root` into `out`.
-pub fn command(kind: RootFs, root: &Path, out: &Path, epoch: u64, uuid: &str) -> Command {
+/// The argv that packs `root` into `out`. `sort` is a mksquashfs sort file (`PATH PRIORITY`
+/// lines; lower priority = later in the image): files that change with every release go last
+/// so the rest keeps its offsets and OTA deltas stay small. mkfs.erofs (1.5) has no such
+/// option; the file is ignored there.
+pub fn command(
+    kind: RootFs,
+    root: &Path,
+    out: &Path,
+    epoch: u64,
+    uuid: &str,
+    sort: Option<&Path>,
+) -> Command {
     match kind {
         RootFs::Squashfs => {
             let mut cmd = Command::new("mksquashfs");
@@ -22,6 +32,9 @@ pub fn command(kind: RootFs, root: &Path, out: &Path, epoch: u64, uuid: &str) ->
                 // mksquashfs refuses explicit times while SOURCE_DATE_EPOCH is set; the epoch
                 // given above is the build's SOURCE_DATE_EPOCH anyway.
                 .env_remove("SOURCE_DATE_EPOCH");
+            if let Some(sort) = sort {
+                cmd.arg("-sort").arg(sort);
+            }
             cmd
         }
         RootFs::Erofs => {
@@ -44,8 +57,9 @@ pub fn seal(
     out: &Path,
     epoch: u64,
     uuid: &str,
+    sort: Option<&Path>,
     runner: &Runner,
 ) -> Result<u64, CmdError> {
-    runner.run(&mut command(kind, root, out, epoch, uuid), false)?;
+    runner.run(&mut command(kind, root, out, epoch, uuid, sort), false)?;
     Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
 }
