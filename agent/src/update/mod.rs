@@ -892,13 +892,11 @@ impl Updates {
                 std::fs::File::create(&path).map_err(|e| storage(e, &path))?;
             }
             let target = FileSlot::open(&path).map_err(|e| storage(e, &path))?;
-            // Only whole-slot images have a useful delta source in the running slot.
-            let active = if matches!(p.name.as_str(), "root" | "boot") {
-                let a = target_path(&self.config, &p.name, slot.other())?;
-                FileSlot::open_read_only(&a).ok()
-            } else {
-                None
-            };
+            // The running slot's copy of the same payload is the delta source: the root, the
+            // Pi boot partition, and on EFI the kernel (usually unchanged) and the initrd (the
+            // same Debian initramfs with Hearth's small layer appended).
+            let active_path = target_path(&self.config, &p.name, slot.other())?;
+            let active = FileSlot::open_read_only(&active_path).ok();
             slots.push((p.name.clone(), target, active));
         }
         let targets = slots
