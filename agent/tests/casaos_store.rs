@@ -128,3 +128,52 @@ fn docker_socket_apps_are_flagged_by_the_policy() {
         );
     }
 }
+
+/// The table in docs/apps.md of how many store apps carry each finding kind, generated here so
+/// the documentation cannot drift from the policy (`HEARTH_UPDATE_DOCS=1` rewrites it).
+#[test]
+fn docs_list_how_many_store_apps_carry_each_finding_kind() {
+    use hearth_agent::apps::policy::FindingKind;
+    let dirs = app_dirs();
+    let mut per_kind: BTreeMap<FindingKind, usize> = BTreeMap::new();
+    let mut clean = 0;
+    for dir in &dirs {
+        let p = plan_app(dir, &BTreeSet::new()).expect("plans");
+        let kinds: BTreeSet<FindingKind> = p.findings.iter().map(|f| f.kind).collect();
+        if kinds.is_empty() {
+            clean += 1;
+        }
+        for k in kinds {
+            *per_kind.entry(k).or_default() += 1;
+        }
+    }
+    let mut table = format!(
+        "| finding kind | store apps |\n|---|---|\n| (none) | {clean} of {} |\n",
+        dirs.len()
+    );
+    for k in FindingKind::ALL {
+        table.push_str(&format!(
+            "| `{}` | {} |\n",
+            k.as_str(),
+            per_kind.get(&k).copied().unwrap_or(0)
+        ));
+    }
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/apps.md");
+    let text = std::fs::read_to_string(&docs).expect("docs/apps.md");
+    let (start, end) = (
+        "<!-- casaos-findings:start -->\n",
+        "<!-- casaos-findings:end -->",
+    );
+    let a = text.find(start).expect("start marker in docs/apps.md") + start.len();
+    let b = text.find(end).expect("end marker in docs/apps.md");
+    if std::env::var_os("HEARTH_UPDATE_DOCS").is_some() {
+        let new = format!("{}{table}{}", &text[..a], &text[b..]);
+        std::fs::write(&docs, new).expect("write docs");
+        return;
+    }
+    assert_eq!(
+        &text[a..b],
+        table,
+        "docs/apps.md's finding table is stale: run with HEARTH_UPDATE_DOCS=1"
+    );
+}

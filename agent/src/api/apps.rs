@@ -165,6 +165,10 @@ pub struct AppView {
     pub installed_at: String,
     pub updated_at: String,
     pub last_error: Option<String>,
+    /// Why the app is kept stopped (`reason`: `unconsented` with `findings`, or `refused` with
+    /// `message`); consent with `PATCH` (settings and `consent`) or uninstall.
+    #[schema(value_type = Option<Object>)]
+    pub held: Option<crate::apps::record::Hold>,
     /// The store has a different version, or a moving tag (`latest`) points at a new image.
     pub update_available: bool,
     /// `store_version` or `image_digest` (null when no update is available).
@@ -257,6 +261,7 @@ async fn view(state: &AppState, r: &AppRecord) -> AppView {
         installed_at: r.installed_at.clone(),
         updated_at: r.updated_at.clone(),
         last_error: r.last_error.clone(),
+        held: r.held.clone(),
         update_available: update_reason.is_some(),
         update_reason,
         updated_images,

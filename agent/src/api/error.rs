@@ -171,6 +171,7 @@ fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str
         A::RolledBack { .. } => (StatusCode::CONFLICT, "update_rolled_back"),
         A::Host(_) => (StatusCode::BAD_REQUEST, "host_path_refused"),
         A::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        A::Held { .. } => (StatusCode::CONFLICT, "app_held"),
         A::Runtime(r) => match r {
             R::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable"),
             R::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -382,6 +382,9 @@ pub fn docker_run_to_compose(command: &str) -> Result<Converted, ConvertError> {
             "ipc" => set(&mut svc, "ipc", s(v)),
             "uts" => set(&mut svc, "uts", s(v)),
             "userns" => set(&mut svc, "userns_mode", s(v)),
+            // Carried over so the policy judges them (`cgroup: host`, device rules).
+            "cgroupns" => set(&mut svc, "cgroup", s(v)),
+            "device-cgroup-rule" => list_push(&mut svc, "device_cgroup_rules", s(v)),
             "stop-timeout" => set(&mut svc, "stop_grace_period", s(&format!("{v}s"))),
             "stop-signal" => set(&mut svc, "stop_signal", s(v)),
             "log-driver" => {

@@ -2,6 +2,7 @@
 //! the user's settings (so it can be re-planned), the plan it runs, and the consents given.
 
 use super::plan::{AppSettings, Plan};
+use super::policy::Finding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,6 +54,23 @@ pub struct AppRecord {
     /// The last failed operation's message (cleared by the next success).
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Why the app is kept stopped (its restart policy set to `no`) although installed: its
+    /// stored configuration, judged by this agent's policy, needs something the admin has not
+    /// granted. Cleared by consenting (an update with the consents) or by uninstalling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+/// Why an installed app is held stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Hold {
+    /// The policy finds things nobody consented to (after an agent upgrade, or another app was
+    /// installed that this one reaches into). Consenting to `findings` starts it again.
+    Unconsented { findings: Vec<Finding>, at: String },
+    /// The stored configuration is now refused outright (an unsupported key, a bind source
+    /// another container could swap); only an update to a fixed file or uninstalling helps.
+    Refused { message: String, at: String },
 }
 
 impl AppRecord {

@@ -124,7 +124,11 @@ fn confined(rel: &str) -> bool {
 /// planner then reports the one it needs by name).
 pub fn load(path: &Path) -> Result<ComposeSource, SourceError> {
     let text = read_text(path, MAX_COMPOSE_BYTES)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as its parent: that is the current folder.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let canon_dir = dir.canonicalize().map_err(|error| SourceError::Io {
         path: dir.to_path_buf(),
         error,

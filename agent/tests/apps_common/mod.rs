@@ -30,6 +30,8 @@ pub struct Env {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub events: Events,
     pub device: DeviceSettings,
+    /// The agent's store (tests that play an older agent's records edit it directly).
+    pub store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -47,13 +49,19 @@ pub async fn env() -> Option<Env> {
     let device = DeviceSettings::under(dir.path());
     let store = Store::open(&dir.path().join("store")).expect("store");
     let events = Events::new();
-    let apps = Apps::new(runtime.clone(), store, device.clone(), events.clone())
-        .with_health_timeout(Duration::from_secs(30));
+    let apps = Apps::new(
+        runtime.clone(),
+        store.clone(),
+        device.clone(),
+        events.clone(),
+    )
+    .with_health_timeout(Duration::from_secs(30));
     Some(Env {
         apps,
         runtime,
         events,
         device,
+        store,
         _dir: dir,
     })
 }

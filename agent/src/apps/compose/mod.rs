@@ -36,7 +36,23 @@ pub enum ComposeError {
     },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    #[error(
+        "{path}: Hearth does not support this key; the file is refused rather than run without it"
+    )]
+    UnsupportedKey { path: String },
 }
+
+/// Keys Hearth reads past with a warning: they only describe tooling or scheduling and grant
+/// nothing on the device. Every other key the model does not know refuses the file.
+const IGNORABLE_KEYS: [&str; 7] = [
+    "annotations",
+    "attach",
+    "develop",
+    "placement",
+    "update_config",
+    "rollback_config",
+    "endpoint_mode",
+];
 
 impl ComposeError {
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
@@ -91,13 +107,19 @@ pub fn parse(text: &str, vars: &Vars) -> Result<Parsed, ComposeError> {
     }
     let mut ignored = Vec::new();
     let file: ComposeFile = serde_ignored::deserialize(value.clone(), |path| {
-        ignored.push(path.to_string());
+        // serde_ignored marks each `Option` level with `?`: not part of the file's path.
+        ignored.push(path.to_string().replace(".?", ""));
     })
     .map_err(|e| locate_type_error(&value, e.to_string()))?;
     for path in ignored {
         let last = path.rsplit('.').next().unwrap_or(&path);
-        if !last.starts_with("x-") {
-            warnings.push(format!("{path}: unknown key, ignored"));
+        if last.starts_with("x-") {
+            continue;
+        }
+        if IGNORABLE_KEYS.contains(&last) {
+            warnings.push(format!("{path}: not used by Hearth, ignored"));
+        } else {
+            return Err(ComposeError::UnsupportedKey { path });
         }
     }
     validate(&file)?;

@@ -107,6 +107,21 @@ pub struct Service {
     #[serde(deserialize_with = "de::null_as_default")]
     pub volumes_from: Vec<String>,
     pub mac_address: Option<String>,
+    /// `gpus: all` or a list of device requests (Compose's short form of
+    /// `deploy.resources.reservations.devices`).
+    pub gpus: Option<Gpus>,
+    /// `host` shares the host's cgroup namespace.
+    pub cgroup: Option<String>,
+    pub cgroup_parent: Option<String>,
+    /// Device access rules for the container's cgroup (`c 1:3 rwm`): reach devices by number.
+    #[serde(deserialize_with = "de::null_as_default")]
+    pub device_cgroup_rules: Vec<String>,
+    /// Legacy service links (same-app names only; they give no access the app network does not).
+    #[serde(deserialize_with = "de::null_as_default")]
+    pub links: Vec<String>,
+    /// Links to containers outside the app: refused by the planner.
+    #[serde(deserialize_with = "de::null_as_default")]
+    pub external_links: Vec<String>,
     #[serde(rename = "x-casaos")]
     pub x_casaos: Option<Yaml>,
 }
@@ -135,6 +150,14 @@ where
     Ok(Option::<W<T>>::deserialize(d)?.map(|w| w.0))
 }
 
+/// `gpus: all`, or a list of `{driver, count, device_ids, capabilities}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Gpus {
+    All(String),
+    List(Vec<DeviceRequest>),
+}
+
 /// `env_file: a.env`, `env_file: [a.env, b.env]` or `[{path: a.env, required: false}]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -143,15 +166,30 @@ pub enum EnvFiles {
     Many(Vec<EnvFileEntry>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum EnvFileEntry {
     Path(String),
-    Long {
-        path: String,
-        #[serde(default = "yes")]
-        required: bool,
-    },
+    Long { path: String, required: bool },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvFileLong {
+    path: String,
+    #[serde(default = "yes")]
+    required: bool,
+    /// `raw` or absent: how the file is read (no access change).
+    #[allow(dead_code)]
+    format: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for EnvFileEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        short_or_long(d, EnvFileEntry::Path, |l: EnvFileLong| EnvFileEntry::Long {
+            path: l.path,
+            required: l.required,
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -175,15 +213,46 @@ impl EnvFiles {
 }
 
 /// `"8080:80/tcp"`, `8080` or the long form.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum PortEntry {
     Short(Scalar),
     Long(PortLong),
 }
 
+impl<'de> Deserialize<'de> for PortEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        short_or_long(d, PortEntry::Short, PortEntry::Long)
+    }
+}
+
+/// A scalar (short form) or a mapping read strictly as `L` (long form). Not `untagged`: the long
+/// form's own error (an unknown key named) reaches the user instead of "did not match any
+/// variant", and unknown keys inside it are refused rather than dropped.
+fn short_or_long<'de, D, S, L, T>(
+    d: D,
+    short: impl FnOnce(S) -> T,
+    long: impl FnOnce(L) -> T,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    S: serde::de::DeserializeOwned,
+    L: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let v = Yaml::deserialize(d)?;
+    if v.is_mapping() {
+        serde_yaml_ng::from_value(v)
+            .map(long)
+            .map_err(|e| D::Error::custom(e.to_string()))
+    } else {
+        serde_yaml_ng::from_value(v)
+            .map(short)
+            .map_err(|e| D::Error::custom(e.to_string()))
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PortLong {
     pub target: Option<Scalar>,
     pub published: Option<Scalar>,
@@ -195,15 +264,22 @@ pub struct PortLong {
 }
 
 /// `"./data:/data:ro"`, `"named:/data"`, `"/data"` or the long form.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum VolumeEntry {
     Short(String),
     Long(Box<VolumeLong>),
 }
 
+impl<'de> Deserialize<'de> for VolumeEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        short_or_long(d, VolumeEntry::Short, |l: VolumeLong| {
+            VolumeEntry::Long(Box::new(l))
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct VolumeLong {
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -217,7 +293,7 @@ pub struct VolumeLong {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BindOptions {
     pub propagation: Option<String>,
     pub create_host_path: Option<bool>,
@@ -225,22 +301,21 @@ pub struct BindOptions {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct VolumeOptions {
     pub nocopy: Option<bool>,
     pub subpath: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TmpfsOptions {
     pub size: Option<Scalar>,
     pub mode: Option<Scalar>,
 }
 
 /// `"/dev/dri:/dev/dri:rwm"` or `{source, target, permissions}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum DeviceEntry {
     Short(String),
     Long {
@@ -248,6 +323,24 @@ pub enum DeviceEntry {
         target: Option<String>,
         permissions: Option<String>,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceLong {
+    source: String,
+    target: Option<String>,
+    permissions: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for DeviceEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        short_or_long(d, DeviceEntry::Short, |l: DeviceLong| DeviceEntry::Long {
+            source: l.source,
+            target: l.target,
+            permissions: l.permissions,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -310,7 +403,7 @@ pub struct ResourceSpec {
 
 /// A `deploy.resources.reservations.devices` entry (GPUs).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeviceRequest {
     pub driver: Option<String>,
     pub count: Option<Scalar>,
@@ -373,8 +466,7 @@ pub struct ConfigDef {
 }
 
 /// A service's `configs:`/`secrets:` entry: a name, or `{source, target, mode}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum FileRef {
     Name(String),
     Long {
@@ -384,4 +476,26 @@ pub enum FileRef {
         uid: Option<Scalar>,
         gid: Option<Scalar>,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRefLong {
+    source: String,
+    target: Option<String>,
+    mode: Option<Scalar>,
+    uid: Option<Scalar>,
+    gid: Option<Scalar>,
+}
+
+impl<'de> Deserialize<'de> for FileRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        short_or_long(d, FileRef::Name, |l: FileRefLong| FileRef::Long {
+            source: l.source,
+            target: l.target,
+            mode: l.mode,
+            uid: l.uid,
+            gid: l.gid,
+        })
+    }
 }

@@ -86,20 +86,49 @@ fn the_every_key_fixture_reads_into_the_model() {
 }
 
 #[test]
-fn unknown_keys_are_warnings_not_errors() {
+fn unknown_keys_are_refused_with_their_path_not_ignored() {
+    for (text, path) in [
+        (
+            "services:\n  a:\n    image: x\n    frobnicate: 3\n",
+            "services.a.frobnicate",
+        ),
+        (
+            "services:\n  a: {image: x}\nunknown_top: 1\n",
+            "unknown_top",
+        ),
+        (
+            "services:\n  a: {image: x, deploy: {resources: {limits: {gpus: 1}}}}\n",
+            "services.a.deploy.resources.limits.gpus",
+        ),
+        (
+            "services:\n  a: {image: x, healthcheck: {test: [CMD, 'true'], bogus: 1}}\n",
+            "services.a.healthcheck.bogus",
+        ),
+    ] {
+        match parse(text, &vars()) {
+            Err(ComposeError::UnsupportedKey { path: p }) => assert_eq!(p, path),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // Inside long forms (read strictly, not through `untagged`), the key is named too.
+    let e = parse(
+        "services:\n  a:\n    image: x\n    volumes: [{type: bind, source: ., target: /x, bogus: 1}]\n",
+        &vars(),
+    )
+    .expect_err("refused");
+    assert!(e.to_string().contains("bogus"), "{e}");
+}
+
+#[test]
+fn x_extensions_and_tooling_keys_are_read_past() {
     let p = parse(
-        "services:\n  a:\n    image: x\n    frobnicate: 3\n    x-custom: fine\n\
-         unknown_top: 1\nx-anything: {}\n",
+        "services:\n  a:\n    image: x\n    x-custom: fine\n    develop: {watch: []}\n\
+         x-anything: {}\n",
         &vars(),
     )
     .expect("parses");
-    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
-    assert!(
-        p.warnings
-            .iter()
-            .any(|w| w.starts_with("services.a.frobnicate"))
-    );
-    assert!(p.warnings.iter().any(|w| w.starts_with("unknown_top")));
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(p.warnings[0].starts_with("services.a.develop"));
 }
 
 #[test]

@@ -167,3 +167,11 @@ fn the_result_plans_like_any_compose_file() {
         plan.findings
     );
 }
+
+#[test]
+fn host_cgroup_and_device_rules_are_carried_over_for_the_policy() {
+    let (v, w) = yaml("docker run --cgroupns host --device-cgroup-rule 'b 8:* rwm' busybox");
+    let s = svc(&v, "busybox");
+    assert_eq!(s["cgroup"], "host", "{w:?}");
+    assert_eq!(s["device_cgroup_rules"][0], "b 8:* rwm");
+}

@@ -149,8 +149,10 @@ impl Apps {
             .await?
             .volumes;
         for v in plan.volumes.iter().filter(|v| !v.external) {
-            // A volume kept from an earlier install (uninstalled without deleting data) is reused.
-            if !existing.contains(&v.name) {
+            // A volume kept from an earlier install (uninstalled without deleting data) is reused;
+            // one that exists under another owner (a consented shared volume) is never created
+            // here, so a failed attempt never removes it either.
+            if !existing.contains(&v.name) && !self.runtime.volume_exists(&v.name).await? {
                 self.runtime.create_volume(v).await?;
                 undo.0.push(Created::Volume(v.name.clone()));
             }
@@ -168,6 +170,7 @@ impl Apps {
         op: &str,
         undo: &mut Undo,
     ) -> Result<(), AppError> {
+        self.verify_sources(plan)?;
         for c in &plan.containers {
             for d in &c.depends_on {
                 if let Some(dep) = plan.container(&d.service) {

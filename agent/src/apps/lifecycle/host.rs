@@ -1,8 +1,11 @@
 //! The host side of an install: folders under the app-data and user-data roots (created owned
-//! by PUID:PGID, refusing any path that leaves its root through a symlink), side files, the
-//! project folder, and the host ports already listening.
+//! by PUID:PGID with `openat2` beneath the root, refusing any symlink on the way), the check of
+//! every bind source before each start, and the host ports already listening.
 
 use crate::apps::plan::{DeviceSettings, HostPort, PathZone, Protocol, zone};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
@@ -24,10 +27,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
     }
 }
 
-/// Creates `path` (a folder under one of the roots) and any missing parents below the root.
-/// Returns the folders it created, outermost first, so a failed install can remove exactly
-/// those. A component that is a symlink must resolve inside the same root.
-pub fn create_folder(path: &Path, device: &DeviceSettings) -> Result<Vec<PathBuf>, HostError> {
+/// Resolution for bind sources: beneath the zone root, and no symlink anywhere on the way (a
+/// symlink in a bind source is exactly what a swap plants; Hearth never creates one).
+const NO_LINKS: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+/// The zone root `path` lies under, and `path` relative to it.
+fn root_of<'a>(
+    path: &'a Path,
+    device: &'a DeviceSettings,
+) -> Result<(&'a Path, &'a Path), HostError> {
     let root = match zone(path, &device.app_data_root, &device.user_data_root) {
         PathZone::AppData => &device.app_data_root,
         PathZone::UserData => &device.user_data_root,
@@ -38,49 +48,123 @@ pub fn create_folder(path: &Path, device: &DeviceSettings) -> Result<Vec<PathBuf
             });
         }
     };
-    std::fs::create_dir_all(root).map_err(io(root))?;
-    let canon_root = root.canonicalize().map_err(io(root))?;
     let rel = path.strip_prefix(root).unwrap_or(Path::new(""));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(HostError::Path {
+            path: path.to_path_buf(),
+            message: "not a plain path".into(),
+        });
+    }
+    Ok((root, rel))
+}
+
+fn open_root(root: &Path) -> Result<OwnedFd, HostError> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| HostError::Io {
+        path: root.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+fn link_error(path: &Path, e: Errno) -> HostError {
+    match e {
+        Errno::LOOP | Errno::XDEV => HostError::Path {
+            path: path.to_path_buf(),
+            message: "is or passes through a symlink, which a bind source may not (it could \
+                      have been planted to reach another folder)"
+                .into(),
+        },
+        other => HostError::Io {
+            path: path.to_path_buf(),
+            source: other.into(),
+        },
+    }
+}
+
+/// Creates `path` (a folder under one of the roots) and any missing parents below the root,
+/// each with `mkdirat` relative to its parent's handle and never through a symlink: a symlink
+/// anywhere below the root is refused. Returns the folders it created, outermost first, so a
+/// failed install can remove exactly those.
+pub fn create_folder(path: &Path, device: &DeviceSettings) -> Result<Vec<PathBuf>, HostError> {
+    let (root, rel) = root_of(path, device)?;
+    let mut dir = open_root(root)?;
     let mut created = Vec::new();
     let mut cur = root.to_path_buf();
-    let parts: Vec<Component> = rel.components().collect();
-    for (i, c) in parts.iter().enumerate() {
-        let Component::Normal(name) = c else {
-            return Err(HostError::Path {
-                path: path.to_path_buf(),
-                message: "not a plain path".into(),
-            });
-        };
+    let parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    for (i, name) in parts.iter().enumerate() {
         cur.push(name);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let target = cur.canonicalize().map_err(io(&cur))?;
-                if !target.starts_with(&canon_root) {
-                    return Err(HostError::Path {
-                        path: cur.clone(),
-                        message: format!("is a symlink leading out of {}", root.display()),
-                    });
+        let last = i + 1 == parts.len();
+        let open = |dir: &OwnedFd| {
+            rustix::fs::openat2(
+                dir,
+                *name,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                NO_LINKS,
+            )
+        };
+        let fd = match open(&dir) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) => {
+                        // Best effort: an unprivileged agent (tests) cannot chown.
+                        let _ = rustix::fs::chownat(
+                            &dir,
+                            *name,
+                            Some(rustix::fs::Uid::from_raw(device.puid)),
+                            Some(rustix::fs::Gid::from_raw(device.pgid)),
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        );
+                        created.push(cur.clone());
+                    }
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(link_error(&cur, e)),
                 }
+                open(&dir).map_err(|e| link_error(&cur, e))?
             }
-            Ok(m) if m.is_dir() => {}
+            Err(e) => return Err(link_error(&cur, e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| link_error(&cur, e))?;
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        match kind {
+            rustix::fs::FileType::Directory => dir = fd,
             // The last component may be an existing file (binding a single file).
-            Ok(_) if i + 1 == parts.len() => {}
-            Ok(_) => {
+            rustix::fs::FileType::RegularFile if last => {}
+            _ => {
                 return Err(HostError::Path {
                     path: cur.clone(),
                     message: "is not a folder".into(),
                 });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir(&cur).map_err(io(&cur))?;
-                // Best effort: an unprivileged agent (tests) cannot chown.
-                let _ = std::os::unix::fs::chown(&cur, Some(device.puid), Some(device.pgid));
-                created.push(cur.clone());
-            }
-            Err(e) => return Err(io(&cur)(e)),
         }
     }
     Ok(created)
+}
+
+/// Checks that `path` (a bind source under one of the roots) still resolves beneath its root
+/// without any symlink: run before every start Hearth makes, so a source replaced while the app
+/// was stopped is refused instead of mounted.
+pub fn verify_source(path: &Path, device: &DeviceSettings) -> Result<(), HostError> {
+    let (root, rel) = root_of(path, device)?;
+    let dir = open_root(root)?;
+    if rel.as_os_str().is_empty() {
+        return Ok(());
+    }
+    rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        NO_LINKS,
+    )
+    .map(drop)
+    .map_err(|e| link_error(path, e))
 }
 
 /// Host ports something is listening on (TCP) or bound to (UDP), from `/proc/net`.
@@ -153,5 +237,36 @@ mod tests {
             create_folder(&device.app_data_root.join("evil/data"), &device).expect_err("escapes");
         assert!(err.to_string().contains("symlink"), "{err}");
         assert!(!outside.join("data").exists());
+    }
+
+    #[test]
+    fn a_symlink_inside_the_root_is_refused_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let device = DeviceSettings::under(dir.path());
+        let real = device.app_data_root.join("app/real");
+        create_folder(&real, &device).expect("creates");
+        std::os::unix::fs::symlink(&real, device.app_data_root.join("app/data")).expect("link");
+        let err = create_folder(&device.app_data_root.join("app/data"), &device)
+            .expect_err("a link is refused");
+        assert!(err.to_string().contains("symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_source_swapped_for_a_link_fails_verification() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let device = DeviceSettings::under(dir.path());
+        let data = device.app_data_root.join("app/data");
+        create_folder(&data, &device).expect("creates");
+        verify_source(&data, &device).expect("a plain folder passes");
+        std::fs::remove_dir(&data).expect("rmdir");
+        std::os::unix::fs::symlink("/", &data).expect("swap");
+        let err = verify_source(&data, &device).expect_err("the swap is caught");
+        assert!(err.to_string().contains("symlink"), "{err}");
+        // A link on a parent is caught as well.
+        std::fs::remove_file(&data).expect("rm");
+        std::fs::rename(device.app_data_root.join("app"), dir.path().join("moved")).expect("mv");
+        std::os::unix::fs::symlink(dir.path().join("moved"), device.app_data_root.join("app"))
+            .expect("link parent");
+        assert!(verify_source(&data, &device).is_err());
     }
 }

@@ -14,11 +14,13 @@ mod update;
 pub use reconcile::ReconcileReport;
 pub use update::{DigestCheck, UpdateRequest};
 
+use crate::apps::plan::Mount;
 use crate::apps::plan::{
     self, AppSettings, DeviceSettings, HostPort, Plan, PlanError, PlanInput, PortStrategy,
 };
 use crate::apps::policy::{self, Finding};
-use crate::apps::record::{AppRecord, AppSource, Consent, RecordState};
+use crate::apps::policy::{Others, swap};
+use crate::apps::record::{AppRecord, AppSource, Consent, Hold, RecordState};
 use crate::apps::runtime::{
     ContainerRuntime, ContainerStatus, LogLine, LogOptions, RuntimeError, Stats,
 };
@@ -55,6 +57,18 @@ pub enum AppError {
     Host(#[from] host::HostError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("app {id} is held stopped: {}", hold_text(.hold))]
+    Held { id: String, hold: Box<Hold> },
+}
+
+fn hold_text(h: &Hold) -> String {
+    match h {
+        Hold::Unconsented { findings, .. } => format!(
+            "it needs an administrator's consent for: {}",
+            list(findings)
+        ),
+        Hold::Refused { message, .. } => format!("its configuration is refused: {message}"),
+    }
 }
 
 fn list(f: &[Finding]) -> String {
@@ -223,7 +237,55 @@ impl Apps {
             },
             env_files: &req.side_files,
         };
-        Ok(plan::plan(&input)?.0)
+        let mut plan = plan::plan(&input)?.0;
+        // Other apps: the swap invariant holds across apps, and findings name whose data,
+        // volumes, networks or containers this app reaches.
+        let others: Vec<AppRecord> = self
+            .store
+            .apps()?
+            .into_iter()
+            .filter(|r| Some(r.id.as_str()) != existing && r.id != plan.app_id)
+            .collect();
+        let theirs: Vec<swap::BindSource> = others
+            .iter()
+            .flat_map(|r| swap::bind_sources(&r.plan))
+            .collect();
+        swap::check(&swap::bind_sources(&plan), &theirs).map_err(PlanError::from)?;
+        plan.findings = policy::judge_across(
+            &plan,
+            &self.device,
+            &Others::from_plans(others.iter().map(|r| &r.plan)),
+        );
+        Ok(plan)
+    }
+
+    /// Re-checks every bind source under the roots: beneath its root, no symlink on the way.
+    /// Run before every start Hearth makes.
+    fn verify_sources(&self, plan: &Plan) -> Result<(), AppError> {
+        for c in &plan.containers {
+            for m in &c.mounts {
+                if let Mount::Bind { source, .. } = m
+                    && plan::zone(
+                        source,
+                        &self.device.app_data_root,
+                        &self.device.user_data_root,
+                    ) != plan::PathZone::Outside
+                {
+                    host::verify_source(source, &self.device)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_if_held(r: &AppRecord) -> Result<(), AppError> {
+        match &r.held {
+            Some(h) => Err(AppError::Held {
+                id: r.id.clone(),
+                hold: Box::new(h.clone()),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Installs an app. On any failure everything this call created is removed and no record
@@ -273,6 +335,7 @@ impl Apps {
             image_digests: BTreeMap::new(),
             auto_update: false,
             last_error: None,
+            held: None,
         };
         // Recorded first: if the agent dies mid-install, reconcile finds and undoes it.
         self.store.put_app(&record)?;
@@ -388,6 +451,8 @@ impl Apps {
     pub async fn start(&self, id: &str) -> Result<(), AppError> {
         let _guard = self.lock.lock().await;
         let r = self.get(id)?;
+        Self::refuse_if_held(&r)?;
+        self.verify_sources(&r.plan)?;
         for c in &r.plan.containers {
             self.runtime
                 .start_container(&c.name)
@@ -412,6 +477,8 @@ impl Apps {
     pub async fn restart(&self, id: &str) -> Result<(), AppError> {
         let _guard = self.lock.lock().await;
         let r = self.get(id)?;
+        Self::refuse_if_held(&r)?;
+        self.verify_sources(&r.plan)?;
         for c in &r.plan.containers {
             self.runtime.restart_container(&c.name).await?;
         }

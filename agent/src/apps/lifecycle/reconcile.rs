@@ -4,9 +4,12 @@
 //! counts as this agent's only when its Compose working folder is under this agent's projects
 //! folder: another Hearth agent on the same engine (tests, a second data folder) keeps its apps.
 
-use super::{AppError, Apps};
+use super::{AppError, Apps, InstallRequest, now};
 use crate::apps::labels;
-use crate::apps::record::RecordState;
+use crate::apps::plan::{PlanError, RestartPolicy};
+use crate::apps::policy::{self, Others, swap};
+use crate::apps::record::{AppRecord, Hold, RecordState};
+use crate::apps::runtime::RuntimeError;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -28,6 +31,9 @@ pub struct ReconcileReport {
     pub unmanaged: Vec<String>,
     /// Hearth projects of another agent (another data folder) on the same engine (left alone).
     pub foreign: Vec<String>,
+    /// Installed apps this agent's policy no longer lets run without a consent (or at all):
+    /// stopped, their restart policy set to `no`, nothing deleted (see `AppRecord::held`).
+    pub held: Vec<String>,
 }
 
 impl Apps {
@@ -56,6 +62,11 @@ impl Apps {
                     report.interrupted_updates.push(r.id);
                 }
                 RecordState::Installed => {
+                    if let Some(hold) = self.recheck(&r)? {
+                        self.hold(&mut r, hold).await?;
+                        report.held.push(r.id);
+                        continue;
+                    }
                     let present = r
                         .plan
                         .containers
@@ -96,5 +107,88 @@ impl Apps {
         }
         report.unmanaged = unmanaged.into_iter().collect();
         Ok(report)
+    }
+}
+
+impl Apps {
+    /// Judges an installed app's stored configuration with this agent's planner and policy:
+    /// `None` when it may run, else why it must be held.
+    pub(super) fn recheck(&self, r: &AppRecord) -> Result<Option<Hold>, AppError> {
+        let req = InstallRequest {
+            app_id: Some(r.id.clone()),
+            compose: r.compose.clone(),
+            side_files: Default::default(),
+            source: r.source.clone(),
+            settings: super::update::pinned_ports(r, None),
+            consent: Default::default(),
+            by: String::new(),
+            exact_ports: false,
+        };
+        let findings = match self.plan_for(&req, Some(&r.id)) {
+            Ok(plan) => plan.findings,
+            // Side files are not kept; judge the plan the app runs with instead.
+            Err(AppError::Plan(PlanError::MissingFile { .. })) => self.judge_stored(r)?,
+            Err(AppError::Plan(e)) => {
+                return Ok(Some(Hold::Refused {
+                    message: e.to_string(),
+                    at: now(),
+                }));
+            }
+            // A port now taken by the system is not a reason to hold the app.
+            Err(_) => self.judge_stored(r)?,
+        };
+        let consented = r.consented();
+        let missing: Vec<_> = policy::unconsented(&findings, &consented)
+            .into_iter()
+            .cloned()
+            .collect();
+        Ok((!missing.is_empty()).then(|| Hold::Unconsented {
+            findings: missing,
+            at: now(),
+        }))
+    }
+
+    fn judge_stored(&self, r: &AppRecord) -> Result<Vec<policy::Finding>, AppError> {
+        let others: Vec<AppRecord> = self
+            .store
+            .apps()?
+            .into_iter()
+            .filter(|o| o.id != r.id)
+            .collect();
+        let theirs: Vec<swap::BindSource> = others
+            .iter()
+            .flat_map(|o| swap::bind_sources(&o.plan))
+            .collect();
+        swap::check(&swap::bind_sources(&r.plan), &theirs).map_err(PlanError::from)?;
+        Ok(policy::judge_across(
+            &r.plan,
+            &self.device,
+            &Others::from_plans(others.iter().map(|o| &o.plan)),
+        ))
+    }
+
+    /// Keeps `r` stopped: restart policy `no` first (so neither Docker's restart policy nor a
+    /// dockerd restart starts it again), then stop. Nothing is removed.
+    pub(super) async fn hold(&self, r: &mut AppRecord, hold: Hold) -> Result<(), AppError> {
+        for c in r.plan.containers.iter().rev() {
+            match self
+                .runtime
+                .set_restart_policy(&c.name, &RestartPolicy::No)
+                .await
+            {
+                Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let t = c.stop_grace_period_ns.map(|ns| ns / 1_000_000_000);
+            match self.runtime.stop_container(&c.name, t).await {
+                Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::warn!(app = %r.id, ?hold, "app held stopped by the policy");
+        r.held = Some(hold);
+        self.store.put_app(r)?;
+        self.state_event(&r.id, "held", None);
+        Ok(())
     }
 }

@@ -293,3 +293,135 @@ async fn reconcile_leaves_another_agents_apps_alone() {
     assert!(report.removed_orphans.is_empty());
     assert_eq!(t.fake.container_names().len(), 2, "untouched");
 }
+
+#[tokio::test]
+async fn a_bind_source_inside_another_apps_writable_folder_is_refused_and_creates_nothing() {
+    let t = setup();
+    let media =
+        "name: media\nservices:\n  m:\n    image: reg/web:1\n    volumes: ['/DATA/Media:/media']\n";
+    t.apps.install(req(media)).await.expect("installs");
+    let before = t.fake.calls().len();
+    let thief = "name: thief\nservices:\n  t:\n    image: reg/web:1\n    volumes: ['/DATA/Media/Movies:/movies:ro']\n";
+    match t.apps.install(req(thief)).await {
+        Err(AppError::Plan(PlanError::SwappableSource(s))) => {
+            assert_eq!(
+                (s.writer_app.as_str(), s.inner_app.as_str()),
+                ("media", "thief")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.fake.calls().len(), before, "the runtime was touched");
+    assert!(!t.apps.device.user_data_root.join("Media/Movies").exists());
+    // The other way round: a writable parent of an installed app's source.
+    let parent =
+        "name: parent\nservices:\n  p:\n    image: reg/web:1\n    volumes: ['/DATA:/all']\n";
+    assert!(matches!(
+        t.apps.install(req(parent)).await,
+        Err(AppError::Plan(PlanError::SwappableSource(_)))
+    ));
+}
+
+#[tokio::test]
+async fn another_apps_volume_network_and_container_are_findings_that_name_it() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs shop");
+    let thief = "name: thief\nservices:\n  t:\n    image: reg/web:1\n    volumes: [v:/v]\n    networks: [n]\n  \
+                 u:\n    image: reg/web:1\n    pid: 'container:shop-db-1'\nvolumes:\n  v: {external: true, name: shop_data}\n\
+                 networks:\n  n: {name: shop_default}\n";
+    let findings = match t.apps.install(req(thief)).await {
+        Err(AppError::ConsentRequired(f)) => f,
+        other => panic!("{other:?}"),
+    };
+    let named: Vec<(&str, Option<&str>)> = findings
+        .iter()
+        .map(|f| (f.kind.as_str(), f.app.as_deref()))
+        .collect();
+    for want in [
+        ("shared_volume", Some("shop")),
+        ("shared_network", Some("shop")),
+        ("shared_namespace", Some("shop")),
+    ] {
+        assert!(named.contains(&want), "{want:?} in {named:?}");
+    }
+}
+
+#[tokio::test]
+async fn reconcile_holds_an_app_without_consent_until_the_admin_consents() {
+    let t = setup();
+    let risky = APP.replace(
+        "    ports: ['8080:80']\n",
+        "    ports: ['8080:80']\n    cap_add: [NET_ADMIN]\n",
+    );
+    let mut r = req(&risky);
+    r.consent.insert("cap_add:web:NET_ADMIN".into());
+    t.apps.install(r).await.expect("installs");
+    // As an older agent would have left it: no consent recorded.
+    let mut rec = t.apps.get("shop").expect("record");
+    rec.consents.clear();
+    t.apps.store.put_app(&rec).expect("put");
+
+    let report = t.apps.reconcile().await.expect("reconciles");
+    assert_eq!(report.held, ["shop"]);
+    assert!(report.healthy.is_empty());
+    let calls = t.fake.calls();
+    let pos = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x.starts_with(c))
+            .unwrap_or_else(|| panic!("no {c} in {calls:?}"))
+    };
+    assert!(pos("restart-policy shop-web-1 No") < pos("stop shop-web-1"));
+    assert!(pos("restart-policy shop-db-1 No") < pos("stop shop-db-1"));
+    assert_eq!(t.fake.container_names().len(), 2, "nothing is removed");
+    match t.apps.get("shop").expect("record").held {
+        Some(Hold::Unconsented { findings, .. }) => {
+            assert_eq!(findings[0].id, "cap_add:web:NET_ADMIN")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        t.apps.start("shop").await,
+        Err(AppError::Held { .. })
+    ));
+    assert!(matches!(
+        t.apps.restart("shop").await,
+        Err(AppError::Held { .. })
+    ));
+    // A second reconcile keeps it held.
+    assert_eq!(t.apps.reconcile().await.expect("again").held, ["shop"]);
+
+    let rec = t
+        .apps
+        .update(
+            "shop",
+            UpdateRequest {
+                compose: None,
+                settings: Some(rec.settings.clone()),
+                consent: ["cap_add:web:NET_ADMIN".to_string()].into(),
+                by: "ada".into(),
+            },
+        )
+        .await
+        .expect("consenting re-creates it");
+    assert!(rec.held.is_none());
+    assert_eq!(t.apps.reconcile().await.expect("again").healthy, ["shop"]);
+}
+
+#[tokio::test]
+async fn a_stored_file_the_planner_now_refuses_is_held_as_refused() {
+    let t = setup();
+    t.apps.install(req(APP)).await.expect("installs");
+    let mut rec = t.apps.get("shop").expect("record");
+    rec.compose = rec.compose.replace(
+        "    image: reg/web:1\n",
+        "    image: reg/web:1\n    gpu_thing: 1\n",
+    );
+    t.apps.store.put_app(&rec).expect("put");
+    let report = t.apps.reconcile().await.expect("reconciles");
+    assert_eq!(report.held, ["shop"]);
+    match t.apps.get("shop").expect("record").held {
+        Some(Hold::Refused { message, .. }) => assert!(message.contains("gpu_thing"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}

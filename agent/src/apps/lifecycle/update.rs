@@ -25,18 +25,7 @@ impl Apps {
     pub async fn update(&self, id: &str, req: UpdateRequest) -> Result<AppRecord, AppError> {
         let _guard = self.lock.lock().await;
         let old = self.get(id)?;
-        let mut settings = req.settings.clone().unwrap_or_else(|| old.settings.clone());
-        // Keep the host ports the app has (unless the user changes them): links keep working.
-        for p in &old.plan.ports {
-            if let Some(h) = p.host_port {
-                settings
-                    .ports
-                    .entry(p.service.clone())
-                    .or_default()
-                    .entry(format!("{}/{}", p.container_port, p.protocol.as_str()))
-                    .or_insert(h);
-            }
-        }
+        let settings = pinned_ports(&old, req.settings.clone());
         let compose = req.compose.clone().unwrap_or_else(|| old.compose.clone());
         let ireq = InstallRequest {
             app_id: Some(id.to_string()),
@@ -97,6 +86,7 @@ impl Apps {
                 record.state = RecordState::Installed;
                 record.updated_at = at;
                 record.last_error = None;
+                record.held = None;
                 self.store.put_app(&record)?;
                 self.forget_check(id);
                 self.state_event(id, "running", None);
@@ -112,9 +102,14 @@ impl Apps {
                 self.remove_containers(&plan).await?;
                 self.undo(undo).await;
                 let mut undo_old = Undo::default();
-                let back = self
-                    .run_containers(&old.plan, &previous, "rollback", &mut undo_old)
-                    .await;
+                // A held app is not brought back: its old configuration is what was refused.
+                let back = match old.held {
+                    Some(_) => Ok(()),
+                    None => {
+                        self.run_containers(&old.plan, &previous, "rollback", &mut undo_old)
+                            .await
+                    }
+                };
                 record.state = RecordState::Installed;
                 record.last_error = Some(match &back {
                     Ok(()) => format!("update failed and was rolled back: {e}"),
@@ -129,6 +124,23 @@ impl Apps {
             }
         }
     }
+}
+
+/// `settings` (or the app's own) with the host ports the app has pinned, unless the user
+/// changes them: links keep working across updates and re-checks.
+pub(super) fn pinned_ports(old: &AppRecord, settings: Option<AppSettings>) -> AppSettings {
+    let mut settings = settings.unwrap_or_else(|| old.settings.clone());
+    for p in &old.plan.ports {
+        if let Some(h) = p.host_port {
+            settings
+                .ports
+                .entry(p.service.clone())
+                .or_default()
+                .entry(format!("{}/{}", p.container_port, p.protocol.as_str()))
+                .or_insert(h);
+        }
+    }
+    settings
 }
 
 /// The result of comparing an app's images with its registries (moving tags such as `latest`).

@@ -122,8 +122,19 @@ pub enum PlanError {
     },
     #[error("container name {name:?} (service {service}) is already used by another app")]
     NameClash { service: String, name: String },
+    #[error("services.{service}: {path:?} is not available")]
+    MissingFile { service: String, path: String },
     #[error("services depend on each other in a cycle: {0}")]
     DependencyCycle(String),
+    /// Boxed: it names both sides, and errors travel in every `Result` of the service.
+    #[error(transparent)]
+    SwappableSource(Box<policy::swap::Swappable>),
+}
+
+impl From<Box<policy::swap::Swappable>> for PlanError {
+    fn from(s: Box<policy::swap::Swappable>) -> Self {
+        PlanError::SwappableSource(s)
+    }
 }
 
 impl PlanError {
@@ -243,6 +254,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<(Plan, AppMeta), PlanError> {
         findings: Vec::new(),
         warnings,
     };
+    policy::swap::pin_nested_sources(&mut plan);
+    policy::swap::check(&policy::swap::bind_sources(&plan), &[])?;
     plan.findings = policy::judge(&plan, input.device);
     for c in &mut plan.containers {
         let hash = config_hash(c);

@@ -126,6 +126,14 @@ impl<'a, 'b> Builder<'a, 'b> {
             });
         }
         let network_mode = self.network_mode(name, s)?;
+        for l in &s.links {
+            let svc = l.split(':').next().unwrap_or_default();
+            if !self.ctx.container_names.contains_key(svc) {
+                return Err(err(format!(
+                    "links {l:?}: {svc:?} is not a service of this app"
+                )));
+            }
+        }
         let env = self.env(name, s)?;
         let (port_bindings, expose) = self.publish(name, s, &network_mode, warnings)?;
         let mounts = self.mounts(name, s)?;
@@ -232,22 +240,102 @@ impl<'a, 'b> Builder<'a, 'b> {
             read_only: s.read_only.unwrap_or(false),
             runtime: s.runtime.clone(),
             platform: s.platform.clone(),
+            cgroupns: cgroup(name, s.cgroup.as_deref())?,
+            device_cgroup_rules: s.device_cgroup_rules.clone(),
         };
+        spec.pid = self.namespace(name, "pid", s.pid.as_deref())?;
+        spec.ipc = self.namespace(name, "ipc", s.ipc.as_deref())?;
         resources(name, s, &mut spec)?;
+        gpus(name, s, &mut spec)?;
         self.file_refs(name, s, &mut spec)?;
+        self.volumes_from(name, s, &mut spec)?;
+        unsupported(name, s)?;
         spec.labels = self.labels(name, s, &spec);
-        if let Some(other) = s.volumes_from.first() {
-            warnings.push(format!(
-                "services.{name}: volumes_from {other:?} is not supported and was ignored"
-            ));
-        }
         self.containers.push(spec);
+        Ok(())
+    }
+
+    /// `pid`/`ipc`: `service:X` becomes the container of X (Docker only knows `container:`).
+    fn namespace(
+        &self,
+        name: &str,
+        what: &str,
+        v: Option<&str>,
+    ) -> Result<Option<String>, PlanError> {
+        let Some(v) = v else { return Ok(None) };
+        match v.strip_prefix("service:") {
+            Some(other) => {
+                let cname = self.ctx.container_names.get(other).ok_or_else(|| {
+                    PlanError::service(name, format!("{what} names unknown service {other:?}"))
+                })?;
+                Ok(Some(format!("container:{cname}")))
+            }
+            None => Ok(Some(v.to_string())),
+        }
+    }
+
+    /// `volumes_from: [service[:ro|:rw]]` inside the app: the other service's mounts are copied,
+    /// so the policy sees them as this container's own. Other containers are refused: their
+    /// mounts are not known when planning.
+    fn volumes_from(
+        &self,
+        name: &str,
+        s: &Service,
+        spec: &mut ContainerSpec,
+    ) -> Result<(), PlanError> {
+        for vf in &s.volumes_from {
+            let (source, mode) = match vf.split_once(':') {
+                Some(("container", rest)) => {
+                    return Err(PlanError::service(
+                        name,
+                        format!(
+                            "volumes_from container:{rest}: mounting another container's                              volumes is not supported (it may belong to another app)"
+                        ),
+                    ));
+                }
+                Some((svc, m)) => (svc, m),
+                None => (vf.as_str(), "rw"),
+            };
+            let ro = match mode {
+                "ro" => true,
+                "rw" => false,
+                other => {
+                    return Err(PlanError::service(
+                        name,
+                        format!("volumes_from {vf:?}: unknown mode {other:?}"),
+                    ));
+                }
+            };
+            let from = self
+                .containers
+                .iter()
+                .find(|c| c.service == source)
+                .ok_or_else(|| {
+                    PlanError::service(
+                        name,
+                        format!("volumes_from {source:?} is not a service of this app"),
+                    )
+                })?;
+            for m in &from.mounts {
+                let mut m = m.clone();
+                if let Mount::Bind { read_only, .. } | Mount::Volume { read_only, .. } = &mut m {
+                    *read_only |= ro;
+                }
+                if !matches!(m, Mount::Tmpfs { .. })
+                    && !spec.mounts.iter().any(|x| x.target() == m.target())
+                {
+                    spec.mounts.push(m);
+                }
+            }
+        }
         Ok(())
     }
 
     fn network_mode(&self, name: &str, s: &Service) -> Result<NetworkMode, PlanError> {
         let mode = match s.network_mode.as_deref() {
             None => NetworkMode::Project,
+            // Docker's default bridge is shared by every container on the device; an app gets
+            // its own network instead (the same reachability for its own services).
             Some("bridge") | Some("default") => NetworkMode::Bridge,
             Some("host") => NetworkMode::Host,
             Some("none") => NetworkMode::None,
@@ -277,6 +365,9 @@ impl<'a, 'b> Builder<'a, 'b> {
                 "network_mode and networks cannot be used together",
             ));
         }
+        if mode == NetworkMode::Bridge {
+            return Ok(NetworkMode::Project);
+        }
         Ok(mode)
     }
 
@@ -286,10 +377,10 @@ impl<'a, 'b> Builder<'a, 'b> {
             match self.ctx.input.env_files.get(&path) {
                 Some(text) => env.extend(env_file_pairs(text)),
                 None if required => {
-                    return Err(PlanError::service(
-                        name,
-                        format!("env_file {path:?} is not available"),
-                    ));
+                    return Err(PlanError::MissingFile {
+                        service: name.to_string(),
+                        path,
+                    });
                 }
                 None => {}
             }
@@ -413,6 +504,7 @@ impl<'a, 'b> Builder<'a, 'b> {
                         .clone()
                         .ok_or_else(|| PlanError::service(name, "a volume needs a `target`"))?;
                     let ro = l.read_only.unwrap_or(false);
+                    long_volume_options(name, l)?;
                     match l.kind.as_deref().unwrap_or("volume") {
                         "bind" => {
                             let src = l.source.as_deref().ok_or_else(|| {
@@ -482,7 +574,23 @@ impl<'a, 'b> Builder<'a, 'b> {
                 ));
             }
         };
-        let ro = mode.split(',').any(|m| m == "ro");
+        let mut ro = false;
+        for m in mode.split(',').filter(|m| !m.is_empty()) {
+            match m {
+                "ro" => ro = true,
+                // Hints for Docker Desktop's file sharing and copy-on-create: no access change.
+                "rw" | "cached" | "delegated" | "consistent" | "nocopy" | "private"
+                | "rprivate" => {}
+                other => {
+                    return Err(PlanError::service(
+                        name,
+                        format!(
+                            "volume {text:?}: mode {other:?} is not supported (mount                              propagation and SELinux relabelling are refused)"
+                        ),
+                    ));
+                }
+            }
+        }
         let target = target.to_string();
         Ok(match src {
             None => Mount::Volume {
@@ -578,26 +686,36 @@ impl<'a, 'b> Builder<'a, 'b> {
                     format!("{kind}: {source:?} is not declared at the top level"),
                 )
             })?;
-            let content = if let Some(c) = &def.content {
-                c.clone()
-            } else if let Some(f) = &def.file {
-                self.ctx.input.env_files.get(f).cloned().ok_or_else(|| {
-                    PlanError::service(name, format!("{kind}: file {f:?} is not available"))
-                })?
-            } else if let Some(var) = &def.environment {
-                self.ctx
-                    .input
-                    .settings
-                    .vars
-                    .get(var)
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
+            if def.external == Some(true) {
                 return Err(PlanError::service(
                     name,
-                    format!("{kind}: {source:?} has no content, file or environment"),
+                    format!("{kind}: {source:?} is external, which is not supported"),
                 ));
-            };
+            }
+            let content =
+                if let Some(c) = &def.content {
+                    c.clone()
+                } else if let Some(f) = &def.file {
+                    self.ctx.input.env_files.get(f).cloned().ok_or_else(|| {
+                        PlanError::MissingFile {
+                            service: name.to_string(),
+                            path: f.clone(),
+                        }
+                    })?
+                } else if let Some(var) = &def.environment {
+                    self.ctx
+                        .input
+                        .settings
+                        .vars
+                        .get(var)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    return Err(PlanError::service(
+                        name,
+                        format!("{kind}: {source:?} has no content, file or environment"),
+                    ));
+                };
             names::check_docker_name(&source, "config name")
                 .map_err(|m| PlanError::service(name, m))?;
             let path = self.ctx.app_dir.join(".hearth").join(kind).join(&source);
@@ -667,7 +785,7 @@ impl<'a, 'b> Builder<'a, 'b> {
     pub fn finish(
         mut self,
         file: &ComposeFile,
-        _warnings: &mut Vec<String>,
+        warnings: &mut Vec<String>,
     ) -> Result<Built, PlanError> {
         let app = self.ctx.app_id;
         let base_labels = |kind: &str, key: &str, extra: Option<&compose::ListOrMap>| {
@@ -685,6 +803,17 @@ impl<'a, 'b> Builder<'a, 'b> {
         let mut networks = Vec::new();
         for key in &self.networks_used {
             let def = file.networks.get(key).cloned().unwrap_or_default();
+            if def.driver_opts.as_ref().is_some_and(|o| !o.is_empty()) {
+                return Err(PlanError::service(
+                    "-",
+                    format!("networks.{key}: driver_opts are not supported"),
+                ));
+            }
+            if def.ipam.is_some() {
+                warnings.push(format!(
+                    "networks.{key}: ipam is not used; Docker picks the subnet"
+                ));
+            }
             let external = def.external.unwrap_or(false);
             let name = match (&def.name, external) {
                 (Some(n), _) => n.clone(),
@@ -770,6 +899,108 @@ impl<'a, 'b> Builder<'a, 'b> {
             ports: self.ports,
         })
     }
+}
+
+/// Options of a long-form volume that Hearth does not carry out are refused, not dropped.
+fn long_volume_options(name: &str, l: &compose::VolumeLong) -> Result<(), PlanError> {
+    let refuse = |what: &str| {
+        Err(PlanError::service(
+            name,
+            format!(
+                "volume {:?}: {what} is not supported",
+                l.target.as_deref().unwrap_or_default()
+            ),
+        ))
+    };
+    if let Some(b) = &l.bind {
+        if b.propagation
+            .as_deref()
+            .is_some_and(|p| !matches!(p, "private" | "rprivate"))
+        {
+            return refuse("bind.propagation other than private");
+        }
+        if b.selinux.is_some() {
+            return refuse("bind.selinux (relabelling host files)");
+        }
+    }
+    if l.volume.as_ref().is_some_and(|v| v.subpath.is_some()) {
+        return refuse("volume.subpath");
+    }
+    Ok(())
+}
+
+fn cgroup(name: &str, v: Option<&str>) -> Result<Option<String>, PlanError> {
+    match v {
+        None => Ok(None),
+        Some(m @ ("host" | "private")) => Ok(Some(m.to_string())),
+        Some(other) => Err(PlanError::service(
+            name,
+            format!("cgroup {other:?}: must be host or private"),
+        )),
+    }
+}
+
+/// Keys the model reads so that they are refused with a clear reason instead of ignored.
+fn unsupported(name: &str, s: &Service) -> Result<(), PlanError> {
+    let refuse = |m: &str| Err(PlanError::service(name, m.to_string()));
+    if s.cgroup_parent.is_some() {
+        return refuse("cgroup_parent is not supported");
+    }
+    if !s.external_links.is_empty() {
+        return refuse("external_links is not supported: it reaches containers of other apps");
+    }
+    Ok(())
+}
+
+/// `gpus: all` or `gpus: [{driver, count, ...}]`, as Docker device requests.
+fn gpus(name: &str, s: &Service, spec: &mut ContainerSpec) -> Result<(), PlanError> {
+    match &s.gpus {
+        None => {}
+        Some(compose::Gpus::All(a)) if a == "all" => spec.gpus.push(GpuRequest {
+            driver: None,
+            count: -1,
+            device_ids: Vec::new(),
+            capabilities: vec!["gpu".into()],
+        }),
+        Some(compose::Gpus::All(other)) => {
+            return Err(PlanError::service(
+                name,
+                format!("gpus {other:?}: must be \"all\" or a list of device requests"),
+            ));
+        }
+        Some(compose::Gpus::List(l)) => {
+            for d in l {
+                spec.gpus.push(gpu_request(name, d)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gpu_request(name: &str, d: &compose::DeviceRequest) -> Result<GpuRequest, PlanError> {
+    if d.options.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(PlanError::service(
+            name,
+            "device request options are not supported",
+        ));
+    }
+    let count = match d.count.as_ref().map(|c| c.as_str()) {
+        None if d.device_ids.is_empty() => -1,
+        None => 0,
+        Some("all") => -1,
+        Some(n) => n.parse().map_err(|_| {
+            PlanError::service(
+                name,
+                format!("device count {n:?} is not a number or \"all\""),
+            )
+        })?,
+    };
+    Ok(GpuRequest {
+        driver: d.driver.clone(),
+        count,
+        device_ids: d.device_ids.clone(),
+        capabilities: d.capabilities.clone(),
+    })
 }
 
 fn restart(name: &str, r: Option<&str>) -> Result<RestartPolicy, PlanError> {
@@ -937,20 +1168,12 @@ fn resources(name: &str, s: &Service, spec: &mut ContainerSpec) -> Result<(), Pl
         .transpose()?;
     spec.pids_limit = limits.and_then(|l| l.pids);
     for d in reservations.iter().flat_map(|r| r.devices.iter()) {
-        let count = match d.count.as_ref().map(|c| c.as_str()) {
-            None if d.device_ids.is_empty() => -1,
-            None => 0,
-            Some("all") => -1,
-            Some(n) => n
-                .parse()
-                .map_err(|_| err(format!("device count {n:?} is not a number or \"all\"")))?,
-        };
-        spec.gpus.push(GpuRequest {
-            driver: d.driver.clone(),
-            count,
-            device_ids: d.device_ids.clone(),
-            capabilities: d.capabilities.clone(),
-        });
+        spec.gpus.push(gpu_request(name, d)?);
+    }
+    if limits.is_some_and(|l| !l.devices.is_empty()) {
+        return Err(err(
+            "deploy.resources.limits.devices is not supported".into()
+        ));
     }
     Ok(())
 }

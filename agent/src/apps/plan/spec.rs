@@ -86,6 +86,12 @@ pub struct ContainerSpec {
     pub read_only: bool,
     pub runtime: Option<String>,
     pub platform: Option<String>,
+    /// `host` or `private` (Compose `cgroup`).
+    #[serde(default)]
+    pub cgroupns: Option<String>,
+    /// Device cgroup rules (`c 1:3 rwm`).
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,11 +8,11 @@ use crate::apps::plan::{self, Mount, NetworkMode, RestartPolicy as Restart};
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, Mount as ApiMount, MountTmpfsOptions,
-    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
-    PortBinding as ApiPortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, ContainerUpdateBody, DeviceMapping, DeviceRequest, EndpointSettings,
+    HealthConfig, HealthStatusEnum, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig,
+    Mount as ApiMount, MountTmpfsOptions, MountType, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig, PortBinding as ApiPortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters as q;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
@@ -175,6 +175,19 @@ fn port_key(port: u16, proto: plan::Protocol) -> String {
     format!("{port}/{}", proto.as_str())
 }
 
+fn restart_policy(r: &Restart) -> RestartPolicy {
+    let (name, count) = match r {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, n.map(i64::from)),
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: count,
+    }
+}
+
 fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
     let mut exposed: Vec<String> = spec
         .ports
@@ -201,20 +214,18 @@ fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
                 host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
             });
     }
-    let restart = match spec.restart {
-        Restart::No => (RestartPolicyNameEnum::NO, None),
-        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
-        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        Restart::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, n.map(i64::from)),
-    };
+    let cgroupns_mode = spec.cgroupns.as_deref().map(|m| match m {
+        "host" => HostConfigCgroupnsModeEnum::HOST,
+        _ => HostConfigCgroupnsModeEnum::PRIVATE,
+    });
     let host_config = HostConfig {
         mounts: Some(mounts(spec)),
         port_bindings: Some(bindings),
         network_mode: Some(network_mode(spec)),
-        restart_policy: Some(RestartPolicy {
-            name: Some(restart.0),
-            maximum_retry_count: restart.1,
-        }),
+        restart_policy: Some(restart_policy(&spec.restart)),
+        cgroupns_mode,
+        device_cgroup_rules: (!spec.device_cgroup_rules.is_empty())
+            .then(|| spec.device_cgroup_rules.clone()),
         devices: Some(
             spec.devices
                 .iter()
@@ -486,6 +497,37 @@ impl ContainerRuntime for DockerRuntime {
                 .remove_volume(name, Some(q::RemoveVolumeOptions { force: true }))
                 .await
                 .map_err(|e| map_err(&format!("volume {name}"), e))
+        }
+        .boxed()
+    }
+
+    fn volume_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>> {
+        async move {
+            match self.docker.inspect_volume(name).await {
+                Ok(_) => Ok(true),
+                Err(e) => match map_err("volume", e) {
+                    RuntimeError::NotFound(_) => Ok(false),
+                    other => Err(other),
+                },
+            }
+        }
+        .boxed()
+    }
+
+    fn set_restart_policy<'a>(
+        &'a self,
+        name: &'a str,
+        policy: &'a Restart,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        async move {
+            let body = ContainerUpdateBody {
+                restart_policy: Some(restart_policy(policy)),
+                ..Default::default()
+            };
+            self.docker
+                .update_container(name, body)
+                .await
+                .map_err(|e| map_err(&format!("container {name}"), e))
         }
         .boxed()
     }

@@ -247,6 +247,31 @@ impl ContainerRuntime for FakeRuntime {
         async move { r }.boxed()
     }
 
+    fn volume_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>> {
+        let r = self
+            .call(format!("volume {name}"))
+            .map(|s| s.volumes.contains_key(name));
+        async move { r }.boxed()
+    }
+
+    fn set_restart_policy<'a>(
+        &'a self,
+        name: &'a str,
+        policy: &'a crate::apps::plan::RestartPolicy,
+    ) -> BoxFuture<'a, RtResult<()>> {
+        let r = self
+            .call(format!("restart-policy {name} {policy:?}"))
+            .and_then(|mut s| {
+                let c = s
+                    .containers
+                    .get_mut(name)
+                    .ok_or_else(|| RuntimeError::NotFound(name.into()))?;
+                c.0.restart = policy.clone();
+                Ok(())
+            });
+        async move { r }.boxed()
+    }
+
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>> {
         let r = self
             .call(format!("create {}", spec.name))

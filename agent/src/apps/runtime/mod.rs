@@ -7,7 +7,7 @@
 pub mod docker;
 pub mod fake;
 
-use super::plan::{ContainerSpec, NetworkSpec, VolumeSpec};
+use super::plan::{ContainerSpec, NetworkSpec, RestartPolicy, VolumeSpec};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
@@ -136,6 +136,14 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     fn network_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>>;
     fn create_volume<'a>(&'a self, spec: &'a VolumeSpec) -> BoxFuture<'a, RtResult<()>>;
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
+    fn volume_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>>;
+    /// Changes the restart policy of an existing container (a held app gets `no`, so neither
+    /// Docker's restart policy nor a dockerd restart starts it).
+    fn set_restart_policy<'a>(
+        &'a self,
+        name: &'a str,
+        policy: &'a RestartPolicy,
+    ) -> BoxFuture<'a, RtResult<()>>;
     /// Creates the container of `spec` (not started); returns its id.
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, RtResult<String>>;
     fn start_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>>;
