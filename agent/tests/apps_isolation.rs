@@ -9,7 +9,6 @@ mod apps_common;
 
 use apps_common::*;
 use hearth_agent::apps::lifecycle::{AppError, UpdateRequest};
-use hearth_agent::apps::plan::PlanError;
 use hearth_agent::apps::record::Hold;
 use hearth_agent::apps::runtime::ContainerState;
 use std::path::{Path, PathBuf};
@@ -50,7 +49,9 @@ async fn wait_file(p: &Path, what: &str) -> String {
     panic!("{what}: {} never appeared", p.display());
 }
 
-/// The swapper tries every way to turn its `/data` into the host's root from inside, then exits
+/// The issue's app (`./:/app` beside `./data:/data`, restart policy `always`). The swapper tries
+/// every way to turn `data` into the host's root from inside (through `/app/data`, pinned by the
+/// planner, and `/data` itself), then exits
 /// so Docker's restart policy starts it again (Docker re-resolves bind sources at that start);
 /// the second run reports what `/data` is. A second service shares a user folder in which the
 /// swapper plants a link to `/`, and reports what that link shows it.
@@ -61,7 +62,8 @@ async fn a_container_cannot_turn_its_bind_sources_into_the_host_root() {
     let m = marker(&e);
     let swapper = "n=$(cat /state/runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/runs; \
         if [ $n -eq 1 ]; then \
-          rm -rf /data 2>>/state/err; mv /data /data.old 2>>/state/err; ln -sfn / /data 2>>/state/err; \
+          rm -rf /app/data /data 2>>/state/err; mv /app/data /app/data.old 2>>/state/err; \
+          mv /data /data.old 2>>/state/err; ln -sfn / /app/data 2>>/state/err; \
           ln -s / /share/escape; ln -s / /state/escape; sleep 8; exit 1; \
         fi; \
         if [ -e \"/data$MARKER\" ]; then echo HOSTROOT; else echo SAFE; fi > /state/result; \
@@ -74,7 +76,12 @@ async fn a_container_cannot_turn_its_bind_sources_into_the_host_root() {
         service(
             "swapper",
             swapper,
-            &["./data:/data", "./state:/state", "/DATA/Shared:/share"],
+            &[
+                "./:/app",
+                "./data:/data",
+                "./state:/state",
+                "/DATA/Shared:/share"
+            ],
             &m
         ),
         service(
@@ -163,20 +170,29 @@ async fn a_bind_source_replaced_while_the_app_is_stopped_is_refused_at_start() {
 async fn a_refused_plan_creates_no_folder_volume_network_or_container() {
     let Some(e) = env().await else { return };
     let id = unique("refused");
-    // The issue's swap, and a host-root volume without consent.
-    let swap = format!(
-        "services:\n  a:\n    image: {IMAGE}\n    volumes: [\"./:/app\", \"./data:/data\"]\n    \
-         networks: [n]\nnetworks:\n  n: {{}}\n"
-    );
-    let err = e
-        .apps
-        .install(request(&id, swap))
-        .await
-        .expect_err("refused");
-    assert!(
-        matches!(err, AppError::Plan(PlanError::SwappableSource(_))),
-        "{err}"
-    );
+    // A key Hearth does not carry out, another container's volumes, and a host-root volume
+    // without consent; each beside a network and a folder the plan would create.
+    for (bad, what) in [
+        ("    use_api_socket: true\n", "use_api_socket"),
+        (
+            "    volumes_from: [\"container:elsewhere\"]\n",
+            "volumes_from",
+        ),
+    ] {
+        let compose = format!(
+            "services:\n  a:\n    image: {IMAGE}\n    volumes: [\"./data:/data\"]\n    \
+             networks: [n]\n{bad}networks:\n  n: {{}}\n"
+        );
+        let err = e
+            .apps
+            .install(request(&id, compose))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, AppError::Plan(_)) && err.to_string().contains(what),
+            "{err}"
+        );
+    }
     let root = format!(
         "services:\n  a:\n    image: {IMAGE}\n    volumes: [root:/host]\nvolumes:\n  root:\n    \
          driver_opts: {{type: none, o: bind, device: /}}\n"
