@@ -212,3 +212,40 @@ fn the_issues_swap_inside_one_app_is_pinned_not_left_open() {
         c.mounts
     );
 }
+
+/// `hearth-agent app plan FILE` with a bare file name in the current folder (it failed with
+/// "No such file or directory" and an empty path), printing `findings[]` with `kind`/`subject`.
+#[test]
+fn app_plan_takes_a_bare_file_name_and_prints_findings() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        dir().join("22-case-variant.yml"),
+        tmp.path().join("compose.yml"),
+    )
+    .expect("copy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-agent"))
+        .current_dir(tmp.path())
+        .args(["app", "plan", "compose.yml", "--app-id", "evil"])
+        .arg("--device-root")
+        .arg(tmp.path())
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let f = &plan["findings"][0];
+    assert_eq!(f["kind"], "host_path", "{plan}");
+    assert_eq!(f["subject"], "/data/appdata/nextcloud");
+    // A refused file: exit status 1 and the reason.
+    std::fs::copy(dir().join("45-unknown-key.yml"), tmp.path().join("bad.yml")).expect("copy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-agent"))
+        .current_dir(tmp.path())
+        .args(["app", "plan", "bad.yml", "--app-id", "evil"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use_api_socket"));
+}
