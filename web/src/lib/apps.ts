@@ -215,11 +215,12 @@ export class LogBuffer {
 
 // ---- App state --------------------------------------------------------------------------
 
-export type RunState = 'running' | 'stopped' | 'partial' | 'installing' | 'updating' | 'removing' | 'failed';
+export type RunState = 'running' | 'stopped' | 'partial' | 'installing' | 'updating' | 'removing' | 'failed' | 'held';
 
 /** One word for a tile: the record's operation if one is going on, else its containers. */
-export function runState(app: Pick<AppView, 'state' | 'containers'>): RunState {
+export function runState(app: Pick<AppView, 'state' | 'containers' | 'held'>): RunState {
   if (app.state === 'installing' || app.state === 'updating' || app.state === 'removing') return app.state;
+  if (app.held) return 'held';
   if (app.state === 'failed') return 'failed';
   const running = app.containers.filter((c) => c.state === 'running').length;
   if (app.containers.length > 0 && running === app.containers.length) return 'running';
@@ -236,6 +237,8 @@ export function applyStateEvent(apps: AppView[], app: string, state: string): { 
   const known = apps.find((a) => a.id === app);
   if (state === 'removed') return { apps: apps.filter((a) => a.id !== app), refetch: false };
   if (!known) return { apps, refetch: true };
+  // Held: the reason and findings come with the record, not with the event.
+  if (state === 'held') return { apps, refetch: true };
   const containerState = state === 'running' ? 'running' : state === 'stopped' ? 'exited' : null;
   const recordState = state === 'running' || state === 'stopped' ? 'installed' : state;
   return {

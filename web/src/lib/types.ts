@@ -436,6 +436,8 @@ export interface AppView {
   store_version?: string | null;
   /** Updated automatically when the periodic check finds an update. */
   auto_update: boolean;
+  /** Kept stopped: it needs consent (or its file is refused) under this agent's policy. */
+  held?: Hold | null;
 }
 
 export interface ServiceSettings {
@@ -484,7 +486,20 @@ export type AppSettings = {
   volumes?: Record<string, Record<string, string>>;
 };
 
-export type Finding = { id: string; kind: string; service: string; subject: string; message: string };
+export type Finding = {
+  id: string;
+  kind: string;
+  service: string;
+  subject: string;
+  message: string;
+  /** The other installed app the finding reaches into (its data, volume, network, container). */
+  app?: string | null;
+};
+
+/** Why an installed app is held stopped by the policy (see docs/apps.md). */
+export type Hold =
+  | { reason: 'unconsented'; findings: Finding[]; at: string }
+  | { reason: 'refused'; message: string; at: string };
 
 export type Consent = { finding: string; by: string; at: string };
 

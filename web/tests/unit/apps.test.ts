@@ -166,6 +166,16 @@ describe('app state', () => {
     expect(runState(view('a', 'updating', [container('running')]))).toBe('updating');
   });
 
+  it('shows an app the policy holds stopped as held, and refetches on the held event', () => {
+    const held = {
+      ...view('a', 'installed', [container('exited')]),
+      held: { reason: 'refused' as const, message: 'm', at: '' },
+    };
+    expect(runState(held)).toBe('held');
+    const apps = [view('a', 'installed', [container('running')])];
+    expect(applyStateEvent(apps, 'a', 'held')).toEqual({ apps, refetch: true });
+  });
+
   it('applies state events and asks for a fetch for unknown apps', () => {
     const apps = [view('a', 'installed', [container('running')])];
     const stopped = applyStateEvent(apps, 'a', 'stopped');

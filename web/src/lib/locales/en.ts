@@ -111,6 +111,16 @@ export const en = {
   'apps.state_updating': 'Updating',
   'apps.state_removing': 'Removing',
   'apps.state_failed': 'Failed',
+  'apps.state_held': 'Held',
+  'apps.held_title': 'Held stopped',
+  'apps.held_tile': 'Kept stopped: it needs your decision.',
+  'apps.held_unconsented':
+    'This app was stopped when Hearth started: its configuration gives it access nobody has consented to. Consent to each item to start it again, or uninstall it (its data is kept unless you choose otherwise).',
+  'apps.held_refused':
+    'This app was stopped when Hearth started: its configuration is no longer allowed ({message}). Update it to a fixed version or uninstall it; nothing was deleted.',
+  'apps.held_consent': 'Consent and start',
+  'apps.held_consenting': 'Starting…',
+  'apps.held_started': 'Consent recorded; the app runs again.',
   'apps.open': 'Open',
   'apps.start': 'Start',
   'apps.stop': 'Stop',
