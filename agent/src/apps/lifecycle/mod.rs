@@ -221,6 +221,17 @@ impl Apps {
     }
 
     fn plan_for(&self, req: &InstallRequest, existing: Option<&str>) -> Result<Plan, AppError> {
+        self.plan_checked(req, existing, true)
+    }
+
+    /// `plan_for`; with `as_writer` false the swap invariant is checked only where this app's
+    /// sources could be swapped by another app (the start-up re-check).
+    pub(super) fn plan_checked(
+        &self,
+        req: &InstallRequest,
+        existing: Option<&str>,
+        as_writer: bool,
+    ) -> Result<Plan, AppError> {
         let ports = self.ports_in_use(existing)?;
         let names = self.names_in_use(existing)?;
         let input = PlanInput {
@@ -250,7 +261,13 @@ impl Apps {
             .iter()
             .flat_map(|r| swap::bind_sources(&r.plan))
             .collect();
-        swap::check(&swap::bind_sources(&plan), &theirs).map_err(PlanError::from)?;
+        let ours = swap::bind_sources(&plan);
+        if as_writer {
+            swap::check(&ours, &theirs)
+        } else {
+            swap::check_inner(&ours, &theirs)
+        }
+        .map_err(PlanError::from)?;
         plan.findings = policy::judge_across(
             &plan,
             &self.device,

@@ -124,7 +124,7 @@ impl Apps {
             by: String::new(),
             exact_ports: false,
         };
-        let findings = match self.plan_for(&req, Some(&r.id)) {
+        let findings = match self.plan_checked(&req, Some(&r.id), false) {
             Ok(plan) => plan.findings,
             // Side files are not kept; judge the plan the app runs with instead.
             Err(AppError::Plan(PlanError::MissingFile { .. })) => self.judge_stored(r)?,
@@ -159,7 +159,7 @@ impl Apps {
             .iter()
             .flat_map(|o| swap::bind_sources(&o.plan))
             .collect();
-        swap::check(&swap::bind_sources(&r.plan), &theirs).map_err(PlanError::from)?;
+        swap::check_inner(&swap::bind_sources(&r.plan), &theirs).map_err(PlanError::from)?;
         Ok(policy::judge_across(
             &r.plan,
             &self.device,

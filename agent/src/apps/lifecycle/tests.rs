@@ -425,3 +425,25 @@ async fn a_stored_file_the_planner_now_refuses_is_held_as_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn of_two_installed_apps_that_nest_only_the_one_whose_source_could_be_swapped_is_held() {
+    let t = setup();
+    let media =
+        "name: media\nservices:\n  m:\n    image: reg/web:1\n    volumes: ['/DATA/Media:/media']\n";
+    let all = "name: all\nservices:\n  a:\n    image: reg/web:1\n    volumes: ['/DATA:/data']\n";
+    t.apps.install(req(media)).await.expect("installs media");
+    // Installed by an older agent that did not check across apps.
+    let mut rec = t.apps.get("media").expect("record");
+    t.apps.store.delete_app("media").expect("delete");
+    t.apps.install(req(all)).await.expect("installs all alone");
+    rec.updated_at = "older".into();
+    t.apps.store.put_app(&rec).expect("put back");
+    let report = t.apps.reconcile().await.expect("reconciles");
+    assert_eq!(report.held, ["media"], "{report:?}");
+    match t.apps.get("media").expect("record").held {
+        Some(Hold::Refused { message, .. }) => assert!(message.contains("all/a"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.apps.get("all").expect("record").held.is_none());
+}

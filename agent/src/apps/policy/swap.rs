@@ -141,6 +141,21 @@ fn pinned(outer: &BindSource, inner: &Path) -> bool {
 /// assumed to satisfy it among themselves). A source inside a writable mount of the same
 /// container is fine when that container pins it (see [`pin_nested_sources`]).
 pub fn check(ours: &[BindSource], theirs: &[BindSource]) -> Result<(), Box<Swappable>> {
+    check_sides(ours, theirs, true)
+}
+
+/// Like [`check`], but only where `ours` is the side that could be swapped (an installed app
+/// re-checked at start-up: holding the app whose source could be swapped is what keeps the
+/// host safe; the writer beside it gains nothing from its own restarts).
+pub fn check_inner(ours: &[BindSource], theirs: &[BindSource]) -> Result<(), Box<Swappable>> {
+    check_sides(ours, theirs, false)
+}
+
+fn check_sides(
+    ours: &[BindSource],
+    theirs: &[BindSource],
+    ours_as_writer: bool,
+) -> Result<(), Box<Swappable>> {
     let all: Vec<(&BindSource, bool)> = ours
         .iter()
         .map(|b| (b, true))
@@ -151,7 +166,7 @@ pub fn check(ours: &[BindSource], theirs: &[BindSource]) -> Result<(), Box<Swapp
             continue;
         }
         for (inner, inner_ours) in &all {
-            if !(*outer_ours || *inner_ours) {
+            if !(*inner_ours || (ours_as_writer && *outer_ours)) {
                 continue;
             }
             if inner.path != outer.path
