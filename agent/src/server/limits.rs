@@ -53,9 +53,9 @@ impl Limits {
         Limits {
             max_connections,
             // A browser opens 6 HTTP/1.1 connections per origin (one HTTP/2 connection is the
-            // usual case); 64 leaves room for several tabs and the command line tools of one
-            // household member, and makes at least `max_connections / 64` clients fit.
-            max_per_client: 64.min(max_connections),
+            // usual case); 256 leaves room for tabs, sync clients and scripts of one household
+            // member, and at most half the total means one client never takes it all.
+            max_per_client: 256.min(max_connections / 2),
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -321,6 +321,7 @@ mod tests {
     fn caps_leave_descriptors_for_the_agent() {
         let l = Limits::for_descriptor_limit(1024);
         assert_eq!(l.max_connections, 448);
+        assert_eq!(l.max_per_client, 224);
         assert!(Limits::for_descriptor_limit(65536).max_connections <= 4096);
     }
 }
