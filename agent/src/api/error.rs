@@ -252,7 +252,7 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return response;
         }
-        if status.is_server_error() {
+        if status.is_server_error() && !own_words(&self.0) {
             return server_error(status, code, &self.0);
         }
         let mut text = self.0.to_string();
@@ -266,6 +266,21 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// 5xx errors whose text the agent wrote itself and that tell the user something useful (an
+/// image the agent refused to fetch from a private address, an answer that was not an image).
+/// Texts carrying a library's error (an HTTP client's) stay in the log.
+fn own_words(e: &ServiceError) -> bool {
+    use crate::apps::catalog::CatalogError as C;
+    use crate::apps::fetch::FetchError as F;
+    use crate::apps::media::MediaError as M;
+    match e {
+        ServiceError::Catalog(C::Media(m)) => {
+            !matches!(m, M::Fetch(F::Http { .. } | F::CaFile { .. }))
+        }
+        _ => false,
     }
 }
 
