@@ -9,6 +9,7 @@ use crate::auth::throttle::{Policy, Throttle};
 use crate::auth::{password, tokens, totp};
 use crate::clock::SharedClock;
 use crate::error::{ServiceError, ServiceResult};
+use crate::server::client_group;
 use crate::store::{
     DeviceSettings, KnownDevice, Role, SessionRecord, Store, TotpState, UserRecord,
 };
@@ -58,6 +59,7 @@ pub struct ClaimInput {
 pub struct UserUpdate {
     pub role: Option<Role>,
     pub password: Option<String>,
+    pub app_logs: Option<bool>,
 }
 
 pub struct Accounts {
@@ -70,6 +72,11 @@ pub struct Accounts {
     login_by_account: Throttle,
     claim_by_client: Throttle,
     claim_global: Throttle,
+    /// Checks of the current password by a signed-in user (password change, TOTP off): a
+    /// stolen session must not become a password oracle.
+    reauth_by_account: Throttle,
+    /// Bounds the memory and CPU password hashing takes.
+    hashing: password::HashGate,
     /// Serialises read-modify-write changes to users (the last-admin rule needs it).
     user_changes: Mutex<()>,
 }
@@ -111,8 +118,16 @@ impl Accounts {
             login_by_account: throttle(5, 1, 30, 10_000),
             claim_by_client: throttle(5, 2, 300, 10_000),
             claim_global: throttle(20, 1, 60, 1),
+            reauth_by_account: throttle(5, 1, 300, 10_000),
+            hashing: password::HashGate::for_this_device(),
             user_changes: Mutex::new(()),
         }
+    }
+
+    /// Replaces the hashing bound (tests measure what a small device would do).
+    pub fn with_hash_gate(mut self, gate: password::HashGate) -> Self {
+        self.hashing = gate;
+        self
     }
 
     pub fn with_zoneinfo_dir(mut self, dir: PathBuf) -> Self {
@@ -171,7 +186,7 @@ impl Accounts {
             return Err(ServiceError::AlreadyClaimed);
         }
         let now = self.now();
-        let client_key = client.to_string();
+        let client_key = client_group(client).to_string();
         for (throttle, key) in [
             (&self.claim_global, "global"),
             (&self.claim_by_client, &client_key),
@@ -202,10 +217,11 @@ impl Accounts {
 
         let admin = UserRecord {
             username: input.username,
-            password_hash: hash_blocking(input.password).await?,
+            password_hash: self.hash(input.password).await?,
             role: Role::Admin,
             created_at: now,
             totp: None,
+            app_logs: false,
         };
         let settings = DeviceSettings {
             hostname: input.hostname,
@@ -225,6 +241,11 @@ impl Accounts {
 
     // --- login and sessions ---
 
+    /// Logs in. The order matters for an attacker racing it: the attempt is counted against
+    /// the client and the account *before* the password is hashed (so parallel guesses cannot
+    /// all pass the throttle), hashing waits for a turn (bounded memory), and the user record
+    /// is read again under the user lock before anything is written (a demotion, deletion or
+    /// password change that happened meanwhile wins; a TOTP code is spent once).
     pub async fn login(
         &self,
         username: &str,
@@ -234,45 +255,52 @@ impl Accounts {
         device_token: Option<&str>,
     ) -> ServiceResult<LoginOutcome> {
         let now = self.now();
-        let client_key = client.to_string();
+        let client_key = client_group(client).to_string();
         let account_key = username.to_ascii_lowercase();
+        // The owner's browsers (known-device cookie) are exempt from the account throttle, so
+        // that a stranger's guesses cannot lock the owner out; the client throttle still holds.
         let known_device = self.is_known_device(device_token, username)?;
-        let throttled = |t: &Throttle, key: &str| t.check(key, now).err();
-        let mut wait = throttled(&self.login_by_client, &client_key);
+        let throttled = |retry_after| ServiceError::Throttled { retry_after };
+        self.login_by_client
+            .reserve(&client_key, now)
+            .map_err(throttled)?;
         if !known_device {
-            wait = wait.max(throttled(&self.login_by_account, &account_key));
-        }
-        if let Some(retry_after) = wait {
-            return Err(ServiceError::Throttled { retry_after });
+            self.login_by_account
+                .reserve(&account_key, now)
+                .map_err(throttled)?;
         }
 
         let user = self.store.user(username)?;
-        let password_ok = verify_blocking(
-            password_given.to_string(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
-        let fail = || {
-            self.login_by_client.record_failure(&client_key, now);
-            if !known_device {
-                self.login_by_account.record_failure(&account_key, now);
-            }
-            ServiceError::InvalidCredentials
+        let password_ok = self
+            .verify(
+                password_given.to_string(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let Some(checked) = user.filter(|_| password_ok) else {
+            return Err(ServiceError::InvalidCredentials);
         };
-        let mut user = match user {
-            Some(user) if password_ok => user,
-            _ => return Err(fail()),
-        };
-        if let Some(state) = user.totp.as_mut().filter(|t| t.enabled) {
-            let Some(code) = totp_code.filter(|c| !c.is_empty()) else {
-                return Err(ServiceError::TotpRequired);
+
+        let user = {
+            let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
+            // Whatever changed while the hash ran is what counts.
+            let mut user = match self.store.user(username)? {
+                Some(u) if u.password_hash == checked.password_hash => u,
+                _ => return Err(ServiceError::InvalidCredentials),
             };
-            match totp::verify(&state.secret, code, now.unix_timestamp(), state.last_step) {
-                Some(step) => state.last_step = Some(step),
-                None => return Err(fail()),
+            if let Some(state) = user.totp.as_mut().filter(|t| t.enabled) {
+                let Some(code) = totp_code.filter(|c| !c.is_empty()) else {
+                    // The password was right: the attempt does not count as a failure, but
+                    // the reservation stays until the code comes (it is cleared on success).
+                    return Err(ServiceError::TotpRequired);
+                };
+                let step = totp::verify(&state.secret, code, now.unix_timestamp(), state.last_step)
+                    .ok_or(ServiceError::InvalidCredentials)?;
+                state.last_step = Some(step);
+                self.store.put_user(&user)?;
             }
-            self.store.put_user(&user)?;
-        }
+            user
+        };
         self.login_by_client.record_success(&client_key);
         self.login_by_account.record_success(&account_key);
         let keep_device = if known_device { device_token } else { None };
@@ -364,6 +392,15 @@ impl Accounts {
         }
     }
 
+    /// Whether the session still exists, has not expired, and its user still has `role`.
+    pub fn session_still_grants(&self, token_hash: &str, role: Role) -> bool {
+        let Ok(Some(session)) = self.store.session(token_hash) else {
+            return false;
+        };
+        self.now() < self.expires_at(&session)
+            && matches!(self.store.user(&session.username), Ok(Some(u)) if u.role == role)
+    }
+
     fn expires_at(&self, session: &SessionRecord) -> OffsetDateTime {
         (session.created_at + self.sessions.max_age)
             .min(session.last_seen + self.sessions.idle_timeout)
@@ -396,10 +433,11 @@ impl Accounts {
             .map_err(|m| ServiceError::invalid("password", m))?;
         let user = UserRecord {
             username: username.clone(),
-            password_hash: hash_blocking(password_given).await?,
+            password_hash: self.hash(password_given).await?,
             role,
             created_at: self.now(),
             totp: None,
+            app_logs: false,
         };
         if !self.store.insert_new_user(&user)? {
             return Err(ServiceError::UserExists(username));
@@ -416,7 +454,7 @@ impl Accounts {
         let new_hash = match update.password {
             Some(pw) => {
                 password::check_policy(&pw).map_err(|m| ServiceError::invalid("password", m))?;
-                Some(hash_blocking(pw).await?)
+                Some(self.hash(pw).await?)
             }
             None => None,
         };
@@ -431,11 +469,18 @@ impl Accounts {
             }
             user.role = role;
         }
+        if let Some(app_logs) = update.app_logs {
+            user.app_logs = app_logs;
+        }
         let password_changed = new_hash.is_some();
         if let Some(hash) = new_hash {
             user.password_hash = hash;
         }
+        let role_changed = update.role.is_some();
         self.store.put_user(&user)?;
+        if role_changed {
+            tracing::info!(user = %username, role = ?user.role, "role changed");
+        }
         if password_changed {
             self.store.delete_sessions_of(username, None)?;
         }
@@ -471,12 +516,11 @@ impl Accounts {
         auth: &Authenticated,
         current: String,
         new: String,
+        client: IpAddr,
     ) -> ServiceResult<()> {
         password::check_policy(&new).map_err(|m| ServiceError::invalid("new_password", m))?;
-        if !verify_blocking(current, Some(auth.user.password_hash.clone())).await? {
-            return Err(ServiceError::InvalidCredentials);
-        }
-        let new_hash = hash_blocking(new).await?;
+        self.check_current_password(auth, current, client).await?;
+        let new_hash = self.hash(new).await?;
         let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
         let mut user = self.current_user(auth)?;
         user.password_hash = new_hash;
@@ -484,6 +528,54 @@ impl Accounts {
         self.store
             .delete_sessions_of(&user.username, Some(&auth.token_hash))?;
         Ok(())
+    }
+
+    /// The signed-in user's password, asked again before a sensitive change; throttled like a
+    /// login (per client and per account, the attempt reserved before hashing).
+    async fn check_current_password(
+        &self,
+        auth: &Authenticated,
+        given: String,
+        client: IpAddr,
+    ) -> ServiceResult<()> {
+        let now = self.now();
+        let client_key = client_group(client).to_string();
+        let account_key = auth.user.username.to_ascii_lowercase();
+        let throttled = |retry_after| ServiceError::Throttled { retry_after };
+        self.login_by_client
+            .reserve(&client_key, now)
+            .map_err(throttled)?;
+        self.reauth_by_account
+            .reserve(&account_key, now)
+            .map_err(throttled)?;
+        let stored = self.current_user(auth)?.password_hash;
+        if !self.verify(given, Some(stored)).await? {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        self.login_by_client.record_success(&client_key);
+        self.reauth_by_account.record_success(&account_key);
+        Ok(())
+    }
+
+    async fn hash(&self, password_given: String) -> ServiceResult<String> {
+        self.hashing
+            .run(move || password::hash(&password_given))
+            .await
+            .map_err(|_| busy())
+    }
+
+    /// Verifies against `stored`, or spends the same time on a dummy hash when there is none.
+    async fn verify(&self, password_given: String, stored: Option<String>) -> ServiceResult<bool> {
+        self.hashing
+            .run(move || match stored {
+                Some(hash) => password::verify(&password_given, &hash),
+                None => {
+                    password::verify_dummy(&password_given);
+                    false
+                }
+            })
+            .await
+            .map_err(|_| busy())
     }
 
     fn current_user(&self, auth: &Authenticated) -> ServiceResult<UserRecord> {
@@ -532,10 +624,10 @@ impl Accounts {
         &self,
         auth: &Authenticated,
         password_given: String,
+        client: IpAddr,
     ) -> ServiceResult<()> {
-        if !verify_blocking(password_given, Some(auth.user.password_hash.clone())).await? {
-            return Err(ServiceError::InvalidCredentials);
-        }
+        self.check_current_password(auth, password_given, client)
+            .await?;
         let _guard = self.user_changes.lock().unwrap_or_else(|e| e.into_inner());
         let mut user = self.current_user(auth)?;
         user.totp = None;
@@ -544,23 +636,11 @@ impl Accounts {
     }
 }
 
-async fn hash_blocking(password_given: String) -> ServiceResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password_given))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("password hashing task failed: {e}")))
-}
-
-/// Verifies against `stored`, or spends the same time on a dummy hash when there is none.
-async fn verify_blocking(password_given: String, stored: Option<String>) -> ServiceResult<bool> {
-    tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => password::verify(&password_given, &hash),
-        None => {
-            password::verify_dummy(&password_given);
-            false
-        }
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("password check task failed: {e}")))
+/// Too many password checks waiting already: come back shortly.
+fn busy() -> ServiceError {
+    ServiceError::Throttled {
+        retry_after: Duration::from_secs(2),
+    }
 }
 
 fn remove_file_if_exists(path: &std::path::Path) {

@@ -239,6 +239,7 @@ fn store_writer(config: &Config, from: u64, count: Option<u64>) -> anyhow::Resul
             role: crate::store::Role::Member,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             totp: None,
+            app_logs: false,
         };
         store.put_user(&user)?;
         let mut out = stdout.lock();

@@ -37,6 +37,9 @@ pub struct ConfigFile {
     pub hostname: Option<String>,
     pub status_interval_secs: Option<u64>,
     pub metrics_token: Option<String>,
+    /// Connections one client address (an IPv6 /64) may hold open at once (default 256, at
+    /// most half the total cap, which follows the descriptor limit).
+    pub http_max_connections_per_client: Option<usize>,
     pub session_idle_timeout_secs: Option<u64>,
     pub session_max_age_secs: Option<u64>,
     pub system_bus_address: Option<String>,
@@ -113,6 +116,7 @@ impl ConfigFile {
             hostname,
             status_interval_secs,
             metrics_token,
+            http_max_connections_per_client,
             session_idle_timeout_secs,
             session_max_age_secs,
             system_bus_address,
@@ -172,6 +176,8 @@ pub struct Config {
     pub hostname: Option<String>,
     pub status_interval: Duration,
     pub metrics_token: Option<String>,
+    /// Overrides the per-client connection cap (`server::Limits`).
+    pub http_max_connections_per_client: Option<usize>,
     pub session_idle_timeout: Duration,
     pub session_max_age: Duration,
     /// D-Bus address of the system bus; `None` means the default system bus.
@@ -419,6 +425,7 @@ impl Config {
             hostname: file.hostname,
             status_interval: secs(file.status_interval_secs, 2, "status_interval_secs")?,
             metrics_token: file.metrics_token,
+            http_max_connections_per_client: file.http_max_connections_per_client,
             session_idle_timeout: secs(
                 file.session_idle_timeout_secs,
                 7 * 24 * 3600,

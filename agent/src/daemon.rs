@@ -369,10 +369,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (state, ca) = build_state(config, clock)?;
     announce_setup_code(&state)?;
     let resolver = Arc::new(CertResolver::new(current_server_key(&state, &ca)?));
-    let server = Server::new(
+    let mut limits = crate::server::Limits::for_this_process();
+    if let Some(n) = state.config.http_max_connections_per_client {
+        limits.max_per_client = n.clamp(1, limits.max_connections);
+    }
+    let server = Server::with_limits(
         crate::api::app(state.clone()),
         crate::server::tls_config(resolver.clone()),
         &format!("{}.local", state.hostname()),
+        limits,
     );
     spawn_status_task(state.clone());
     {

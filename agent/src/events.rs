@@ -3,7 +3,13 @@
 
 use crate::status::SystemStatus;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
+
+/// Live event streams one user may hold open at once (a browser tab holds one). Each costs a
+/// connection and a subscription; without a cap one account could hold the connection cap.
+pub const MAX_STREAMS_PER_USER: usize = 8;
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -87,6 +93,26 @@ impl Event {
 pub struct Events {
     tx: broadcast::Sender<Event>,
     latest_status: watch::Sender<Option<SystemStatus>>,
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream of a user; closing the stream (dropping this) frees its place.
+#[derive(Debug)]
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    user: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Default for Events {
@@ -99,7 +125,25 @@ impl Events {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(64);
         let (latest_status, _) = watch::channel(None);
-        Self { tx, latest_status }
+        Self {
+            tx,
+            latest_status,
+            streams: Arc::default(),
+        }
+    }
+
+    /// A place for one more stream of `user`, or `None` at `MAX_STREAMS_PER_USER`.
+    pub fn open_stream(&self, user: &str) -> Option<StreamSlot> {
+        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(user.to_string()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            streams: self.streams.clone(),
+            user: user.to_string(),
+        })
     }
 
     pub fn publish_status(&self, status: SystemStatus) {

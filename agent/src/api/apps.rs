@@ -793,10 +793,15 @@ pub async fn check_updates(
     responses((status = 200, content_type = "application/x-ndjson", description = "one {container, stream, text} per line")))]
 pub async fn logs(
     State(state): State<AppState>,
-    _s: Session,
+    Session(auth): Session,
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
+    // Logs of store apps print their generated admin passwords and tokens: members read
+    // them only when an admin granted it.
+    if auth.user.role != crate::store::Role::Admin && !auth.user.app_logs {
+        return Err(ServiceError::Forbidden.into());
+    }
     let stream = state.apps.logs(
         &id,
         LogOptions {

@@ -1,6 +1,9 @@
 //! The one mapping from service errors to HTTP: status, machine-readable code and message, in
-//! the shape `{"error":{"code":"...","message":"..."}}`. 5xx bodies never carry internals; the
-//! details go to the log.
+//! the shape `{"error":{"code":"...","message":"..."}}`. 5xx bodies never carry internals: they
+//! carry a request id, and the details go to the log under the same id.
+//!
+//! Errors raised outside the handlers (axum's extractor rejections, unknown methods, body
+//! limits) are rewritten into the same shape by `json_errors`, so no API answer is plain text.
 
 use crate::error::ServiceError;
 use axum::Json;
@@ -20,6 +23,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    /// For server errors: the id under which the details are in the device's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -39,9 +45,117 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         error: ErrorDetail {
             code: code.into(),
             message: message.into(),
+            request_id: None,
         },
     };
     (status, Json(body)).into_response()
+}
+
+/// A server error's answer: a fixed message for its status and a fresh request id; `details`
+/// (which may name libraries, paths, D-Bus errors) goes only to the log, under that id.
+pub fn server_error(status: StatusCode, code: &str, details: &dyn std::fmt::Display) -> Response {
+    let request_id = crate::auth::tokens::new_id();
+    let message = match status {
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "This part of the device is not available right now; try again in a moment."
+        }
+        StatusCode::BAD_GATEWAY => "The device could not get what it needed from another server.",
+        _ => "Something went wrong on the device. The details are in its log.",
+    };
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::BAD_GATEWAY {
+        tracing::warn!(%request_id, %code, error = %details, "request failed");
+    } else {
+        tracing::error!(%request_id, %code, error = %details, "request failed");
+    }
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+            request_id: Some(request_id),
+        },
+    };
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+/// The stable code for a status, for errors that did not come with one.
+fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::LENGTH_REQUIRED => "length_required",
+        StatusCode::PRECONDITION_FAILED => "edit_conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+        StatusCode::TOO_MANY_REQUESTS => "throttled",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::BAD_GATEWAY => "bad_gateway",
+        s if s.is_server_error() => "internal",
+        _ => "http_error",
+    }
+}
+
+/// Middleware: any API error answer that is not already JSON (axum's rejections of a bad query,
+/// path, body or method; a body over its limit) is given the error shape, keeping its status
+/// and headers. Client-error texts are kept as the message (they say what was wrong with the
+/// request); server-error texts are logged and replaced.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/api/") || path == "/metrics";
+    let response = next.run(request).await;
+    let status = response.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = code_for_status(status);
+    let mut rebuilt = if status.is_server_error() {
+        server_error(status, code, &text)
+    } else {
+        let message = if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("Request refused.")
+                .to_string()
+        } else {
+            text
+        };
+        error_response(status, code, &message)
+    };
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in rebuilt.headers() {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    *rebuilt.headers_mut() = parts.headers;
+    rebuilt
 }
 
 fn system_status(error: &crate::system::SystemError) -> (StatusCode, &'static str) {
@@ -129,31 +243,44 @@ impl IntoResponse for ApiError {
             E::Update(e) => update_status(e),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        let message = if status.is_server_error()
-            && status != StatusCode::SERVICE_UNAVAILABLE
-            && status != StatusCode::BAD_GATEWAY
-        {
-            tracing::error!(error = %self.0, "request failed");
-            "Something went wrong on the device. The details are in its log.".to_string()
-        } else {
-            let mut text = self.0.to_string();
-            if let Some(first) = text.get_mut(0..1) {
-                first.make_ascii_uppercase();
-            }
-            text
-        };
-        let mut response = error_response(status, code, &message);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Our own "not ready yet" texts are safe to show; every other 5xx wraps something
+        // from a library (D-Bus, Docker, the store) and is shown only as a request id.
+        if let E::Unavailable(own) = &self.0 {
+            let mut response = error_response(status, code, own);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
         }
+        if status.is_server_error() && !own_words(&self.0) {
+            return server_error(status, code, &self.0);
+        }
+        let mut text = self.0.to_string();
+        if let Some(first) = text.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let mut response = error_response(status, code, &text);
         if let E::Throttled { retry_after } = &self.0
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// 5xx errors whose text the agent wrote itself and that tell the user something useful (an
+/// image the agent refused to fetch from a private address, an answer that was not an image).
+/// Texts carrying a library's error (an HTTP client's) stay in the log.
+fn own_words(e: &ServiceError) -> bool {
+    use crate::apps::catalog::CatalogError as C;
+    use crate::apps::fetch::FetchError as F;
+    use crate::apps::media::MediaError as M;
+    match e {
+        ServiceError::Catalog(C::Media(m)) => {
+            !matches!(m, M::Fetch(F::Http { .. } | F::CaFile { .. }))
+        }
+        _ => false,
     }
 }
 
@@ -211,6 +338,11 @@ fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'stat
 
 impl From<axum::extract::rejection::JsonRejection> for ServiceError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ServiceError::TooLarge(
+                "the request body is larger than this endpoint accepts".into(),
+            );
+        }
         ServiceError::invalid("body", rejection.body_text())
     }
 }

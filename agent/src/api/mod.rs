@@ -23,6 +23,7 @@ mod web;
 
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -109,11 +110,16 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::catalog_icon))
         .routes(routes!(apps::catalog_thumbnail))
         .routes(routes!(apps::catalog_screenshot))
-        .routes(routes!(apps::plan))
         .routes(routes!(apps::check_updates))
-        .routes(routes!(apps::convert))
-        .routes(routes!(apps::list_apps, apps::install))
-        .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
+        .merge(
+            // Compose files travel in these bodies; every other JSON body is small.
+            OpenApiRouter::new()
+                .routes(routes!(apps::plan))
+                .routes(routes!(apps::convert))
+                .routes(routes!(apps::list_apps, apps::install))
+                .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
+                .layer(DefaultBodyLimit::max(COMPOSE_BODY_LIMIT)),
+        )
         .routes(routes!(apps::start_app))
         .routes(routes!(apps::stop_app))
         .routes(routes!(apps::restart_app))
@@ -126,17 +132,111 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(update::install))
         .routes(routes!(update::reboot))
         .routes(routes!(update::patch_policy))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts()
+}
+
+/// The body limit of JSON requests (logins, settings, users, file actions). File uploads
+/// stream and are not buffered, so this does not apply to them.
+pub const JSON_BODY_LIMIT: usize = 64 << 10;
+/// The body limit of requests that carry a compose file.
+pub const COMPOSE_BODY_LIMIT: usize = 1 << 20;
+
+/// Adds the answers every operation of a kind can give, from the guards and extractors they
+/// share, so that the document lists every status an operation can answer: 401 and 403 (no
+/// session, a member on an admin route, a missing CSRF token) where a session is needed, 400
+/// where there are parameters or a body, 413 where there is a body, 404 where a path names
+/// something, 500 (with a request id) everywhere, 503 where a system service is behind it.
+fn complete_statuses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut value) = serde_json::to_value(&doc) else {
+        return doc;
+    };
+    let error = |text: &str| {
+        serde_json::json!({
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    if let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                if !["get", "put", "post", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    continue;
+                }
+                let session = op
+                    .get("security")
+                    .and_then(|s| s.as_array())
+                    .is_some_and(|reqs| reqs.iter().any(|r| r.get("session").is_some()));
+                let params = op
+                    .get("parameters")
+                    .and_then(|p| p.as_array())
+                    .is_some_and(|p| !p.is_empty());
+                let body = op.get("requestBody").is_some();
+                let tag = op
+                    .get("tags")
+                    .and_then(|t| t.get(0))
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut())
+                else {
+                    continue;
+                };
+                let mut add = |status: &str, text: &str| {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(text));
+                };
+                if session {
+                    add("401", "unauthenticated: no valid session");
+                    add(
+                        "403",
+                        "forbidden (the role does not allow it) or csrf_invalid (unsafe method without the session's X-CSRF-Token)",
+                    );
+                }
+                if params || body {
+                    add("400", "invalid_input: a parameter or the body is not valid");
+                }
+                if body {
+                    add("413", "too_large: the body is over this endpoint's limit");
+                }
+                if path.contains('{') {
+                    add("404", "not_found");
+                }
+                add(
+                    "500",
+                    "internal: the details are in the device's log under the request_id",
+                );
+                if [
+                    "system", "device", "network", "disks", "apps", "update", "files",
+                ]
+                .contains(&tag.as_str())
+                {
+                    add(
+                        "503",
+                        "unavailable: a system service behind this is not reachable right now (Retry-After)",
+                    );
+                }
+            }
+        }
+    }
+    serde_json::from_value(value).unwrap_or(doc)
 }
 
 /// The OpenAPI document as served.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().1
+    complete_statuses(api_routes().1)
 }
 
 /// The whole application: API, OpenAPI document, dashboard, headers.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = api_routes();
+    let doc = complete_statuses(doc);
     let doc_json = doc.to_pretty_json().unwrap_or_default();
     api.route(
         "/api/openapi.json",
@@ -156,9 +256,13 @@ pub fn app(state: AppState) -> Router {
     )
     .route("/api/{*rest}", axum::routing::any(system::api_not_found))
     .fallback(web::serve)
+    .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+    .layer(axum::middleware::from_fn(error::json_errors))
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         security_headers::apply,
     ))
+    // Outermost: keeps an unread HTTP/2 request body alive until the refusal is on its way.
+    .layer(axum::middleware::from_fn(crate::server::keep_unread_body))
     .with_state(state)
 }

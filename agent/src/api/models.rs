@@ -44,6 +44,8 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub totp_enabled: bool,
+    /// May read app logs (always true for admins; members only when an admin grants it).
+    pub app_logs: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -54,6 +56,7 @@ impl From<&UserRecord> for User {
             username: u.username.clone(),
             role: u.role,
             totp_enabled: u.totp_enabled(),
+            app_logs: u.app_logs || u.role == Role::Admin,
             created_at: rfc3339(u.created_at),
         }
     }
@@ -92,6 +95,8 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     /// A new password; all the user's sessions end.
     pub password: Option<String>,
+    /// Let a member read app logs (which often print the apps' admin passwords).
+    pub app_logs: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -41,13 +41,21 @@ fn to_sse(event: &Event) -> sse::Event {
 }
 
 /// Server-Sent Events: `status` about every two seconds (the first at once), and the other
-/// event kinds as they happen.
+/// event kinds as they happen. A user holds at most `MAX_STREAMS_PER_USER` streams; a stream
+/// ends when its session ends or its user's role changes.
 #[utoipa::path(get, path = "/api/v1/events", tag = "system", security(("session" = [])),
-    responses((status = 200, content_type = "text/event-stream", description = "event stream"), (status = 401, body = super::error::ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream", description = "event stream"), (status = 401, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody, description = "throttled: the user has too many streams open")))]
 pub async fn events(
     State(state): State<AppState>,
     Session(auth): Session,
-) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
+) -> ApiResult<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>> {
+    let slot = state
+        .events
+        .open_stream(&auth.user.username)
+        .ok_or(ServiceError::Throttled {
+            retry_after: std::time::Duration::from_secs(10),
+        })?;
     let first: Vec<sse::Event> = state
         .events
         .latest_status()
@@ -70,12 +78,17 @@ pub async fn events(
         });
         async move { visible.map(|e| to_sse(&e)) }
     });
-    // The stream ends as soon as its session is revoked or expires (checked at every event).
+    // The stream ends as soon as its session is revoked or expires, or its user's role changes
+    // (what it may hear was decided by the role at the start); checked at every event, and a
+    // status event comes every few seconds.
     let token_hash = auth.token_hash;
-    let live = live
-        .take_while(move |_| std::future::ready(state.accounts.session_still_valid(&token_hash)));
+    let role = auth.user.role;
+    let live = live.take_while(move |_| {
+        let _held = &slot;
+        std::future::ready(state.accounts.session_still_grants(&token_hash, role))
+    });
     let all = stream::iter(first).chain(live).map(Ok);
-    Sse::new(all).keep_alive(KeepAlive::default())
+    Ok(Sse::new(all).keep_alive(KeepAlive::default()))
 }
 
 /// The device's CA certificate: install it once to trust the device's HTTPS.

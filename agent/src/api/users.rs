@@ -1,6 +1,6 @@
 //! User management (admins) and each user's own account (password, TOTP).
 
-use super::auth::{AdminSession, Session};
+use super::auth::{AdminSession, ClientAddr, Session};
 use super::error::{ApiResult, Body};
 use super::models::{
     ChangePasswordRequest, CreateUserRequest, PasswordConfirmation, TotpCode, TotpEnrolment,
@@ -54,6 +54,7 @@ pub async fn update(
     let update = UserUpdate {
         role: req.role,
         password: req.password,
+        app_logs: req.app_logs,
     };
     Ok(Json(User::from(
         &state.accounts.update_user(&name, update).await?,
@@ -79,11 +80,12 @@ pub async fn delete(
 pub async fn change_password(
     State(state): State<AppState>,
     Session(auth): Session,
+    ClientAddr(client): ClientAddr,
     Body(req): Body<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     state
         .accounts
-        .change_password(&auth, req.current_password, req.new_password)
+        .change_password(&auth, req.current_password, req.new_password, client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -125,8 +127,12 @@ pub async fn totp_confirm(
 pub async fn totp_disable(
     State(state): State<AppState>,
     Session(auth): Session,
+    ClientAddr(client): ClientAddr,
     Body(req): Body<PasswordConfirmation>,
 ) -> ApiResult<StatusCode> {
-    state.accounts.totp_disable(&auth, req.password).await?;
+    state
+        .accounts
+        .totp_disable(&auth, req.password, client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -55,8 +55,28 @@ impl Throttle {
 
     pub fn record_failure(&self, key: &str, now: OffsetDateTime) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.count_failure(&mut entries, key, now);
+    }
+
+    /// Checks `key` and, if it is not blocked, counts the attempt as a failure at once, in one
+    /// step: concurrent attempts cannot all pass the check before the first failure is
+    /// recorded (60 parallel guesses would otherwise all be tried). A success afterwards clears
+    /// the key with `record_success`; a failure needs nothing more.
+    pub fn reserve(&self, key: &str, now: OffsetDateTime) -> Result<(), Duration> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = entries.get(key)
+            && entry.blocked_until > now
+        {
+            let wait = entry.blocked_until - now;
+            return Err(Duration::from_secs(wait.whole_seconds().max(0) as u64 + 1));
+        }
+        self.count_failure(&mut entries, key, now);
+        Ok(())
+    }
+
+    fn count_failure(&self, entries: &mut HashMap<String, Entry>, key: &str, now: OffsetDateTime) {
         if !entries.contains_key(key) && entries.len() >= self.policy.max_entries {
-            self.evict(&mut entries, now);
+            self.evict(entries, now);
         }
         let forget = self.policy.forget_after;
         let entry = entries.entry(key.to_string()).or_insert(Entry {
@@ -163,6 +183,18 @@ mod tests {
             t.check("j", later).is_ok(),
             "failures older than forget_after do not count"
         );
+    }
+
+    #[test]
+    fn reservations_count_before_the_outcome_is_known() {
+        let t = Throttle::new(policy());
+        let now = OffsetDateTime::UNIX_EPOCH;
+        // Attempts in flight together: the free ones and the one that starts the block pass,
+        // every later one is refused although no outcome has been recorded yet.
+        let passed = (0..60).filter(|_| t.reserve("k", now).is_ok()).count();
+        assert_eq!(passed, 4);
+        t.record_success("k");
+        assert!(t.reserve("k", now).is_ok(), "a success clears the key");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct UserRecord {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub totp: Option<TotpState>,
+    /// A member may read app logs (they often print admin passwords); admins always may.
+    #[serde(default)]
+    pub app_logs: bool,
 }
 
 impl UserRecord {

@@ -8,6 +8,7 @@ fn user(name: &str, role: Role) -> UserRecord {
         role,
         created_at: OffsetDateTime::UNIX_EPOCH,
         totp: None,
+        app_logs: false,
     }
 }
 

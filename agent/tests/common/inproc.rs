@@ -124,9 +124,7 @@ impl Harness {
             None => Body::empty(),
         };
         let mut request = req.body(body).expect("request");
-        let ip: SocketAddr = format!("{}:40000", b.ip.unwrap_or("192.0.2.10"))
-            .parse()
-            .expect("ip");
+        let ip = SocketAddr::new(b.ip.unwrap_or("192.0.2.10").parse().expect("ip"), 40000);
         request.extensions_mut().insert(ConnectInfo(ip));
         let resp = self.app.clone().oneshot(request).await.expect("infallible");
         if let Some(s) = cookie_from(&resp, "__Host-hearth_session") {
@@ -145,6 +143,18 @@ impl Harness {
             b.csrf = Some(csrf.to_string());
         }
         Reply { status, body, raw }
+    }
+
+    /// A GET whose response body is left open (event streams).
+    pub async fn call_streaming(&self, b: &mut Browser, path: &str) -> axum::http::Response<Body> {
+        let mut req = Request::builder().uri(path);
+        if let Some(s) = &b.session {
+            req = req.header("cookie", format!("__Host-hearth_session={s}"));
+        }
+        let mut request = req.body(Body::empty()).expect("request");
+        let ip = SocketAddr::new(b.ip.unwrap_or("192.0.2.10").parse().expect("ip"), 40000);
+        request.extensions_mut().insert(ConnectInfo(ip));
+        self.app.clone().oneshot(request).await.expect("infallible")
     }
 
     pub async fn login(&self, b: &mut Browser, user: &str, password: &str) -> Reply {

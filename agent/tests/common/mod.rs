@@ -21,6 +21,8 @@ pub struct Agent {
     pub port: u16,
     child: Option<Child>,
     pub extra_args: Vec<String>,
+    /// A command the agent runs under (e.g. `prlimit --nofile=1024`), which must exec it.
+    pub wrapper: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -40,13 +42,36 @@ impl Agent {
             port: free_port(),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            wrapper: Vec::new(),
+        };
+        agent.spawn();
+        agent
+    }
+
+    /// Starts an agent under `wrapper` (a command that execs the agent, keeping its pid).
+    pub fn start_under(dir: &Path, wrapper: &[&str]) -> Agent {
+        let mut agent = Agent {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            child: None,
+            extra_args: Vec::new(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         agent.spawn();
         agent
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth-agent"))
+        let bin = env!("CARGO_BIN_EXE_hearth-agent");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(["--dev", "--data-dir"])
             .arg(&self.dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])

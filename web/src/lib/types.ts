@@ -8,6 +8,8 @@ export interface User {
   username: string;
   role: Role;
   totp_enabled: boolean;
+  /** May read app logs (always for admins; members when an admin grants it). */
+  app_logs: boolean;
   created_at: string;
 }
 
@@ -58,6 +60,7 @@ export interface CreateUserRequest {
 export interface UpdateUserRequest {
   role?: Role;
   password?: string;
+  app_logs?: boolean;
 }
 
 export interface ChangePasswordRequest {
@@ -76,6 +79,8 @@ export interface PasswordConfirmation {
 export interface ErrorDetail {
   code: string;
   message: string;
+  /** Server errors only: the id the device logged the details under. */
+  request_id?: string;
 }
 
 export interface ErrorBody {
