@@ -10,19 +10,23 @@ use crate::server::Server;
 use crate::state::{AppState, Inner};
 use crate::status::{Identity, Sampler};
 use crate::store::Store;
-use crate::tls::{self, CertResolver, LocalCa};
+use crate::tls::{self, CertResolver, DeviceTls};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
-/// Builds the application state for `config` (also used by in-process tests).
-pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppState, LocalCa)> {
+/// Builds the application state for `config` (also used by in-process tests), with the
+/// device's TLS identity (also reachable as `state.tls`).
+pub fn build_state(
+    config: Config,
+    clock: SharedClock,
+) -> anyhow::Result<(AppState, Arc<DeviceTls>)> {
     crate::fsutil::ensure_dir(&config.data_dir, 0o700)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir.join("store"))
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    let ca = LocalCa::load_or_create(&config.data_dir.join("tls"), clock.now())?;
+    let tls = Arc::new(DeviceTls::open(&config.data_dir.join("tls"), clock.now())?);
     let accounts = Accounts::new(
         store.clone(),
         clock.clone(),
@@ -37,7 +41,7 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
     let state = AppState::new(Inner {
         apps,
         catalog,
-        ca_cert_pem: ca.cert_pem().to_string(),
+        tls: tls.clone(),
         files: crate::files::FileRoots::new(
             &config.data_dir,
             &config.apps.app_data_dir,
@@ -77,7 +81,7 @@ pub fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<(AppSta
         metrics: Metrics::default(),
         started: Instant::now(),
     });
-    Ok((state, ca))
+    Ok((state, tls))
 }
 
 /// The apps service (over the configured container socket) and the app-store catalog.
@@ -307,30 +311,20 @@ pub fn spawn_status_task(state: AppState) {
     });
 }
 
-fn current_server_key(
-    state: &AppState,
-    ca: &LocalCa,
-) -> anyhow::Result<rustls::sign::CertifiedKey> {
-    let wanted = tls::wanted_sans(&state.hostname(), &tls::local_addresses());
-    let (cert, _) = tls::ensure_server_cert(
-        &state.config.data_dir.join("tls"),
-        ca,
-        &wanted,
-        state.clock.now(),
-    )?;
-    tls::resolver_key(&cert, ca).map_err(|e| anyhow::anyhow!("server certificate unusable: {e}"))
+/// The names the server certificate must cover now.
+pub fn wanted_names(state: &AppState) -> Vec<String> {
+    tls::wanted_sans(&state.hostname(), &tls::local_addresses())
 }
 
 /// Re-checks the server certificate hourly (expiry, new names or addresses) and swaps it in.
-fn spawn_cert_renewal(state: AppState, ca: LocalCa, resolver: Arc<CertResolver>) {
+fn spawn_cert_renewal(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         tick.tick().await;
         loop {
             tick.tick().await;
-            match current_server_key(&state, &ca) {
-                Ok(key) => resolver.replace(key),
-                Err(e) => tracing::warn!(error = %e, "certificate renewal failed"),
+            if let Err(e) = state.tls.refresh(&wanted_names(&state), state.clock.now()) {
+                tracing::warn!(error = %e, "certificate renewal failed");
             }
         }
     });
@@ -366,9 +360,12 @@ fn announce_setup_code(state: &AppState) -> anyhow::Result<()> {
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let (state, ca) = build_state(config, clock)?;
+    let (state, tls) = build_state(config, clock)?;
     announce_setup_code(&state)?;
-    let resolver = Arc::new(CertResolver::new(current_server_key(&state, &ca)?));
+    let resolver = Arc::new(CertResolver::new(
+        tls.server_key(&wanted_names(&state), state.clock.now())?,
+    ));
+    tls.attach(resolver.clone());
     let mut limits = crate::server::Limits::for_this_process();
     if let Some(n) = state.config.http_max_connections_per_client {
         limits.max_per_client = n.clamp(1, limits.max_connections);
@@ -391,7 +388,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     spawn_update_check(state.clone());
     state.updates.reconcile_at_start();
     spawn_system_update_schedule(state.clone());
-    spawn_cert_renewal(state.clone(), ca, resolver);
+    spawn_cert_renewal(state.clone());
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {
         let listener = TcpListener::bind(addr)

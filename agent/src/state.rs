@@ -24,7 +24,7 @@ pub struct Inner {
     pub clock: SharedClock,
     pub events: Events,
     pub metrics: Metrics,
-    pub ca_cert_pem: String,
+    pub tls: Arc<crate::tls::DeviceTls>,
     pub files: crate::files::FileRoots,
     pub jobs: crate::jobs::Jobs,
     pub system: Box<dyn crate::system::SystemControl>,

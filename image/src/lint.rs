@@ -24,8 +24,9 @@ pub struct LintContext<'a> {
 }
 
 /// Units that must be present and enabled.
-const REQUIRED_UNITS: [&str; 6] = [
+const REQUIRED_UNITS: [&str; 7] = [
     "hearth-agent.service",
+    "hearth-firewall.service",
     "docker.service",
     "NetworkManager.service",
     "avahi-daemon.service",
@@ -33,8 +34,10 @@ const REQUIRED_UNITS: [&str; 6] = [
     "systemd-repart.service",
 ];
 
-/// Units that write to the root or to the network on a schedule; never enabled.
-const FORBIDDEN_UNITS: [&str; 5] = [
+/// Units that write to the root or to the network on a schedule, or (nftables.service) flush
+/// the whole firewall ruleset, Docker's included; never enabled.
+const FORBIDDEN_UNITS: [&str; 6] = [
+    "nftables.service",
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
     "dpkg-db-backup.timer",
@@ -83,7 +86,22 @@ pub const LINTS: &[Lint] = &[
         name: "release.json and the OTA root key present",
         check: update_identity,
     },
+    Lint {
+        name: "every Hearth service is sandboxed",
+        check: units_sandboxed,
+    },
 ];
+
+/// Settings every `hearth-*.service` must carry (docs/security.md, "Least privilege on the
+/// device"): each names what it keeps, so a new unit cannot ship with systemd's defaults.
+const SANDBOX_LINES: [&str; 4] = [
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "PrivateTmp=yes",
+    "SystemCallFilter=@system-service",
+];
+/// Settings that must be present with some value.
+const SANDBOX_KEYS: [&str; 2] = ["CapabilityBoundingSet=", "RestrictAddressFamilies="];
 
 pub const HEALTH_GATE_UNIT: &str = "hearth-health-gate.service";
 
@@ -330,6 +348,35 @@ fn health_gate(ctx: &LintContext) -> Vec<String> {
     problems
 }
 
+fn units_sandboxed(ctx: &LintContext) -> Vec<String> {
+    let dir = ctx.root.join("usr/lib/systemd/system");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return vec![format!("{} is missing", dir.display())];
+    };
+    let mut problems = Vec::new();
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("hearth-") && n.ends_with(".service"))
+        .collect();
+    names.sort();
+    for name in names {
+        let text = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for want in SANDBOX_LINES {
+            if !lines.contains(&want) {
+                problems.push(format!("{name} lacks {want}"));
+            }
+        }
+        for key in SANDBOX_KEYS {
+            if !lines.iter().any(|l| l.starts_with(key)) {
+                problems.push(format!("{name} lacks {key}"));
+            }
+        }
+    }
+    problems
+}
+
 fn update_identity(ctx: &LintContext) -> Vec<String> {
     let mut problems = Vec::new();
     let release = ctx.root.join(crate::ota::RELEASE_PATH);
@@ -468,6 +515,33 @@ mod tests {
         .expect("write");
         let found = health_gate(&ctx(root));
         assert!(found[0].contains("FailureAction=reboot"), "{found:?}");
+    }
+
+    #[test]
+    fn every_hearth_unit_in_the_overlays_is_sandboxed_and_a_bare_one_is_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let units = tmp.path().join("usr/lib/systemd/system");
+        std::fs::create_dir_all(&units).expect("mkdir");
+        let overlay =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../overlays/base/usr/lib/systemd/system");
+        let mut copied = 0;
+        for entry in std::fs::read_dir(&overlay).expect("overlay") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "service") {
+                std::fs::copy(&path, units.join(path.file_name().expect("name"))).expect("copy");
+                copied += 1;
+            }
+        }
+        assert!(copied >= 4, "the overlay's units were found");
+        assert_eq!(units_sandboxed(&ctx(tmp.path())), Vec::<String>::new());
+        std::fs::write(
+            units.join("hearth-new.service"),
+            "[Service]\nExecStart=/usr/bin/true\nProtectSystem=full\n",
+        )
+        .expect("write");
+        let found = units_sandboxed(&ctx(tmp.path()));
+        assert_eq!(found.len(), 6, "{found:?}");
+        assert!(found.iter().all(|p| p.starts_with("hearth-new.service")));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod session;
 mod setup;
 mod shares;
 mod system;
+mod tls;
 pub(crate) mod update;
 mod users;
 mod web;
@@ -74,6 +75,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(system::status))
         .routes(routes!(system::events))
         .routes(routes!(system::ca_certificate))
+        .routes(routes!(tls::status))
+        .routes(routes!(tls::begin, tls::cancel))
+        .routes(routes!(tls::next_certificate))
+        .routes(routes!(tls::activate))
+        .routes(routes!(tls::forget_previous))
         .routes(routes!(system::metrics))
         .routes(routes!(device::services))
         .routes(routes!(device::service_action))

@@ -107,7 +107,7 @@ pub async fn ca_certificate(State(state): State<AppState>) -> Response {
             ),
             (header::CONTENT_DISPOSITION, filename),
         ],
-        state.ca_cert_pem.clone(),
+        state.tls.current_cert_pem(),
     )
         .into_response()
 }

@@ -3,12 +3,17 @@
 //!
 //! Both live under `<data_dir>/tls/` (keys mode 0600, written atomically) and are reused on
 //! restart. The server certificate is re-issued, and swapped into the running server without a
-//! restart, when it nears expiry or when the device's names or addresses change. The CA
-//! certificate is what a person downloads once to make their browser trust the device.
+//! restart, when it nears expiry, when the device's names or addresses change, or when the CA
+//! was rotated. The CA certificate is what a person downloads once to make their browser trust
+//! the device; it is name-constrained (see `constraints`) so that trust covers only the
+//! device's own names and addresses. Rotation (a new CA, then the switch) lives in `rotation`.
 
+pub mod constraints;
 mod resolver;
+mod rotation;
 
 pub use resolver::CertResolver;
+pub use rotation::{CaInfo, CaStatus, DeviceTls, RotationError};
 
 use crate::fsutil::{ensure_dir, write_atomic};
 use rcgen::{
@@ -22,7 +27,10 @@ use time::{Duration, OffsetDateTime};
 
 /// Server certificates live 397 days, the most browsers accept.
 const SERVER_LIFETIME: Duration = Duration::days(397);
-const CA_LIFETIME: Duration = Duration::days(20 * 365);
+/// Ten years: every rotation asks each user to trust a new root by hand, so the CA outlives
+/// the hardware it most likely runs on; the name constraints bound what a stolen key is worth,
+/// and rotation (documented in docs/security.md) is there for a suspected compromise.
+const CA_LIFETIME: Duration = Duration::days(10 * 365);
 /// Renew when less than this much validity is left.
 pub const RENEW_BEFORE: Duration = Duration::days(30);
 
@@ -42,6 +50,14 @@ pub enum TlsError {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct CaMeta {
     common_name: String,
+    /// False for CAs made before name constraints existed (their `ca.json` lacks the field):
+    /// the dashboard then recommends a rotation.
+    #[serde(default)]
+    name_constrained: bool,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    not_before: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    not_after: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +65,10 @@ pub struct ServerMeta {
     pub sans: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
+    /// SHA-256 fingerprint of the CA that signed it; a certificate from another CA (before a
+    /// rotation, or from before this field existed) is re-issued.
+    #[serde(default)]
+    pub issuer_fingerprint: String,
 }
 
 /// The device CA: its key and certificate.
@@ -125,6 +145,9 @@ fn ca_params(meta: &CaMeta) -> CertificateParams {
     dn.push(DnType::OrganizationName, "Hearth");
     dn.push(DnType::CommonName, meta.common_name.as_str());
     params.distinguished_name = dn;
+    if meta.name_constrained {
+        params.name_constraints = Some(constraints::name_constraints());
+    }
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -141,24 +164,44 @@ impl LocalCa {
             path: dir.into(),
             source,
         })?;
-        let p = paths(dir);
-        match (read(&p.ca_key)?, read(&p.ca_meta)?, read(&p.ca_cert)?) {
-            (Some(key), Some(meta), Some(cert_pem)) => Ok(LocalCa {
-                key: KeyPair::from_pem(&key).map_err(|e| invalid(&p.ca_key, e))?,
-                meta: serde_json::from_str(&meta).map_err(|e| invalid(&p.ca_meta, e))?,
-                cert_pem,
-            }),
-            _ => Self::create(&p, now),
+        match Self::load(dir)? {
+            Some(ca) => Ok(ca),
+            None => Self::create(dir, now),
         }
     }
 
-    fn create(p: &Paths, now: OffsetDateTime) -> Result<Self, TlsError> {
+    /// The CA in `dir`, if its key, metadata and certificate are all there.
+    fn load(dir: &Path) -> Result<Option<Self>, TlsError> {
+        let p = paths(dir);
+        match (read(&p.ca_key)?, read(&p.ca_meta)?, read(&p.ca_cert)?) {
+            (Some(key), Some(meta), Some(cert_pem)) => Ok(Some(LocalCa {
+                key: KeyPair::from_pem(&key).map_err(|e| invalid(&p.ca_key, e))?,
+                meta: serde_json::from_str(&meta).map_err(|e| invalid(&p.ca_meta, e))?,
+                cert_pem,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Makes a new name-constrained CA and writes it to `dir`.
+    fn create(dir: &Path, now: OffsetDateTime) -> Result<Self, TlsError> {
+        let ca = Self::generate(now)?;
+        ca.save(dir)?;
+        tracing::info!(ca = %ca.meta.common_name, "created the device certificate authority");
+        Ok(ca)
+    }
+
+    /// A new name-constrained CA, in memory only.
+    fn generate(now: OffsetDateTime) -> Result<Self, TlsError> {
         let id = crate::auth::tokens::random_bytes::<4>();
         let meta = CaMeta {
             common_name: format!(
                 "Hearth local CA {:02x}{:02x}{:02x}{:02x}",
                 id[0], id[1], id[2], id[3]
             ),
+            name_constrained: true,
+            not_before: Some(now - Duration::hours(1)),
+            not_after: Some(now + CA_LIFETIME),
         };
         let key = KeyPair::generate()?;
         let mut params = ca_params(&meta);
@@ -168,21 +211,29 @@ impl LocalCa {
             &crate::auth::tokens::random_bytes::<16>(),
         ));
         let cert_pem = params.self_signed(&key)?.pem();
-        // Key first: a crash between the writes leaves files that `load_or_create` treats as
-        // "no CA yet" rather than a certificate without its key.
-        write(&p.ca_key, &key.serialize_pem(), 0o600)?;
-        write(
-            &p.ca_meta,
-            &serde_json::to_string(&meta).unwrap_or_default(),
-            0o644,
-        )?;
-        write(&p.ca_cert, &cert_pem, 0o644)?;
-        tracing::info!(ca = %meta.common_name, "created the device certificate authority");
         Ok(LocalCa {
             key,
             meta,
             cert_pem,
         })
+    }
+
+    /// Writes key, metadata, then certificate. Key first: a crash between the writes leaves
+    /// files that `load` treats as "no CA here" rather than a certificate without its key.
+    fn save(&self, dir: &Path) -> Result<(), TlsError> {
+        let p = paths(dir);
+        write(&p.ca_key, &self.key.serialize_pem(), 0o600)?;
+        write(
+            &p.ca_meta,
+            &serde_json::to_string(&self.meta).unwrap_or_default(),
+            0o644,
+        )?;
+        write(&p.ca_cert, &self.cert_pem, 0o644)
+    }
+
+    /// SHA-256 of the certificate's DER, as browsers show it (upper-case hex, colons).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.cert_pem)
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -229,6 +280,7 @@ impl LocalCa {
             meta: ServerMeta {
                 sans: sans.to_vec(),
                 not_after: params.not_after,
+                issuer_fingerprint: self.fingerprint(),
             },
         })
     }
@@ -264,23 +316,26 @@ impl ServerCert {
         )
     }
 
-    /// True when this certificate should be replaced: it expires within [`RENEW_BEFORE`] or
-    /// does not cover every wanted name.
-    pub fn needs_renewal(&self, wanted: &[String], now: OffsetDateTime) -> bool {
+    /// True when this certificate should be replaced: it expires within [`RENEW_BEFORE`],
+    /// does not cover every wanted name, or was signed by another CA than `ca`.
+    pub fn needs_renewal(&self, wanted: &[String], ca: &LocalCa, now: OffsetDateTime) -> bool {
         self.meta.not_after - now < RENEW_BEFORE
             || wanted.iter().any(|w| !self.meta.sans.contains(w))
+            || self.meta.issuer_fingerprint != ca.fingerprint()
     }
 }
 
-/// The names a device's certificate must cover: its host name, `<host>.local`, `localhost` and
-/// its addresses.
+/// The names a device's certificate must cover: `<host>.local`, `localhost` and its addresses
+/// inside the CA's permitted ranges. The bare host name is not among them: the CA may not sign
+/// it (see `constraints`), and a verifier rejects a certificate with any name outside the
+/// constraints, so one stray name would break all the others.
 pub fn wanted_sans(hostname: &str, addresses: &[IpAddr]) -> Vec<String> {
-    let mut sans = vec![
-        format!("{hostname}.local"),
-        hostname.to_string(),
-        "localhost".to_string(),
-    ];
-    let mut ips: Vec<IpAddr> = addresses.to_vec();
+    let mut sans = vec![format!("{hostname}.local"), "localhost".to_string()];
+    let mut ips: Vec<IpAddr> = addresses
+        .iter()
+        .filter(|ip| constraints::permitted_ip(ip))
+        .copied()
+        .collect();
     ips.sort();
     ips.dedup();
     sans.extend(ips.iter().map(IpAddr::to_string));
@@ -315,7 +370,7 @@ pub fn ensure_server_cert(
     now: OffsetDateTime,
 ) -> Result<(ServerCert, bool), TlsError> {
     if let Some(existing) = ServerCert::load(dir)?
-        && !existing.needs_renewal(wanted, now)
+        && !existing.needs_renewal(wanted, ca, now)
     {
         return Ok((existing, false));
     }
@@ -323,6 +378,54 @@ pub fn ensure_server_cert(
     cert.save(dir)?;
     tracing::info!(names = ?wanted, not_after = %cert.meta.not_after, "issued server certificate");
     Ok((cert, true))
+}
+
+/// SHA-256 of the first certificate in `pem`, upper-case hex with colons.
+pub fn fingerprint(pem: &str) -> String {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let Ok(der) = CertificateDer::from_pem_slice(pem.as_bytes()) else {
+        return String::new();
+    };
+    sha2::Sha256::digest(der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Makes sure a private key file (or the folder holding keys) is for its owner only (the agent
+/// runs as root): a key copied in by hand, restored from a backup or left by an older version
+/// with wider permissions is tightened at start, with a warning.
+fn enforce_private(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(TlsError::Io {
+                path: path.into(),
+                source,
+            });
+        }
+    };
+    let want = match meta.file_type() {
+        t if t.is_file() => 0o600,
+        t if t.is_dir() => 0o700,
+        _ => return Err(invalid(path, "neither a regular file nor a folder")),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode != want {
+        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "TLS key or folder was open to others; tightened");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)).map_err(
+            |source| TlsError::Io {
+                path: path.into(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

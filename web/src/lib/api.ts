@@ -3,6 +3,7 @@
 
 import type {
   AppSettingsView,
+  CaStatus,
   AppStats,
   AppView,
   CatalogApp,
@@ -248,6 +249,13 @@ export class ApiClient {
 
   systemStatus = () => this.request<SystemStatus>('GET', '/api/v1/system/status');
 
+  // The device CA and its rotation: begin (a new CA, not served yet), activate, forget the old.
+  caStatus = () => this.request<CaStatus>('GET', '/api/v1/tls/ca');
+  beginCaRotation = () => this.request<CaStatus>('POST', '/api/v1/tls/ca/rotation');
+  cancelCaRotation = () => this.request<CaStatus>('DELETE', '/api/v1/tls/ca/rotation');
+  activateCaRotation = () => this.request<CaStatus>('POST', '/api/v1/tls/ca/rotation/activate');
+  forgetPreviousCa = () => this.request<CaStatus>('DELETE', '/api/v1/tls/ca/previous');
+
   // Files. Paths are "a/b" inside the root; every name is encoded on its own (encodePath).
   fileRoots = () => this.request<RootInfo[]>('GET', '/api/v1/files');
   listFolder = (root: string, path: string, options: ListOptions = {}) =>
@@ -381,4 +389,6 @@ export class ApiClient {
 }
 
 export const CA_CERT_URL = '/api/v1/tls/ca.crt';
+/** The CA a rotation under way will switch to. */
+export const CA_NEXT_CERT_URL = '/api/v1/tls/ca/next.crt';
 export const EVENTS_URL = '/api/v1/events';

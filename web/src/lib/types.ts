@@ -156,6 +156,22 @@ export interface InterfaceStatus {
   tx_bytes_per_sec: number;
 }
 
+/** One device CA, as the dashboard shows it (rotation: docs/security.md). */
+export interface CaInfo {
+  common_name: string;
+  fingerprint_sha256: string;
+  not_before?: string | null;
+  not_after?: string | null;
+  name_constrained: boolean;
+}
+
+export interface CaStatus {
+  current: CaInfo;
+  pending?: CaInfo | null;
+  previous?: CaInfo | null;
+  permitted_dns: string[];
+}
+
 export interface SystemStatus {
   version: string;
   hostname: string;

@@ -456,6 +456,36 @@ export const en = {
   'about.ca_download': 'Download the certificate',
   'about.ca_safety':
     'Only trust a certificate you downloaded from your own device over your own network.',
+  'about.rotation_title': 'Certificate authority',
+  'about.ca_name': 'Name',
+  'about.ca_fingerprint': 'Fingerprint (SHA-256)',
+  'about.ca_valid_until': 'Valid until',
+  'about.ca_scope': 'May vouch for',
+  'about.ca_scope_local': 'only .local names, localhost and home-network addresses',
+  'about.ca_scope_any': 'any website (made before Hearth limited it)',
+  'about.ca_unconstrained':
+    'This certificate authority was made by an older Hearth and could vouch for any website. Replace it: begin a new one below.',
+  'about.rotation_why':
+    'Replace the certificate authority if you think its key was exposed (a lost or copied SD card, say) or it nears its end. Every person who trusts this device must trust the new one.',
+  'about.rotation_begin': 'Begin a new certificate authority',
+  'about.rotation_begun': 'A new certificate authority is ready. The device still uses the old one.',
+  'about.rotation_step_made': 'A new certificate authority, {name}, is ready; the device still uses the old one.',
+  'about.rotation_step_trust':
+    'On every computer and phone that uses this device, download the new certificate and trust it, as you did the first one. Check that its fingerprint is:',
+  'about.rotation_download_new': 'Download the new certificate',
+  'about.rotation_trusted': 'I trust the new certificate on my devices',
+  'about.rotation_step_switch':
+    'Switch the device to the new certificate authority. Browsers that do not trust it yet will warn until they do.',
+  'about.rotation_activate': 'Switch now',
+  'about.rotation_cancel': 'Cancel',
+  'about.rotation_cancelled': 'Cancelled. The device keeps its certificate authority.',
+  'about.rotation_switched':
+    'Switched. The device now uses the new certificate authority; remove the old one from your devices.',
+  'about.rotation_step_remove':
+    'Remove the old certificate authority, {name}, from the trusted authorities of every computer and phone. Its fingerprint:',
+  'about.rotation_removed': 'I removed the old certificate',
+  'about.rotation_finish': 'Done',
+  'about.rotation_done': 'The old certificate authority is forgotten.',
   'about.hearth': 'Hearth',
   'about.hearth_text': 'Hearth is a home cloud: your apps, files and services on a device you own.',
 
