@@ -15,6 +15,29 @@ use crate::source::BundleSource;
 /// zstd level for stored chunks: most of a root is squashfs blocks that are zstd already, so
 /// higher levels buy little and cost the builder minutes (`docs/ota.md`).
 pub const ZSTD_LEVEL: i32 = 12;
+/// zstd level of a format-2 manifest (hex hashes compress to about half; it is small).
+const MANIFEST_ZSTD_LEVEL: i32 = 19;
+/// Largest decompressed format-2 manifest (the same cap as a format-1 body).
+pub const MAX_MANIFEST_JSON: u64 = 16 * 1024 * 1024;
+
+/// The manifest JSON of a verified body: format 2 carries it as one zstd frame (decompressed
+/// only after the release signature over it verified, and never beyond the cap).
+pub fn manifest_json(version: u16, body: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    if version != format::FORMAT_VERSION_CDC {
+        return Ok(body.to_vec());
+    }
+    let bad = |e: String| VerifyError::BodyMalformed(format!("compressed manifest: {e}"));
+    let decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(|e| bad(e.to_string()))?;
+    let mut json = Vec::new();
+    decoder
+        .take(MAX_MANIFEST_JSON + 1)
+        .read_to_end(&mut json)
+        .map_err(|e| bad(e.to_string()))?;
+    if json.len() as u64 > MAX_MANIFEST_JSON {
+        return Err(bad("larger than 16 MiB".into()));
+    }
+    Ok(json)
+}
 
 #[derive(Debug, Clone)]
 pub struct BundleSpec {
@@ -202,7 +225,12 @@ fn write_bundle(
             (Manifest::decode(m.format, &m.encode()?)?, Some(data_tmp))
         }
     };
-    let body = manifest.encode()?;
+    let body = match manifest.format {
+        format::FORMAT_VERSION_CDC => {
+            zstd::bulk::compress(&manifest.encode()?, MANIFEST_ZSTD_LEVEL).map_err(io(tmp))?
+        }
+        _ => manifest.encode()?,
+    };
     if body.len() as u64 > u64::from(Kind::Bundle.max_body()) {
         return Err(VerifyError::LengthOutOfRange {
             field: "body length",
@@ -281,7 +309,10 @@ impl VerifiedBundle {
 /// Verifies a bundle's signed prefix, key delegation, padding and total size.
 pub fn open(src: &mut dyn BundleSource, trust: &Trust) -> Result<VerifiedBundle, VerifyError> {
     let opened = format::open(src, Kind::Bundle, trust)?;
-    let manifest = Manifest::decode(opened.version, &opened.body)?;
+    let manifest = Manifest::decode(
+        opened.version,
+        &manifest_json(opened.version, &opened.body)?,
+    )?;
     format::check_key_window(&opened.release_key, manifest.created)?;
     let payload_start = format::align_up(opened.prefix_len, format::PAYLOAD_ALIGN);
     let expected = payload_start + manifest.total_payload_size()?;

@@ -281,11 +281,14 @@ pub fn align_up(n: u64, to: u64) -> u64 {
 /// root key). Never use this to decide anything.
 #[derive(Debug)]
 pub struct Peek {
+    pub version: u16,
     pub keylist_len: u32,
     pub body_len: u32,
     pub key_id: String,
     pub unverified_keylist: String,
     pub unverified_body: String,
+    /// The raw body (format 2 compresses it).
+    pub unverified_body_bytes: Vec<u8>,
 }
 
 pub fn peek(src: &mut dyn BundleSource, kind: Kind) -> Result<Peek, VerifyError> {
@@ -295,10 +298,12 @@ pub fn peek(src: &mut dyn BundleSource, kind: Kind) -> Result<Peek, VerifyError>
     let keylist = crate::source::read_vec(src, HEADER_LEN as u64, kl)?;
     let body = crate::source::read_vec(src, HEADER_LEN as u64 + kl + SIG_LEN as u64, bl)?;
     Ok(Peek {
+        version: h.version,
         keylist_len: h.keylist_len,
         body_len: h.body_len,
         key_id: crate::hexutil::encode(&h.key_id),
         unverified_keylist: String::from_utf8_lossy(&keylist).into_owned(),
         unverified_body: String::from_utf8_lossy(&body).into_owned(),
+        unverified_body_bytes: body,
     })
 }

@@ -397,8 +397,10 @@ fn inspect(path: PathBuf, key: Option<PathBuf>) -> Result<()> {
                 p.keylist_len, p.body_len, p.key_id
             );
             println!("key list (unverified): {}", p.unverified_keylist);
+            let json = bundle::manifest_json(p.version, &p.unverified_body_bytes)
+                .unwrap_or_else(|_| p.unverified_body.clone().into_bytes());
             let body: serde_json::Value =
-                serde_json::from_str(&p.unverified_body).unwrap_or(serde_json::Value::Null);
+                serde_json::from_slice(&json).unwrap_or(serde_json::Value::Null);
             println!(
                 "manifest (unverified): {}",
                 serde_json::to_string_pretty(&strip_chunks(body))?
