@@ -141,6 +141,9 @@ pub struct Manifest {
     pub min_version_number: u64,
     /// The OTA update bundle (`hearth-V-BOARD.bundle`) and its payloads.
     pub bundle: FileEntry,
+    /// The same release as a format-1 bundle (`--v1-bundle`), for devices on 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1_bundle: Option<FileEntry>,
     pub bundle_payloads: Vec<BundlePayload>,
     /// Key id (hex) of the OTA root key the image trusts.
     pub ota_root_key_id: String,

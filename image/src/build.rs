@@ -75,6 +75,8 @@ pub struct BuildOptions {
     pub extra_overlays: Vec<PathBuf>,
     /// Make the sealed root and the update bundle only (no disk image, no xz).
     pub bundle_only: bool,
+    /// Also write the release as a format-1 bundle (`*.v1.bundle`) for devices on 0.1.
+    pub v1_bundle: bool,
 }
 
 /// What a finished build produced.

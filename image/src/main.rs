@@ -92,6 +92,10 @@ enum Command {
         /// Make only the sealed root and the update bundle (no disk image).
         #[arg(long)]
         bundle_only: bool,
+        /// Also write the update bundle in format 1 (`*.v1.bundle`), which devices on 0.1
+        /// read: publish it too for the first release of format 2 (docs/ota-bundle.md).
+        #[arg(long)]
+        v1_bundle: bool,
     },
     /// Boot a built image under QEMU (software emulation) with UEFI firmware.
     Run {
@@ -225,6 +229,7 @@ fn main() -> Result<()> {
             update_url,
             extra_overlays,
             bundle_only,
+            v1_bundle,
         } => {
             let ws = workspace(cli.workspace)?;
             let rootfs = match rootfs.as_deref() {
@@ -260,6 +265,7 @@ fn main() -> Result<()> {
                 update_url,
                 extra_overlays,
                 bundle_only,
+                v1_bundle,
             };
             let result = hearth_image::build::build(&ws, &opts)?;
             eprintln!("\n{}", result.summary);

@@ -279,6 +279,7 @@ pub fn build_bundle(
     min_version_number: u64,
     payloads: Vec<(String, PathBuf)>,
     keys: &OtaKeys,
+    chunking: hearth_ota::manifest::Chunking,
     out: &Path,
 ) -> Result<hearth_ota::manifest::Manifest> {
     if min_version_number > release.version_number {
@@ -294,7 +295,7 @@ pub fn build_bundle(
         version_number: release.version_number,
         min_version_number,
         created: OffsetDateTime::now_utc(),
-        chunk_size: hearth_ota::manifest::DEFAULT_CHUNK_SIZE,
+        chunking,
         payloads,
     };
     Ok(bundle::build(
@@ -464,7 +465,7 @@ mod tests {
         let release = Release::new(&b, "1.2.0", 1_002_000, "id");
         let list = payloads(&b, &root_img, Some((&kernel, &initrd)), None).expect("payloads");
         let out = tmp.path().join("x.bundle");
-        let m = build_bundle(&b, &release, 1_000, list, &keys, &out).expect("bundle");
+        let m = build_bundle(&b, &release, 1_000, list, &keys, CDC, &out).expect("bundle");
         let names: Vec<&str> = m.payloads.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["root", "kernel", "initrd"]);
         let mut src = hearth_ota::source::FileSource::open(&out).expect("open");
@@ -476,13 +477,16 @@ mod tests {
         assert_eq!(opened.manifest.arch, "amd64");
         let too_high = payloads_for_pi(tmp.path());
         assert!(
-            build_bundle(&b, &release, 2_000_000, too_high, &keys, &out).is_err(),
+            build_bundle(&b, &release, 2_000_000, too_high, &keys, CDC, &out).is_err(),
             "min above the version is refused"
         );
         let pi = board("rpi4");
         let p = payloads(&pi, &root_img, None, Some(&kernel)).expect("pi payloads");
         assert_eq!(p[1].0, "boot");
     }
+
+    const CDC: hearth_ota::manifest::Chunking =
+        hearth_ota::manifest::Chunking::Cdc(hearth_ota::manifest::CdcParams::DEFAULT);
 
     fn payloads_for_pi(dir: &Path) -> Vec<(String, PathBuf)> {
         vec![("root".into(), dir.join("root.img"))]

@@ -371,10 +371,27 @@ fn run_steps(
         board,
         &release,
         opts.min_version_number,
-        payloads,
+        payloads.clone(),
         &ota.keys,
+        hearth_ota::manifest::Chunking::Cdc(hearth_ota::manifest::CdcParams::DEFAULT),
         &bundle_path,
     )?;
+    // The same release in format 1, for devices on 0.1 (their reader knows nothing newer):
+    // published to the repository's format-1 index, it carries them onto this release.
+    let v1_bundle_path = staging.join(format!("{prefix}.v1.bundle"));
+    if opts.v1_bundle {
+        ota::build_bundle(
+            board,
+            &release,
+            opts.min_version_number,
+            payloads,
+            &ota.keys,
+            hearth_ota::manifest::Chunking::Fixed {
+                size: hearth_ota::manifest::DEFAULT_CHUNK_SIZE,
+            },
+            &v1_bundle_path,
+        )?;
+    }
     progress.finish(&format!(
         "{} MiB, {} payloads",
         file_size(&bundle_path) >> 20,
@@ -429,6 +446,10 @@ fn run_steps(
     let image = image_path.as_deref().map(FileEntry::of).transpose()?;
     let rootfs = FileEntry::of(&root_out)?;
     let bundle = FileEntry::of(&bundle_path)?;
+    let v1_bundle = opts
+        .v1_bundle
+        .then(|| FileEntry::of(&v1_bundle_path))
+        .transpose()?;
     let mut packages = artifacts::parse_packages(&base.packages);
     if let Some(fw) = &firmware {
         packages.push(artifacts::Package {
@@ -451,6 +472,7 @@ fn run_steps(
         version_number: ota.version_number,
         min_version_number: opts.min_version_number,
         bundle: bundle.clone(),
+        v1_bundle: v1_bundle.clone(),
         bundle_payloads: bundle_manifest
             .payloads
             .iter()
@@ -488,6 +510,7 @@ fn run_steps(
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
     let mut entries: Vec<FileEntry> = image.iter().cloned().collect();
     entries.extend([rootfs, bundle, FileEntry::of(&manifest_path)?]);
+    entries.extend(v1_bundle);
     if let (BootMethod::RpiTryboot, Some(image)) = (board.boot, &image) {
         let list = rpi::os_list(&rpi::OsListInput {
             board,

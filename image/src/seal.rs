@@ -10,6 +10,13 @@ use crate::cmd::{CmdError, Runner};
 /// lines; lower priority = later in the image): files that change with every release go last
 /// so the rest keeps its offsets and OTA deltas stay small. mkfs.erofs (1.5) has no such
 /// option; the file is ignored there.
+///
+/// Block size 128 KiB (mksquashfs' default), not 1 MiB: measured on a pair of roots differing
+/// by four files added early in the tree, 1 MiB blocks rewrite two thirds of the image (the
+/// fragment and data blocks after the insertion all change: xdelta3 10.8 MB, Hearth 11.0 MB of
+/// 16.4 MB), 128 KiB blocks keep the rest byte for byte (xdelta3 0.20 MB, Hearth 0.28 MB) for
+/// 5.7 % more image. `-no-fragments` at 1 MiB also keeps them (0.33 MB) but costs 21 %.
+/// See docs/ota.md.
 pub fn command(
     kind: RootFs,
     root: &Path,
@@ -23,7 +30,7 @@ pub fn command(
             let mut cmd = Command::new("mksquashfs");
             cmd.arg(root)
                 .arg(out)
-                .args(["-noappend", "-comp", "zstd", "-b", "1M", "-no-progress"])
+                .args(["-noappend", "-comp", "zstd", "-b", "128K", "-no-progress"])
                 .args(["-processors", "2"])
                 .arg("-mkfs-time")
                 .arg(epoch.to_string())

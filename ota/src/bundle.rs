@@ -1,17 +1,43 @@
 //! Making bundles (streaming: hash pass, then copy) and opening them (verify the signed prefix,
 //! the padding and the size; payload chunks are checked as they are read).
 use std::io::{Read, Write};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use time::OffsetDateTime;
 
-use crate::chunker::{Chunker, hash_reader};
+use crate::chunker::{cdc_chunks, hash_reader};
 use crate::format::{self, Kind, Opened, Trust, VerifyError};
 use crate::keylist::SignedKeyList;
-use crate::manifest::{Manifest, Payload};
+use crate::manifest::{CdcParams, Chunk, Chunking, Manifest, Payload};
 use crate::source::BundleSource;
+
+/// zstd level for stored chunks: most of a root is squashfs blocks that are zstd already, so
+/// higher levels buy little and cost the builder minutes (`docs/ota.md`).
+pub const ZSTD_LEVEL: i32 = 12;
+/// zstd level of a format-2 manifest (hex hashes compress to about half; it is small).
+const MANIFEST_ZSTD_LEVEL: i32 = 19;
+/// Largest decompressed format-2 manifest (the same cap as a format-1 body).
+pub const MAX_MANIFEST_JSON: u64 = 16 * 1024 * 1024;
+
+/// The manifest JSON of a verified body: format 2 carries it as one zstd frame (decompressed
+/// only after the release signature over it verified, and never beyond the cap).
+pub fn manifest_json(version: u16, body: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    if version != format::FORMAT_VERSION_CDC {
+        return Ok(body.to_vec());
+    }
+    let bad = |e: String| VerifyError::BodyMalformed(format!("compressed manifest: {e}"));
+    let decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(|e| bad(e.to_string()))?;
+    let mut json = Vec::new();
+    decoder
+        .take(MAX_MANIFEST_JSON + 1)
+        .read_to_end(&mut json)
+        .map_err(|e| bad(e.to_string()))?;
+    if json.len() as u64 > MAX_MANIFEST_JSON {
+        return Err(bad("larger than 16 MiB".into()));
+    }
+    Ok(json)
+}
 
 #[derive(Debug, Clone)]
 pub struct BundleSpec {
@@ -21,7 +47,8 @@ pub struct BundleSpec {
     pub version_number: u64,
     pub min_version_number: u64,
     pub created: OffsetDateTime,
-    pub chunk_size: u64,
+    /// Fixed chunks (format 1, for devices on 0.1) or content-defined chunks (format 2).
+    pub chunking: Chunking,
     /// Payload name and the image file it comes from, in bundle order.
     pub payloads: Vec<(String, PathBuf)>,
 }
@@ -48,32 +75,116 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// Builds the manifest by hashing every payload once (no copy is kept).
-pub fn make_manifest(spec: &BundleSpec) -> Result<Manifest, BuildError> {
+/// Builds a format-1 manifest by hashing every payload once (no copy is kept).
+fn make_manifest_v1(spec: &BundleSpec, chunk_size: u64) -> Result<Manifest, BuildError> {
     let mut payloads = Vec::new();
+    let mut data = 0u64;
     for (name, path) in &spec.payloads {
         let file = std::fs::File::open(path).map_err(io(path))?;
         let (size, hashes) =
-            hash_reader(std::io::BufReader::new(file), spec.chunk_size).map_err(io(path))?;
-        let chunks: String = hashes.iter().map(|h| crate::hexutil::encode(h)).collect();
+            hash_reader(std::io::BufReader::new(file), chunk_size).map_err(io(path))?;
+        let chunks = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, hash)| {
+                let offset = i as u64 * chunk_size;
+                let len = (size - offset).min(chunk_size) as u32;
+                Chunk {
+                    offset,
+                    len,
+                    hash: *hash,
+                    data_offset: data + offset,
+                    stored: len,
+                    stored_hash: None,
+                }
+            })
+            .collect();
+        data += size;
         payloads.push(Payload {
             name: name.clone(),
             size,
             chunks,
         });
     }
-    let manifest = Manifest {
+    Ok(manifest_of(spec, payloads))
+}
+
+fn manifest_of(spec: &BundleSpec, payloads: Vec<Payload>) -> Manifest {
+    Manifest {
+        format: match spec.chunking {
+            Chunking::Fixed { .. } => format::FORMAT_VERSION,
+            Chunking::Cdc(_) => format::FORMAT_VERSION_CDC,
+        },
         board: spec.board.clone(),
         arch: spec.arch.clone(),
         version: spec.version.clone(),
         version_number: spec.version_number,
         min_version_number: spec.min_version_number,
         created: spec.created,
-        chunk_size: spec.chunk_size,
+        chunking: spec.chunking,
         payloads,
-    };
-    manifest.validate()?;
-    Ok(manifest)
+    }
+}
+
+/// Builds a format-2 manifest: cuts every payload into content-defined chunks, compresses each
+/// (kept only when smaller) and appends the stored bytes to `data`.
+fn make_manifest_v2(
+    spec: &BundleSpec,
+    params: CdcParams,
+    data: &mut dyn Write,
+    data_path: &Path,
+) -> Result<Manifest, BuildError> {
+    let mut payloads = Vec::new();
+    let mut at = 0u64;
+    let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(io(data_path))?;
+    for (name, path) in &spec.payloads {
+        let file = std::fs::File::open(path).map_err(io(path))?;
+        let mut chunks = Vec::new();
+        let mut each = |offset: u64, bytes: &[u8]| -> std::io::Result<()> {
+            let packed = zstd.compress(bytes)?;
+            let len = bytes.len() as u32;
+            let (stored, stored_hash) = if packed.len() < bytes.len() {
+                data.write_all(&packed)?;
+                (packed.len() as u32, Some(*blake3::hash(&packed).as_bytes()))
+            } else {
+                data.write_all(bytes)?;
+                (len, None)
+            };
+            chunks.push(Chunk {
+                offset,
+                len,
+                hash: *blake3::hash(bytes).as_bytes(),
+                data_offset: at,
+                stored,
+                stored_hash,
+            });
+            at += u64::from(stored);
+            Ok(())
+        };
+        let size =
+            cdc_chunks(std::io::BufReader::new(file), params, &mut each).map_err(io(path))?;
+        payloads.push(Payload {
+            name: name.clone(),
+            size,
+            chunks,
+        });
+    }
+    Ok(manifest_of(spec, payloads))
+}
+
+/// Builds the manifest of a format-1 bundle by hashing every payload once.
+pub fn make_manifest(spec: &BundleSpec) -> Result<Manifest, BuildError> {
+    match spec.chunking {
+        Chunking::Fixed { size } => {
+            let m = make_manifest_v1(spec, size)?;
+            // Through the wire form: the builder refuses what a device would refuse.
+            Ok(Manifest::decode(m.format, &m.encode()?)?)
+        }
+        Chunking::Cdc(_) => Err(VerifyError::BodyMalformed(
+            "a format-2 manifest is made while writing its bundle".into(),
+        )
+        .into()),
+    }
 }
 
 /// Writes a signed bundle to `out` (temp file → fsync → rename). The release key must be a
@@ -86,9 +197,40 @@ pub fn build(
     out: &Path,
 ) -> Result<Manifest, BuildError> {
     check_delegation(keylist, key, root, spec.created)?;
-    let manifest = make_manifest(spec)?;
-    let body = serde_json::to_vec(&manifest)
-        .map_err(|e| BuildError::Invalid(VerifyError::BodyMalformed(e.to_string())))?;
+    let tmp = out.with_extension("hota.partial");
+    let data_tmp = out.with_extension("hota.data.partial");
+    let result = write_bundle(spec, keylist, key, &tmp, &data_tmp);
+    let _ = std::fs::remove_file(&data_tmp);
+    let manifest = result?;
+    std::fs::rename(&tmp, out).map_err(io(out))?;
+    Ok(manifest)
+}
+
+fn write_bundle(
+    spec: &BundleSpec,
+    keylist: &SignedKeyList,
+    key: &SigningKey,
+    tmp: &Path,
+    data_tmp: &Path,
+) -> Result<Manifest, BuildError> {
+    // Format 2: the stored (compressed) sizes are only known after compressing, and the
+    // manifest that lists them comes first in the file: stage the data in a side file.
+    let (manifest, staged) = match spec.chunking {
+        Chunking::Fixed { .. } => (make_manifest(spec)?, None),
+        Chunking::Cdc(params) => {
+            let f = std::fs::File::create(data_tmp).map_err(io(data_tmp))?;
+            let mut w = std::io::BufWriter::new(f);
+            let m = make_manifest_v2(spec, params, &mut w, data_tmp)?;
+            w.flush().map_err(io(data_tmp))?;
+            (Manifest::decode(m.format, &m.encode()?)?, Some(data_tmp))
+        }
+    };
+    let body = match manifest.format {
+        format::FORMAT_VERSION_CDC => {
+            zstd::bulk::compress(&manifest.encode()?, MANIFEST_ZSTD_LEVEL).map_err(io(tmp))?
+        }
+        _ => manifest.encode()?,
+    };
     if body.len() as u64 > u64::from(Kind::Bundle.max_body()) {
         return Err(VerifyError::LengthOutOfRange {
             field: "body length",
@@ -96,29 +238,36 @@ pub fn build(
         }
         .into());
     }
-    let prefix = format::encode(Kind::Bundle, keylist, &body, key);
-    let tmp = out.with_extension("hota.partial");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io(&tmp))?);
-    file.write_all(&prefix).map_err(io(&tmp))?;
+    let prefix = format::encode_version(Kind::Bundle, manifest.format, keylist, &body, key);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(tmp).map_err(io(tmp))?);
+    file.write_all(&prefix).map_err(io(tmp))?;
     let pad = format::align_up(prefix.len() as u64, format::PAYLOAD_ALIGN) - prefix.len() as u64;
-    file.write_all(&vec![0u8; pad as usize]).map_err(io(&tmp))?;
-    for ((_, path), payload) in spec.payloads.iter().zip(&manifest.payloads) {
+    file.write_all(&vec![0u8; pad as usize]).map_err(io(tmp))?;
+    let sources: Vec<(&Path, u64)> = match staged {
+        Some(data) => vec![(data, manifest.total_payload_size()?)],
+        None => spec
+            .payloads
+            .iter()
+            .zip(&manifest.payloads)
+            .map(|((_, path), p)| (path.as_path(), p.size))
+            .collect(),
+    };
+    for (path, size) in sources {
         let src = std::fs::File::open(path).map_err(io(path))?;
         // The manifest hashed exactly `size` bytes; copy exactly those.
-        let copied = std::io::copy(&mut src.take(payload.size), &mut file).map_err(io(path))?;
-        if copied != payload.size {
+        let copied = std::io::copy(&mut src.take(size), &mut file).map_err(io(path))?;
+        if copied != size {
             return Err(BuildError::Io {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source: std::io::Error::other("file changed while bundling"),
             });
         }
     }
     let file = file.into_inner().map_err(|e| BuildError::Io {
-        path: tmp.clone(),
+        path: tmp.to_path_buf(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, out).map_err(io(out))?;
+    file.sync_all().map_err(io(tmp))?;
     Ok(manifest)
 }
 
@@ -151,25 +300,19 @@ pub struct VerifiedBundle {
 }
 
 impl VerifiedBundle {
-    /// Absolute offset of a payload in the bundle file.
-    pub fn payload_offset(&self, name: &str) -> Option<u64> {
-        let mut at = self.payload_start;
-        for p in &self.manifest.payloads {
-            if p.name == name {
-                return Some(at);
-            }
-            at += p.size;
-        }
-        None
+    /// Absolute offset of a chunk's stored bytes in the bundle file.
+    pub fn chunk_offset(&self, chunk: &Chunk) -> u64 {
+        self.payload_start + chunk.data_offset
     }
 }
 
 /// Verifies a bundle's signed prefix, key delegation, padding and total size.
 pub fn open(src: &mut dyn BundleSource, trust: &Trust) -> Result<VerifiedBundle, VerifyError> {
     let opened = format::open(src, Kind::Bundle, trust)?;
-    let manifest: Manifest = serde_json::from_slice(&opened.body)
-        .map_err(|e| VerifyError::BodyMalformed(e.to_string()))?;
-    manifest.validate()?;
+    let manifest = Manifest::decode(
+        opened.version,
+        &manifest_json(opened.version, &opened.body)?,
+    )?;
     format::check_key_window(&opened.release_key, manifest.created)?;
     let payload_start = format::align_up(opened.prefix_len, format::PAYLOAD_ALIGN);
     let expected = payload_start + manifest.total_payload_size()?;
@@ -202,36 +345,76 @@ pub fn verify_payloads(
     src: &mut dyn BundleSource,
     bundle: &VerifiedBundle,
 ) -> Result<(), VerifyError> {
+    let mut unpack = Unpacker::new(bundle.manifest.max_chunk());
     for p in &bundle.manifest.payloads {
-        let offset = bundle.payload_offset(&p.name).unwrap_or(0);
-        let mut chunker = Chunker::new(bundle.manifest.chunk_size);
-        let mut index = 0u64;
-        let mut failed = None;
-        let mut check = |chunk: &[u8]| -> Result<(), VerifyError> {
-            if *blake3::hash(chunk).as_bytes() != p.chunk_hash(index) {
-                return Err(VerifyError::ChunkHash {
-                    payload: p.name.clone(),
-                    chunk: index,
-                });
-            }
-            index += 1;
-            Ok(())
-        };
-        src.read_at(
-            offset,
-            p.size,
-            &mut |piece| match chunker.feed(piece, &mut check) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    failed = Some(e);
-                    ControlFlow::Break(())
-                }
-            },
-        )?;
-        if let Some(e) = failed {
-            return Err(e);
+        for (i, c) in p.chunks.iter().enumerate() {
+            let stored = crate::source::read_vec(src, bundle.chunk_offset(c), u64::from(c.stored))?;
+            unpack.unpack(p, i, &stored)?;
         }
-        chunker.finish(&mut check)?;
     }
     Ok(())
+}
+
+/// Turns a chunk's stored bytes into its content, checking both signed hashes: the stored
+/// bytes' hash before they reach the decompressor (so only signed bytes are ever parsed by
+/// zstd), the content's hash before anyone may write it. Memory: one chunk of output.
+pub struct Unpacker {
+    out: Vec<u8>,
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl std::fmt::Debug for Unpacker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unpacker").finish_non_exhaustive()
+    }
+}
+
+impl Unpacker {
+    pub fn new(max_chunk: usize) -> Self {
+        Unpacker {
+            out: vec![0; max_chunk],
+            zstd: None,
+        }
+    }
+
+    /// The verified content of chunk `i` of `p`, whose stored bytes are `stored`.
+    pub fn unpack<'s>(
+        &'s mut self,
+        p: &Payload,
+        i: usize,
+        stored: &'s [u8],
+    ) -> Result<&'s [u8], VerifyError> {
+        let c = &p.chunks[i];
+        let bad = || VerifyError::ChunkHash {
+            payload: p.name.clone(),
+            chunk: i as u64,
+        };
+        let content: &[u8] = match c.stored_hash {
+            None => stored,
+            Some(want) => {
+                if *blake3::hash(stored).as_bytes() != want {
+                    return Err(bad());
+                }
+                let z = match &mut self.zstd {
+                    Some(z) => z,
+                    None => self.zstd.insert(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| VerifyError::Source(e.to_string()))?,
+                    ),
+                };
+                let len = c.len as usize;
+                let n = z
+                    .decompress_to_buffer(stored, &mut self.out[..len])
+                    .map_err(|_| bad())?;
+                if n != len {
+                    return Err(bad());
+                }
+                &self.out[..len]
+            }
+        };
+        if content.len() != c.len as usize || *blake3::hash(content).as_bytes() != c.hash {
+            return Err(bad());
+        }
+        Ok(content)
+    }
 }

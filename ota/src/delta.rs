@@ -1,44 +1,73 @@
 //! Delta planning: which chunks of a bundle a device already has (in its active slot, already in
 //! place in the target slot from an interrupted attempt, or all zero) and which byte ranges of
-//! the bundle it must download. Pure planning over chunk indexes; reading slots is separate.
+//! the bundle it must download. Pure planning over chunk lists; reading slots is separate.
+//!
+//! The active slot is cut the way the bundle was (fixed chunks for format 1, FastCDC with the
+//! manifest's sizes for format 2), so a file that moved inside the image is still found.
 use std::collections::HashMap;
 
 use crate::bundle::VerifiedBundle;
+use crate::chunker::{SlotReader, cdc_chunks};
+use crate::manifest::{Chunk, Chunking};
 use crate::storage::SlotStorage;
 
 /// Where chunk hashes were found in a slot: hash → offset.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ChunkIndex {
-    pub chunk_size: u64,
+    pub chunking: Chunking,
     pub offsets: HashMap<[u8; 32], u64>,
-    /// Hash of each chunk at its position (for finding chunks already in place).
-    pub at: Vec<[u8; 32]>,
 }
 
 /// Hashes a slot chunk by chunk, up to `limit` bytes (memory: one chunk + 40 bytes per chunk).
 pub fn index_slot(
     slot: &mut dyn SlotStorage,
-    chunk_size: u64,
+    chunking: Chunking,
     limit: u64,
 ) -> std::io::Result<ChunkIndex> {
     let len = slot.capacity()?.min(limit);
     let mut index = ChunkIndex {
-        chunk_size,
-        ..Default::default()
+        chunking,
+        offsets: HashMap::new(),
     };
-    let mut buf = vec![0u8; chunk_size as usize];
-    let mut offset = 0;
-    while offset < len {
-        let n = (len - offset).min(chunk_size) as usize;
-        if slot.read_at(offset, &mut buf[..n]).is_err() {
-            break; // a file shorter than expected: index what is there
+    match chunking {
+        Chunking::Fixed { size } => {
+            let mut buf = vec![0u8; size as usize];
+            let mut offset = 0;
+            while offset < len {
+                let n = (len - offset).min(size) as usize;
+                if slot.read_at(offset, &mut buf[..n]).is_err() {
+                    break; // a file shorter than expected: index what is there
+                }
+                let hash = *blake3::hash(&buf[..n]).as_bytes();
+                index.offsets.entry(hash).or_insert(offset);
+                offset += n as u64;
+            }
         }
-        let hash = *blake3::hash(&buf[..n]).as_bytes();
-        index.offsets.entry(hash).or_insert(offset);
-        index.at.push(hash);
-        offset += n as u64;
+        Chunking::Cdc(params) => {
+            let offsets = &mut index.offsets;
+            cdc_chunks(SlotReader::new(slot, len), params, &mut |offset, bytes| {
+                offsets
+                    .entry(*blake3::hash(bytes).as_bytes())
+                    .or_insert(offset);
+                Ok(())
+            })?;
+        }
     }
     Ok(index)
+}
+
+/// Which chunks of a payload the target already holds at their place (an interrupted earlier
+/// attempt): one read of the target's first `size` bytes.
+pub fn in_place(target: &mut dyn SlotStorage, chunks: &[Chunk]) -> Vec<bool> {
+    let max = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
+    let mut buf = vec![0u8; max];
+    chunks
+        .iter()
+        .map(|c| {
+            let b = &mut buf[..c.len as usize];
+            target.read_at(c.offset, b).is_ok() && *blake3::hash(b).as_bytes() == c.hash
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,31 +91,47 @@ pub struct PayloadPlan {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub payloads: Vec<PayloadPlan>,
+    /// Bundle bytes to download (stored sizes: compressed where the chunk is).
     pub download_bytes: u64,
+    /// Payload bytes those downloads make once unpacked.
+    pub download_content_bytes: u64,
     pub local_bytes: u64,
     pub total_bytes: u64,
 }
 
-/// Indexes a payload may use: the active slot's content and the target's current content.
+/// What a payload may use: the active slot's content and which chunks are in place already.
 #[derive(Debug, Default)]
 pub struct LocalChunks<'a> {
     pub active: Option<&'a ChunkIndex>,
-    pub target: Option<&'a ChunkIndex>,
+    pub in_place: Option<&'a [bool]>,
 }
 
 /// Plans every payload. `local` gives, per payload name, what the device already has.
 pub fn plan<'i>(bundle: &VerifiedBundle, local: &dyn Fn(&str) -> LocalChunks<'i>) -> Plan {
     let m = &bundle.manifest;
     let mut out = Plan::default();
+    let mut zeros = HashMap::new();
     for p in &m.payloads {
         let have = local(&p.name);
-        let mut chunks = Vec::new();
-        for i in 0..p.chunk_count(m.chunk_size) {
-            let hash = p.chunk_hash(i);
-            let len = (p.size - i * m.chunk_size).min(m.chunk_size);
-            let from = source_of(&hash, i, len, m.chunk_size, &have);
+        let active = have.active.filter(|a| a.chunking == m.chunking);
+        let mut chunks = Vec::with_capacity(p.chunks.len());
+        for (i, c) in p.chunks.iter().enumerate() {
+            let len = u64::from(c.len);
+            let zero = *zeros.entry(c.len).or_insert_with(|| zero_hash(len));
+            let from = if have.in_place.and_then(|v| v.get(i)) == Some(&true) {
+                ChunkFrom::InPlace
+            } else if c.hash == zero {
+                ChunkFrom::Zero
+            } else if let Some(&offset) = active.and_then(|a| a.offsets.get(&c.hash)) {
+                ChunkFrom::Active(offset)
+            } else {
+                ChunkFrom::Download
+            };
             match from {
-                ChunkFrom::Download => out.download_bytes += len,
+                ChunkFrom::Download => {
+                    out.download_bytes += u64::from(c.stored);
+                    out.download_content_bytes += len;
+                }
                 _ => out.local_bytes += len,
             }
             out.total_bytes += len;
@@ -98,32 +143,6 @@ pub fn plan<'i>(bundle: &VerifiedBundle, local: &dyn Fn(&str) -> LocalChunks<'i>
         });
     }
     out
-}
-
-fn source_of(
-    hash: &[u8; 32],
-    i: u64,
-    len: u64,
-    chunk_size: u64,
-    have: &LocalChunks<'_>,
-) -> ChunkFrom {
-    let usable = |idx: &ChunkIndex| idx.chunk_size == chunk_size;
-    if let Some(t) = have.target.filter(|t| usable(t))
-        && t.at.get(i as usize) == Some(hash)
-    {
-        return ChunkFrom::InPlace;
-    }
-    if *hash == zero_hash(len) {
-        return ChunkFrom::Zero;
-    }
-    match have
-        .active
-        .filter(|a| usable(a))
-        .and_then(|a| a.offsets.get(hash))
-    {
-        Some(&offset) => ChunkFrom::Active(offset),
-        None => ChunkFrom::Download,
-    }
 }
 
 pub fn zero_hash(len: u64) -> [u8; 32] {
@@ -138,21 +157,26 @@ pub fn zero_hash(len: u64) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// Runs of consecutive chunks to download: (first chunk, chunk count), capped at `max_chunks`
-/// per run so one HTTP request never spans more than `max_chunks × chunk size` bytes.
-pub fn download_runs(plan: &PayloadPlan, max_chunks: u64) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
+/// Runs of consecutive chunks to download: (first chunk, chunk count). Consecutive chunks are
+/// stored back to back, so a run is one byte range; a run ends before it would exceed
+/// `max_bytes` stored bytes, so one HTTP request never asks for more (a single chunk is
+/// always its own run).
+pub fn download_runs(plan: &PayloadPlan, chunks: &[Chunk], max_bytes: u64) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64, u64)> = Vec::new();
     for (i, from) in plan.chunks.iter().enumerate() {
         if *from != ChunkFrom::Download {
             continue;
         }
-        let i = i as u64;
+        let (i, stored) = (i as u64, u64::from(chunks[i].stored));
         match runs.last_mut() {
-            Some((start, n)) if *start + *n == i && *n < max_chunks => *n += 1,
-            _ => runs.push((i, 1)),
+            Some((start, n, bytes)) if *start + *n == i && *bytes + stored <= max_bytes => {
+                *n += 1;
+                *bytes += stored;
+            }
+            _ => runs.push((i, 1, stored)),
         }
     }
-    runs
+    runs.into_iter().map(|(s, n, _)| (s, n)).collect()
 }
 
 #[cfg(test)]
@@ -175,7 +199,23 @@ mod tests {
                 Download,
             ],
         };
-        assert_eq!(download_runs(&p, 16), vec![(0, 2), (3, 3), (7, 1)]);
-        assert_eq!(download_runs(&p, 2), vec![(0, 2), (3, 2), (5, 1), (7, 1)]);
+        let chunks: Vec<Chunk> = (0..8)
+            .map(|i| Chunk {
+                offset: i * 100,
+                len: 100,
+                hash: [0; 32],
+                data_offset: i * 100,
+                stored: 100,
+                stored_hash: None,
+            })
+            .collect();
+        assert_eq!(
+            download_runs(&p, &chunks, 1600),
+            vec![(0, 2), (3, 3), (7, 1)]
+        );
+        assert_eq!(
+            download_runs(&p, &chunks, 200),
+            vec![(0, 2), (3, 2), (5, 1), (7, 1)]
+        );
     }
 }

@@ -7,7 +7,10 @@ use time::OffsetDateTime;
 use crate::keylist::{KeyList, ReleaseKey, SignedKeyList};
 use crate::source::{BundleSource, SourceError};
 
+/// Container version of indexes and of bundles for devices on 0.1 (fixed chunks).
 pub const FORMAT_VERSION: u16 = 1;
+/// Container version of bundles with content-defined, compressed chunks.
+pub const FORMAT_VERSION_CDC: u16 = 2;
 pub const HEADER_LEN: usize = 32;
 pub const SIG_LEN: usize = 64;
 pub const MAX_KEYLIST: u32 = 64 * 1024;
@@ -27,10 +30,19 @@ impl Kind {
             Kind::Index => b"HRTHIDX\0",
         }
     }
-    fn context(self) -> &'static [u8] {
+    /// Signature domain: a v2 signature can never be taken for a v1 one or the other way.
+    fn context(self, version: u16) -> &'static [u8] {
+        match (self, version) {
+            (Kind::Bundle, FORMAT_VERSION_CDC) => b"hearth-ota bundle v2\n",
+            (Kind::Bundle, _) => b"hearth-ota bundle v1\n",
+            (Kind::Index, _) => b"hearth-ota index v1\n",
+        }
+    }
+    /// Container versions this build reads.
+    fn versions(self) -> &'static [u16] {
         match self {
-            Kind::Bundle => b"hearth-ota bundle v1\n",
-            Kind::Index => b"hearth-ota index v1\n",
+            Kind::Bundle => &[FORMAT_VERSION, FORMAT_VERSION_CDC],
+            Kind::Index => &[FORMAT_VERSION],
         }
     }
     pub fn max_body(self) -> u32 {
@@ -46,7 +58,7 @@ impl Kind {
 pub enum VerifyError {
     #[error("not a Hearth {0} (bad magic)")]
     BadMagic(&'static str),
-    #[error("format version {0} is not supported (this build reads version 1)")]
+    #[error("format version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u16),
     #[error("reserved header field {0} is not zero")]
     ReservedNotZero(&'static str),
@@ -127,6 +139,8 @@ impl Trust {
 pub struct Opened {
     pub keylist: KeyList,
     pub release_key: ReleaseKey,
+    /// Container format version (1 or 2 for bundles, 1 for indexes).
+    pub version: u16,
     /// The verified raw body, ready to decode.
     pub body: Vec<u8>,
     /// Length of the signed prefix (header … release signature).
@@ -135,6 +149,7 @@ pub struct Opened {
 }
 
 struct Header {
+    version: u16,
     keylist_len: u32,
     body_len: u32,
     key_id: [u8; 8],
@@ -152,7 +167,7 @@ fn parse_header(h: &[u8], kind: Kind) -> Result<Header, VerifyError> {
         }));
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != FORMAT_VERSION {
+    if !kind.versions().contains(&version) {
         return Err(VerifyError::UnsupportedVersion(version));
     }
     if h[10..12] != [0, 0] {
@@ -178,17 +193,29 @@ fn parse_header(h: &[u8], kind: Kind) -> Result<Header, VerifyError> {
     let mut key_id = [0u8; 8];
     key_id.copy_from_slice(&h[24..32]);
     Ok(Header {
+        version,
         keylist_len,
         body_len,
         key_id,
     })
 }
 
-/// Builds the signed prefix of a container.
+/// Builds the signed prefix of a container of format version 1.
 pub fn encode(kind: Kind, keylist: &SignedKeyList, body: &[u8], key: &SigningKey) -> Vec<u8> {
+    encode_version(kind, FORMAT_VERSION, keylist, body, key)
+}
+
+/// Builds the signed prefix of a container of format `version`.
+pub fn encode_version(
+    kind: Kind,
+    version: u16,
+    keylist: &SignedKeyList,
+    body: &[u8],
+    key: &SigningKey,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + keylist.body.len() + body.len() + 2 * SIG_LEN);
     out.extend_from_slice(kind.magic());
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(keylist.body.len() as u32).to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -197,7 +224,7 @@ pub fn encode(kind: Kind, keylist: &SignedKeyList, body: &[u8], key: &SigningKey
     out.extend_from_slice(&keylist.body);
     out.extend_from_slice(&keylist.signature);
     out.extend_from_slice(body);
-    let sig = key.sign(&[kind.context(), &out].concat());
+    let sig = key.sign(&[kind.context(version), &out].concat());
     out.extend_from_slice(&sig.to_bytes());
     out
 }
@@ -221,11 +248,12 @@ pub fn open(src: &mut dyn BundleSource, kind: Kind, trust: &Trust) -> Result<Ope
     let sig_at = prefix.len() - SIG_LEN;
     let sig = Signature::from_bytes(prefix[sig_at..].try_into().unwrap_or(&[0; 64]));
     release
-        .verify(&[kind.context(), &prefix[..sig_at]].concat(), &sig)
+        .verify(&[kind.context(h.version), &prefix[..sig_at]].concat(), &sig)
         .map_err(|_| VerifyError::BodySignature)?;
     let body = prefix[sig_at - bl..sig_at].to_vec();
     let release_key = entry.clone();
     Ok(Opened {
+        version: h.version,
         keylist,
         release_key,
         body,
@@ -253,11 +281,14 @@ pub fn align_up(n: u64, to: u64) -> u64 {
 /// root key). Never use this to decide anything.
 #[derive(Debug)]
 pub struct Peek {
+    pub version: u16,
     pub keylist_len: u32,
     pub body_len: u32,
     pub key_id: String,
     pub unverified_keylist: String,
     pub unverified_body: String,
+    /// The raw body (format 2 compresses it).
+    pub unverified_body_bytes: Vec<u8>,
 }
 
 pub fn peek(src: &mut dyn BundleSource, kind: Kind) -> Result<Peek, VerifyError> {
@@ -267,10 +298,12 @@ pub fn peek(src: &mut dyn BundleSource, kind: Kind) -> Result<Peek, VerifyError>
     let keylist = crate::source::read_vec(src, HEADER_LEN as u64, kl)?;
     let body = crate::source::read_vec(src, HEADER_LEN as u64 + kl + SIG_LEN as u64, bl)?;
     Ok(Peek {
+        version: h.version,
         keylist_len: h.keylist_len,
         body_len: h.body_len,
         key_id: crate::hexutil::encode(&h.key_id),
         unverified_keylist: String::from_utf8_lossy(&keylist).into_owned(),
         unverified_body: String::from_utf8_lossy(&body).into_owned(),
+        unverified_body_bytes: body,
     })
 }

@@ -14,12 +14,13 @@ fn http(e: impl std::fmt::Display) -> SourceError {
     SourceError::Http(e.to_string())
 }
 
-/// URL of a channel's index in a repository whose root is `base` (ends with `/` or not).
+/// URL of a channel's index in a repository whose root is `base` (ends with `/` or not): the
+/// one naming format-2 bundles, which this build installs best (`docs/ota-bundle.md`).
 pub fn index_url(base: &str, channel: &str, board: &str) -> String {
     format!(
         "{}/{channel}/{board}/{}",
         base.trim_end_matches('/'),
-        crate::index::INDEX_FILE
+        crate::index::INDEX_FILE_V2
     )
 }
 
@@ -250,7 +251,7 @@ mod tests {
         }
         assert_eq!(
             index_url(base, "stable", "rpi4"),
-            "https://updates.example/hearth/stable/rpi4/index.hidx"
+            "https://updates.example/hearth/stable/rpi4/index-v2.hidx"
         );
     }
 }

@@ -8,7 +8,10 @@ use crate::format::{self, Kind, Trust, VerifyError};
 use crate::keylist::SignedKeyList;
 use crate::source::BundleSource;
 
+/// The index naming format-1 bundles: what devices on 0.1 read (their URL never changes).
 pub const INDEX_FILE: &str = "index.hidx";
+/// The index naming format-2 bundles: what devices from 0.2 on read.
+pub const INDEX_FILE_V2: &str = "index-v2.hidx";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

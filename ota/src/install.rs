@@ -5,21 +5,21 @@
 //! zeros, the active slot, or the bundle) → sync → read everything back and verify → make the
 //! target the next trial boot. A failure at any point leaves the target unbootable and the
 //! active slot untouched; a retry resumes (chunks already in place are not fetched again).
-//! Memory: one chunk buffer, the network's pieces, and 40 bytes per chunk of the slot indexes.
+//! Memory: two chunk buffers (stored and unpacked), the network's pieces, the manifest's chunk
+//! list and about 40 bytes per chunk of the active slot's index.
 //! Never writes to the active slot; never marks anything bootable before the read-back.
 use std::ops::ControlFlow;
 
 use crate::boot::{BootControl, BootError, RebootCommand, Slot};
-use crate::bundle::VerifiedBundle;
-use crate::chunker::Chunker;
+use crate::bundle::{Unpacker, VerifiedBundle};
 use crate::delta::{self, ChunkFrom, ChunkIndex, LocalChunks, Plan};
 use crate::format::VerifyError;
-use crate::manifest::Payload;
+use crate::manifest::{Chunk, Payload};
 use crate::source::{BundleSource, SourceError};
 use crate::storage::SlotStorage;
 
-/// Longest single download request, in chunks (64 KiB chunks → 8 MiB).
-pub const MAX_RUN_CHUNKS: u64 = 128;
+/// Longest single download request, in stored bytes.
+pub const MAX_RUN_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,7 +154,7 @@ pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, Install
     let mut done = 0;
     for p in &m.payloads {
         let t = target_for(&mut req.targets, &p.name);
-        read_back(&mut *t.target, p, m.chunk_size, &mut |n| {
+        read_back(&mut *t.target, p, &mut |n| {
             done += n;
             (req.progress)(Progress {
                 phase: Phase::Verify,
@@ -183,7 +183,7 @@ fn target_for<'t, 'b>(targets: &'t mut [Target<'b>], name: &str) -> &'t mut Targ
 
 fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
     let m = &req.bundle.manifest;
-    let mut indexes: Vec<(String, Option<ChunkIndex>, ChunkIndex)> = Vec::new();
+    let mut indexes: Vec<(String, Option<ChunkIndex>, Vec<bool>)> = Vec::new();
     let total: u64 = m.payloads.iter().map(|p| p.size).sum();
     let mut done = 0;
     for p in &m.payloads {
@@ -193,16 +193,15 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
             total,
         });
         let t = target_for(&mut req.targets, &p.name);
-        let target = delta::index_slot(&mut *t.target, m.chunk_size, p.size)
-            .map_err(storage("read", &*t.target))?;
+        let in_place = delta::in_place(&mut *t.target, &p.chunks);
         let active = match t.active.as_deref_mut() {
             Some(a) => {
-                Some(delta::index_slot(a, m.chunk_size, u64::MAX).map_err(storage("read", &*a))?)
+                Some(delta::index_slot(a, m.chunking, u64::MAX).map_err(storage("read", &*a))?)
             }
             None => None,
         };
         done += p.size;
-        indexes.push((p.name.clone(), active, target));
+        indexes.push((p.name.clone(), active, in_place));
     }
     Ok(delta::plan(req.bundle, &|name| {
         indexes
@@ -210,7 +209,7 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
             .find(|(n, _, _)| n == name)
             .map(|(_, a, t)| LocalChunks {
                 active: a.as_ref(),
-                target: Some(t),
+                in_place: Some(t),
             })
             .unwrap_or_default()
     }))
@@ -220,41 +219,42 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     let m = &req.bundle.manifest;
     let total = plan.total_bytes;
     let mut done = 0u64;
+    let mut unpack = Unpacker::new(m.max_chunk());
+    let mut buf = vec![0u8; m.max_chunk()];
     for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
-        let base = req.bundle.payload_offset(&p.name).unwrap_or(0);
-        let runs = delta::download_runs(pp, MAX_RUN_CHUNKS);
+        let runs = delta::download_runs(pp, &p.chunks, MAX_RUN_BYTES);
         let t = target_for(&mut req.targets, &p.name);
-        let mut buf = vec![0u8; m.chunk_size as usize];
         let mut next_run = 0;
-        let mut i = 0u64;
-        while i < pp.chunks.len() as u64 {
-            let len = chunk_len(p, m.chunk_size, i);
-            match pp.chunks[i as usize] {
+        let mut i = 0usize;
+        while i < pp.chunks.len() {
+            let c = &p.chunks[i];
+            let len = c.len as usize;
+            match pp.chunks[i] {
                 ChunkFrom::InPlace => {}
                 ChunkFrom::Zero => {
-                    buf[..len as usize].fill(0);
-                    put(&mut *t.target, p, m.chunk_size, i, &buf[..len as usize])?;
+                    buf[..len].fill(0);
+                    put(&mut *t.target, p, i, &buf[..len])?;
                 }
                 ChunkFrom::Active(offset) => {
                     let a = t
                         .active
                         .as_deref_mut()
                         .ok_or_else(|| InstallError::MissingTarget(p.name.clone()))?;
-                    a.read_at(offset, &mut buf[..len as usize])
+                    a.read_at(offset, &mut buf[..len])
                         .map_err(storage("read", &*a))?;
-                    put(&mut *t.target, p, m.chunk_size, i, &buf[..len as usize])?;
+                    put(&mut *t.target, p, i, &buf[..len])?;
                 }
                 ChunkFrom::Download => {
                     let (first, count) = runs[next_run];
                     next_run += 1;
                     let bytes = fetch_run(
                         req.source,
+                        req.bundle,
                         &mut *t.target,
+                        &mut unpack,
                         p,
-                        m.chunk_size,
-                        base,
-                        first,
-                        count,
+                        first as usize,
+                        count as usize,
                     )?;
                     done += bytes;
                     (req.progress)(Progress {
@@ -262,11 +262,11 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                         done,
                         total,
                     });
-                    i = first + count;
+                    i = (first + count) as usize;
                     continue;
                 }
             }
-            done += len;
+            done += len as u64;
             (req.progress)(Progress {
                 phase: Phase::Write,
                 done,
@@ -278,85 +278,98 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     Ok(())
 }
 
-fn chunk_len(p: &Payload, chunk_size: u64, i: u64) -> u64 {
-    (p.size - i * chunk_size).min(chunk_size)
-}
-
-/// Verifies chunk `i` and writes it at its place.
+/// Verifies chunk `i` of `p` and writes it at its place.
 fn put(
     target: &mut dyn SlotStorage,
     p: &Payload,
-    chunk_size: u64,
-    i: u64,
+    i: usize,
     bytes: &[u8],
 ) -> Result<(), InstallError> {
-    if *blake3::hash(bytes).as_bytes() != p.chunk_hash(i) {
+    let c = &p.chunks[i];
+    if bytes.len() != c.len as usize || *blake3::hash(bytes).as_bytes() != c.hash {
         return Err(VerifyError::ChunkHash {
             payload: p.name.clone(),
-            chunk: i,
+            chunk: i as u64,
         }
         .into());
     }
     target
-        .write_at(i * chunk_size, bytes)
+        .write_at(c.offset, bytes)
         .map_err(storage("write", target))
 }
 
-/// Streams chunks `first .. first+count` from the bundle into the target, each verified first.
+/// Streams the stored bytes of chunks `first .. first+count` (back to back in the bundle) into
+/// the target: each chunk's stored bytes are collected (one chunk at most), checked, unpacked,
+/// checked again and only then written. Returns the payload bytes written.
 fn fetch_run(
     source: &mut dyn BundleSource,
+    bundle: &VerifiedBundle,
     target: &mut dyn SlotStorage,
+    unpack: &mut Unpacker,
     p: &Payload,
-    chunk_size: u64,
-    base: u64,
-    first: u64,
-    count: u64,
+    first: usize,
+    count: usize,
 ) -> Result<u64, InstallError> {
-    let start = first * chunk_size;
-    let end = ((first + count) * chunk_size).min(p.size);
-    let mut chunker = Chunker::new(chunk_size);
-    let mut i = first;
+    let chunks: &[Chunk] = &p.chunks[first..first + count];
+    let start = bundle.chunk_offset(&chunks[0]);
+    let stored: u64 = chunks.iter().map(|c| u64::from(c.stored)).sum();
+    let mut pending: Vec<u8> = Vec::with_capacity(chunks[0].stored as usize);
+    let mut i = 0usize;
+    let mut written = 0u64;
     let mut failed = None;
-    let mut each = |chunk: &[u8]| -> Result<(), InstallError> {
-        put(target, p, chunk_size, i, chunk)?;
-        i += 1;
+    let mut feed = |mut piece: &[u8]| -> Result<(), InstallError> {
+        while !piece.is_empty() && i < count {
+            let want = chunks[i].stored as usize;
+            let take = (want - pending.len()).min(piece.len());
+            pending.extend_from_slice(&piece[..take]);
+            piece = &piece[take..];
+            if pending.len() == want {
+                let content = unpack.unpack(p, first + i, &pending)?;
+                put(target, p, first + i, content)?;
+                written += u64::from(chunks[i].len);
+                pending.clear();
+                i += 1;
+            }
+        }
         Ok(())
     };
-    source.read_at(
-        base + start,
-        end - start,
-        &mut |piece| match chunker.feed(piece, &mut each) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
-        },
-    )?;
+    source.read_at(start, stored, &mut |piece| match feed(piece) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            failed = Some(e);
+            ControlFlow::Break(())
+        }
+    })?;
     if let Some(e) = failed {
         return Err(e);
     }
-    chunker.finish(&mut each)?;
-    Ok(end - start)
+    if i != count {
+        return Err(SourceError::Truncated {
+            needed: start + stored,
+            have: start + stored - (count - i) as u64,
+        }
+        .into());
+    }
+    Ok(written)
 }
 
 /// Reads a payload back from its target and checks every chunk.
 fn read_back(
     target: &mut dyn SlotStorage,
     p: &Payload,
-    chunk_size: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), InstallError> {
-    let mut buf = vec![0u8; chunk_size as usize];
-    for i in 0..p.chunk_count(chunk_size) {
-        let len = chunk_len(p, chunk_size, i) as usize;
+    let max = p.chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
+    let mut buf = vec![0u8; max];
+    for (i, c) in p.chunks.iter().enumerate() {
+        let len = c.len as usize;
         target
-            .read_at(i * chunk_size, &mut buf[..len])
+            .read_at(c.offset, &mut buf[..len])
             .map_err(storage("read back", target))?;
-        if *blake3::hash(&buf[..len]).as_bytes() != p.chunk_hash(i) {
+        if *blake3::hash(&buf[..len]).as_bytes() != c.hash {
             return Err(InstallError::ReadBack {
                 payload: p.name.clone(),
-                chunk: i,
+                chunk: i as u64,
             });
         }
         progress(len as u64);

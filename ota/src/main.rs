@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use hearth_ota::bundle::{self, BundleSpec};
 use hearth_ota::format::{self, Kind, Trust};
 use hearth_ota::keylist::{KeyList, ReleaseKey, SignedKeyList};
+use hearth_ota::manifest::{CdcParams, Chunking};
 use hearth_ota::source::FileSource;
 use hearth_ota::{decide, keys, repo};
 use time::{Duration, OffsetDateTime};
@@ -64,8 +65,16 @@ enum Command {
         version_number: u64,
         #[arg(long, default_value_t = 0)]
         min_version_number: u64,
+        /// Bundle format: 2 (content-defined, compressed chunks; devices from 0.2 on) or 1
+        /// (fixed chunks; what devices on 0.1 read).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
+        format: u16,
+        /// Chunk size of a format-1 bundle.
         #[arg(long, default_value_t = hearth_ota::manifest::DEFAULT_CHUNK_SIZE)]
         chunk_size: u64,
+        /// FastCDC minimum, average and maximum chunk sizes of a format-2 bundle (bytes).
+        #[arg(long, num_args = 3, value_names = ["MIN", "AVG", "MAX"])]
+        cdc: Option<Vec<u32>>,
         /// NAME=PATH, in bundle order (e.g. root=root.img).
         #[arg(long = "payload", required = true)]
         payloads: Vec<String>,
@@ -110,6 +119,17 @@ enum Command {
         slot: String,
         #[arg(long)]
         boot_dir: PathBuf,
+    },
+    /// Print (JSON) the bytes a device holding OLD would download to install BUNDLE: the signed
+    /// prefix plus the stored bytes of every chunk it does not have.
+    DeltaSize {
+        bundle: PathBuf,
+        /// Root public key (PEM): the manifest is read only after its signature verified.
+        #[arg(long)]
+        key: PathBuf,
+        /// The device's active slot: PATH (the root payload) or NAME=PATH, repeatable.
+        #[arg(long = "from", required = true)]
+        from: Vec<String>,
     },
     /// Add a bundle to a static repository and sign the channel's index.
     Publish {
@@ -159,10 +179,28 @@ fn main() -> Result<()> {
             version,
             version_number,
             min_version_number,
+            format,
             chunk_size,
+            cdc,
             payloads,
             out,
         } => {
+            let chunking = match (format, cdc) {
+                (1, None) => Chunking::Fixed { size: chunk_size },
+                (1, Some(_)) => bail!("--cdc is for format 2"),
+                (_, None) => Chunking::Cdc(CdcParams::DEFAULT),
+                (_, Some(v)) => {
+                    let p = CdcParams {
+                        min: v[0],
+                        avg: v[1],
+                        max: v[2],
+                    };
+                    if !p.valid() {
+                        bail!("--cdc {v:?}: sizes out of range");
+                    }
+                    Chunking::Cdc(p)
+                }
+            };
             let mut parsed = Vec::new();
             for p in payloads {
                 let (name, path) = p.split_once('=').context("--payload takes NAME=PATH")?;
@@ -175,7 +213,7 @@ fn main() -> Result<()> {
                 version_number,
                 min_version_number,
                 created: OffsetDateTime::now_utc(),
-                chunk_size,
+                chunking,
                 payloads: parsed,
             };
             let root = root.map(|r| keys::load_verifying(&r)).transpose()?;
@@ -233,6 +271,7 @@ fn main() -> Result<()> {
             slot,
             boot_dir,
         } => install_cmd(&bundle, &key, &targets, &active, &slot, &boot_dir)?,
+        Command::DeltaSize { bundle, key, from } => delta_size(&bundle, &key, &from)?,
         Command::Publish {
             repo: dir,
             channel,
@@ -249,6 +288,9 @@ fn main() -> Result<()> {
                 None => notes,
             };
             let trust = Trust::new(keys::load_verifying(&root)?);
+            let format = bundle::open(&mut FileSource::open(&bundle)?, &trust)?
+                .manifest
+                .format;
             let index = repo::publish(&repo::PublishRequest {
                 repo: &dir,
                 channel: &channel,
@@ -262,7 +304,7 @@ fn main() -> Result<()> {
             })?;
             println!(
                 "{}: serial {}, latest {} ({}), expires {}",
-                repo::index_path(&dir, &channel, &index.board).display(),
+                repo::index_path_for(&dir, &channel, &index.board, format).display(),
                 index.serial,
                 index.latest.version,
                 index.latest.bundle,
@@ -328,11 +370,24 @@ fn inspect(path: PathBuf, key: Option<PathBuf>) -> Result<()> {
                 "payload data at offset {}, bundle size {}",
                 b.payload_start, b.size
             );
-            let mut m = b.manifest.clone();
-            for p in &mut m.payloads {
-                p.chunks = format!("<{} chunk hashes>", p.chunk_count(m.chunk_size));
-            }
-            println!("{}", serde_json::to_string_pretty(&m)?);
+            let m = &b.manifest;
+            let summary = serde_json::json!({
+                "format": m.format,
+                "board": m.board,
+                "arch": m.arch,
+                "version": m.version,
+                "version_number": m.version_number,
+                "min_version_number": m.min_version_number,
+                "created": hearth_ota::manifest::rfc3339(m.created),
+                "chunking": m.chunking,
+                "payloads": m.payloads.iter().map(|p| serde_json::json!({
+                    "name": p.name,
+                    "size": p.size,
+                    "stored": p.stored_size(),
+                    "chunks": p.chunks.len(),
+                })).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         None => {
             let p = format::peek(&mut src, Kind::Bundle)?;
@@ -342,8 +397,10 @@ fn inspect(path: PathBuf, key: Option<PathBuf>) -> Result<()> {
                 p.keylist_len, p.body_len, p.key_id
             );
             println!("key list (unverified): {}", p.unverified_keylist);
+            let json = bundle::manifest_json(p.version, &p.unverified_body_bytes)
+                .unwrap_or_else(|_| p.unverified_body.clone().into_bytes());
             let body: serde_json::Value =
-                serde_json::from_str(&p.unverified_body).unwrap_or(serde_json::Value::Null);
+                serde_json::from_slice(&json).unwrap_or(serde_json::Value::Null);
             println!(
                 "manifest (unverified): {}",
                 serde_json::to_string_pretty(&strip_chunks(body))?
@@ -357,12 +414,51 @@ fn strip_chunks(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(ps) = v.get_mut("payloads").and_then(|p| p.as_array_mut()) {
         for p in ps {
             if let Some(c) = p.get_mut("chunks") {
-                let n = c.as_str().map(|s| s.len() / 64).unwrap_or(0);
+                let n = match c {
+                    serde_json::Value::String(s) => s.len() / 64,
+                    serde_json::Value::Array(a) => a.len(),
+                    _ => 0,
+                };
                 *c = serde_json::Value::String(format!("<{n} chunk hashes>"));
             }
         }
     }
     v
+}
+
+fn delta_size(bundle_path: &std::path::Path, key: &std::path::Path, from: &[String]) -> Result<()> {
+    use hearth_ota::delta::{self, LocalChunks};
+    use hearth_ota::storage::FileSlot;
+    let trust = Trust::new(keys::load_verifying(key)?);
+    let mut src = FileSource::open(bundle_path)?;
+    let b = bundle::open(&mut src, &trust)?;
+    let mut indexes = Vec::new();
+    for f in from {
+        let (name, path) = match f.split_once('=') {
+            Some((n, p)) => (n.to_string(), PathBuf::from(p)),
+            None => ("root".to_string(), PathBuf::from(f)),
+        };
+        let mut slot =
+            FileSlot::open_read_only(&path).with_context(|| path.display().to_string())?;
+        let index = delta::index_slot(&mut slot, b.manifest.chunking, u64::MAX)
+            .with_context(|| path.display().to_string())?;
+        indexes.push((name, index));
+    }
+    let plan = delta::plan(&b, &|name| LocalChunks {
+        active: indexes.iter().find(|(n, _)| n == name).map(|(_, i)| i),
+        in_place: None,
+    });
+    let out = serde_json::json!({
+        "format": b.manifest.format,
+        "bundle_bytes": b.size,
+        "prefix_bytes": b.payload_start,
+        "chunk_bytes": plan.download_bytes,
+        "download_bytes": b.payload_start + plan.download_bytes,
+        "changed_content_bytes": plan.download_content_bytes,
+        "total_bytes": plan.total_bytes,
+    });
+    println!("{out}");
+    Ok(())
 }
 
 fn name_path(spec: &str) -> Result<(String, PathBuf)> {
@@ -453,6 +549,7 @@ fn install_cmd(
         "version": b.manifest.version,
         "total_bytes": report.plan.total_bytes,
         "download_bytes": report.plan.download_bytes,
+        "prefix_bytes": b.payload_start,
         "local_bytes": report.plan.local_bytes,
         "fetched_bytes": report.fetched,
         "reboot": report.reboot.argv,

@@ -1,6 +1,9 @@
-//! The static update repository: `bundles/*.hota` and `<channel>/<board>/index.hidx`. Any web
+//! The static update repository: `bundles/*.hota` and, per channel and board, two indexes:
+//! `index.hidx` names the latest format-1 bundle (read by devices on 0.1, which know nothing
+//! else) and `index-v2.hidx` the latest format-2 bundle (read by devices from 0.2 on). Any web
 //! server can serve it. Publishing copies the bundle in, then replaces the index atomically,
-//! so a reader sees either the old or the new release, never a mix.
+//! so a reader sees either the old or the new release, never a mix. Both indexes share one
+//! serial counter, so a device that moves from one to the other never sees a serial go back.
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -8,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::bundle::{self, VerifiedBundle};
 use crate::format::{Trust, VerifyError};
-use crate::index::{self, INDEX_FILE, Index, Latest};
+use crate::index::{self, INDEX_FILE, INDEX_FILE_V2, Index, Latest};
 use crate::keylist::SignedKeyList;
 use crate::source::FileSource;
 
@@ -41,8 +44,32 @@ pub struct PublishRequest<'a> {
     pub trust: &'a Trust,
 }
 
+/// Path of the index devices of today's format read (format 2).
 pub fn index_path(repo: &Path, channel: &str, board: &str) -> PathBuf {
-    repo.join(channel).join(board).join(INDEX_FILE)
+    index_path_for(repo, channel, board, crate::format::FORMAT_VERSION_CDC)
+}
+
+/// Path of the index that names bundles of container format `format`.
+pub fn index_path_for(repo: &Path, channel: &str, board: &str, format: u16) -> PathBuf {
+    let file = if format == crate::format::FORMAT_VERSION {
+        INDEX_FILE
+    } else {
+        INDEX_FILE_V2
+    };
+    repo.join(channel).join(board).join(file)
+}
+
+/// The current index at `path`, if there is one.
+fn current(path: &Path, trust: &Trust) -> Result<Option<Index>, PublishError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(
+            index::decode(&bytes, trust)
+                .map_err(PublishError::CurrentIndex)?
+                .0,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> PublishError + '_ {
@@ -61,25 +88,35 @@ pub fn publish(req: &PublishRequest<'_>) -> Result<Index, PublishError> {
     let verified = bundle::open(&mut src, req.trust).map_err(PublishError::Bundle)?;
     bundle::verify_payloads(&mut src, &verified).map_err(PublishError::Bundle)?;
     let m = &verified.manifest;
-    let index_file = index_path(req.repo, req.channel, &m.board);
-    let serial = match std::fs::read(&index_file) {
-        Ok(bytes) => {
-            let (current, _, _) =
-                index::decode(&bytes, req.trust).map_err(PublishError::CurrentIndex)?;
-            if m.version_number <= current.latest.version_number {
-                return Err(PublishError::NotNewer {
-                    current: current.latest.version_number,
-                    offered: m.version_number,
-                });
-            }
-            current.serial + 1
+    let index_file = index_path_for(req.repo, req.channel, &m.board, m.format);
+    let mut serial = 0;
+    for format in [
+        crate::format::FORMAT_VERSION,
+        crate::format::FORMAT_VERSION_CDC,
+    ] {
+        let path = index_path_for(req.repo, req.channel, &m.board, format);
+        let Some(current) = current(&path, req.trust)? else {
+            continue;
+        };
+        serial = serial.max(current.serial);
+        if path == index_file && m.version_number <= current.latest.version_number {
+            return Err(PublishError::NotNewer {
+                current: current.latest.version_number,
+                offered: m.version_number,
+            });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-        Err(e) => return Err(io(&index_file)(e)),
-    };
+    }
+    let serial = serial + 1;
     let rel = format!(
-        "bundles/hearth-{}-{}-{}.hota",
-        m.version, m.board, m.version_number
+        "bundles/hearth-{}-{}-{}{}.hota",
+        m.version,
+        m.board,
+        m.version_number,
+        if m.format == crate::format::FORMAT_VERSION {
+            "-v1"
+        } else {
+            ""
+        }
     );
     copy_in(req.bundle, &req.repo.join(&rel))?;
     let index = Index {
@@ -94,6 +131,22 @@ pub fn publish(req: &PublishRequest<'_>) -> Result<Index, PublishError> {
     let dir = index_file.parent().unwrap_or(req.repo);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     crate::fsutil::write_atomic(&index_file, &bytes).map_err(io(&index_file))?;
+    // A device that updates through the format-1 index lands on a release that reads the
+    // format-2 one, and refuses an index whose serial is below the last it accepted: keep the
+    // format-2 index's serial above the format-1 one by re-signing it (same release).
+    let v2_file = index_path(req.repo, req.channel, &m.board);
+    if index_file != v2_file
+        && let Some(v2) = current(&v2_file, req.trust)?
+    {
+        let reissued = Index {
+            serial: serial + 1,
+            created: req.now,
+            expires: req.now + req.valid_for,
+            ..v2
+        };
+        let bytes = index::sign(&reissued, req.keylist, req.key);
+        crate::fsutil::write_atomic(&v2_file, &bytes).map_err(io(&v2_file))?;
+    }
     Ok(index)
 }
 

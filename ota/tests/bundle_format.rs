@@ -23,7 +23,7 @@ fn a_signed_bundle_opens_and_every_chunk_verifies() {
     let b = open(&mut src, &keys.trust).unwrap();
     assert_eq!(b.manifest.version_number, 5);
     assert_eq!(b.manifest.payloads[0].size, 300_000);
-    assert_eq!(b.manifest.payloads[0].chunk_count(65536), 5);
+    assert_eq!(b.manifest.payloads[0].chunks.len(), 5);
     assert_eq!(b.payload_start % 4096, 0);
     verify_payloads(&mut src, &b).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -265,7 +265,7 @@ fn a_bundle_signed_outside_the_release_key_window_is_refused_on_read() {
     spec.created = time::macros::datetime!(2030-01-01 0:00 UTC);
     // Forge past the builder's check: same layout, signed by the (delegated) release key.
     let manifest = hearth_ota::bundle::make_manifest(&spec).unwrap();
-    let body = serde_json::to_vec(&manifest).unwrap();
+    let body = manifest.encode().unwrap();
     let mut bytes = hearth_ota::format::encode(
         hearth_ota::format::Kind::Bundle,
         &keys.keylist,
@@ -285,7 +285,10 @@ fn a_bundle_signed_outside_the_release_key_window_is_refused_on_read() {
     ));
     // The same forgery with an in-window date verifies: the window is what refuses it.
     spec.created = CREATED;
-    let body = serde_json::to_vec(&hearth_ota::bundle::make_manifest(&spec).unwrap()).unwrap();
+    let body = hearth_ota::bundle::make_manifest(&spec)
+        .unwrap()
+        .encode()
+        .unwrap();
     let mut bytes = hearth_ota::format::encode(
         hearth_ota::format::Kind::Bundle,
         &keys.keylist,

@@ -105,11 +105,19 @@ fn keygen_delegate_sign_verify_publish() {
     assert!(!fits && text.contains("board"), "{text}");
     let text = ok(&["inspect", p(&b2), "--key", p(&root_pub)]);
     assert!(
-        text.contains("\"version_number\": 2") && text.contains("<4 chunk hashes>"),
+        text.contains("\"version_number\": 2")
+            && text.contains("\"format\": 2")
+            && text.contains("\"chunks\": "),
         "{text}"
     );
     let text = ok(&["inspect", p(&b2)]);
-    assert!(text.contains("verified: NO"), "{text}");
+    // The (compressed) format-2 manifest is shown, chunk lists summarized.
+    assert!(
+        text.contains("verified: NO")
+            && text.contains("\"chunking\"")
+            && text.contains(" chunk hashes>"),
+        "{text}"
+    );
 
     let repo = d.join("repo");
     let publish = |b: &Path| {
@@ -136,7 +144,7 @@ fn keygen_delegate_sign_verify_publish() {
     assert!(published, "{text}");
     let (again, text) = publish(&b2);
     assert!(!again && text.contains("not newer"), "{text}");
-    let index_file = repo.join("stable/qemu-x86_64/index.hidx");
+    let index_file = repo.join("stable/qemu-x86_64/index-v2.hidx");
     let bytes = std::fs::read(&index_file).unwrap();
     let trust =
         hearth_ota::format::Trust::new(hearth_ota::keys::load_verifying(&root_pub).unwrap());
@@ -151,6 +159,29 @@ fn keygen_delegate_sign_verify_publish() {
     assert!(repo.join(&latest.bundle).is_file());
     let b3 = d.join("v3.hota");
     assert!(sign(&rel, "3", &b3).0);
+    // A device holding the same image downloads only the signed prefix; an empty one, all.
+    let delta = |from: &Path| -> serde_json::Value {
+        let text = ok(&[
+            "delta-size",
+            p(&b3),
+            "--key",
+            p(&root_pub),
+            "--from",
+            p(from),
+        ]);
+        serde_json::from_str(&text).unwrap()
+    };
+    let same = delta(&img);
+    assert_eq!(same["chunk_bytes"], 0, "{same}");
+    assert_eq!(same["download_bytes"], same["prefix_bytes"], "{same}");
+    let empty = d.join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    let all = delta(&empty);
+    assert_eq!(
+        all["download_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&b3).unwrap().len(),
+        "{all}"
+    );
     assert!(publish(&b3).0);
     let newer = std::fs::read(&index_file).unwrap();
     let second = hearth_ota::index::accept(

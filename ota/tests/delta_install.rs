@@ -11,6 +11,7 @@ use hearth_ota::boot::{BootControl, DirFs, Slot};
 use hearth_ota::decide::{self, Decision, Device};
 use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url};
 use hearth_ota::install::{InstallError, InstallRequest, Target, install};
+use hearth_ota::manifest::Chunking;
 use hearth_ota::storage::FileSlot;
 
 const SIZE: usize = 4 * 1024 * 1024;
@@ -23,17 +24,35 @@ struct Rig {
     v2: Vec<u8>,
     rt: tokio::runtime::Runtime,
     server: http_server::Server,
+    cdc: bool,
 }
 
-/// v1 is installed in slot a; v2 (one changed 100 KiB region) is published.
+/// v1 is installed in slot a; v2 (one changed 100 KiB region) is published as a format-1
+/// bundle.
 fn rig() -> Rig {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let keys = keys();
     let v1 = image_bytes(SIZE, 11);
     let mut v2 = v1.clone();
     v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
-    let b2 = bundle(&dir, &keys, 2, &v2);
+    rig_with(v1, v2, false)
+}
+
+/// The same as a format-2 bundle (content-defined chunks).
+fn rig_cdc() -> Rig {
+    let v1 = image_bytes(SIZE, 11);
+    let mut v2 = v1.clone();
+    v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
+    rig_with(v1, v2, true)
+}
+
+fn rig_with(v1: Vec<u8>, v2: Vec<u8>, cdc: bool) -> Rig {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let keys = keys();
+    let b2 = if cdc {
+        bundle_with(&dir, &keys, &spec_v2(&dir, 2, &v2))
+    } else {
+        bundle(&dir, &keys, 2, &v2)
+    };
     let repo = dir.join("repo");
     hearth_ota::repo::publish(&hearth_ota::repo::PublishRequest {
         repo: &repo,
@@ -64,6 +83,7 @@ fn rig() -> Rig {
         v2,
         rt,
         server,
+        cdc,
     }
 }
 
@@ -82,7 +102,16 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
         .rt
         .block_on(fetch_index(
             &client,
-            &index_url(&rig.server.base, "stable", "qemu-x86_64"),
+            &if rig.cdc {
+                index_url(&rig.server.base, "stable", "qemu-x86_64")
+            } else {
+                // Format-1 bundles are named by the format-1 index (what devices on 0.1 read).
+                format!(
+                    "{}/stable/qemu-x86_64/{}",
+                    rig.server.base,
+                    hearth_ota::index::INDEX_FILE
+                )
+            },
         ))
         .unwrap();
     let accepted =
@@ -204,7 +233,16 @@ fn a_downgrade_offered_by_the_index_is_refused() {
         .rt
         .block_on(fetch_index(
             &client,
-            &index_url(&rig.server.base, "stable", "qemu-x86_64"),
+            &if rig.cdc {
+                index_url(&rig.server.base, "stable", "qemu-x86_64")
+            } else {
+                // Format-1 bundles are named by the format-1 index (what devices on 0.1 read).
+                format!(
+                    "{}/stable/qemu-x86_64/{}",
+                    rig.server.base,
+                    hearth_ota::index::INDEX_FILE
+                )
+            },
         ))
         .unwrap();
     let accepted =
@@ -235,4 +273,94 @@ fn a_stalled_connection_is_abandoned_and_resumed() {
     rig.server.knobs.lock().unwrap().stall_once_after = Some(5);
     update(&rig).unwrap();
     assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+}
+
+/// Bundle bytes of the published format-2 bundle: (signed prefix and padding, payload data).
+fn stored_total(rig: &Rig) -> (u64, u64) {
+    let path = std::fs::read_dir(rig.dir.join("repo/bundles"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let b = hearth_ota::bundle::open(
+        &mut hearth_ota::source::FileSource::open(&path).unwrap(),
+        &rig.keys.trust,
+    )
+    .unwrap();
+    assert!(matches!(b.manifest.chunking, Chunking::Cdc(_)));
+    (b.payload_start, b.manifest.total_payload_size().unwrap())
+}
+
+#[test]
+fn cdc_a_small_change_downloads_only_the_chunks_around_it() {
+    let rig = rig_cdc();
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    // The 100 KB change (random, so stored raw) plus at most one chunk on either side.
+    let max = u64::from(TEST_CDC.max);
+    let d = report.plan.download_bytes;
+    assert!((100_000..100_000 + 2 * max).contains(&d), "downloaded {d}");
+    assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));
+}
+
+#[test]
+fn cdc_an_insertion_early_in_the_image_does_not_shift_what_follows() {
+    let v1 = image_bytes(SIZE, 11);
+    let mut v2 = v1.clone();
+    v2.splice(5_000..5_000, image_bytes(3_000, 13));
+    let rig = rig_with(v1.clone(), v2.clone(), true);
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), v2);
+    let d = report.plan.download_bytes;
+    assert!(d < 3_000 + 2 * u64::from(TEST_CDC.max), "downloaded {d}");
+    // Fixed chunks (format 1) lose everything after the insertion.
+    let fixed = rig_with(v1, v2, false);
+    let report = update(&fixed).unwrap();
+    assert!(
+        report.plan.download_bytes > SIZE as u64 * 9 / 10,
+        "{}",
+        report.plan.download_bytes
+    );
+}
+
+#[test]
+fn cdc_a_dropped_connection_resumes_where_it_stopped() {
+    let rig = rig_cdc();
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap(); // no delta: download everything
+    rig.server.knobs.lock().unwrap().drop_once_after = Some(10);
+    let before = rig.server.knobs.lock().unwrap().served_bytes;
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    let served = rig.server.knobs.lock().unwrap().served_bytes - before;
+    let (prefix, stored) = stored_total(&rig);
+    assert_eq!(report.plan.download_bytes, stored);
+    // Everything once (the prefix is read to open the bundle), plus the dropped attempt.
+    assert!(served < prefix + stored + 1024, "served {served}");
+}
+
+#[test]
+fn cdc_an_interrupted_install_is_retried_and_fetches_only_the_rest() {
+    let rig = rig_cdc();
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap();
+    rig.server.knobs.lock().unwrap().budget = Some(1_500_000);
+    let err = update(&rig).unwrap_err();
+    assert!(matches!(err, InstallError::Source(_)), "{err}");
+    let state = boot_state(&rig);
+    assert!(
+        !state.is_bootable(Slot::B) && state.trial.is_none(),
+        "{state:?}"
+    );
+    rig.server.knobs.lock().unwrap().budget = None;
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    let (prefix, stored) = stored_total(&rig);
+    assert!(report.plan.download_bytes < stored);
+    let total = rig.server.knobs.lock().unwrap().served_bytes;
+    assert!(
+        // At most the chunk cut in half is fetched twice (plus the signed prefix again).
+        total < stored + 2 * prefix + u64::from(TEST_CDC.max),
+        "downloaded {total} in all"
+    );
+    assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));
 }

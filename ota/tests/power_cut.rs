@@ -236,16 +236,18 @@ struct Fixture {
     v2: Vec<u8>,
 }
 
-fn fixture() -> Fixture {
+fn fixture(chunking: hearth_ota::manifest::Chunking) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let keys = keys();
     let v1 = image_bytes(1024 * 1024, 21);
     let mut v2 = v1.clone();
-    v2[40_000..240_000].copy_from_slice(&image_bytes(200_000, 22)); // changed: downloaded
+    // Changed (downloaded); low-entropy so that format 2 stores it compressed.
+    let changed: Vec<u8> = image_bytes(200_000, 22).iter().map(|b| b & 7).collect();
+    v2[40_000..240_000].copy_from_slice(&changed);
     v2[600 * 1024..700 * 1024].fill(0); // zero chunks: written, not downloaded
     let mut spec = spec(&dir, 2, &v2);
-    spec.chunk_size = 4096; // many chunks: many cut points
+    spec.chunking = chunking;
     let bundle_path = bundle_with(&dir, &keys, &spec);
     std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
     let bundle =
@@ -335,8 +337,27 @@ fn check(
     booted
 }
 
+/// Small chunks: many cut points.
+const FIXED: hearth_ota::manifest::Chunking = hearth_ota::manifest::Chunking::Fixed { size: 4096 };
+const CDC: hearth_ota::manifest::Chunking =
+    hearth_ota::manifest::Chunking::Cdc(hearth_ota::manifest::CdcParams {
+        min: 1024,
+        avg: 4096,
+        max: 16384,
+    });
+
 fn cut_everywhere(backend: Backend) -> u64 {
-    let f = fixture();
+    cut_everywhere_with(backend, FIXED, 250)
+}
+
+/// `min_points`: the run must have cut at least this often (fewer would mean the update did
+/// much less work than the fixture implies).
+fn cut_everywhere_with(
+    backend: Backend,
+    chunking: hearth_ota::manifest::Chunking,
+    min_points: u64,
+) -> u64 {
+    let f = fixture(chunking);
     let mut points = 0;
     for budget in 0.. {
         let boot_dir = f.dir.join(format!("boot-{budget}"));
@@ -359,8 +380,8 @@ fn cut_everywhere(backend: Backend) -> u64 {
             break;
         }
     }
-    println!("{backend:?}: {points} cut points");
-    assert!(points > 250, "only {points} cut points");
+    println!("{backend:?} {chunking:?}: {points} cut points");
+    assert!(points > min_points, "only {points} cut points");
     points
 }
 
@@ -382,4 +403,14 @@ fn power_cut_at_every_step_pi_tryboot() {
 #[test]
 fn power_cut_at_every_step_uboot_env() {
     cut_everywhere(Backend::UBoot);
+}
+
+#[test]
+fn power_cut_at_every_step_of_a_cdc_bundle_file_backend() {
+    cut_everywhere_with(Backend::File, CDC, 150);
+}
+
+#[test]
+fn power_cut_at_every_step_of_a_cdc_bundle_systemd_boot() {
+    cut_everywhere_with(Backend::SystemdBoot, CDC, 150);
 }

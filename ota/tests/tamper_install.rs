@@ -103,12 +103,28 @@ struct Case {
 
 #[test]
 fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
+    every_refusal(false);
+}
+
+/// Format 2: the payload case corrupts a zstd-compressed chunk's stored bytes.
+#[test]
+fn every_refusal_of_a_cdc_bundle_leaves_slot_b_unbootable_and_slot_a_untouched() {
+    every_refusal(true);
+}
+
+fn every_refusal(cdc: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let keys = keys();
+    let make_spec = if cdc { spec_v2 } else { spec };
     let v1 = image_bytes(300_000, 31);
-    let v5 = image_bytes(300_000, 32);
-    let good = bundle(dir, &keys, 5, &v5);
+    // Format 2 stores compressible chunks compressed: give it compressible content.
+    let v5: Vec<u8> = if cdc {
+        image_bytes(300_000, 32).iter().map(|b| b & 7).collect()
+    } else {
+        image_bytes(300_000, 32)
+    };
+    let good = bundle_with(dir, &keys, &make_spec(dir, 5, &v5));
     let bytes = std::fs::read(&good).unwrap();
     let opened =
         hearth_ota::bundle::open(&mut FileSource::open(&good).unwrap(), &keys.trust).unwrap();
@@ -117,6 +133,15 @@ fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
         opened.opened.body.len(),
         opened.payload_start as usize,
     );
+    if cdc {
+        let compressed = opened.manifest.payloads[0]
+            .chunks
+            .iter()
+            .filter(|c| c.stored_hash.is_some())
+            .count();
+        assert_eq!(compressed, opened.manifest.payloads[0].chunks.len());
+    }
+    let middle = start + (bytes.len() - start) / 2;
     let variant = |name: &str, f: &dyn Fn(&mut Vec<u8>)| {
         let mut b = bytes.clone();
         f(&mut b);
@@ -144,7 +169,7 @@ fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
             variant("signature", &flip(96 + kl + body + 10)),
         ),
         case("padding", variant("padding", &flip(start - 10))),
-        case("payload", variant("payload", &flip(start + 200_000))),
+        case("payload", variant("payload", &flip(middle))),
         case(
             "truncated",
             variant("truncated", &|b| b.truncate(b.len() - 1000)),
@@ -172,8 +197,9 @@ fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
     // A key list (newer serial) that revokes the release key that signed this bundle.
     let revoking = keylist(&keys.root, 2, &[&keys.release], &[&keys.release]);
     let revoked = variant("revoked", &|b| {
-        let prefix = hearth_ota::format::encode(
+        let prefix = hearth_ota::format::encode_version(
             hearth_ota::format::Kind::Bundle,
+            opened.opened.version,
             &revoking,
             &opened.opened.body,
             &keys.release,
@@ -183,8 +209,9 @@ fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
     cases.push(case("revoked release key", revoked));
     let rogue = ed25519_dalek::SigningKey::from_bytes(&[78; 32]);
     let unknown = variant("unknown", &|b| {
-        let prefix = hearth_ota::format::encode(
+        let prefix = hearth_ota::format::encode_version(
             hearth_ota::format::Kind::Bundle,
+            opened.opened.version,
             &keys.keylist,
             &opened.opened.body,
             &rogue,
@@ -226,7 +253,7 @@ fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
             ..device()
         },
     ));
-    let mut strict = spec(dir, 7, &v5);
+    let mut strict = make_spec(dir, 7, &v5);
     strict.min_version_number = 4;
     cases.push(Case {
         name: "minimum version",

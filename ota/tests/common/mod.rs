@@ -8,6 +8,7 @@ use ed25519_dalek::SigningKey;
 use hearth_ota::bundle::{BundleSpec, build};
 use hearth_ota::format::Trust;
 use hearth_ota::keylist::{KeyList, ReleaseKey, SignedKeyList};
+use hearth_ota::manifest::{CdcParams, Chunking};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -85,8 +86,23 @@ pub fn spec(dir: &Path, version_number: u64, root: &[u8]) -> BundleSpec {
         version_number,
         min_version_number: 1,
         created: CREATED,
-        chunk_size: 64 * 1024,
+        chunking: Chunking::Fixed { size: 64 * 1024 },
         payloads: vec![("root".into(), path)],
+    }
+}
+
+/// Small content-defined chunks for test images of a few hundred KiB to a few MiB.
+pub const TEST_CDC: CdcParams = CdcParams {
+    min: 2048,
+    avg: 8192,
+    max: 32768,
+};
+
+/// The same spec in format 2 (content-defined, compressed chunks).
+pub fn spec_v2(dir: &Path, version_number: u64, root: &[u8]) -> BundleSpec {
+    BundleSpec {
+        chunking: Chunking::Cdc(TEST_CDC),
+        ..spec(dir, version_number, root)
     }
 }
 
