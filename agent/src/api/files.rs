@@ -292,8 +292,8 @@ fn zip_download(root: Root, root_name: &str, rel: RelPath) -> Response {
 }
 
 /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`: the plain form has only safe
-/// ASCII (others become `_`), the encoded one the exact name.
-fn content_disposition(disposition: &str, name: &str) -> Option<HeaderValue> {
+/// ASCII (others become `_`), the encoded one the exact name. Public for the fuzz harness.
+pub fn content_disposition(disposition: &str, name: &str) -> Option<HeaderValue> {
     let plain: String = name
         .chars()
         .map(|c| {
@@ -397,8 +397,9 @@ async fn download(
     Ok(response)
 }
 
-/// `Content-Range: bytes START-END/TOTAL` or `bytes */TOTAL` (a status query).
-fn parse_content_range(value: &str) -> Option<(Option<(u64, u64)>, u64)> {
+/// `Content-Range: bytes START-END/TOTAL` or `bytes */TOTAL` (a status query). Public for the
+/// fuzz harness.
+pub fn parse_content_range(value: &str) -> Option<(Option<(u64, u64)>, u64)> {
     let spec = value.strip_prefix("bytes ")?.trim();
     let (range, total) = spec.split_once('/')?;
     let total: u64 = total.parse().ok()?;

@@ -22,6 +22,10 @@ pub(crate) mod update;
 mod users;
 mod web;
 
+/// The file API's header parsers, for the fuzz harnesses only (see `crate::fuzzing`).
+#[doc(hidden)]
+pub use files::{content_disposition, parse_content_range, parse_range};
+
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
