@@ -62,8 +62,10 @@ impl From<&LoadedStore> for StoreInfo {
 #[serde(deny_unknown_fields)]
 pub struct AddStoreRequest {
     /// Absolute path of a CasaOS-layout store folder on the device.
+    #[schema(pattern = r"^/")]
     pub path: Option<String>,
     /// Or an https URL of a store zip (downloaded and checked before it is added).
+    #[schema(pattern = r"^https://")]
     pub url: Option<String>,
 }
 
@@ -512,7 +514,7 @@ pub async fn catalog_screenshot(
 
 /// What installing would do: containers, ports, folders and the policy's findings.
 #[utoipa::path(post, path = "/api/v1/apps/plan", tag = "apps", security(("session" = [])), request_body = InstallBody,
-    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app")))]
 pub async fn plan(
     State(state): State<AppState>,
     a: AdminSession,
@@ -526,7 +528,7 @@ pub async fn plan(
 /// Installs a store app or custom compose YAML; answers when the app is up (or has been
 /// removed again after a failure). Findings need `consent`.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", security(("session" = [])), request_body = InstallBody,
-    responses((status = 201, body = AppView), (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody, description = "consent_required, app_exists, name_clash"), (status = 422, body = super::error::ErrorBody, description = "image_pull_failed, app_unhealthy")))]
+    responses((status = 201, body = AppView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app"), (status = 409, body = super::error::ErrorBody, description = "consent_required, app_exists, name_clash"), (status = 422, body = super::error::ErrorBody, description = "image_pull_failed, app_unhealthy")))]
 pub async fn install(
     State(state): State<AppState>,
     a: AdminSession,
@@ -754,6 +756,7 @@ pub async fn update_from_source(
 #[serde(deny_unknown_fields)]
 pub struct ConvertRequest {
     /// A `docker run ...` command line (split with shell quoting rules; nothing is run).
+    #[schema(min_length = 1)]
     pub command: String,
 }
 

@@ -25,7 +25,7 @@ pub async fn services(
 
 /// Starts, stops or restarts a managed service.
 #[utoipa::path(post, path = "/api/v1/services/{unit}/{action}", tag = "device", security(("session" = [])),
-    params(("unit" = String, Path), ("action" = String, Path, description = "start, stop or restart")),
+    params(("unit" = String, Path), ("action" = crate::system::UnitAction, Path, description = "start, stop or restart")),
     responses((status = 204), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn service_action(
     State(state): State<AppState>,
@@ -45,6 +45,7 @@ pub struct JournalParams {
     /// How many entries (newest first), at most 1000.
     pub lines: Option<usize>,
     /// Only entries at this priority (0–7) or more urgent.
+    #[param(maximum = 7)]
     pub priority: Option<u8>,
     /// Only entries whose message contains this text.
     pub contains: Option<String>,
@@ -114,7 +115,14 @@ pub struct SystemSettings {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
+    /// The same rule as `validate::hostname`.
+    #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub hostname: Option<String>,
+    /// The grammar of `validate::timezone` (the zone must also exist on the device).
+    #[schema(
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9_+.-]*(/[A-Za-z0-9_+-][A-Za-z0-9_+.-]*)*$"
+    )]
     pub timezone: Option<String>,
     pub ntp: Option<bool>,
 }

@@ -85,6 +85,8 @@ pub struct SessionInfo {
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub username: String,
+    /// At least 8 characters.
+    #[schema(min_length = 8)]
     pub password: String,
     pub role: Role,
 }
@@ -93,7 +95,8 @@ pub struct CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     pub role: Option<Role>,
-    /// A new password; all the user's sessions end.
+    /// A new password (at least 8 characters); all the user's sessions end.
+    #[schema(min_length = 8)]
     pub password: Option<String>,
     /// Let a member read app logs (which often print the apps' admin passwords).
     pub app_logs: Option<bool>,
@@ -118,6 +121,8 @@ pub struct TotpEnrolment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
+    /// Six digits from the authenticator app.
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub code: String,
 }
 

@@ -62,7 +62,7 @@ pub async fn update_interface(
 
 /// Keeps a network change: the dashboard calls this once it reaches the device again.
 #[utoipa::path(post, path = "/api/v1/network/checkpoints/{id}/confirm", tag = "network", security(("session" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, pattern = r"^[0-9]{1,10}$", description = "the number at the end of NetworkManager's checkpoint path")),
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn confirm(
     State(state): State<AppState>,
@@ -76,7 +76,7 @@ pub async fn confirm(
 
 /// Undoes a network change now.
 #[utoipa::path(post, path = "/api/v1/network/checkpoints/{id}/rollback", tag = "network", security(("session" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, pattern = r"^[0-9]{1,10}$", description = "the number at the end of NetworkManager's checkpoint path")),
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
@@ -109,6 +109,8 @@ pub async fn scan(State(state): State<AppState>, _admin: AdminSession) -> ApiRes
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WifiConnect {
+    /// 1–32 bytes (802.11).
+    #[schema(min_length = 1, max_length = 32)]
     pub ssid: String,
     /// WPA2/WPA3-personal passphrase; leave out for an open or already saved network.
     pub password: Option<String>,
@@ -139,7 +141,7 @@ pub async fn connect(
 
 /// Forgets every saved profile of a Wi-Fi network.
 #[utoipa::path(delete, path = "/api/v1/network/wifi/{ssid}", tag = "network", security(("session" = [])),
-    params(("ssid" = String, Path)),
+    params(("ssid" = String, Path, max_length = 32, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")),
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
 pub async fn forget(
     State(state): State<AppState>,

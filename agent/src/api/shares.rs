@@ -34,6 +34,8 @@ impl From<ShareRecord> for Share {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShareRequest {
+    /// The grammar of `files::shares::validate_name` (some names are also reserved).
+    #[schema(pattern = r"^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9_-])?$")]
     pub name: String,
     #[serde(default)]
     pub grants: BTreeMap<String, Access>,
@@ -43,6 +45,7 @@ pub struct CreateShareRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateShareRequest {
     /// A new name (the folder is renamed with it).
+    #[schema(pattern = r"^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9_-])?$")]
     pub name: Option<String>,
     /// Replaces all grants.
     pub grants: Option<BTreeMap<String, Access>>,

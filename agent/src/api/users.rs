@@ -42,7 +42,7 @@ pub async fn create(
 }
 
 /// Changes a user's role or sets a new password (which ends all their sessions).
-#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users", security(("session" = [])), request_body = UpdateUserRequest,
+#[utoipa::path(patch, path = "/api/v1/users/{name}", operation_id = "update_user", tag = "users", security(("session" = [])), request_body = UpdateUserRequest,
     params(("name" = String, Path, description = "User name")),
     responses((status = 200, body = User), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody, description = "last_admin")))]
 pub async fn update(
@@ -123,7 +123,7 @@ pub async fn totp_confirm(
 
 /// Turns two-factor authentication off (needs the password).
 #[utoipa::path(delete, path = "/api/v1/account/totp", tag = "account", security(("session" = [])), request_body = PasswordConfirmation,
-    responses((status = 204), (status = 401, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "throttled: too many wrong passwords")))]
 pub async fn totp_disable(
     State(state): State<AppState>,
     Session(auth): Session,
