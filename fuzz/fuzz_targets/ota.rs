@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             let prefix = f.container(Kind::Bundle, &f.keylist.body, rest);
             // Give the bundle as many payload bytes as the manifest claims (when that is small),
             // so the size check passes and the chunk checks run.
-            let size = serde_json::from_slice::<Manifest>(rest)
+            let size = Manifest::decode(format::FORMAT_VERSION, rest)
                 .ok()
                 .and_then(|m| m.total_payload_size().ok())
                 .filter(|&n| n <= 1 << 20)
