@@ -338,7 +338,7 @@ async fn extractor_rejections_use_the_error_shape() {
 /// the app log route is for admins and members an admin granted it. A route whose guard is
 /// wrong (a `Session` where an `AdminSession` belongs, or the other way) fails this test, and
 /// so does a new route nobody classified.
-const MEMBER_ROUTES: [(&str, &str); 25] = [
+const MEMBER_ROUTES: [(&str, &str); 27] = [
     ("GET", "/api/v1/stores"),
     ("GET", "/api/v1/catalog"),
     ("GET", "/api/v1/catalog/{store}/{app}"),
@@ -364,6 +364,10 @@ const MEMBER_ROUTES: [(&str, &str); 25] = [
     ("DELETE", "/api/v1/jobs/{id}"),
     ("GET", "/api/v1/session"),
     ("PUT", "/api/v1/account/password"),
+    // Every household device must trust the CA, so members see its status and can download
+    // the next one during a rotation (docs/security.md, "Device CA"); only admins rotate.
+    ("GET", "/api/v1/tls/ca"),
+    ("GET", "/api/v1/tls/ca/next.crt"),
 ];
 /// Member routes with a side effect on the session itself, checked by other tests.
 const MEMBER_SESSION_ROUTES: [(&str, &str); 4] = [
