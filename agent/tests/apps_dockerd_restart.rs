@@ -1,14 +1,21 @@
-//! The Docker daemon restarted underneath an install, on the real engine: the install fails
-//! cleanly and a reconcile leaves no orphans (no containers, networks, folders or records).
+//! The Docker daemon restarted, on the real engine: underneath an install (the install fails
+//! cleanly and a reconcile leaves no orphans: no containers, networks, folders or records), and
+//! after a container tried to swap its bind sources (Docker starts the app again by itself, with
+//! no check by Hearth, and the container still cannot see the host's root).
 //!
-//! In its own test binary, with one test, because it stops the shared `dockerd` (cargo runs test
-//! binaries one after another, so no other Docker test runs meanwhile).
+//! In its own test binary because it stops the shared `dockerd` (cargo runs test binaries one
+//! after another, so no other Docker test runs meanwhile); its tests take turns (`SERIAL`).
 
 mod apps_common;
 
-use apps_common::{assert_nothing_left, env, request, unique, webapp};
+use apps_common::{
+    assert_nothing_left, env, marker, request, service, swapper_script, unique, wait_file, webapp,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// One daemon restart at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn dockerd_pids() -> Vec<String> {
     let out = Command::new("pgrep")
@@ -66,6 +73,7 @@ fn restart_dockerd() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_no_orphans() {
+    let _turn = SERIAL.lock().await;
     let Some(e) = env().await else { return };
     let id = unique("dockerd-restart");
     // `db` never becomes healthy, so the install is still waiting when the daemon goes away.
@@ -104,12 +112,68 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
     );
 
     // The daemon answers again (it restarts `unless-stopped` containers by itself).
+    wait_for_engine(&e).await;
+
+    e.apps.reconcile().await.expect("reconciles");
+    assert_nothing_left(&e, &id).await;
+}
+
+async fn wait_for_engine(e: &apps_common::Env) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while e.runtime.ping().await.is_err() {
         assert!(Instant::now() < deadline, "dockerd did not come back");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
 
-    e.apps.reconcile().await.expect("reconciles");
+/// The swap (`./:/app` beside `./data:/data`, restart policy `always`), then the daemon
+/// restarted: Docker itself starts the container again and re-resolves its bind sources, with no
+/// check by Hearth in between. That run must see a plain folder at `/data`, never the host's root.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_swap_attempt_and_a_dockerd_restart_the_container_cannot_see_the_host_root() {
+    let _turn = SERIAL.lock().await;
+    let Some(e) = env().await else { return };
+    let id = unique("swap-dockerd");
+    let m = marker(&e);
+    let compose = format!(
+        "services:\n{}",
+        service(
+            "swapper",
+            &swapper_script(false),
+            &[
+                "./:/app",
+                "./data:/data",
+                "./state:/state",
+                "/DATA/Shared:/share"
+            ],
+            &m
+        )
+    );
+    e.apps
+        .install(request(&id, compose))
+        .await
+        .expect("installs");
+    let app_dir = e.device.app_data_root.join(&id);
+    wait_file(&app_dir.join("state/attempted"), "the swap attempt").await;
+    assert!(
+        !app_dir.join("state/result").exists(),
+        "the swapper ran twice before the daemon restart"
+    );
+
+    tokio::task::spawn_blocking(restart_dockerd)
+        .await
+        .expect("restart");
+    wait_for_engine(&e).await;
+
+    let result = wait_file(&app_dir.join("state/result"), "the run after the restart").await;
+    let runs = std::fs::read_to_string(app_dir.join("state/runs")).expect("runs");
+    assert_eq!(runs.trim(), "2", "Docker did not start the app again");
+    assert_eq!(
+        result, "SAFE",
+        "after the restart /data was the host's root"
+    );
+    let data = std::fs::symlink_metadata(app_dir.join("data")).expect("data");
+    assert!(data.is_dir(), "the host folder was replaced: {data:?}");
+    e.apps.uninstall(&id, true).await.expect("uninstalls");
     assert_nothing_left(&e, &id).await;
 }

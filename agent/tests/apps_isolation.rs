@@ -11,43 +11,6 @@ use apps_common::*;
 use hearth_agent::apps::lifecycle::{AppError, UpdateRequest};
 use hearth_agent::apps::record::Hold;
 use hearth_agent::apps::runtime::ContainerState;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-const IMAGE: &str = "127.0.0.1:5000/hearth-test/webapp:1";
-
-/// A marker file only the host can see.
-fn marker(e: &Env) -> PathBuf {
-    let root = e.device.app_data_root.parent().expect("temp root");
-    let m = root.join(format!("marker-{}", std::process::id()));
-    std::fs::write(&m, "host").expect("marker");
-    m
-}
-
-/// A service running `script` with `sh -c` (Compose's `$` doubled).
-fn service(name: &str, script: &str, volumes: &[&str], marker: &Path) -> String {
-    let vols: Vec<String> = volumes.iter().map(|v| format!("\"{v}\"")).collect();
-    format!(
-        "  {name}:\n    image: {IMAGE}\n    restart: always\n    healthcheck: {{disable: true}}\n    \
-         stop_grace_period: 1s\n    environment: {{MARKER: \"{}\"}}\n    \
-         command: [\"/bin/sh\", \"-c\", {script:?}]\n    volumes: [{}]\n",
-        marker.display(),
-        vols.join(", ")
-    )
-    .replace('$', "$$")
-}
-
-async fn wait_file(p: &Path, what: &str) -> String {
-    for _ in 0..120 {
-        if let Ok(s) = std::fs::read_to_string(p)
-            && !s.trim().is_empty()
-        {
-            return s.trim().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what}: {} never appeared", p.display());
-}
 
 /// The issue's app (`./:/app` beside `./data:/data`, restart policy `always`). The swapper tries
 /// every way to turn `data` into the host's root from inside (through `/app/data`, pinned by the
@@ -60,14 +23,7 @@ async fn a_container_cannot_turn_its_bind_sources_into_the_host_root() {
     let Some(e) = env().await else { return };
     let id = unique("swap");
     let m = marker(&e);
-    let swapper = "n=$(cat /state/runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/runs; \
-        if [ $n -eq 1 ]; then \
-          rm -rf /app/data /data 2>>/state/err; mv /app/data /app/data.old 2>>/state/err; \
-          mv /data /data.old 2>>/state/err; ln -sfn / /app/data 2>>/state/err; \
-          ln -s / /share/escape; ln -s / /state/escape; sleep 8; exit 1; \
-        fi; \
-        if [ -e \"/data$MARKER\" ]; then echo HOSTROOT; else echo SAFE; fi > /state/result; \
-        exec sleep 3600";
+    let swapper = swapper_script(true);
     let reader = "while true; do \
           if [ -e \"/share/escape$MARKER\" ]; then echo HOSTROOT; else echo SAFE; fi > /rstate/tmp; \
           [ -L /share/escape ] && mv /rstate/tmp /rstate/result; sleep 0.5; done";
@@ -75,7 +31,7 @@ async fn a_container_cannot_turn_its_bind_sources_into_the_host_root() {
         "services:\n{}{}",
         service(
             "swapper",
-            swapper,
+            &swapper,
             &[
                 "./:/app",
                 "./data:/data",
@@ -180,7 +136,7 @@ async fn a_refused_plan_creates_no_folder_volume_network_or_container() {
         ),
     ] {
         let compose = format!(
-            "services:\n  a:\n    image: {IMAGE}\n    volumes: [\"./data:/data\"]\n    \
+            "services:\n  a:\n    image: {SWAP_IMAGE}\n    volumes: [\"./data:/data\"]\n    \
              networks: [n]\n{bad}networks:\n  n: {{}}\n"
         );
         let err = e
@@ -194,7 +150,7 @@ async fn a_refused_plan_creates_no_folder_volume_network_or_container() {
         );
     }
     let root = format!(
-        "services:\n  a:\n    image: {IMAGE}\n    volumes: [root:/host]\nvolumes:\n  root:\n    \
+        "services:\n  a:\n    image: {SWAP_IMAGE}\n    volumes: [root:/host]\nvolumes:\n  root:\n    \
          driver_opts: {{type: none, o: bind, device: /}}\n"
     );
     let err = e

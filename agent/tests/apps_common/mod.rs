@@ -124,3 +124,63 @@ pub async fn assert_nothing_left(e: &Env, id: &str) {
         "{id} left its app-data folder"
     );
 }
+
+// --- Swap attempts: a container that tries to turn its bind sources into the host's root. ---
+
+pub const SWAP_IMAGE: &str = "127.0.0.1:5000/hearth-test/webapp:1";
+
+/// A marker file only the host can see.
+pub fn marker(e: &Env) -> PathBuf {
+    let root = e.device.app_data_root.parent().expect("temp root");
+    let m = root.join(format!("marker-{}", std::process::id()));
+    std::fs::write(&m, "host").expect("marker");
+    m
+}
+
+/// A service running `script` with `sh -c` (Compose's `$` doubled).
+pub fn service(name: &str, script: &str, volumes: &[&str], marker: &std::path::Path) -> String {
+    let vols: Vec<String> = volumes.iter().map(|v| format!("\"{v}\"")).collect();
+    format!(
+        "  {name}:\n    image: {SWAP_IMAGE}\n    restart: always\n    healthcheck: {{disable: true}}\n    \
+         stop_grace_period: 1s\n    environment: {{MARKER: \"{}\"}}\n    \
+         command: [\"/bin/sh\", \"-c\", {script:?}]\n    volumes: [{}]\n",
+        marker.display(),
+        vols.join(", ")
+    )
+    .replace('$', "$$")
+}
+
+pub async fn wait_file(p: &std::path::Path, what: &str) -> String {
+    for _ in 0..120 {
+        if let Ok(s) = std::fs::read_to_string(p)
+            && !s.trim().is_empty()
+        {
+            return s.trim().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what}: {} never appeared", p.display());
+}
+
+/// The swapper of the issue's app (`./:/app`, `./data:/data`, `./state:/state`, a shared user
+/// folder at `/share`): its first run tries every way to turn `data` into the host's root from
+/// inside (through `/app/data` and `/data` itself) and plants links to `/` in the shared folder
+/// and its state, writes `state/attempted`, then exits after 8 s (`exit_after`) or sleeps on;
+/// any later run writes what `/data` shows to `state/result` (`HOSTROOT` or `SAFE`).
+pub fn swapper_script(exit_after: bool) -> String {
+    let end = if exit_after {
+        "sleep 8; exit 1"
+    } else {
+        "exec sleep 3600"
+    };
+    format!(
+        "n=$(cat /state/runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/runs; \
+        if [ $n -eq 1 ]; then \
+          rm -rf /app/data /data 2>>/state/err; mv /app/data /app/data.old 2>>/state/err; \
+          mv /data /data.old 2>>/state/err; ln -sfn / /app/data 2>>/state/err; \
+          ln -s / /share/escape; ln -s / /state/escape; echo done > /state/attempted; {end}; \
+        fi; \
+        if [ -e \"/data$MARKER\" ]; then echo HOSTROOT; else echo SAFE; fi > /state/result; \
+        exec sleep 3600"
+    )
+}
