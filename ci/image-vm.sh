@@ -80,6 +80,27 @@ vm_stop() {
 }
 
 # guest CMD...: runs a command in the guest over SSH (the e2e image enables SSH with its key).
+hmp() { # hmp COMMAND: one command on the QEMU monitor
+  python3 - "$RUN_DIR/monitor.sock" "$1" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(0.3)
+s.sendall(sys.argv[2].encode() + b"\n")
+time.sleep(0.5)
+PY
+}
+
+# guest_docker_socket PATH: forward the guest's Docker socket to PATH on the host over SSH (the
+# image has Docker's engine, not its CLI; the host's CLI drives it with DOCKER_HOST=unix://PATH).
+# The forwarding ends with the VM.
+guest_docker_socket() {
+  rm -f "$1"
+  ssh -q -f -N -i "$RUN_DIR/id_ed25519" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o ExitOnForwardFailure=yes \
+    -L "$1:/run/docker.sock" root@127.0.0.1
+}
+
 guest() {
   ssh -q -i "$RUN_DIR/id_ed25519" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 root@127.0.0.1 "$@"
