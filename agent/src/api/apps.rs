@@ -714,7 +714,7 @@ pub async fn update_app(
     let body: UpdateAppBody = if body.iter().all(u8::is_ascii_whitespace) {
         UpdateAppBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ServiceError::invalid("body", e.to_string()))?
+        super::error::json_object(&body)?
     };
     let consent: BTreeSet<String> = body.consent.into_iter().collect();
     let r = update_from_source(&state, &id, consent, &a.0.user.username).await?;

@@ -348,6 +348,151 @@ impl From<axum::extract::rejection::JsonRejection> for ServiceError {
 }
 
 /// A JSON request body whose rejections use the API's error shape (400 `invalid_input`).
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// Every request body of this API is a JSON object, and this extractor refuses anything else
+/// (an array, a string, `null`) before serde sees it: serde reads a struct from a JSON array
+/// too (`[null, null]` would be a valid `UpdateShareRequest`), which would let a body the
+/// document forbids through. Every handler takes its body through this type.
+#[derive(Debug)]
 pub struct Body<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers()) {
+            return Err(ServiceError::invalid(
+                "body",
+                "Expected request with `Content-Type: application/json`",
+            )
+            .into());
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ServiceError::TooLarge(
+                        "the request body is larger than this endpoint accepts".into(),
+                    )
+                } else {
+                    ServiceError::invalid("body", rejection.body_text())
+                }
+            })?;
+        json_object(&bytes).map(Body)
+    }
+}
+
+/// Decodes a request body that must be a JSON object (see `Body`). A number written with a
+/// zero fraction (`8080.0`) is the same number as `8080` in JSON and to the API document's
+/// `integer`, so integer fields take it too; serde alone would refuse it.
+pub fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ServiceError::invalid("body", "the body must be a JSON object").into());
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ServiceError::invalid("body", format!("the body is not valid JSON: {e}")))?;
+    whole_numbers_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let what = if at == "." { "body".to_string() } else { at };
+        ServiceError::invalid("body", format!("{what}: {}", e.into_inner())).into()
+    })
+}
+
+/// Rewrites every float with no fractional part that an `i64` or `u64` holds exactly as that
+/// integer.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // Within ±2^53 every integer is exact as a float; past it, leave the float.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                if f.abs() <= EXACT {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let i = f as i64;
+                    *n = i.into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+/// `application/json` or an `application/*+json` type, parameters allowed (as axum's `Json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Pair {
+        a: Option<u8>,
+        b: Option<u8>,
+    }
+
+    #[test]
+    fn body_refuses_a_struct_written_as_an_array() {
+        // serde alone reads `[null, null]` as `Pair { a: None, b: None }`.
+        assert!(serde_json::from_slice::<Pair>(b"[null, null]").is_ok());
+        for body in [&b"[null, null]"[..], b" []", b"null", b"\"x\"", b"3", b""] {
+            let Err(ApiError(ServiceError::InvalidInput { field, .. })) = json_object::<Pair>(body)
+            else {
+                panic!("{:?} was accepted", String::from_utf8_lossy(body));
+            };
+            assert_eq!(field, "body");
+        }
+        assert!(json_object::<Pair>(b" \n{\"a\": 1}").is_ok());
+    }
+
+    #[test]
+    fn integer_fields_take_whole_numbers_written_as_floats() {
+        let p: Pair = json_object(b"{\"a\": 200.0, \"b\": 2e1}").expect("whole numbers");
+        assert_eq!((p.a, p.b), (Some(200), Some(20)));
+        for bad in [&b"{\"a\": 1.5}"[..], b"{\"a\": 256.0}", b"{\"a\": -1.0}"] {
+            let Err(ApiError(ServiceError::InvalidInput { message, .. })) =
+                json_object::<Pair>(bad)
+            else {
+                panic!("{:?} was accepted", String::from_utf8_lossy(bad));
+            };
+            assert!(message.starts_with("a: "), "{message}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &'static str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&axum::http::HeaderMap::new()));
+    }
+}
