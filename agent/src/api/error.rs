@@ -179,9 +179,10 @@ fn network_status(error: &crate::network::NetworkError) -> (StatusCode, &'static
         }
         N::NoConnection(_) => (StatusCode::CONFLICT, "no_connection"),
         N::NoWifi => (StatusCode::NOT_FOUND, "no_wifi"),
-        N::PasswordRequired(_) => (StatusCode::BAD_REQUEST, "password_required"),
+        // The request was well formed; this network needs what it did not give.
+        N::PasswordRequired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password_required"),
         N::WrongPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_auth_failed"),
-        N::Unsupported(_) => (StatusCode::BAD_REQUEST, "wifi_unsupported"),
+        N::Unsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_unsupported"),
         N::ActivationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "activation_failed"),
         N::ChangePending => (StatusCode::CONFLICT, "change_pending"),
     }
@@ -211,13 +212,16 @@ impl IntoResponse for ApiError {
             E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             E::TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required"),
-            E::TotpInvalid => (StatusCode::BAD_REQUEST, "totp_invalid"),
+            // A well-formed code that is not the right one: the request matches the document.
+            E::TotpInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "totp_invalid"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             E::CsrfInvalid => (StatusCode::FORBIDDEN, "csrf_invalid"),
             E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             E::SetupCodeInvalid => (StatusCode::FORBIDDEN, "setup_code_invalid"),
             E::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
             E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            E::UnknownName { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_name"),
+            E::InvalidAddress { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"),
             E::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
@@ -240,6 +244,7 @@ impl IntoResponse for ApiError {
             E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             E::App(e) => app_status(e),
             E::Catalog(e) => catalog_status(e),
+            E::Convert(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_command"),
             E::Update(e) => update_status(e),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -288,15 +293,17 @@ fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str
     use crate::apps::lifecycle::AppError as A;
     use crate::apps::runtime::RuntimeError as R;
     match e {
-        A::Plan(_) => (StatusCode::BAD_REQUEST, "invalid_compose"),
+        // A compose file, a host path or an architecture the device refuses: the request
+        // matched the document (a compose file is any string there), its content did not fit.
+        A::Plan(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_compose"),
         A::ConsentRequired(_) => (StatusCode::CONFLICT, "consent_required"),
         A::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         A::AlreadyInstalled(_) => (StatusCode::CONFLICT, "app_exists"),
         A::NameClash(_) => (StatusCode::CONFLICT, "name_clash"),
-        A::Architecture(_) => (StatusCode::BAD_REQUEST, "unsupported_architecture"),
+        A::Architecture(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_architecture"),
         A::Unhealthy { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "app_unhealthy"),
         A::RolledBack { .. } => (StatusCode::CONFLICT, "update_rolled_back"),
-        A::Host(_) => (StatusCode::BAD_REQUEST, "host_path_refused"),
+        A::Host(_) => (StatusCode::UNPROCESSABLE_ENTITY, "host_path_refused"),
         A::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         A::Held { .. } => (StatusCode::CONFLICT, "app_held"),
         A::Runtime(r) => match r {
@@ -331,6 +338,9 @@ fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'stat
             (StatusCode::NOT_FOUND, "not_found")
         }
         C::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+        C::NotAStore { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_store"),
+        C::BadUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"),
+        C::Exists(_) | C::Configured(_) => (StatusCode::CONFLICT, "conflict"),
         C::Save(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         C::Media(_) => (StatusCode::BAD_GATEWAY, "image_unavailable"),
     }
