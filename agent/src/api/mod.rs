@@ -281,7 +281,8 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         security_headers::apply,
     ))
-    // Outermost: keeps an unread HTTP/2 request body alive until the refusal is on its way.
+    // Outermost: keeps an unread HTTP/2 request body alive until the refusal is on its way, and
+    // marks an HTTP/1 refusal that leaves the body unread `Connection: close`.
     .layer(axum::middleware::from_fn(crate::server::keep_unread_body))
     .with_state(state)
 }
