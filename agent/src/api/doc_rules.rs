@@ -32,8 +32,11 @@ fn share_name(s: &mut Value) {
         json!({"anyOf": [{"enum": reserved}, {"type": "string", "pattern": "^disk-"}]});
 }
 
+/// A change to one component schema.
+type Rule = fn(&mut Value);
+
 /// Each rule: the component schema's name and the change to make to it.
-fn rules() -> Vec<(&'static str, fn(&mut Value))> {
+fn rules() -> Vec<(&'static str, Rule)> {
     vec![
         ("InstallBody", |s| {
             // `install_request`: a store app (`store` and `app`) or custom compose YAML.
