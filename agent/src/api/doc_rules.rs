@@ -117,7 +117,13 @@ pub const FILE_PATH_OR_ROOT_PATTERN: &str =
     concat!(r"^/*(", file_name!(), r"(/", file_name!(), r")*/*)?$");
 
 /// Path parameters with a grammar: (route, method, parameter, pattern).
-const PARAMETERS: [(&str, &str, &str, &str); 4] = [
+const PARAMETERS: [(&str, &str, &str, &str); 5] = [
+    (
+        "/api/v1/network/interfaces/{name}",
+        "patch",
+        "name",
+        crate::network::validate::INTERFACE_NAME_PATTERN,
+    ),
     (
         "/api/v1/files/{root}/{path}",
         "get",

@@ -42,6 +42,10 @@ const MAX_ADDRESSES: usize = 16;
 const MAX_DNS: usize = 8;
 
 /// A Linux interface name: 1–15 bytes of `[A-Za-z0-9_.-]`, not `.`/`..`, not starting with `-`.
+/// `interface_name` as a JSON Schema pattern, for the API document (`api::doc_rules`): 1-15
+/// of these characters, not starting with `-`, not `.` or `..`.
+pub const INTERFACE_NAME_PATTERN: &str = r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,14}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,13}|\.\.[A-Za-z0-9_.-]{1,13})$";
+
 pub fn interface_name(name: &str) -> Result<(), Invalid> {
     let ok = (1..=15).contains(&name.len())
         && name
@@ -256,6 +260,32 @@ pub fn ipv6_patch(p: &IpPatch) -> Result<IpSettings<Ipv6Addr>, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interface_name_pattern_is_the_grammar() {
+        let re = regex::Regex::new(INTERFACE_NAME_PATTERN).expect("pattern");
+        let long = "a".repeat(16);
+        for name in [
+            "eth0",
+            "wlan0",
+            "br-lan",
+            "_x",
+            ".a",
+            "...",
+            "..x",
+            "a.b",
+            "-a",
+            ".",
+            "..",
+            "",
+            "eth0;reboot",
+            "ä",
+            &long,
+            "123456789012345",
+        ] {
+            assert_eq!(re.is_match(name), interface_name(name).is_ok(), "{name:?}");
+        }
+    }
 
     fn manual(addresses: &[&str], gateway: Option<&str>, dns: &[&str]) -> IpPatch {
         IpPatch {
