@@ -212,8 +212,7 @@ impl Accounts {
             validate::hostname(name).map_err(|m| ServiceError::invalid("hostname", m))?;
         }
         let timezone = input.timezone.unwrap_or_else(|| "Etc/UTC".into());
-        validate::timezone(&timezone, &self.zoneinfo_dir)
-            .map_err(|m| ServiceError::invalid("timezone", m))?;
+        validate::timezone(&timezone, &self.zoneinfo_dir)?;
 
         let admin = UserRecord {
             username: input.username,

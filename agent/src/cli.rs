@@ -138,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Some(Command::Openapi) => {
-            println!("{}", crate::api::openapi().to_pretty_json()?);
+            println!("{}", serde_json::to_string_pretty(&crate::api::openapi())?);
             Ok(())
         }
         Some(Command::App {

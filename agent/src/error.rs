@@ -32,6 +32,21 @@ pub enum ServiceError {
         field: &'static str,
         message: String,
     },
+    /// A well-formed value naming something this device does not have (a time zone missing
+    /// from its zone database, a user that does not exist, a folder that holds no store). The
+    /// request matches the document; the device's state refuses it, so 422, not 400.
+    #[error("{field}: {message}")]
+    UnknownName {
+        field: &'static str,
+        message: String,
+    },
+    /// Text in an address field that is not a usable address of its family (the API document
+    /// says "string"; the address rules are the agent's). 422.
+    #[error("{field}: {message}")]
+    InvalidAddress {
+        field: &'static str,
+        message: String,
+    },
     #[error("a user named {0} already exists")]
     UserExists(String),
     #[error("{0} not found")]
@@ -60,6 +75,9 @@ pub enum ServiceError {
     App(#[from] AppError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A `docker run` line the converter refuses (the request itself was well formed).
+    #[error("command: {0}")]
+    Convert(#[from] crate::apps::convert::ConvertError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -73,6 +91,19 @@ impl ServiceError {
         ServiceError::InvalidInput {
             field,
             message: message.into(),
+        }
+    }
+}
+
+impl From<crate::validate::TimezoneError> for ServiceError {
+    fn from(e: crate::validate::TimezoneError) -> Self {
+        use crate::validate::TimezoneError as T;
+        match e {
+            T::Grammar(_) => ServiceError::invalid("timezone", e.to_string()),
+            T::Unknown(_) => ServiceError::UnknownName {
+                field: "timezone",
+                message: e.to_string(),
+            },
         }
     }
 }

@@ -34,9 +34,19 @@ pub fn hostname(name: &str) -> Result<(), String> {
     }
 }
 
+/// Why a time zone name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimezoneError {
+    #[error("'{0}' is not a time zone name.")]
+    Grammar(String),
+    /// Well-formed, but not in this device's zone database.
+    #[error("Unknown time zone '{0}'.")]
+    Unknown(String),
+}
+
 /// Time zones: an IANA name such as `Europe/Berlin` that exists in the zone database under
 /// `zoneinfo_dir`. The grammar is checked before the file system is touched.
-pub fn timezone(name: &str, zoneinfo_dir: &std::path::Path) -> Result<(), String> {
+pub fn timezone(name: &str, zoneinfo_dir: &std::path::Path) -> Result<(), TimezoneError> {
     let grammar_ok = !name.is_empty()
         && name.len() <= 64
         && name.split('/').all(|part| {
@@ -47,12 +57,12 @@ pub fn timezone(name: &str, zoneinfo_dir: &std::path::Path) -> Result<(), String
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+'))
         });
     if !grammar_ok {
-        return Err(format!("'{name}' is not a time zone name."));
+        return Err(TimezoneError::Grammar(name.into()));
     }
     if name == "UTC" || name == "Etc/UTC" || zoneinfo_dir.join(name).is_file() {
         Ok(())
     } else {
-        Err(format!("Unknown time zone '{name}'."))
+        Err(TimezoneError::Unknown(name.into()))
     }
 }
 
@@ -97,7 +107,10 @@ mod tests {
         std::fs::write(dir.path().join("Europe/Berlin"), b"TZif").expect("write");
         assert!(timezone("Europe/Berlin", dir.path()).is_ok());
         assert!(timezone("Etc/UTC", dir.path()).is_ok());
-        assert!(timezone("Europe/Atlantis", dir.path()).is_err());
+        assert_eq!(
+            timezone("Europe/Atlantis", dir.path()),
+            Err(TimezoneError::Unknown("Europe/Atlantis".into()))
+        );
         for bad in [
             "../etc/passwd",
             "/etc/passwd",
@@ -105,7 +118,10 @@ mod tests {
             "Europe//Berlin",
             ".hidden",
         ] {
-            assert!(timezone(bad, dir.path()).is_err(), "{bad}");
+            assert!(
+                matches!(timezone(bad, dir.path()), Err(TimezoneError::Grammar(_))),
+                "{bad}"
+            );
         }
     }
 }

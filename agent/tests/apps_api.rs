@@ -134,7 +134,7 @@ async fn catalog_install_open_logs_and_uninstall_over_https() {
         .await;
     assert_eq!(
         (status, error_code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_compose"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_compose"),
         "{body}"
     );
 

@@ -49,7 +49,7 @@ async fn docker_run_commands_convert_over_https() {
         .await;
     assert_eq!(
         (status, error_code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_input"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_command"),
         "{body}"
     );
     assert!(body.to_string().contains("--env-file"), "{body}");

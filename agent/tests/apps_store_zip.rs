@@ -284,9 +284,10 @@ async fn the_stores_api_adds_refreshes_and_reports_zip_stores() {
             Some(json!({ "url": srv.url("/s.zip").replace("/s.zip", "/other.zip") })),
         )
         .await;
+    // Well-formed, but nothing is served there: the request was fine, the URL holds no store.
     assert_eq!(
         (status, common::error_code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_input"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_store"),
         "{body}"
     );
     let (status, body) = s

@@ -577,7 +577,7 @@ async fn shares_are_seen_and_changed_only_as_granted() {
         (json!({"name": "disk-usb"}), "invalid_input"),
         (
             json!({"name": "x", "grants": {"nobody": "read"}}),
-            "invalid_input",
+            "unknown_name",
         ),
         (
             json!({"name": "y", "grants": {"bob": "admin"}}),

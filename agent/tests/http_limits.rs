@@ -1,5 +1,6 @@
 //! The HTTP layer against one hostile LAN client, over real sockets to the real agent binary:
-//! connection caps, header timeouts, and HTTP/2 refusals that still deliver their JSON.
+//! connection caps, header timeouts, HTTP/2 refusals that still deliver their JSON, and HTTP/1
+//! refusals that say they close the connection.
 
 mod common;
 
@@ -282,4 +283,56 @@ async fn http2_refusals_before_the_body_deliver_their_json() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Regression: over HTTP/1.1 a refusal that left the request body unread (here a POST without
+/// the CSRF token) made hyper close the connection without saying so, and a client that reused
+/// it from its pool got a reset or a TLS EOF for its next request (Schemathesis: "EOF occurred
+/// in violation of protocol"). The refusal now says `Connection: close`; an answer that read
+/// its body keeps the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_refusals_with_an_unread_body_say_connection_close() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(dir.path());
+    let admin = agent.claim().await;
+    let pem = std::fs::read(agent.dir.join("tls/ca.crt")).expect("ca.crt");
+    let client = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .tls_built_in_root_certs(false)
+        .http1_only()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let cookie = format!(
+        "__Host-hearth_session={}",
+        admin.cookie.as_deref().expect("session cookie")
+    );
+    // More than arrives with the header, little enough to be sent whole before the answer.
+    let body = format!(
+        r#"{{"username":"bob","password":"{}"}}"#,
+        "x".repeat(20 << 10)
+    );
+    for _ in 0..5 {
+        let refused = client
+            .post(agent.url("/api/v1/users"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("refusal");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            refused.headers().get("connection").map(|v| v.as_bytes()),
+            Some(&b"close"[..])
+        );
+        // The next request gets an answer, not a dead pooled connection.
+        let next = client
+            .get(agent.url("/api/health"))
+            .send()
+            .await
+            .expect("answer after the refusal");
+        assert_eq!(next.status(), StatusCode::OK);
+        assert!(next.headers().get("connection").is_none());
+    }
 }

@@ -366,7 +366,7 @@ async fn totp_enrolment_then_login_needs_a_fresh_code() {
         .await;
     assert_eq!(
         (bad.status, code(&bad)),
-        (StatusCode::BAD_REQUEST, "totp_invalid")
+        (StatusCode::UNPROCESSABLE_ENTITY, "totp_invalid")
     );
     let first = totp_now(&secret, &h.clock);
     let ok = h

@@ -65,7 +65,7 @@ pub struct AddStoreRequest {
     #[schema(pattern = r"^/")]
     pub path: Option<String>,
     /// Or an https URL of a store zip (downloaded and checked before it is added).
-    #[schema(pattern = r"^https://")]
+    #[schema(pattern = r"^https://", max_length = 2048)]
     pub url: Option<String>,
 }
 
@@ -123,7 +123,6 @@ pub struct InstallBody {
     /// App id (needed for compose YAML without `name`).
     pub app_id: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub settings: AppSettings,
     /// Policy finding ids the admin consents to.
     #[serde(default)]
@@ -134,7 +133,6 @@ pub struct InstallBody {
 #[serde(deny_unknown_fields)]
 pub struct PatchAppBody {
     /// New settings: the app is re-planned (same policy) and re-created.
-    #[schema(value_type = Option<Object>)]
     pub settings: Option<AppSettings>,
     #[serde(default)]
     pub consent: Vec<String>,
@@ -328,9 +326,11 @@ pub async fn list_stores(State(state): State<AppState>, _s: Session) -> Json<Vec
 }
 
 /// Adds a store folder, or a store zip URL (downloaded, checked and unpacked now; a failure
-/// is a 400 with the reason and nothing is added).
+/// is a 422 `not_a_store` with the reason and nothing is added).
 #[utoipa::path(post, path = "/api/v1/stores", tag = "apps", security(("session" = [])), request_body = AddStoreRequest,
-    responses((status = 201, body = StoreInfo), (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
+    responses((status = 201, body = StoreInfo), (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "conflict: the store is added already"),
+        (status = 422, body = super::error::ErrorBody, description = "not_a_store: the folder or download holds no usable store; invalid_url: not a URL the agent fetches")))]
 pub async fn add_store(
     State(state): State<AppState>,
     _a: AdminSession,
@@ -352,7 +352,7 @@ pub async fn add_store(
 /// Removes a store added through the API.
 #[utoipa::path(delete, path = "/api/v1/stores/{store}", tag = "apps", security(("session" = [])),
     params(("store" = String, Path, description = "Store id")),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody, description = "conflict: the store comes from the configuration")))]
 pub async fn remove_store(
     State(state): State<AppState>,
     _a: AdminSession,
@@ -498,23 +498,24 @@ pub async fn catalog_thumbnail(
 
 /// Screenshot number `n` (from 0, in `screenshot_link` order), fetched and cached by the agent.
 #[utoipa::path(get, path = "/api/v1/catalog/{store}/{app}/screenshots/{n}", tag = "apps", security(("session" = [])),
-    params(("store" = String, Path), ("app" = String, Path), ("n" = usize, Path)),
+    params(("store" = String, Path), ("app" = String, Path), ("n" = u16, Path, minimum = 0, maximum = 65535)),
     responses((status = 200, content_type = "image/png", description = "PNG, JPEG, WebP or SVG"), (status = 404, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody, description = "image_unavailable")))]
 pub async fn catalog_screenshot(
     State(state): State<AppState>,
     _s: Session,
-    Path((store, app, n)): Path<(String, String, usize)>,
+    Path((store, app, n)): Path<(String, String, u16)>,
 ) -> ApiResult<Response> {
     let (t, bytes) = state
         .catalog
-        .image(&store, &app, ImageKind::Screenshot(n))
+        .image(&store, &app, ImageKind::Screenshot(n.into()))
         .await?;
     Ok(image_response(t, bytes))
 }
 
 /// What installing would do: containers, ports, folders and the policy's findings.
 #[utoipa::path(post, path = "/api/v1/apps/plan", tag = "apps", security(("session" = [])), request_body = InstallBody,
-    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app")))]
+    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app"),
+        (status = 422, body = super::error::ErrorBody, description = "invalid_compose, host_path_refused, unsupported_architecture")))]
 pub async fn plan(
     State(state): State<AppState>,
     a: AdminSession,
@@ -528,7 +529,7 @@ pub async fn plan(
 /// Installs a store app or custom compose YAML; answers when the app is up (or has been
 /// removed again after a failure). Findings need `consent`.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", security(("session" = [])), request_body = InstallBody,
-    responses((status = 201, body = AppView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app"), (status = 409, body = super::error::ErrorBody, description = "consent_required, app_exists, name_clash"), (status = 422, body = super::error::ErrorBody, description = "image_pull_failed, app_unhealthy")))]
+    responses((status = 201, body = AppView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app"), (status = 409, body = super::error::ErrorBody, description = "consent_required, app_exists, name_clash"), (status = 422, body = super::error::ErrorBody, description = "invalid_compose, host_path_refused, unsupported_architecture, image_pull_failed, app_unhealthy")))]
 pub async fn install(
     State(state): State<AppState>,
     a: AdminSession,
@@ -616,7 +617,8 @@ pub async fn app_settings(
 /// Changes an app's settings (environment, ports, volumes) and re-creates it, through the
 /// same policy; a failure goes back to the previous containers.
 #[utoipa::path(patch, path = "/api/v1/apps/{id}", tag = "apps", security(("session" = [])), request_body = PatchAppBody,
-    params(("id" = String, Path)), responses((status = 200, body = AppView), (status = 409, body = super::error::ErrorBody)))]
+    params(("id" = String, Path)), responses((status = 200, body = AppView), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "the new settings do not fit the app (invalid_compose, host_path_refused) or its containers failed")))]
 pub async fn patch_app(
     State(state): State<AppState>,
     a: AdminSession,
@@ -714,7 +716,7 @@ pub async fn update_app(
     let body: UpdateAppBody = if body.iter().all(u8::is_ascii_whitespace) {
         UpdateAppBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ServiceError::invalid("body", e.to_string()))?
+        super::error::json_object(&body)?
     };
     let consent: BTreeSet<String> = body.consent.into_iter().collect();
     let r = update_from_source(&state, &id, consent, &a.0.user.username).await?;
@@ -755,22 +757,29 @@ pub async fn update_from_source(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConvertRequest {
-    /// A `docker run ...` command line (split with shell quoting rules; nothing is run).
-    #[schema(min_length = 1)]
+    /// A `docker run ...` command line (split with shell quoting rules; nothing is run), at
+    /// most 16,384 characters. `sudo`, `podman` and `docker container run` are understood too;
+    /// words are separated by spaces, tabs or newlines (shell rules).
+    #[schema(
+        min_length = 1,
+        max_length = 16384,
+        pattern = r"^[ \t\n]*(sudo[ \t\n]+)?(docker|podman)[ \t\n]+(container[ \t\n]+)?run([ \t\n]|$)"
+    )]
     pub command: String,
 }
 
 /// Converts a `docker run` command to compose YAML (install it with `POST /api/v1/apps`,
 /// where the planner and the policy judge it like any other compose file).
 #[utoipa::path(post, path = "/api/v1/apps/convert", tag = "apps", security(("session" = [])), request_body = ConvertRequest,
-    responses((status = 200, body = crate::apps::convert::Converted), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = crate::apps::convert::Converted), (status = 400, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "invalid_command: a `docker run` line the converter cannot turn into compose YAML")))]
 pub async fn convert(
     _a: AdminSession,
     Body(req): Body<ConvertRequest>,
 ) -> ApiResult<Json<crate::apps::convert::Converted>> {
-    crate::apps::convert::docker_run_to_compose(&req.command)
-        .map(Json)
-        .map_err(|e| ServiceError::invalid("command", e.to_string()).into())
+    Ok(Json(crate::apps::convert::docker_run_to_compose(
+        &req.command,
+    )?))
 }
 
 /// Asks the registries now whether moving tags (`latest`, ...) of installed apps point at new

@@ -151,7 +151,9 @@ pub async fn settings(
 /// Changes the device name (also what mDNS announces), time zone or NTP. Everything is checked
 /// before anything is changed.
 #[utoipa::path(patch, path = "/api/v1/system/settings", tag = "device", security(("session" = [])), request_body = SettingsPatch,
-    responses((status = 200, body = SystemSettings), (status = 400, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
+    responses((status = 200, body = SystemSettings), (status = 400, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "unknown_name: the time zone is not in the device's zone database"),
+        (status = 503, body = super::error::ErrorBody)))]
 pub async fn update_settings(
     State(state): State<AppState>,
     AdminSession(auth): AdminSession,
@@ -162,7 +164,7 @@ pub async fn update_settings(
     }
     if let Some(zone) = &patch.timezone {
         crate::validate::timezone(zone, std::path::Path::new("/usr/share/zoneinfo"))
-            .map_err(|m| ServiceError::invalid("timezone", m))?;
+            .map_err(ServiceError::from)?;
     }
     let mut stored = state.store.device_settings()?;
     if let Some(name) = &patch.hostname {

@@ -179,9 +179,10 @@ fn network_status(error: &crate::network::NetworkError) -> (StatusCode, &'static
         }
         N::NoConnection(_) => (StatusCode::CONFLICT, "no_connection"),
         N::NoWifi => (StatusCode::NOT_FOUND, "no_wifi"),
-        N::PasswordRequired(_) => (StatusCode::BAD_REQUEST, "password_required"),
+        // The request was well formed; this network needs what it did not give.
+        N::PasswordRequired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password_required"),
         N::WrongPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_auth_failed"),
-        N::Unsupported(_) => (StatusCode::BAD_REQUEST, "wifi_unsupported"),
+        N::Unsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_unsupported"),
         N::ActivationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "activation_failed"),
         N::ChangePending => (StatusCode::CONFLICT, "change_pending"),
     }
@@ -211,13 +212,16 @@ impl IntoResponse for ApiError {
             E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             E::TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required"),
-            E::TotpInvalid => (StatusCode::BAD_REQUEST, "totp_invalid"),
+            // A well-formed code that is not the right one: the request matches the document.
+            E::TotpInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "totp_invalid"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             E::CsrfInvalid => (StatusCode::FORBIDDEN, "csrf_invalid"),
             E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             E::SetupCodeInvalid => (StatusCode::FORBIDDEN, "setup_code_invalid"),
             E::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
             E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            E::UnknownName { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_name"),
+            E::InvalidAddress { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"),
             E::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
@@ -240,6 +244,7 @@ impl IntoResponse for ApiError {
             E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             E::App(e) => app_status(e),
             E::Catalog(e) => catalog_status(e),
+            E::Convert(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_command"),
             E::Update(e) => update_status(e),
             E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -288,15 +293,17 @@ fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str
     use crate::apps::lifecycle::AppError as A;
     use crate::apps::runtime::RuntimeError as R;
     match e {
-        A::Plan(_) => (StatusCode::BAD_REQUEST, "invalid_compose"),
+        // A compose file, a host path or an architecture the device refuses: the request
+        // matched the document (a compose file is any string there), its content did not fit.
+        A::Plan(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_compose"),
         A::ConsentRequired(_) => (StatusCode::CONFLICT, "consent_required"),
         A::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         A::AlreadyInstalled(_) => (StatusCode::CONFLICT, "app_exists"),
         A::NameClash(_) => (StatusCode::CONFLICT, "name_clash"),
-        A::Architecture(_) => (StatusCode::BAD_REQUEST, "unsupported_architecture"),
+        A::Architecture(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_architecture"),
         A::Unhealthy { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "app_unhealthy"),
         A::RolledBack { .. } => (StatusCode::CONFLICT, "update_rolled_back"),
-        A::Host(_) => (StatusCode::BAD_REQUEST, "host_path_refused"),
+        A::Host(_) => (StatusCode::UNPROCESSABLE_ENTITY, "host_path_refused"),
         A::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         A::Held { .. } => (StatusCode::CONFLICT, "app_held"),
         A::Runtime(r) => match r {
@@ -331,6 +338,9 @@ fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'stat
             (StatusCode::NOT_FOUND, "not_found")
         }
         C::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+        C::NotAStore { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_store"),
+        C::BadUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"),
+        C::Exists(_) | C::Configured(_) => (StatusCode::CONFLICT, "conflict"),
         C::Save(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         C::Media(_) => (StatusCode::BAD_GATEWAY, "image_unavailable"),
     }
@@ -348,6 +358,151 @@ impl From<axum::extract::rejection::JsonRejection> for ServiceError {
 }
 
 /// A JSON request body whose rejections use the API's error shape (400 `invalid_input`).
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// Every request body of this API is a JSON object, and this extractor refuses anything else
+/// (an array, a string, `null`) before serde sees it: serde reads a struct from a JSON array
+/// too (`[null, null]` would be a valid `UpdateShareRequest`), which would let a body the
+/// document forbids through. Every handler takes its body through this type.
+#[derive(Debug)]
 pub struct Body<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers()) {
+            return Err(ServiceError::invalid(
+                "body",
+                "Expected request with `Content-Type: application/json`",
+            )
+            .into());
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ServiceError::TooLarge(
+                        "the request body is larger than this endpoint accepts".into(),
+                    )
+                } else {
+                    ServiceError::invalid("body", rejection.body_text())
+                }
+            })?;
+        json_object(&bytes).map(Body)
+    }
+}
+
+/// Decodes a request body that must be a JSON object (see `Body`). A number written with a
+/// zero fraction (`8080.0`) is the same number as `8080` in JSON and to the API document's
+/// `integer`, so integer fields take it too; serde alone would refuse it.
+pub fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ServiceError::invalid("body", "the body must be a JSON object").into());
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ServiceError::invalid("body", format!("the body is not valid JSON: {e}")))?;
+    whole_numbers_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let what = if at == "." { "body".to_string() } else { at };
+        ServiceError::invalid("body", format!("{what}: {}", e.into_inner())).into()
+    })
+}
+
+/// Rewrites every float with no fractional part that an `i64` or `u64` holds exactly as that
+/// integer.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // Within ±2^53 every integer is exact as a float; past it, leave the float.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                if f.abs() <= EXACT {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let i = f as i64;
+                    *n = i.into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+/// `application/json` or an `application/*+json` type, parameters allowed (as axum's `Json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Pair {
+        a: Option<u8>,
+        b: Option<u8>,
+    }
+
+    #[test]
+    fn body_refuses_a_struct_written_as_an_array() {
+        // serde alone reads `[null, null]` as `Pair { a: None, b: None }`.
+        assert!(serde_json::from_slice::<Pair>(b"[null, null]").is_ok());
+        for body in [&b"[null, null]"[..], b" []", b"null", b"\"x\"", b"3", b""] {
+            let Err(ApiError(ServiceError::InvalidInput { field, .. })) = json_object::<Pair>(body)
+            else {
+                panic!("{:?} was accepted", String::from_utf8_lossy(body));
+            };
+            assert_eq!(field, "body");
+        }
+        assert!(json_object::<Pair>(b" \n{\"a\": 1}").is_ok());
+    }
+
+    #[test]
+    fn integer_fields_take_whole_numbers_written_as_floats() {
+        let p: Pair = json_object(b"{\"a\": 200.0, \"b\": 2e1}").expect("whole numbers");
+        assert_eq!((p.a, p.b), (Some(200), Some(20)));
+        for bad in [&b"{\"a\": 1.5}"[..], b"{\"a\": 256.0}", b"{\"a\": -1.0}"] {
+            let Err(ApiError(ServiceError::InvalidInput { message, .. })) =
+                json_object::<Pair>(bad)
+            else {
+                panic!("{:?} was accepted", String::from_utf8_lossy(bad));
+            };
+            assert!(message.starts_with("a: "), "{message}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &'static str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&axum::http::HeaderMap::new()));
+    }
+}

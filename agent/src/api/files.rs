@@ -40,6 +40,16 @@ pub struct TextFile {
     pub etag: String,
 }
 
+/// The JSON answers of a `GET` on a path: a folder's listing, or a text file for the editor.
+/// For the document only: the handler builds either directly.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum FolderAnswer {
+    Listing(Listing),
+    Text(TextFile),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadProgress {
     /// Bytes of the upload the device has; the next chunk starts here.
@@ -55,13 +65,31 @@ pub struct GetQuery {
     pub offset: Option<usize>,
     pub limit: Option<usize>,
     /// `name` (default), `size` or `modified`; folders always come first.
-    pub sort: Option<String>,
+    #[param(inline)]
+    pub sort: Option<SortKey>,
     /// Serve a file for preview in the page instead of as a download (images only).
     pub inline: Option<bool>,
     /// Return a text file's content and ETag for the editor (up to 1 MiB).
     pub edit: Option<bool>,
     /// `zip`: download a folder (or the whole root) as a zip archive, streamed.
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<ArchiveFormat>,
+}
+
+/// The order of a folder listing (after the folders-first rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortKey {
+    Name,
+    Size,
+    Modified,
+}
+
+/// How a folder is downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveFormat {
+    Zip,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -146,7 +174,12 @@ pub async fn roots(
 /// Lists the top of a root.
 #[utoipa::path(get, path = "/api/v1/files/{root}", tag = "files", security(("session" = [])),
     params(("root" = String, Path), GetQuery),
-    responses((status = 200, body = Listing), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "A folder listing, a text file for the editor (`edit=true`), a folder as a zip (`format=zip`), or the file's bytes (an image or text type with `inline=true`)",
+        content((FolderAnswer = "application/json"), (Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/zip"),
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/avif"), (Vec<u8> = "text/plain"))),
+        (status = 206, description = "Partial content (`Range`)", content((Vec<u8> = "application/octet-stream"))),
+        (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "wrong_kind: `format=zip` on a file")))]
 pub async fn get_root(
     state: State<AppState>,
     session: Session,
@@ -161,8 +194,13 @@ pub async fn get_root(
 /// the editor (`?edit=true`).
 #[utoipa::path(get, path = "/api/v1/files/{root}/{path}", tag = "files", security(("session" = [])),
     params(("root" = String, Path), ("path" = String, Path, description = "Path inside the root"), GetQuery),
-    responses((status = 200, body = Listing), (status = 206, description = "Partial content"),
-        (status = 404, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "A folder listing, a text file for the editor (`edit=true`), a folder as a zip (`format=zip`), or the file's bytes (an image or text type with `inline=true`)",
+        content((FolderAnswer = "application/json"), (Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/zip"),
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/avif"), (Vec<u8> = "text/plain"))),
+        (status = 206, description = "Partial content (`Range`)", content((Vec<u8> = "application/octet-stream"))),
+        (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "wrong_kind: `format=zip` on a file"),
+        (status = 413, body = super::error::ErrorBody)))]
 pub async fn get_path(
     State(state): State<AppState>,
     Session(auth): Session,
@@ -175,18 +213,17 @@ pub async fn get_path(
     let entry = root.stat(&rel)?;
     let is_dir = entry.kind == EntryKind::Directory
         || (entry.kind == EntryKind::Symlink && root.list(&rel).is_ok());
-    match (query.format.as_deref(), is_dir) {
+    match (query.format, is_dir) {
         (None, true) => return Ok(Json(listing(&root, &root_name, &rel, &query)?).into_response()),
-        (Some("zip"), true) => return Ok(zip_download(root, &root_name, rel)),
+        (Some(ArchiveFormat::Zip), true) => return Ok(zip_download(root, &root_name, rel)),
         (None, false) => {}
-        (Some("zip"), false) => {
+        (Some(ArchiveFormat::Zip), false) => {
             // The kernel's answer says why: a file (409) or a link out of the root (403).
             root.open_dir(&rel)?;
             return Err(
                 ServiceError::invalid("format", "Only folders are downloaded as a zip.").into(),
             );
         }
-        (Some(_), _) => return Err(ServiceError::invalid("format", "Use format=zip.").into()),
     }
     if query.edit == Some(true) {
         return text_for_edit(&root, &rel).await;
@@ -197,16 +234,16 @@ pub async fn get_path(
 fn listing(root: &Root, root_name: &str, rel: &RelPath, query: &GetQuery) -> ApiResult<Listing> {
     let mut entries = root.list(rel)?;
     let dirs_first = |e: &Entry| e.kind != EntryKind::Directory;
-    match query.sort.as_deref() {
-        Some("size") => {
+    match query.sort {
+        Some(SortKey::Size) => {
             entries.sort_by(|a, b| dirs_first(a).cmp(&dirs_first(b)).then(b.size.cmp(&a.size)))
         }
-        Some("modified") => entries.sort_by(|a, b| {
+        Some(SortKey::Modified) => entries.sort_by(|a, b| {
             dirs_first(a)
                 .cmp(&dirs_first(b))
                 .then(b.modified.cmp(&a.modified))
         }),
-        _ => entries.sort_by(|a, b| {
+        None | Some(SortKey::Name) => entries.sort_by(|a, b| {
             dirs_first(a)
                 .cmp(&dirs_first(b))
                 .then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
@@ -416,7 +453,8 @@ pub fn parse_content_range(value: &str) -> Option<(Option<(u64, u64)>, u64)> {
 /// how much arrived). `If-Match` with the editor's ETag refuses to overwrite a changed file.
 #[utoipa::path(put, path = "/api/v1/files/{root}/{path}", tag = "files", security(("session" = [])),
     params(("root" = String, Path), ("path" = String, Path), PutQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    // Optional: an empty body is an empty file (HTTP cannot tell a missing body from an empty one).
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes, or the next chunk of them; empty for an empty file"),
     responses((status = 201, body = UploadProgress, description = "Upload complete"),
         (status = 202, body = UploadProgress, description = "Chunk stored; more expected"),
         (status = 409, body = super::error::ErrorBody, description = "exists or upload_offset"),

@@ -8,6 +8,7 @@ pub(crate) mod apps;
 pub mod auth;
 mod device;
 pub mod disks;
+mod doc_rules;
 pub mod error;
 mod files;
 pub mod models;
@@ -157,10 +158,7 @@ pub const COMPOSE_BODY_LIMIT: usize = 1 << 20;
 /// session, a member on an admin route, a missing CSRF token) where a session is needed, 400
 /// where there are parameters or a body, 413 where there is a body, 404 where a path names
 /// something, 500 (with a request id) everywhere, 503 where a system service is behind it.
-fn complete_statuses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    let Ok(mut value) = serde_json::to_value(&doc) else {
-        return doc;
-    };
+fn complete_statuses(value: &mut serde_json::Value) {
     let error = |text: &str| {
         serde_json::json!({
             "description": text,
@@ -235,19 +233,30 @@ fn complete_statuses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi 
             }
         }
     }
-    serde_json::from_value(value).unwrap_or(doc)
 }
 
-/// The OpenAPI document as served.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    complete_statuses(api_routes().1)
+/// The OpenAPI document as served: the generated one, completed with the statuses every
+/// operation shares and the request rules the derived schemas cannot state (`doc_rules`).
+pub fn openapi() -> serde_json::Value {
+    document(api_routes().1)
+}
+
+fn document(generated: utoipa::openapi::OpenApi) -> serde_json::Value {
+    // Serializing the generated document cannot fail: it is plain data with string keys.
+    let mut value = serde_json::to_value(&generated).unwrap_or_default();
+    complete_statuses(&mut value);
+    let missing = doc_rules::apply(&mut value);
+    debug_assert!(
+        missing.is_empty(),
+        "document rules without a target: {missing:?}"
+    );
+    value
 }
 
 /// The whole application: API, OpenAPI document, dashboard, headers.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = api_routes();
-    let doc = complete_statuses(doc);
-    let doc_json = doc.to_pretty_json().unwrap_or_default();
+    let doc_json = serde_json::to_string_pretty(&document(doc)).unwrap_or_default();
     api.route(
         "/api/openapi.json",
         get(move || async move {
@@ -272,7 +281,8 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         security_headers::apply,
     ))
-    // Outermost: keeps an unread HTTP/2 request body alive until the refusal is on its way.
+    // Outermost: keeps an unread HTTP/2 request body alive until the refusal is on its way, and
+    // marks an HTTP/1 refusal that leaves the body unread `Connection: close`.
     .layer(axum::middleware::from_fn(crate::server::keep_unread_body))
     .with_state(state)
 }

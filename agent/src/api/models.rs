@@ -24,6 +24,8 @@ pub struct SetupInfo {
 pub struct ClaimRequest {
     /// The one-time setup code, as shown on the console or in `hearth-setup.txt`.
     pub code: String,
+    /// The grammar of `validate::username`.
+    #[schema(pattern = r"^[a-z_][a-z0-9_-]{0,31}$")]
     pub username: String,
     pub password: String,
     pub hostname: Option<String>,
@@ -84,6 +86,8 @@ pub struct SessionInfo {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// The grammar of `validate::username`.
+    #[schema(pattern = r"^[a-z_][a-z0-9_-]{0,31}$")]
     pub username: String,
     /// At least 8 characters.
     #[schema(min_length = 8)]

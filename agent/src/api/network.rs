@@ -5,7 +5,7 @@
 use super::auth::AdminSession;
 use super::error::{ApiResult, Body};
 use crate::error::ServiceError;
-use crate::network::validate::{self, Invalid};
+use crate::network::validate::{self, Invalid, InvalidKind};
 use crate::network::{Interface, InterfaceList, InterfacePatch, PendingChange, WifiList};
 use crate::state::AppState;
 use axum::Json;
@@ -16,7 +16,13 @@ use utoipa::ToSchema;
 
 impl From<Invalid> for ServiceError {
     fn from(e: Invalid) -> Self {
-        ServiceError::invalid(e.field, e.message)
+        match e.kind {
+            InvalidKind::Shape => ServiceError::invalid(e.field, e.message),
+            InvalidKind::Address => ServiceError::InvalidAddress {
+                field: e.field,
+                message: e.message,
+            },
+        }
     }
 }
 
@@ -39,6 +45,7 @@ pub async fn interfaces(
     params(("name" = String, Path, description = "interface name, e.g. eth0")), request_body = InterfacePatch,
     responses((status = 202, body = PendingChange), (status = 400, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "invalid_address: an address, gateway or DNS server that is not a usable address of its family"),
         (status = 503, body = super::error::ErrorBody)))]
 pub async fn update_interface(
     State(state): State<AppState>,
@@ -112,7 +119,9 @@ pub struct WifiConnect {
     /// 1–32 bytes (802.11).
     #[schema(min_length = 1, max_length = 32)]
     pub ssid: String,
-    /// WPA2/WPA3-personal passphrase; leave out for an open or already saved network.
+    /// WPA2/WPA3-personal passphrase (`validate::wpa_password`: 8–63 printable ASCII
+    /// characters or 64 hex digits); leave out for an open or already saved network.
+    #[schema(pattern = r"^([ -~]{8,63}|[0-9A-Fa-f]{64})$")]
     pub password: Option<String>,
 }
 
@@ -121,7 +130,8 @@ pub struct WifiConnect {
 #[utoipa::path(post, path = "/api/v1/network/wifi/connect", tag = "network", security(("session" = [])),
     request_body = WifiConnect,
     responses((status = 200, body = Interface), (status = 400, body = super::error::ErrorBody),
-        (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+        (status = 404, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "wifi_auth_failed, activation_failed, password_required (the network needs one), wifi_unsupported")))]
 pub async fn connect(
     State(state): State<AppState>,
     AdminSession(auth): AdminSession,

@@ -40,6 +40,7 @@ pub async fn setup_info(State(state): State<AppState>) -> ApiResult<Json<SetupIn
     responses(
         (status = 201, body = LoginResponse, description = "Claimed; the session cookie is set"),
         (status = 400, body = super::error::ErrorBody, description = "invalid_input"),
+        (status = 422, body = super::error::ErrorBody, description = "unknown_name: the time zone is not in the device's zone database"),
         (status = 403, body = super::error::ErrorBody, description = "setup_code_invalid"),
         (status = 409, body = super::error::ErrorBody, description = "already_claimed"),
         (status = 429, body = super::error::ErrorBody, description = "throttled"),

@@ -68,9 +68,11 @@ fn check_grants(state: &AppState, grants: &BTreeMap<String, Access>) -> ApiResul
         .keys()
         .find(|g| !users.iter().any(|u| &u.username == *g))
     {
-        Some(unknown) => {
-            Err(ServiceError::invalid("grants", format!("there is no user named {unknown}")).into())
+        Some(unknown) => Err(ServiceError::UnknownName {
+            field: "grants",
+            message: format!("there is no user named {unknown}"),
         }
+        .into()),
         None => Ok(()),
     }
 }
@@ -102,6 +104,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/shares", tag = "files", security(("session" = [])),
     request_body = CreateShareRequest,
     responses((status = 201, body = Share), (status = 400, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "unknown_name: a grant names no user"),
         (status = 409, body = super::error::ErrorBody, description = "conflict: the name is taken")))]
 pub async fn create(
     State(state): State<AppState>,
@@ -130,7 +133,8 @@ pub async fn create(
 #[utoipa::path(patch, path = "/api/v1/shares/{name}", tag = "files", security(("session" = [])),
     params(("name" = String, Path)), request_body = UpdateShareRequest,
     responses((status = 200, body = Share), (status = 400, body = super::error::ErrorBody),
-        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "unknown_name: a grant names no user")))]
 pub async fn update(
     State(state): State<AppState>,
     _admin: AdminSession,

@@ -111,7 +111,7 @@ pub async fn totp_begin(
 
 /// Confirms enrolment with a first code; from now on logins need a code.
 #[utoipa::path(post, path = "/api/v1/account/totp/confirm", tag = "account", security(("session" = [])), request_body = TotpCode,
-    responses((status = 204), (status = 400, body = super::error::ErrorBody, description = "totp_invalid")))]
+    responses((status = 204), (status = 409, body = super::error::ErrorBody, description = "conflict: no enrolment in progress"), (status = 422, body = super::error::ErrorBody, description = "totp_invalid: not the right code")))]
 pub async fn totp_confirm(
     State(state): State<AppState>,
     Session(auth): Session,

@@ -78,6 +78,16 @@ pub enum CatalogError {
     AppNotFound { store: String, app: String },
     #[error("{0}")]
     Invalid(String),
+    /// A well-formed folder or URL whose contents are not a usable store.
+    #[error("{location} is not an app store: {reason}")]
+    NotAStore { location: String, reason: String },
+    /// A store URL the agent will not fetch (not https, credentials in it, no host, too long).
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("{0}")]
+    Exists(String),
+    #[error("store {0} comes from the configuration")]
+    Configured(String),
     #[error("no {0}")]
     ImageNotFound(String),
     #[error("cannot save the store list: {0}")]
@@ -351,12 +361,18 @@ impl Catalog {
 
     /// Adds a zip store: downloaded and checked now; refused (and not remembered) if that fails.
     pub async fn add_url(&self, url: &str) -> Result<LoadedStore, CatalogError> {
-        check_store_url(url).map_err(CatalogError::Invalid)?;
+        check_store_url(url).map_err(CatalogError::BadUrl)?;
         let _one = self.refreshing.lock().await;
         if self.read().iter().any(|s| s.url.as_deref() == Some(url)) {
-            return Err(CatalogError::Invalid(format!("{url} is added already")));
+            return Err(CatalogError::Exists(format!("{url} is added already")));
         }
-        let d = self.download(url).await.map_err(CatalogError::Invalid)?;
+        let d = self
+            .download(url)
+            .await
+            .map_err(|reason| CatalogError::NotAStore {
+                location: url.to_string(),
+                reason,
+            })?;
         let store = LoadedStore {
             id: url_store_id(&d.root, url),
             source: d.root,
@@ -371,7 +387,7 @@ impl Catalog {
         let mut stores = self.write();
         if stores.iter().any(|s| s.id == store.id) {
             let _ = std::fs::remove_dir_all(url_cache_dir(&self.cache_dir, url));
-            return Err(CatalogError::Invalid(format!(
+            return Err(CatalogError::Exists(format!(
                 "a store with id {} exists already",
                 store.id
             )));
@@ -388,7 +404,10 @@ impl Catalog {
                 "a store folder must be an absolute path".into(),
             ));
         }
-        let (apps, categories) = load_store(dir).map_err(CatalogError::Invalid)?;
+        let (apps, categories) = load_store(dir).map_err(|reason| CatalogError::NotAStore {
+            location: dir.display().to_string(),
+            reason,
+        })?;
         let store = LoadedStore {
             id: store_id(dir),
             source: dir.to_path_buf(),
@@ -402,7 +421,7 @@ impl Catalog {
         };
         let mut stores = self.write();
         if stores.iter().any(|s| s.id == store.id) {
-            return Err(CatalogError::Invalid(format!(
+            return Err(CatalogError::Exists(format!(
                 "a store with id {} exists already",
                 store.id
             )));
@@ -419,9 +438,7 @@ impl Catalog {
             .position(|s| s.id == id)
             .ok_or_else(|| CatalogError::StoreNotFound(id.into()))?;
         if stores[pos].configured {
-            return Err(CatalogError::Invalid(format!(
-                "store {id} comes from the configuration"
-            )));
+            return Err(CatalogError::Configured(id.into()));
         }
         let removed = stores.remove(pos);
         self.save(&stores)?;

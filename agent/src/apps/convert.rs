@@ -163,8 +163,9 @@ fn name_from(raw: &str) -> String {
 
 /// Converts one `docker run` command line.
 pub fn docker_run_to_compose(command: &str) -> Result<Converted, ConvertError> {
-    if command.len() > 16 * 1024 {
-        return Err(invalid("the command is longer than 16 KiB"));
+    // Characters, not bytes: the limit the API document states (`maxLength`).
+    if command.chars().count() > 16 * 1024 {
+        return Err(invalid("the command is longer than 16,384 characters"));
     }
     let joined = command.replace("\\\r\n", " ").replace("\\\n", " ");
     let tokens =

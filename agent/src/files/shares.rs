@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub const MAX_SHARE_NAME: usize = 64;
 
-/// Root names that are not shares.
-const RESERVED: [&str; 3] = ["home", "appdata", "shares"];
+/// Root names that are not shares (and any name starting with `disk-`).
+pub const RESERVED: [&str; 3] = ["home", "appdata", "shares"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShareNameError {

@@ -113,20 +113,40 @@ pub struct InterfaceList {
     pub interfaces: Vec<Interface>,
 }
 
+/// The methods a change may ask for; `disabled` and `ignore` are only ever reported (the
+/// agent does not switch a family off: that could cut the dashboard's own connection).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PatchMethod {
+    Auto,
+    Manual,
+}
+
+impl From<PatchMethod> for IpMethod {
+    fn from(m: PatchMethod) -> Self {
+        match m {
+            PatchMethod::Auto => IpMethod::Auto,
+            PatchMethod::Manual => IpMethod::Manual,
+        }
+    }
+}
+
 /// A requested change to one address family; checked by [`validate::ip_patch`].
 #[derive(Debug, Clone, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IpPatch {
     /// `auto` (DHCP / SLAAC) or `manual`.
-    pub method: IpMethod,
+    pub method: PatchMethod,
     /// With `manual` only, at least one: `address/prefix`.
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub addresses: Vec<String>,
     /// With `manual` only; must lie in one of the addresses' subnets (IPv4).
     #[serde(default)]
     pub gateway: Option<String>,
     /// DNS servers; with `auto` they replace the ones DHCP offers.
     #[serde(default)]
+    #[schema(max_items = 8)]
     pub dns: Vec<String>,
 }
 

@@ -1,27 +1,51 @@
 //! Strict grammars for everything a network request names. Pure functions; each error says
 //! which field failed and why, and nothing reaches NetworkManager before it passes.
 
-use super::{InterfacePatch, IpChange, IpMethod, IpPatch, IpSettings};
+use super::{InterfacePatch, IpChange, IpPatch, IpSettings, PatchMethod};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// A rejected field and the reason, for a 400 `invalid_input`.
+/// A rejected field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     pub field: &'static str,
     pub message: String,
+    pub kind: InvalidKind,
+}
+
+/// Which rule a value broke: one the API document states (a 400 `invalid_input`), or the
+/// address rules it cannot (a 422 `invalid_address`: the text is not an address of the right
+/// family, not usable on a LAN, or a gateway outside every subnet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    Shape,
+    Address,
+}
+
+fn bad_address(field: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        field,
+        message: message.into(),
+        kind: InvalidKind::Address,
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
     Invalid {
+        kind: InvalidKind::Shape,
         field,
         message: message.into(),
     }
 }
 
+/// Also the `maxItems` of `IpPatch` in the API document.
 const MAX_ADDRESSES: usize = 16;
 const MAX_DNS: usize = 8;
 
 /// A Linux interface name: 1–15 bytes of `[A-Za-z0-9_.-]`, not `.`/`..`, not starting with `-`.
+/// `interface_name` as a JSON Schema pattern, for the API document (`api::doc_rules`): 1-15
+/// of these characters, not starting with `-`, not `.` or `..`.
+pub const INTERFACE_NAME_PATTERN: &str = r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,14}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,13}|\.\.[A-Za-z0-9_.-]{1,13})$";
+
 pub fn interface_name(name: &str) -> Result<(), Invalid> {
     let ok = (1..=15).contains(&name.len())
         && name
@@ -77,14 +101,14 @@ pub fn interface_patch(patch: &InterfacePatch) -> Result<IpChange, Invalid> {
 }
 
 fn split_cidr(text: &str, field: &'static str, max: u8) -> Result<(IpAddr, u8), Invalid> {
-    let bad = || invalid(field, format!("{text:?} is not address/prefix."));
+    let bad = || bad_address(field, format!("{text:?} is not address/prefix."));
     let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
     if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let prefix: u8 = prefix.parse().map_err(|_| bad())?;
     if prefix == 0 || prefix > max {
-        return Err(invalid(
+        return Err(bad_address(
             field,
             format!("The prefix of {text} must be 1–{max}."),
         ));
@@ -94,7 +118,7 @@ fn split_cidr(text: &str, field: &'static str, max: u8) -> Result<(IpAddr, u8), 
 
 fn common_shape(p: &IpPatch, family: &'static str) -> Result<(), Invalid> {
     match p.method {
-        IpMethod::Auto => {
+        PatchMethod::Auto => {
             if !p.addresses.is_empty() || p.gateway.is_some() {
                 return Err(invalid(
                     family,
@@ -102,13 +126,10 @@ fn common_shape(p: &IpPatch, family: &'static str) -> Result<(), Invalid> {
                 ));
             }
         }
-        IpMethod::Manual => {
+        PatchMethod::Manual => {
             if p.addresses.is_empty() {
                 return Err(invalid(family, "The manual method needs an address."));
             }
-        }
-        IpMethod::Disabled | IpMethod::Ignore => {
-            return Err(invalid(family, "The method is auto or manual."));
         }
     }
     if p.addresses.len() > MAX_ADDRESSES || p.dns.len() > MAX_DNS {
@@ -128,10 +149,10 @@ fn v4_unicast(a: Ipv4Addr) -> bool {
 fn v4(text: &str, field: &'static str) -> Result<Ipv4Addr, Invalid> {
     let a: Ipv4Addr = text
         .parse()
-        .map_err(|_| invalid(field, format!("{text:?} is not an IPv4 address.")))?;
+        .map_err(|_| bad_address(field, format!("{text:?} is not an IPv4 address.")))?;
     v4_unicast(a)
         .then_some(a)
-        .ok_or_else(|| invalid(field, format!("{text} is not a usable unicast address.")))
+        .ok_or_else(|| bad_address(field, format!("{text} is not a usable unicast address.")))
 }
 
 fn mask(prefix: u8) -> u32 {
@@ -144,12 +165,15 @@ pub fn ipv4_patch(p: &IpPatch) -> Result<IpSettings<Ipv4Addr>, Invalid> {
     for text in &p.addresses {
         let (addr, prefix) = split_cidr(text, "ipv4.addresses", 32)?;
         let IpAddr::V4(a) = addr else {
-            return Err(invalid("ipv4.addresses", format!("{text} is not IPv4.")));
+            return Err(bad_address(
+                "ipv4.addresses",
+                format!("{text} is not IPv4."),
+            ));
         };
         let host = u32::from(a) & !mask(prefix);
         let edge = prefix < 31 && (host == 0 || host == !mask(prefix));
         if !v4_unicast(a) || edge {
-            return Err(invalid(
+            return Err(bad_address(
                 "ipv4.addresses",
                 format!("{text} is not a usable host address."),
             ));
@@ -166,7 +190,7 @@ pub fn ipv4_patch(p: &IpPatch) -> Result<IpSettings<Ipv4Addr>, Invalid> {
             .iter()
             .any(|(a, p)| u32::from(*a) & mask(*p) == u32::from(g) & mask(*p) && *a != g);
         if !reachable {
-            return Err(invalid(
+            return Err(bad_address(
                 "ipv4.gateway",
                 format!("The gateway {g} is not in the subnet of an address."),
             ));
@@ -178,7 +202,7 @@ pub fn ipv4_patch(p: &IpPatch) -> Result<IpSettings<Ipv4Addr>, Invalid> {
         .map(|d| v4(d, "ipv4.dns"))
         .collect::<Result<_, _>>()?;
     Ok(IpSettings {
-        method: p.method,
+        method: p.method.into(),
         addresses,
         gateway,
         dns,
@@ -192,10 +216,10 @@ fn v6_unicast(a: Ipv6Addr) -> bool {
 fn v6(text: &str, field: &'static str) -> Result<Ipv6Addr, Invalid> {
     let a: Ipv6Addr = text
         .parse()
-        .map_err(|_| invalid(field, format!("{text:?} is not an IPv6 address.")))?;
+        .map_err(|_| bad_address(field, format!("{text:?} is not an IPv6 address.")))?;
     v6_unicast(a)
         .then_some(a)
-        .ok_or_else(|| invalid(field, format!("{text} is not a usable unicast address.")))
+        .ok_or_else(|| bad_address(field, format!("{text} is not a usable unicast address.")))
 }
 
 pub fn ipv6_patch(p: &IpPatch) -> Result<IpSettings<Ipv6Addr>, Invalid> {
@@ -204,10 +228,13 @@ pub fn ipv6_patch(p: &IpPatch) -> Result<IpSettings<Ipv6Addr>, Invalid> {
     for text in &p.addresses {
         let (addr, prefix) = split_cidr(text, "ipv6.addresses", 128)?;
         let IpAddr::V6(a) = addr else {
-            return Err(invalid("ipv6.addresses", format!("{text} is not IPv6.")));
+            return Err(bad_address(
+                "ipv6.addresses",
+                format!("{text} is not IPv6."),
+            ));
         };
         if !v6_unicast(a) || a.is_unicast_link_local() {
-            return Err(invalid(
+            return Err(bad_address(
                 "ipv6.addresses",
                 format!("{text} is not a usable global or unique-local address."),
             ));
@@ -215,7 +242,7 @@ pub fn ipv6_patch(p: &IpPatch) -> Result<IpSettings<Ipv6Addr>, Invalid> {
         addresses.push((a, prefix));
     }
     Ok(IpSettings {
-        method: p.method,
+        method: p.method.into(),
         addresses,
         gateway: p
             .gateway
@@ -234,9 +261,35 @@ pub fn ipv6_patch(p: &IpPatch) -> Result<IpSettings<Ipv6Addr>, Invalid> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_interface_name_pattern_is_the_grammar() {
+        let re = regex::Regex::new(INTERFACE_NAME_PATTERN).expect("pattern");
+        let long = "a".repeat(16);
+        for name in [
+            "eth0",
+            "wlan0",
+            "br-lan",
+            "_x",
+            ".a",
+            "...",
+            "..x",
+            "a.b",
+            "-a",
+            ".",
+            "..",
+            "",
+            "eth0;reboot",
+            "ä",
+            &long,
+            "123456789012345",
+        ] {
+            assert_eq!(re.is_match(name), interface_name(name).is_ok(), "{name:?}");
+        }
+    }
+
     fn manual(addresses: &[&str], gateway: Option<&str>, dns: &[&str]) -> IpPatch {
         IpPatch {
-            method: IpMethod::Manual,
+            method: PatchMethod::Manual,
             addresses: addresses.iter().map(|s| s.to_string()).collect(),
             gateway: gateway.map(str::to_string),
             dns: dns.iter().map(|s| s.to_string()).collect(),
@@ -326,15 +379,15 @@ mod tests {
             assert_eq!(err.field, field, "{bad:?}");
         }
         let auto_with_address = IpPatch {
-            method: IpMethod::Auto,
+            method: PatchMethod::Auto,
             ..manual(&["192.168.1.5/24"], None, &[])
         };
         assert!(ipv4_patch(&auto_with_address).is_err());
-        let disabled = IpPatch {
-            method: IpMethod::Disabled,
-            ..manual(&[], None, &[])
-        };
-        assert!(ipv4_patch(&disabled).is_err());
+        // Switching a family off is not a change the API offers (the document says so too).
+        for method in ["disabled", "ignore"] {
+            let body = format!(r#"{{"method":"{method}"}}"#);
+            assert!(serde_json::from_str::<IpPatch>(&body).is_err(), "{method}");
+        }
     }
 
     #[test]

@@ -9,10 +9,16 @@
 //! answered without reading it all, the rest is drained in the background (bounded in bytes
 //! and time) while the response goes out first. A client that stops sending when it has its
 //! answer (as browsers and curl do) ends the stream itself.
+//!
+//! With HTTP/1.1, hyper closes the connection after such a response when the rest of the body
+//! is not already in its buffer, but the response did not say so: a client that put the
+//! connection back in its pool sent its next request into the closing socket and got a reset
+//! or a TLS EOF instead of an answer (Schemathesis's "EOF occurred in violation of protocol").
+//! So a refusal that leaves the body unread carries `Connection: close`.
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
-use axum::http::Version;
+use axum::http::{HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::pin::Pin;
@@ -54,16 +60,16 @@ impl HttpBody for SharedBody {
     }
 }
 
-/// Middleware: see the module documentation. HTTP/1.1 needs none of it (hyper closes or drains
-/// the connection itself after a response to an unread request).
+/// Middleware: see the module documentation.
 pub async fn keep_unread_body(request: Request, next: Next) -> Response {
-    if request.version() != Version::HTTP_2 || request.body().is_end_stream() {
+    if request.body().is_end_stream() {
         return next.run(request).await;
     }
+    let version = request.version();
     let (parts, body) = request.into_parts();
     let shared: Shared = Arc::new(Mutex::new(body));
     let handle = Body::new(SharedBody(shared.clone()));
-    let response = next.run(Request::from_parts(parts, handle)).await;
+    let mut response = next.run(Request::from_parts(parts, handle)).await;
     // Only when the handler let go of the body: one that kept it (a streamed upload handed to
     // a task) reads it itself.
     if Arc::strong_count(&shared) == 1 {
@@ -71,8 +77,13 @@ pub async fn keep_unread_body(request: Request, next: Next) -> Response {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_end_stream();
-        if unread {
+        if unread && version == Version::HTTP_2 {
             tokio::spawn(drain(shared));
+        } else if unread {
+            // HTTP/1: hyper drains what it has buffered or closes; tell the client first.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
     response

@@ -75,7 +75,7 @@ pub enum PortStrategy {
 }
 
 /// User changes layered over the compose file (install dialog, settings edit).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppSettings {
     /// Extra interpolation variables (for `${VAR}` the compose file leaves to the user).
