@@ -1,8 +1,9 @@
 // The app pages against a real agent and the real Docker Engine (images from the local registry
 // that ci/apps-deps fills): browse a local test store, install its web app from the app page,
-// open it through the "open" link, read its logs, change a setting, stop and start it, and
-// uninstall it with its data until Docker has nothing of it left. The custom-install page checks
-// compose YAML as it is typed and asks for consent per finding.
+// open it through the "open" link, read its logs (a member only once an admin granted them),
+// change a setting, stop and start it, and uninstall it with its data until Docker has nothing
+// of it left. The custom-install page checks compose YAML as it is typed and asks for consent
+// per finding.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -214,6 +215,27 @@ describe('apps pages', () => {
     assert.match(await page.getByTestId('app-stats').textContent(), /web/);
     await assertAccessible(page, 'the installed app page');
     await screenshot(page, 'apps-installed-app');
+  });
+
+  it('shows a member the logs only once an admin granted them', async () => {
+    const member = { username: 'molly', password: 'member password' };
+    const made = await call(agent, 'POST', '/api/v1/users', { body: { ...member, role: 'member' }, jar: admin.jar, csrf: admin.csrf });
+    assert.equal(made.status, 201, made.text);
+    const other = await openPage(browser, agent);
+    try {
+      await signIn(other.page, member, `/apps/${APP_ID}`, 'WebApp');
+      await other.page.getByTestId('logs-not-granted').filter({ hasText: 'can contain passwords' }).waitFor();
+      assert.equal(await other.page.getByTestId('app-logs').count(), 0);
+
+      const granted = await call(agent, 'PATCH', `/api/v1/users/${member.username}`, { body: { app_logs: true }, jar: admin.jar, csrf: admin.csrf });
+      assert.equal(granted.status, 200, granted.text);
+      await other.page.reload();
+      await other.page.getByTestId('app-logs').getByText('hearth test webapp v1 listening on 8080').first().waitFor({ timeout: 20_000 });
+      assert.equal(await other.page.getByTestId('logs-not-granted').count(), 0);
+      assertClean(other.problems);
+    } finally {
+      await other.context.close();
+    }
   });
 
   it('changes a setting, which re-creates the app with it', async () => {

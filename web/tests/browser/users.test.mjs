@@ -1,5 +1,5 @@
-// User management as an admin (add, change role, reset password, delete, last-admin guard),
-// then the same dashboard as a member, who has no Users page.
+// User management as an admin (add, change role, grant app logs, reset password, delete,
+// last-admin guard), then the same dashboard as a member, who has no Users page.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -94,6 +94,22 @@ describe('users page', () => {
     await page.getByLabel('Role of dave').selectOption('member');
     await page.getByRole('status').filter({ hasText: 'The role of dave was changed.' }).waitFor();
 
+    // App logs: admins always (their box is fixed), a member only when granted, with the reason.
+    const adminLogs = page.getByLabel('May admin read app logs');
+    assert.ok((await adminLogs.isChecked()) && (await adminLogs.isDisabled()));
+    const carolLogs = page.getByLabel('May carol read app logs');
+    assert.equal(await carolLogs.isChecked(), false);
+    assert.equal(await carolLogs.getAttribute('aria-describedby'), 'app-logs-why');
+    await page.getByText('App logs can contain passwords').waitFor();
+    await carolLogs.check();
+    await page.getByRole('status').filter({ hasText: 'carol may now read app logs.' }).waitFor();
+    const granted = (await (await page.request.get('/api/v1/users')).json()).find((u) => u.username === 'carol');
+    assert.equal(granted.app_logs, true);
+    await carolLogs.uncheck();
+    await page.getByRole('status').filter({ hasText: 'carol may no longer read app logs.' }).waitFor();
+    const revoked = (await (await page.request.get('/api/v1/users')).json()).find((u) => u.username === 'carol');
+    assert.equal(revoked.app_logs, false);
+
     await page.getByRole('button', { name: 'Reset password (carol)' }).click();
     await page.getByLabel('New password for carol').fill('a new member password');
     await page.getByRole('button', { name: 'Set password', exact: true }).click();
@@ -127,6 +143,10 @@ describe('users page', () => {
     await nav.getByRole('link', { name: 'Account' }).waitFor();
     assert.equal(await nav.getByRole('link', { name: 'Users' }).count(), 0);
     assert.equal((await page.request.get('/api/v1/users')).status(), 403);
+    // Not granted app logs: the agent refuses them before looking the app up.
+    const logs = await page.request.get('/api/v1/apps/anything/logs');
+    assert.equal(logs.status(), 403);
+    assert.equal((await logs.json()).error.code, 'forbidden');
 
     await page.goto('/users');
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
