@@ -389,6 +389,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.updates.reconcile_at_start();
     spawn_system_update_schedule(state.clone());
     spawn_cert_renewal(state.clone());
+    crate::memory::spawn_trim();
     let https_port = state.config.listen[0].port();
     for addr in &state.config.listen {
         let listener = TcpListener::bind(addr)

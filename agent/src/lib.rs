@@ -18,6 +18,7 @@ pub mod events;
 pub mod files;
 pub mod fsutil;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod notify;
