@@ -99,6 +99,12 @@ pub const LINTS: &[Lint] = &[
 const SANDBOX_LINES: [&str; 2] = ["NoNewPrivileges=yes", "SystemCallFilter=@system-service"];
 /// Settings that must be present with some value.
 const SANDBOX_KEYS: [&str; 2] = ["CapabilityBoundingSet=", "RestrictAddressFamilies="];
+/// The agent confines every file path with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
+/// systemd's `RestrictSUIDSGID=yes` cannot inspect the mode inside `openat2`'s argument struct
+/// and makes the call fail with `ENOSYS` instead (so that callers fall back to `openat`, which
+/// the agent must not): every upload and app folder failed with "Function not implemented".
+const AGENT_EXEC: &str = "ExecStart=/usr/bin/hearth-agent";
+const BREAKS_OPENAT2: &str = "RestrictSUIDSGID=yes";
 
 pub const HEALTH_GATE_UNIT: &str = "hearth-health-gate.service";
 
@@ -370,6 +376,11 @@ fn units_sandboxed(ctx: &LintContext) -> Vec<String> {
                 problems.push(format!("{name} lacks {key}"));
             }
         }
+        if lines.contains(&AGENT_EXEC) && lines.contains(&BREAKS_OPENAT2) {
+            problems.push(format!(
+                "{name} sets {BREAKS_OPENAT2}, which makes the agent's openat2 fail with ENOSYS"
+            ));
+        }
     }
     problems
 }
@@ -539,6 +550,16 @@ mod tests {
         let found = units_sandboxed(&ctx(tmp.path()));
         assert_eq!(found.len(), 4, "{found:?}");
         assert!(found.iter().all(|p| p.starts_with("hearth-new.service")));
+        std::fs::remove_file(units.join("hearth-new.service")).expect("rm");
+        let agent = units.join("hearth-agent.service");
+        let text = std::fs::read_to_string(&agent).expect("agent unit");
+        std::fs::write(
+            &agent,
+            text.replace("[Service]\n", "[Service]\nRestrictSUIDSGID=yes\n"),
+        )
+        .expect("write");
+        let found = units_sandboxed(&ctx(tmp.path()));
+        assert!(found.len() == 1 && found[0].contains("ENOSYS"), "{found:?}");
     }
 
     #[test]
