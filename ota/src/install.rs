@@ -14,12 +14,17 @@ use crate::boot::{BootControl, BootError, RebootCommand, Slot};
 use crate::bundle::{Unpacker, VerifiedBundle};
 use crate::delta::{self, ChunkFrom, ChunkIndex, LocalChunks, Plan};
 use crate::format::VerifyError;
+use crate::fs_extent;
 use crate::manifest::{Chunk, Payload};
 use crate::source::{BundleSource, SourceError};
 use crate::storage::SlotStorage;
 
 /// Longest single download request, in stored bytes.
 pub const MAX_RUN_BYTES: u64 = 8 * 1024 * 1024;
+/// The device's write-back is started every this many payload bytes written
+/// ([`SlotStorage::start_writeback`]), so the disk writes while the next chunks are checked
+/// and unpacked instead of all at the final sync (measured in docs/ota.md).
+pub const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,7 +201,8 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
         let in_place = delta::in_place(&mut *t.target, &p.chunks);
         let active = match t.active.as_deref_mut() {
             Some(a) => {
-                Some(delta::index_slot(a, m.chunking, u64::MAX).map_err(storage("read", &*a))?)
+                let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
+                Some(delta::index_slot(a, m.chunking, len).map_err(storage("read", &*a))?)
             }
             None => None,
         };
@@ -224,6 +230,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
         let runs = delta::download_runs(pp, &p.chunks, MAX_RUN_BYTES);
         let t = target_for(&mut req.targets, &p.name);
+        let mut wb = Writeback::default();
         let mut next_run = 0;
         let mut i = 0usize;
         while i < pp.chunks.len() {
@@ -233,7 +240,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                 ChunkFrom::InPlace => {}
                 ChunkFrom::Zero => {
                     buf[..len].fill(0);
-                    put(&mut *t.target, p, i, &buf[..len])?;
+                    put(&mut *t.target, &mut wb, p, i, &buf[..len])?;
                 }
                 ChunkFrom::Active(offset) => {
                     let a = t
@@ -242,7 +249,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                         .ok_or_else(|| InstallError::MissingTarget(p.name.clone()))?;
                     a.read_at(offset, &mut buf[..len])
                         .map_err(storage("read", &*a))?;
-                    put(&mut *t.target, p, i, &buf[..len])?;
+                    put(&mut *t.target, &mut wb, p, i, &buf[..len])?;
                 }
                 ChunkFrom::Download => {
                     let (first, count) = runs[next_run];
@@ -251,6 +258,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                         req.source,
                         req.bundle,
                         &mut *t.target,
+                        &mut wb,
                         &mut unpack,
                         p,
                         first as usize,
@@ -278,9 +286,16 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     Ok(())
 }
 
+/// Where the write-back of a payload's target was last started (writes go front to back).
+#[derive(Default)]
+struct Writeback {
+    from: u64,
+}
+
 /// Verifies chunk `i` of `p` and writes it at its place.
 fn put(
     target: &mut dyn SlotStorage,
+    wb: &mut Writeback,
     p: &Payload,
     i: usize,
     bytes: &[u8],
@@ -293,9 +308,27 @@ fn put(
         }
         .into());
     }
+    write_verified(target, wb, c, bytes)
+}
+
+/// Writes a chunk whose content was just checked against `c.hash` (by [`put`] or by
+/// [`Unpacker::unpack`], which checks the content it returns: hashing it again would only
+/// cost time), and starts the write-back every [`WRITEBACK_BYTES`].
+fn write_verified(
+    target: &mut dyn SlotStorage,
+    wb: &mut Writeback,
+    c: &Chunk,
+    bytes: &[u8],
+) -> Result<(), InstallError> {
     target
         .write_at(c.offset, bytes)
-        .map_err(storage("write", target))
+        .map_err(storage("write", target))?;
+    let end = c.offset + u64::from(c.len);
+    if end >= wb.from + WRITEBACK_BYTES {
+        target.start_writeback(wb.from, end - wb.from);
+        wb.from = end;
+    }
+    Ok(())
 }
 
 /// Streams the stored bytes of chunks `first .. first+count` (back to back in the bundle) into
@@ -305,6 +338,7 @@ fn fetch_run(
     source: &mut dyn BundleSource,
     bundle: &VerifiedBundle,
     target: &mut dyn SlotStorage,
+    wb: &mut Writeback,
     unpack: &mut Unpacker,
     p: &Payload,
     first: usize,
@@ -325,7 +359,7 @@ fn fetch_run(
             piece = &piece[take..];
             if pending.len() == want {
                 let content = unpack.unpack(p, first + i, &pending)?;
-                put(target, p, first + i, content)?;
+                write_verified(target, wb, &chunks[i], content)?;
                 written += u64::from(chunks[i].len);
                 pending.clear();
                 i += 1;
