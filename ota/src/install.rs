@@ -230,7 +230,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
         let runs = delta::download_runs(pp, &p.chunks, MAX_RUN_BYTES);
         let t = target_for(&mut req.targets, &p.name);
-        let mut wb = Writeback::default();
+        let mut out = SlotWriter::new(&mut *t.target);
         let mut next_run = 0;
         let mut i = 0usize;
         while i < pp.chunks.len() {
@@ -240,7 +240,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                 ChunkFrom::InPlace => {}
                 ChunkFrom::Zero => {
                     buf[..len].fill(0);
-                    put(&mut *t.target, &mut wb, p, i, &buf[..len])?;
+                    out.put(p, i, &buf[..len])?;
                 }
                 ChunkFrom::Active(offset) => {
                     let a = t
@@ -249,7 +249,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                         .ok_or_else(|| InstallError::MissingTarget(p.name.clone()))?;
                     a.read_at(offset, &mut buf[..len])
                         .map_err(storage("read", &*a))?;
-                    put(&mut *t.target, &mut wb, p, i, &buf[..len])?;
+                    out.put(p, i, &buf[..len])?;
                 }
                 ChunkFrom::Download => {
                     let (first, count) = runs[next_run];
@@ -257,8 +257,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                     let bytes = fetch_run(
                         req.source,
                         req.bundle,
-                        &mut *t.target,
-                        &mut wb,
+                        &mut out,
                         &mut unpack,
                         p,
                         first as usize,
@@ -286,49 +285,50 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     Ok(())
 }
 
-/// Where the write-back of a payload's target was last started (writes go front to back).
-#[derive(Default)]
-struct Writeback {
-    from: u64,
+/// Writes one payload's chunks into its target, front to back, and starts the device's
+/// write-back every [`WRITEBACK_BYTES`].
+struct SlotWriter<'t> {
+    target: &'t mut dyn SlotStorage,
+    /// Where the write-back was last started.
+    writeback_from: u64,
 }
 
-/// Verifies chunk `i` of `p` and writes it at its place.
-fn put(
-    target: &mut dyn SlotStorage,
-    wb: &mut Writeback,
-    p: &Payload,
-    i: usize,
-    bytes: &[u8],
-) -> Result<(), InstallError> {
-    let c = &p.chunks[i];
-    if bytes.len() != c.len as usize || *blake3::hash(bytes).as_bytes() != c.hash {
-        return Err(VerifyError::ChunkHash {
-            payload: p.name.clone(),
-            chunk: i as u64,
+impl<'t> SlotWriter<'t> {
+    fn new(target: &'t mut dyn SlotStorage) -> Self {
+        SlotWriter {
+            target,
+            writeback_from: 0,
         }
-        .into());
     }
-    write_verified(target, wb, c, bytes)
-}
 
-/// Writes a chunk whose content was just checked against `c.hash` (by [`put`] or by
-/// [`Unpacker::unpack`], which checks the content it returns: hashing it again would only
-/// cost time), and starts the write-back every [`WRITEBACK_BYTES`].
-fn write_verified(
-    target: &mut dyn SlotStorage,
-    wb: &mut Writeback,
-    c: &Chunk,
-    bytes: &[u8],
-) -> Result<(), InstallError> {
-    target
-        .write_at(c.offset, bytes)
-        .map_err(storage("write", target))?;
-    let end = c.offset + u64::from(c.len);
-    if end >= wb.from + WRITEBACK_BYTES {
-        target.start_writeback(wb.from, end - wb.from);
-        wb.from = end;
+    /// Verifies chunk `i` of `p` and writes it at its place.
+    fn put(&mut self, p: &Payload, i: usize, bytes: &[u8]) -> Result<(), InstallError> {
+        let c = &p.chunks[i];
+        if bytes.len() != c.len as usize || *blake3::hash(bytes).as_bytes() != c.hash {
+            return Err(VerifyError::ChunkHash {
+                payload: p.name.clone(),
+                chunk: i as u64,
+            }
+            .into());
+        }
+        self.write_verified(c, bytes)
     }
-    Ok(())
+
+    /// Writes a chunk whose content was just checked against `c.hash` (by [`Self::put`], or
+    /// by [`Unpacker::unpack`], which returns only content it checked: hashing it again would
+    /// only cost time).
+    fn write_verified(&mut self, c: &Chunk, bytes: &[u8]) -> Result<(), InstallError> {
+        self.target
+            .write_at(c.offset, bytes)
+            .map_err(storage("write", &*self.target))?;
+        let end = c.offset + u64::from(c.len);
+        if end >= self.writeback_from + WRITEBACK_BYTES {
+            self.target
+                .start_writeback(self.writeback_from, end - self.writeback_from);
+            self.writeback_from = end;
+        }
+        Ok(())
+    }
 }
 
 /// Streams the stored bytes of chunks `first .. first+count` (back to back in the bundle) into
@@ -337,8 +337,7 @@ fn write_verified(
 fn fetch_run(
     source: &mut dyn BundleSource,
     bundle: &VerifiedBundle,
-    target: &mut dyn SlotStorage,
-    wb: &mut Writeback,
+    out: &mut SlotWriter<'_>,
     unpack: &mut Unpacker,
     p: &Payload,
     first: usize,
@@ -359,7 +358,7 @@ fn fetch_run(
             piece = &piece[take..];
             if pending.len() == want {
                 let content = unpack.unpack(p, first + i, &pending)?;
-                write_verified(target, wb, &chunks[i], content)?;
+                out.write_verified(&chunks[i], content)?;
                 written += u64::from(chunks[i].len);
                 pending.clear();
                 i += 1;
