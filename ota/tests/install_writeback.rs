@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use hearth_ota::boot::file::FileBoot;
-use hearth_ota::boot::{BootControl, DirFs, Slot};
+use hearth_ota::boot::{DirFs, Slot};
 use hearth_ota::install::{InstallRequest, Target, WRITEBACK_BYTES, install};
 use hearth_ota::source::FileSource;
 use hearth_ota::storage::{FileSlot, SlotStorage};
