@@ -229,13 +229,21 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     let mut buf = vec![0u8; m.max_chunk()];
     for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
         let runs = delta::download_runs(pp, &p.chunks, MAX_RUN_BYTES);
-        let t = target_for(&mut req.targets, &p.name);
-        let mut out = SlotWriter::new(&mut *t.target);
+        let mut writeback_from = 0;
         let mut next_run = 0;
         let mut i = 0usize;
         while i < pp.chunks.len() {
             let c = &p.chunks[i];
             let len = c.len as usize;
+            if let ChunkFrom::Written { payload, offset } = pp.chunks[i] {
+                // Read before `out` borrows the targets: the source may be another payload's.
+                let src = target_for(&mut req.targets, &m.payloads[payload].name);
+                src.target
+                    .read_at(offset, &mut buf[..len])
+                    .map_err(storage("read", &*src.target))?;
+            }
+            let t = target_for(&mut req.targets, &p.name);
+            let mut out = SlotWriter::new(&mut *t.target, &mut writeback_from);
             match pp.chunks[i] {
                 ChunkFrom::InPlace => {}
                 ChunkFrom::Zero => {
@@ -251,6 +259,7 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                         .map_err(storage("read", &*a))?;
                     out.put(p, i, &buf[..len])?;
                 }
+                ChunkFrom::Written { .. } => out.put(p, i, &buf[..len])?,
                 ChunkFrom::Download => {
                     let (first, count) = runs[next_run];
                     next_run += 1;
@@ -289,15 +298,15 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
 /// write-back every [`WRITEBACK_BYTES`].
 struct SlotWriter<'t> {
     target: &'t mut dyn SlotStorage,
-    /// Where the write-back was last started.
-    writeback_from: u64,
+    /// Where the write-back was last started (kept by the caller across chunks).
+    writeback_from: &'t mut u64,
 }
 
 impl<'t> SlotWriter<'t> {
-    fn new(target: &'t mut dyn SlotStorage) -> Self {
+    fn new(target: &'t mut dyn SlotStorage, writeback_from: &'t mut u64) -> Self {
         SlotWriter {
             target,
-            writeback_from: 0,
+            writeback_from,
         }
     }
 
@@ -322,10 +331,10 @@ impl<'t> SlotWriter<'t> {
             .write_at(c.offset, bytes)
             .map_err(storage("write", &*self.target))?;
         let end = c.offset + u64::from(c.len);
-        if end >= self.writeback_from + WRITEBACK_BYTES {
-            self.target
-                .start_writeback(self.writeback_from, end - self.writeback_from);
-            self.writeback_from = end;
+        let from = *self.writeback_from;
+        if end >= from + WRITEBACK_BYTES {
+            self.target.start_writeback(from, end - from);
+            *self.writeback_from = end;
         }
         Ok(())
     }

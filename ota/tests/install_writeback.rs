@@ -91,3 +91,64 @@ fn write_back_is_started_in_order_behind_the_writes_and_the_slot_is_still_synced
         from = offset + len;
     }
 }
+
+/// A root squashfs holds the kernel and initrd in /boot, stored raw: a new initrd used to be
+/// downloaded twice, once inside the root and once as its own payload.
+#[test]
+fn a_payload_whose_content_an_earlier_payload_holds_is_copied_not_downloaded_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let keys = keys();
+    let initrd = image_bytes(1_500_000, 21);
+    let mut root = image_bytes(600_000, 22);
+    root.extend_from_slice(&initrd);
+    root.extend_from_slice(&image_bytes(400_000, 23));
+    std::fs::write(dir.join("initrd.img"), &initrd).unwrap();
+    let mut spec = spec_v2(dir, 2, &root);
+    spec.payloads
+        .push(("initrd".into(), dir.join("initrd.img")));
+    let path = bundle_with(dir, &keys, &spec);
+    let mut src = FileSource::open(&path).unwrap();
+    let bundle = hearth_ota::bundle::open(&mut src, &keys.trust).unwrap();
+    for name in ["root-b", "initrd-b"] {
+        std::fs::write(dir.join(name), b"").unwrap();
+    }
+    let mut root_b = FileSlot::open(&dir.join("root-b")).unwrap();
+    let mut initrd_b = FileSlot::open(&dir.join("initrd-b")).unwrap();
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    let mut boot = FileBoot::new(DirFs::new(&dir.join("boot")));
+    boot.initialize(Slot::A).unwrap();
+    let report = install(InstallRequest {
+        bundle: &bundle,
+        source: &mut src,
+        targets: vec![
+            Target {
+                payload: "root".into(),
+                target: &mut root_b,
+                active: None,
+            },
+            Target {
+                payload: "initrd".into(),
+                target: &mut initrd_b,
+                active: None,
+            },
+        ],
+        boot: &mut boot,
+        slot: Slot::B,
+        progress: &mut |_| {},
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(dir.join("root-b")).unwrap(), root);
+    assert_eq!(std::fs::read(dir.join("initrd-b")).unwrap(), initrd);
+    // Only the chunks around the initrd's two edges in the root cut differently.
+    let root_stored: u64 = bundle.manifest.payloads[0]
+        .chunks
+        .iter()
+        .map(|c| u64::from(c.stored))
+        .sum();
+    assert!(
+        report.plan.download_bytes < root_stored + 100_000,
+        "downloaded {} of which root {root_stored}",
+        report.plan.download_bytes
+    );
+}
