@@ -1,6 +1,6 @@
 //! Delta planning: which chunks of a bundle a device already has (in its active slot, already in
-//! place in the target slot from an interrupted attempt, or all zero) and which byte ranges of
-//! the bundle it must download. Pure planning over chunk lists; reading slots is separate.
+//! place in the target slot from an interrupted attempt, all zero, or put in place earlier in
+//! the same install) and which byte ranges of the bundle it must download. Pure planning over chunk lists; reading slots is separate.
 //!
 //! The active slot is cut the way the bundle was (fixed chunks for format 1, FastCDC with the
 //! manifest's sizes for format 2), so a file that moved inside the image is still found.
