@@ -1,6 +1,6 @@
 //! Delta planning: which chunks of a bundle a device already has (in its active slot, already in
-//! place in the target slot from an interrupted attempt, or all zero) and which byte ranges of
-//! the bundle it must download. Pure planning over chunk lists; reading slots is separate.
+//! place in the target slot from an interrupted attempt, all zero, or put in place earlier in
+//! the same install) and which byte ranges of the bundle it must download. Pure planning over chunk lists; reading slots is separate.
 //!
 //! The active slot is cut the way the bundle was (fixed chunks for format 1, FastCDC with the
 //! manifest's sizes for format 2), so a file that moved inside the image is still found.
@@ -78,6 +78,11 @@ pub enum ChunkFrom {
     Zero,
     /// Copy from the active slot at this offset.
     Active(u64),
+    /// The same content as a chunk this install puts in place before it (in payload number
+    /// `payload`'s target, at `offset`): downloaded once, copied from there. A root squashfs
+    /// holds the kernel and initrd in `/boot` (stored raw: they are compressed already), so
+    /// without this a new initrd was downloaded twice.
+    Written { payload: usize, offset: u64 },
     /// Download from the bundle.
     Download,
 }
@@ -111,7 +116,9 @@ pub fn plan<'i>(bundle: &VerifiedBundle, local: &dyn Fn(&str) -> LocalChunks<'i>
     let m = &bundle.manifest;
     let mut out = Plan::default();
     let mut zeros = HashMap::new();
-    for p in &m.payloads {
+    // Every chunk content this install has put in place so far: where it is.
+    let mut placed: HashMap<[u8; 32], (usize, u64)> = HashMap::new();
+    for (pi, p) in m.payloads.iter().enumerate() {
         let have = local(&p.name);
         let active = have.active.filter(|a| a.chunking == m.chunking);
         let mut chunks = Vec::with_capacity(p.chunks.len());
@@ -124,9 +131,12 @@ pub fn plan<'i>(bundle: &VerifiedBundle, local: &dyn Fn(&str) -> LocalChunks<'i>
                 ChunkFrom::Zero
             } else if let Some(&offset) = active.and_then(|a| a.offsets.get(&c.hash)) {
                 ChunkFrom::Active(offset)
+            } else if let Some(&(payload, offset)) = placed.get(&c.hash) {
+                ChunkFrom::Written { payload, offset }
             } else {
                 ChunkFrom::Download
             };
+            placed.entry(c.hash).or_insert((pi, c.offset));
             match from {
                 ChunkFrom::Download => {
                     out.download_bytes += u64::from(c.stored);

@@ -14,12 +14,17 @@ use crate::boot::{BootControl, BootError, RebootCommand, Slot};
 use crate::bundle::{Unpacker, VerifiedBundle};
 use crate::delta::{self, ChunkFrom, ChunkIndex, LocalChunks, Plan};
 use crate::format::VerifyError;
+use crate::fs_extent;
 use crate::manifest::{Chunk, Payload};
 use crate::source::{BundleSource, SourceError};
 use crate::storage::SlotStorage;
 
 /// Longest single download request, in stored bytes.
 pub const MAX_RUN_BYTES: u64 = 8 * 1024 * 1024;
+/// The device's write-back is started every this many payload bytes written
+/// ([`SlotStorage::start_writeback`]), so the disk writes while the next chunks are checked
+/// and unpacked instead of all at the final sync (measured in docs/ota.md).
+pub const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,7 +201,8 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
         let in_place = delta::in_place(&mut *t.target, &p.chunks);
         let active = match t.active.as_deref_mut() {
             Some(a) => {
-                Some(delta::index_slot(a, m.chunking, u64::MAX).map_err(storage("read", &*a))?)
+                let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
+                Some(delta::index_slot(a, m.chunking, len).map_err(storage("read", &*a))?)
             }
             None => None,
         };
@@ -223,17 +229,26 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     let mut buf = vec![0u8; m.max_chunk()];
     for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
         let runs = delta::download_runs(pp, &p.chunks, MAX_RUN_BYTES);
-        let t = target_for(&mut req.targets, &p.name);
+        let mut writeback_from = 0;
         let mut next_run = 0;
         let mut i = 0usize;
         while i < pp.chunks.len() {
             let c = &p.chunks[i];
             let len = c.len as usize;
+            if let ChunkFrom::Written { payload, offset } = pp.chunks[i] {
+                // Read before `out` borrows the targets: the source may be another payload's.
+                let src = target_for(&mut req.targets, &m.payloads[payload].name);
+                src.target
+                    .read_at(offset, &mut buf[..len])
+                    .map_err(storage("read", &*src.target))?;
+            }
+            let t = target_for(&mut req.targets, &p.name);
+            let mut out = SlotWriter::new(&mut *t.target, &mut writeback_from);
             match pp.chunks[i] {
                 ChunkFrom::InPlace => {}
                 ChunkFrom::Zero => {
                     buf[..len].fill(0);
-                    put(&mut *t.target, p, i, &buf[..len])?;
+                    out.put(p, i, &buf[..len])?;
                 }
                 ChunkFrom::Active(offset) => {
                     let a = t
@@ -242,15 +257,16 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                         .ok_or_else(|| InstallError::MissingTarget(p.name.clone()))?;
                     a.read_at(offset, &mut buf[..len])
                         .map_err(storage("read", &*a))?;
-                    put(&mut *t.target, p, i, &buf[..len])?;
+                    out.put(p, i, &buf[..len])?;
                 }
+                ChunkFrom::Written { .. } => out.put(p, i, &buf[..len])?,
                 ChunkFrom::Download => {
                     let (first, count) = runs[next_run];
                     next_run += 1;
                     let bytes = fetch_run(
                         req.source,
                         req.bundle,
-                        &mut *t.target,
+                        &mut out,
                         &mut unpack,
                         p,
                         first as usize,
@@ -278,24 +294,50 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
     Ok(())
 }
 
-/// Verifies chunk `i` of `p` and writes it at its place.
-fn put(
-    target: &mut dyn SlotStorage,
-    p: &Payload,
-    i: usize,
-    bytes: &[u8],
-) -> Result<(), InstallError> {
-    let c = &p.chunks[i];
-    if bytes.len() != c.len as usize || *blake3::hash(bytes).as_bytes() != c.hash {
-        return Err(VerifyError::ChunkHash {
-            payload: p.name.clone(),
-            chunk: i as u64,
+/// Writes one payload's chunks into its target, front to back, and starts the device's
+/// write-back every [`WRITEBACK_BYTES`].
+struct SlotWriter<'t> {
+    target: &'t mut dyn SlotStorage,
+    /// Where the write-back was last started (kept by the caller across chunks).
+    writeback_from: &'t mut u64,
+}
+
+impl<'t> SlotWriter<'t> {
+    fn new(target: &'t mut dyn SlotStorage, writeback_from: &'t mut u64) -> Self {
+        SlotWriter {
+            target,
+            writeback_from,
         }
-        .into());
     }
-    target
-        .write_at(c.offset, bytes)
-        .map_err(storage("write", target))
+
+    /// Verifies chunk `i` of `p` and writes it at its place.
+    fn put(&mut self, p: &Payload, i: usize, bytes: &[u8]) -> Result<(), InstallError> {
+        let c = &p.chunks[i];
+        if bytes.len() != c.len as usize || *blake3::hash(bytes).as_bytes() != c.hash {
+            return Err(VerifyError::ChunkHash {
+                payload: p.name.clone(),
+                chunk: i as u64,
+            }
+            .into());
+        }
+        self.write_verified(c, bytes)
+    }
+
+    /// Writes a chunk whose content was just checked against `c.hash` (by [`Self::put`], or
+    /// by [`Unpacker::unpack`], which returns only content it checked: hashing it again would
+    /// only cost time).
+    fn write_verified(&mut self, c: &Chunk, bytes: &[u8]) -> Result<(), InstallError> {
+        self.target
+            .write_at(c.offset, bytes)
+            .map_err(storage("write", &*self.target))?;
+        let end = c.offset + u64::from(c.len);
+        let from = *self.writeback_from;
+        if end >= from + WRITEBACK_BYTES {
+            self.target.start_writeback(from, end - from);
+            *self.writeback_from = end;
+        }
+        Ok(())
+    }
 }
 
 /// Streams the stored bytes of chunks `first .. first+count` (back to back in the bundle) into
@@ -304,7 +346,7 @@ fn put(
 fn fetch_run(
     source: &mut dyn BundleSource,
     bundle: &VerifiedBundle,
-    target: &mut dyn SlotStorage,
+    out: &mut SlotWriter<'_>,
     unpack: &mut Unpacker,
     p: &Payload,
     first: usize,
@@ -325,7 +367,7 @@ fn fetch_run(
             piece = &piece[take..];
             if pending.len() == want {
                 let content = unpack.unpack(p, first + i, &pending)?;
-                put(target, p, first + i, content)?;
+                out.write_verified(&chunks[i], content)?;
                 written += u64::from(chunks[i].len);
                 pending.clear();
                 i += 1;

@@ -14,6 +14,7 @@ pub mod chunker;
 pub mod decide;
 pub mod delta;
 pub mod format;
+pub mod fs_extent;
 pub mod fsutil;
 pub mod hexutil;
 pub mod http;

@@ -440,7 +440,9 @@ fn delta_size(bundle_path: &std::path::Path, key: &std::path::Path, from: &[Stri
         };
         let mut slot =
             FileSlot::open_read_only(&path).with_context(|| path.display().to_string())?;
-        let index = delta::index_slot(&mut slot, b.manifest.chunking, u64::MAX)
+        let len = hearth_ota::fs_extent::index_len(&mut slot)
+            .with_context(|| path.display().to_string())?;
+        let index = delta::index_slot(&mut slot, b.manifest.chunking, len)
             .with_context(|| path.display().to_string())?;
         indexes.push((name, index));
     }

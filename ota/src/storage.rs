@@ -11,6 +11,10 @@ pub trait SlotStorage {
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()>;
     /// Makes every write so far durable.
     fn sync(&mut self) -> std::io::Result<()>;
+    /// Asks the device to start writing `len` bytes at `offset` without waiting for them: the
+    /// disk works while the installer checks and unpacks the next chunks. Only a hint; `sync`
+    /// is still what makes anything durable. Default: nothing.
+    fn start_writeback(&mut self, _offset: u64, _len: u64) {}
     /// Ends a growable target (a regular file such as a kernel on the ESP) at `len`, so no
     /// bytes of an older, longer content remain; fixed-size devices ignore it.
     fn truncate(&mut self, _len: u64) -> std::io::Result<()> {
@@ -71,6 +75,18 @@ impl SlotStorage for FileSlot {
 
     fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_all()
+    }
+
+    /// `POSIX_FADV_DONTNEED` on Linux starts the write-back of the range's dirty pages
+    /// (`WB_SYNC_NONE`, as `sync_file_range(SYNC_FILE_RANGE_WRITE)` does, which needs unsafe
+    /// code here) and drops only pages that are already clean. A failure costs speed, not data.
+    fn start_writeback(&mut self, offset: u64, len: u64) {
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
     }
 
     fn truncate(&mut self, len: u64) -> std::io::Result<()> {
