@@ -976,8 +976,10 @@ async fn reboots_go_through_logind_and_the_window_installs_by_itself() {
     let mut v3 = v2.clone();
     v3[5000..6000].copy_from_slice(&image_bytes(1000, 10));
     rig.publish(&rig.bundle(3, &v3, BOARD, 1), "Three.");
+    // The trial is set (pending_reboot) a moment before the job records the install and ends:
+    // wait for the end of the job, not only for the boot loader's state.
     let body = wait_for(&mut admin, "the automatic install", |b| {
-        b["pending_reboot"]["version"] == "1.3.0"
+        b["pending_reboot"]["version"] == "1.3.0" && b["state"] != "installing"
     })
     .await;
     assert_eq!(body["history"][0]["to_version"], "1.3.0", "{body}");
