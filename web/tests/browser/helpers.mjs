@@ -280,11 +280,12 @@ export async function openPage(browser, agent, options = {}) {
 /**
  * Chromium logs every non-2xx fetch as a console error ("Failed to load resource: ... 401").
  * Those are answers the dashboard handles (wrong code, wrong password, no session yet, a name
- * already taken, an edit conflict, a file too large for the editor).
+ * already taken, an edit conflict, a file too large for the editor, a request that matches the
+ * API document but is refused for its content or the device's state: 422).
  */
 function expectedConsoleError(text) {
   return (
-    /Failed to load resource: the server responded with a status of (400|401|403|404|409|412|413|429)/.test(text) ||
+    /Failed to load resource: the server responded with a status of (400|401|403|404|409|412|413|422|429)/.test(text) ||
     // The test machine's interfaces change under Chromium (other test suites add and remove
     // virtual links); it then drops open connections such as the event stream, which reconnects.
     /Failed to load resource: net::ERR_NETWORK_CHANGED/.test(text)
