@@ -94,9 +94,14 @@ pub const LINTS: &[Lint] = &[
 
 /// Settings every `hearth-*.service` must carry (docs/security.md, "Least privilege on the
 /// device"): each names what it keeps, so a new unit cannot ship with systemd's defaults. The
-/// mount-namespace settings (`ProtectSystem=strict`, `PrivateTmp=`) are not required of every
-/// unit: the agent must stay in the host's mount namespace to see the disks systemd mounts.
-const SANDBOX_LINES: [&str; 2] = ["NoNewPrivileges=yes", "SystemCallFilter=@system-service"];
+/// agent too runs in its own mount namespace: disks systemd mounts later reach it by mount
+/// propagation (the QEMU end to end uploads onto one).
+const SANDBOX_LINES: [&str; 4] = [
+    "NoNewPrivileges=yes",
+    "SystemCallFilter=@system-service",
+    "ProtectSystem=strict",
+    "PrivateTmp=yes",
+];
 /// Settings that must be present with some value.
 const SANDBOX_KEYS: [&str; 2] = ["CapabilityBoundingSet=", "RestrictAddressFamilies="];
 /// The agent confines every file path with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
@@ -548,7 +553,7 @@ mod tests {
         )
         .expect("write");
         let found = units_sandboxed(&ctx(tmp.path()));
-        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(found.len(), 6, "{found:?}");
         assert!(found.iter().all(|p| p.starts_with("hearth-new.service")));
         std::fs::remove_file(units.join("hearth-new.service")).expect("rm");
         let agent = units.join("hearth-agent.service");
