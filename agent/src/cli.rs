@@ -184,7 +184,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let checks = crate::update::gate::SystemChecks::new(&config);
-            let outcome = runtime.block_on(crate::update::gate::run(&config, &checks))?;
+            let outcome = runtime.block_on(crate::update::gate::run(
+                &config,
+                &checks,
+                &crate::clock::SystemClock,
+            ))?;
             match outcome {
                 crate::update::gate::GateOutcome::NothingToDo(why) => {
                     println!("health gate: nothing to do ({why})");

@@ -38,6 +38,12 @@ pub fn build_state(
     );
     let events = Events::new();
     let (apps, catalog) = build_apps(&config, &store, &events)?;
+    let jobs = Arc::new(crate::jobs::Jobs::default());
+    let system: Arc<dyn crate::system::SystemControl> =
+        Arc::new(crate::system::dbus::DbusSystem::new(
+            config.system_bus_address.clone(),
+            crate::system::UnitPolicy::new(config.managed_units.clone()),
+        ));
     let state = AppState::new(Inner {
         apps,
         catalog,
@@ -47,11 +53,8 @@ pub fn build_state(
             &config.apps.app_data_dir,
             &config.media_dir,
         ),
-        jobs: crate::jobs::Jobs::default(),
-        system: Box::new(crate::system::dbus::DbusSystem::new(
-            config.system_bus_address.clone(),
-            crate::system::UnitPolicy::new(config.managed_units.clone()),
-        )),
+        jobs: jobs.clone(),
+        system: system.clone(),
         network: Box::new(crate::network::nm::NmNetwork::new(
             config.system_bus_address.clone(),
             Duration::from_secs(45),
@@ -67,11 +70,16 @@ pub fn build_state(
                 .collect(),
             config.disks_include_loop,
         ),
-        updates: crate::update::Updates::new(
+        updates: crate::update::Service::new(
             config.update.clone(),
             &config.data_dir,
-            store.clone(),
-            events.clone(),
+            crate::update::Parts {
+                store: store.clone(),
+                events: events.clone(),
+                jobs,
+                system,
+                clock: clock.clone(),
+            },
         ),
         config,
         store,
@@ -134,122 +142,10 @@ pub fn spawn_update_check(state: AppState) {
         let every = state.config.apps.update_check;
         tokio::time::sleep(every.min(Duration::from_secs(60))).await;
         loop {
-            run_update_check(&state).await;
+            crate::apps::lifecycle::auto_update(&state.apps, &state.catalog).await;
             tokio::time::sleep(every).await;
         }
     });
-}
-
-async fn run_update_check(state: &AppState) {
-    if let Err(e) = state.apps.check_digests().await {
-        tracing::warn!(error = %e, "app update check failed");
-        return;
-    }
-    let Ok(records) = state.apps.list() else {
-        return;
-    };
-    for r in records.into_iter().filter(|r| r.auto_update) {
-        let store_update = match &r.source {
-            crate::apps::record::AppSource::Store { store, app } => state
-                .catalog
-                .app(store, app)
-                .ok()
-                .and_then(|a| a.meta.version)
-                .is_some_and(|v| Some(&v) != r.plan.version.as_ref()),
-            crate::apps::record::AppSource::Custom => false,
-        };
-        let digest_update = state
-            .apps
-            .digest_check(&r.id)
-            .is_some_and(|c| !c.services.is_empty());
-        if !(store_update || digest_update) {
-            continue;
-        }
-        tracing::info!(app = %r.id, store_update, digest_update, "updating automatically");
-        if let Err(e) =
-            crate::api::apps::update_from_source(state, &r.id, Default::default(), "auto-update")
-                .await
-        {
-            tracing::warn!(app = %r.id, error = %e.0, "automatic update failed");
-        }
-    }
-}
-
-/// The device's own updates: a repository check every `update_check_secs` (the first two
-/// minutes after start), and once a minute the maintenance window's work: reboot into an
-/// installed update (reboot policy `maintenance_window`) and, with `auto_install`, install an
-/// available one.
-pub fn spawn_system_update_schedule(state: AppState) {
-    if state.updates.device().is_err() {
-        return;
-    }
-    tokio::spawn(async move {
-        let every = state.config.update.check_every;
-        let mut next_check = tokio::time::Instant::now() + every.min(Duration::from_secs(120));
-        loop {
-            tokio::time::sleep(Duration::from_secs(60).min(every)).await;
-            if tokio::time::Instant::now() >= next_check {
-                next_check = tokio::time::Instant::now() + every;
-                if let Err(e) = state.updates.check().await {
-                    tracing::warn!(error = %e, "scheduled update check failed");
-                }
-            }
-            maintenance_window(&state).await;
-        }
-    });
-}
-
-/// Local time of day in minutes (`date`, which follows the device's time zone), else UTC.
-async fn local_minutes() -> u32 {
-    let out = tokio::process::Command::new("date")
-        .arg("+%H:%M")
-        .output()
-        .await
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok());
-    out.as_deref()
-        .and_then(|s| crate::update::minutes(s.trim()))
-        .unwrap_or_else(|| {
-            let now = time::OffsetDateTime::now_utc();
-            u32::from(now.hour()) * 60 + u32::from(now.minute())
-        })
-}
-
-async fn maintenance_window(state: &AppState) {
-    use crate::update::records::RebootPolicy;
-    let Ok(policy) = state.updates.policy() else {
-        return;
-    };
-    let wants_window = policy.reboot == RebootPolicy::MaintenanceWindow || policy.auto_install;
-    if !wants_window || !crate::update::Updates::in_window(&policy, local_minutes().await) {
-        return;
-    }
-    if policy.reboot == RebootPolicy::MaintenanceWindow
-        && let Ok(Some(_)) = state.updates.pending_reboot()
-    {
-        if let Ok(argv) = state.updates.reboot_argv() {
-            let _ = crate::api::update::reboot_now(state, &argv).await;
-        }
-        return;
-    }
-    if policy.auto_install
-        && let Ok(status) = state.updates.status()
-        && let Some(available) = &status.available
-        && crate::update::auto_install_allowed(available, &status.history)
-        && status.pending_reboot.is_none()
-        && status.state == crate::update::UpdateState::Idle
-    {
-        // After an automatic install, "manual" still waits for the admin; the window policy
-        // reboots at the next tick, inside the window.
-        let after = crate::api::update::after_install(state);
-        match state
-            .updates
-            .start_install(&state.jobs, "auto-update", after)
-        {
-            Ok(_) => tracing::info!("automatic system update started"),
-            Err(e) => tracing::warn!(error = %e, "automatic system update not started"),
-        }
-    }
 }
 
 /// Downloads zip stores that have no copy yet, then refreshes every store on the configured
@@ -387,7 +283,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     spawn_store_refresh(state.clone());
     spawn_update_check(state.clone());
     state.updates.reconcile_at_start();
-    spawn_system_update_schedule(state.clone());
+    state.updates.spawn_schedule();
     spawn_cert_renewal(state.clone());
     crate::memory::spawn_trim();
     let https_port = state.config.listen[0].port();

@@ -26,13 +26,13 @@ pub struct Inner {
     pub metrics: Metrics,
     pub tls: Arc<crate::tls::DeviceTls>,
     pub files: crate::files::FileRoots,
-    pub jobs: crate::jobs::Jobs,
-    pub system: Box<dyn crate::system::SystemControl>,
+    pub jobs: Arc<crate::jobs::Jobs>,
+    pub system: Arc<dyn crate::system::SystemControl>,
     pub unit_policy: crate::system::UnitPolicy,
     pub journal: crate::system::journal::Journal,
     pub disks: crate::disks::Disks,
     pub network: Box<dyn crate::network::NetworkControl>,
-    pub updates: crate::update::Updates,
+    pub updates: crate::update::Service,
     pub started: Instant,
 }
 

@@ -580,7 +580,7 @@ mod tests {
         std::fs::create_dir_all(&root).expect("mkdir");
         crate::ota::write_into_root(
             &root,
-            &crate::ota::Release::new(&b, "1.0.0", 1_000_000, "id"),
+            &crate::ota::release(&b, "1.0.0", 1_000_000, "id"),
             &keys.root_pub_pem(),
             None,
         )

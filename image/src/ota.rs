@@ -9,7 +9,6 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use hearth_ota::bundle::{self, BundleSpec};
 use hearth_ota::keylist::{KeyList, ReleaseKey, SignedKeyList};
 use hearth_ota::keys;
-use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::board::{Board, BootMethod};
@@ -158,36 +157,26 @@ pub fn make_dev_keys(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `/usr/lib/hearth/release.json`: what the agent compares update indexes against.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Release {
-    pub board: String,
-    /// Debian architecture name (`amd64`, `arm64`), as in OTA manifests.
-    pub arch: String,
-    pub version: String,
-    pub version_number: u64,
-    /// `systemd-boot`, `rpi` or `uboot`.
-    pub boot: String,
-    pub build_id: String,
-}
+/// `/usr/lib/hearth/release.json` (the type the agent reads, shared through hearth-ota).
+pub use hearth_ota::release::{BootBackend, Release};
 
-impl Release {
-    pub fn new(board: &Board, version: &str, version_number: u64, build_id: &str) -> Release {
-        Release {
-            board: board.name.clone(),
-            arch: board.arch.debian().to_string(),
-            version: version.to_string(),
-            version_number,
-            boot: boot_name(board.boot).to_string(),
-            build_id: build_id.to_string(),
-        }
+/// The release document of a board's build.
+pub fn release(board: &Board, version: &str, version_number: u64, build_id: &str) -> Release {
+    Release {
+        board: board.name.clone(),
+        arch: board.arch.debian().to_string(),
+        version: version.to_string(),
+        version_number,
+        boot: boot_backend(board.boot),
+        build_id: build_id.to_string(),
     }
 }
 
-pub fn boot_name(boot: BootMethod) -> &'static str {
+/// The boot-control backend the agent drives on a board booted this way.
+pub fn boot_backend(boot: BootMethod) -> BootBackend {
     match boot {
-        BootMethod::SystemdBoot => "systemd-boot",
-        BootMethod::RpiTryboot => "rpi",
+        BootMethod::SystemdBoot => BootBackend::SystemdBoot,
+        BootMethod::RpiTryboot => BootBackend::Rpi,
     }
 }
 
@@ -219,9 +208,7 @@ pub fn write_into_root(
 ) -> Result<()> {
     let hearth = root.join("usr/lib/hearth");
     std::fs::create_dir_all(&hearth)?;
-    let mut json = serde_json::to_vec_pretty(release)?;
-    json.push(b'\n');
-    std::fs::write(root.join(RELEASE_PATH), json)?;
+    std::fs::write(root.join(RELEASE_PATH), release.to_file_bytes())?;
     std::fs::write(root.join(ROOT_PUB_PATH), root_pub_pem)?;
     if let Some(url) = update_url {
         check_update_url(url)?;
@@ -423,7 +410,7 @@ mod tests {
         std::fs::create_dir_all(root.join("usr/lib/hearth/agent.d")).expect("mkdir");
         std::fs::write(root.join(DEVICE_CONFIG_PATH), "listen = \"[::]:443\"\n").expect("write");
         let b = board("qemu-x86_64");
-        let release = Release::new(&b, "1.2.0", 1_002_000, "00112233aabbccdd");
+        let release = release(&b, "1.2.0", 1_002_000, "00112233aabbccdd");
         write_into_root(root, &release, "PEM\n", Some("http://10.0.2.2:8000/")).expect("write");
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(root.join(RELEASE_PATH)).expect("read"))
@@ -445,7 +432,10 @@ mod tests {
             Some("http://10.0.2.2:8000/")
         );
         assert_eq!(config["listen"].as_str(), Some("[::]:443"));
-        assert_eq!(Release::new(&board("rpi4"), "1.0.0", 1, "x").boot, "rpi");
+        assert_eq!(
+            super::release(&board("rpi4"), "1.0.0", 1, "x").boot,
+            BootBackend::Rpi
+        );
         assert!(write_into_root(root, &release, "PEM\n", Some("ftp://x/")).is_err());
     }
 
@@ -462,7 +452,7 @@ mod tests {
         std::fs::write(&root_img, vec![7u8; 200_000]).expect("write");
         std::fs::write(&kernel, b"kernel").expect("write");
         std::fs::write(&initrd, b"initrd").expect("write");
-        let release = Release::new(&b, "1.2.0", 1_002_000, "id");
+        let release = release(&b, "1.2.0", 1_002_000, "id");
         let list = payloads(&b, &root_img, Some((&kernel, &initrd)), None).expect("payloads");
         let out = tmp.path().join("x.bundle");
         let m = build_bundle(&b, &release, 1_000, list, &keys, CDC, &out).expect("bundle");

@@ -246,7 +246,7 @@ fn run_steps(
         ssh_authorized_key: ssh_key.clone(),
     };
     rootfs::prepare(&root, &content, runner)?;
-    let release = ota::Release::new(board, &opts.version, ota.version_number, &build_id);
+    let release = ota::release(board, &opts.version, ota.version_number, &build_id);
     ota::write_into_root(
         &root,
         &release,

@@ -10,7 +10,7 @@
 //! Never writes to the active slot; never marks anything bootable before the read-back.
 use std::ops::ControlFlow;
 
-use crate::boot::{BootControl, BootError, RebootCommand, Slot};
+use crate::boot::{BootControl, BootError, RebootRequest, Slot};
 use crate::bundle::{Unpacker, VerifiedBundle};
 use crate::delta::{self, ChunkFrom, ChunkIndex, LocalChunks, Plan};
 use crate::format::VerifyError;
@@ -94,7 +94,7 @@ pub struct InstallRequest<'a, 'b> {
 
 #[derive(Debug, Clone)]
 pub struct InstallReport {
-    pub reboot: RebootCommand,
+    pub reboot: RebootRequest,
     pub plan: Plan,
     /// Bytes the source delivered (network bytes for HTTP).
     pub fetched: u64,

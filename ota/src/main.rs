@@ -554,7 +554,7 @@ fn install_cmd(
         "prefix_bytes": b.payload_start,
         "local_bytes": report.plan.local_bytes,
         "fetched_bytes": report.fetched,
-        "reboot": report.reboot.argv,
+        "reboot": report.reboot.argv(),
     });
     println!("{out}");
     Ok(())

@@ -50,7 +50,7 @@ fn life(
     assert!(!control.state().unwrap().is_bootable(Slot::B));
     seen.push(boot(control, false).unwrap());
     let cmd = control.set_trial(Slot::B, "2.0").unwrap();
-    let tryboot = cmd.argv.iter().any(|a| a.contains("tryboot"));
+    let tryboot = cmd.argv().iter().any(|a| a.contains("tryboot"));
     let mut booted = boot(control, tryboot).unwrap();
     seen.push(booted);
     for _ in 0..fails {
@@ -164,7 +164,8 @@ fn pi_tryboot_gives_the_trial_one_boot() {
     let mut c = PiTryboot::new(DirFs::new(dir.path()), parts);
     assert_eq!(life(&mut c, &mut boot, 1), vec![A, B, A, A, A, A, A]);
     let cmd = c.set_trial(B, "3").unwrap();
-    assert_eq!(cmd.argv, vec!["systemctl", "reboot", "0 tryboot"]);
+    assert_eq!(cmd.argv(), vec!["systemctl", "reboot", "0 tryboot"]);
+    assert_eq!(cmd, c.reboot_request());
 }
 
 #[test]

@@ -301,7 +301,7 @@ fn run(
     }
     let tryboot = installed
         .as_ref()
-        .is_ok_and(|r| r.reboot.argv.iter().any(|a| a.contains("tryboot")));
+        .is_ok_and(|r| r.reboot.argv().iter().any(|a| a.contains("tryboot")));
     let booted = power_on(backend, boot_dir, tryboot);
     assert_eq!(booted, Some(Slot::B), "{backend:?}: the trial did not boot");
     boot.commit(Slot::B).is_ok()

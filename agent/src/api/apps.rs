@@ -719,39 +719,15 @@ pub async fn update_app(
         super::error::json_object(&body)?
     };
     let consent: BTreeSet<String> = body.consent.into_iter().collect();
-    let r = update_from_source(&state, &id, consent, &a.0.user.username).await?;
-    Ok(Json(view(&state, &r).await))
-}
-
-/// Updates `id` from where it came from: the store's current compose file for store apps (the
-/// same compose file for custom apps), pulling fresh images for moving tags either way.
-pub async fn update_from_source(
-    state: &AppState,
-    id: &str,
-    consent: BTreeSet<String>,
-    by: &str,
-) -> ApiResult<AppRecord> {
-    let r = state.apps.get(id)?;
-    let compose = match &r.source {
-        AppSource::Store { store, app } => {
-            let a = state.catalog.app(store, app)?;
-            Some(
-                crate::apps::source::load(&a.compose_path)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?
-                    .text,
-            )
-        }
-        AppSource::Custom => None,
-    };
-    let req = UpdateRequest {
-        compose,
-        settings: None,
+    let r = crate::apps::lifecycle::update_from_source(
+        &state.apps,
+        &state.catalog,
+        &id,
         consent,
-        by: by.to_string(),
-    };
-    let apps = state.apps.clone();
-    let id = id.to_string();
-    detached(async move { apps.update(&id, req).await }).await
+        &a.0.user.username,
+    )
+    .await?;
+    Ok(Json(view(&state, &r).await))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,28 +3,18 @@
 
 use super::auth::AdminSession;
 use super::error::{ApiResult, Body};
-use crate::error::ServiceError;
 use crate::state::AppState;
-use crate::update::records::{PolicyPatch, RebootPolicy};
-use crate::update::{UpdateError, UpdateStatus};
+use crate::update::UpdateStatus;
+use crate::update::records::PolicyPatch;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use std::sync::Arc;
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UpdateJob {
     pub job_id: String,
-}
-
-fn not_configured(state: &AppState) -> Result<(), ServiceError> {
-    state
-        .updates
-        .device()
-        .map(|_| ())
-        .map_err(ServiceError::from)
 }
 
 /// Versions, slots, boot state, policy, progress, the last check and the history.
@@ -51,31 +41,6 @@ pub async fn check(
     Ok(Json(state.updates.status()?))
 }
 
-/// What happens after an install: reboot now, or leave it to the window or the admin.
-pub fn after_install(state: &AppState) -> Arc<dyn Fn(RebootPolicy, Vec<String>) + Send + Sync> {
-    let state = state.clone();
-    Arc::new(move |policy, argv| {
-        if policy == RebootPolicy::Immediately {
-            let state = state.clone();
-            tokio::spawn(async move { reboot_now(&state, &argv).await });
-        }
-    })
-}
-
-/// Reboots through logind; a reboot parameter in the argv (`systemctl reboot "0 tryboot"` on a
-/// Raspberry Pi) is passed with `SetRebootParameter` first.
-pub async fn reboot_now(state: &AppState, argv: &[String]) -> Result<(), ServiceError> {
-    tracing::warn!(?argv, "rebooting into the installed update");
-    let result = match argv.get(2) {
-        Some(parameter) => state.system.reboot_with_parameter(parameter).await,
-        None => state.system.power(crate::system::PowerAction::Reboot).await,
-    };
-    if let Err(e) = &result {
-        tracing::error!(error = %e, "reboot into the update failed");
-    }
-    Ok(result?)
-}
-
 /// Installs the available update into the inactive slot, as a job (progress on the event
 /// stream as `job` events and in `progress`).
 #[utoipa::path(post, path = "/api/v1/update/install", tag = "update", security(("session" = [])),
@@ -85,10 +50,7 @@ pub async fn install(
     State(state): State<AppState>,
     AdminSession(auth): AdminSession,
 ) -> ApiResult<(StatusCode, Json<UpdateJob>)> {
-    let job =
-        state
-            .updates
-            .start_install(&state.jobs, &auth.user.username, after_install(&state))?;
+    let job = state.updates.start_install(&auth.user.username)?;
     tracing::info!(admin = %auth.user.username, "update install started");
     Ok((
         StatusCode::ACCEPTED,
@@ -106,12 +68,8 @@ pub async fn reboot(
     State(state): State<AppState>,
     AdminSession(auth): AdminSession,
 ) -> ApiResult<StatusCode> {
-    if state.updates.pending_reboot()?.is_none() {
-        return Err(ServiceError::from(UpdateError::NoPendingReboot).into());
-    }
-    let argv = state.updates.reboot_argv()?;
     tracing::warn!(admin = %auth.user.username, "reboot into the update requested");
-    reboot_now(&state, &argv).await?;
+    state.updates.reboot_into_update().await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -125,7 +83,6 @@ pub async fn patch_policy(
     AdminSession(auth): AdminSession,
     Body(patch): Body<PolicyPatch>,
 ) -> ApiResult<Json<UpdateStatus>> {
-    not_configured(&state)?;
     let policy = state.updates.patch_policy(patch)?;
     tracing::info!(admin = %auth.user.username, ?policy, "update policy changed");
     Ok(Json(state.updates.status()?))

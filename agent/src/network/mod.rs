@@ -222,6 +222,9 @@ pub struct Connectivity {
     pub has_wifi: bool,
     /// Some connection gives the device a LAN address (or the internet is reachable).
     pub online: bool,
+    /// Some interface has an address, if only a link-local one (NetworkManager's
+    /// `CONNECTED_LOCAL` and up): what the update health gate asks of a home network.
+    pub local: bool,
 }
 
 /// A started access point: what stops it again.

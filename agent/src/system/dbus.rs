@@ -214,11 +214,14 @@ impl SystemControl for DbusSystem {
         self.power_impl(action).boxed()
     }
 
-    fn reboot_with_parameter<'a>(
+    fn reboot<'a>(
         &'a self,
-        parameter: &'a str,
+        request: &'a hearth_ota::boot::RebootRequest,
     ) -> BoxFuture<'a, Result<(), SystemError>> {
         async move {
+            let hearth_ota::boot::RebootRequest::WithParameter(parameter) = request else {
+                return self.power_impl(PowerAction::Reboot).await;
+            };
             let login = Login1Proxy::new(self.conn().await?)
                 .await
                 .map_err(refused("logind"))?;

@@ -96,11 +96,12 @@ pub trait SystemControl: Send + Sync + std::fmt::Debug {
         action: UnitAction,
     ) -> BoxFuture<'a, Result<(), SystemError>>;
     fn power(&self, action: PowerAction) -> BoxFuture<'_, Result<(), SystemError>>;
-    /// Reboots with a parameter for the firmware (logind `SetRebootParameter`, e.g. the
-    /// Raspberry Pi's `0 tryboot`).
-    fn reboot_with_parameter<'a>(
+    /// Reboots as a boot backend asked (`hearth_ota::boot::BootControl::reboot_request`): a
+    /// plain reboot, or one with a parameter for the firmware (logind `SetRebootParameter`,
+    /// the Raspberry Pi's `0 tryboot`).
+    fn reboot<'a>(
         &'a self,
-        parameter: &'a str,
+        request: &'a hearth_ota::boot::RebootRequest,
     ) -> BoxFuture<'a, Result<(), SystemError>>;
     fn hostname(&self) -> BoxFuture<'_, Result<String, SystemError>>;
     fn set_hostname<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SystemError>>;

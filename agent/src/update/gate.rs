@@ -6,12 +6,14 @@
 //! trial slot unbootable (so the next boot falls back at once) and fails; the unit reboots.
 //! Nothing to do (a committed boot, or one where the boot loader already fell back) is success.
 
-use super::{
-    GATE_FILE, GateVerdict, PENDING_FILE, PendingInstall, boot_control, read_booted, read_release,
-    rfc3339,
-};
+use super::device::{backend, boot_control, read_booted, read_release};
+use super::{GATE_FILE, GateVerdict, PENDING_FILE, PendingInstall, rfc3339};
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::network::NetworkControl;
+use crate::system::SystemControl;
 use hearth_ota::boot::{Slot, TrialOutcome, trial_outcome};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,17 +30,36 @@ pub trait HealthChecks {
     fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>>;
 }
 
-/// The real checks: the agent over HTTPS on loopback, units and network over the system bus.
+/// The real checks: the agent over HTTPS on loopback, units through [`SystemControl`] and the
+/// network through [`NetworkControl`] (D-Bus adapters in production, fakes in unit tests).
 pub struct SystemChecks {
     health_url: String,
     ca_pem: Option<Vec<u8>>,
-    bus: crate::system::bus::LazyBus,
+    system: Arc<dyn SystemControl>,
+    network_control: Arc<dyn NetworkControl>,
     units: Vec<String>,
     network: bool,
 }
 
 impl SystemChecks {
+    /// Over the system bus (systemd, NetworkManager).
     pub fn new(config: &Config) -> Self {
+        let system = crate::system::dbus::DbusSystem::new(
+            config.system_bus_address.clone(),
+            crate::system::UnitPolicy::new(config.managed_units.clone()),
+        );
+        let network = crate::network::nm::NmNetwork::new(
+            config.system_bus_address.clone(),
+            Duration::from_secs(45),
+        );
+        Self::with(config, Arc::new(system), Arc::new(network))
+    }
+
+    pub fn with(
+        config: &Config,
+        system: Arc<dyn SystemControl>,
+        network_control: Arc<dyn NetworkControl>,
+    ) -> Self {
         let addr = config
             .listen
             .first()
@@ -60,7 +81,8 @@ impl SystemChecks {
                 std::net::SocketAddr::new(ip, addr.port())
             ),
             ca_pem: std::fs::read(config.data_dir.join("tls/ca.crt")).ok(),
-            bus: crate::system::bus::LazyBus::new(config.system_bus_address.clone()),
+            system,
+            network_control,
             units: config.update.health_units.clone(),
             network: config.update.health_network,
         }
@@ -91,31 +113,22 @@ impl SystemChecks {
         Ok(())
     }
 
-    /// The bus, connected once and reused by every round of checks.
-    async fn bus(&self) -> Result<&zbus::Connection, String> {
-        self.bus
-            .get()
-            .await
-            .map_err(|e| format!("the system bus is not available: {e}"))
-    }
-
-    async fn units(&self, conn: &zbus::Connection) -> Result<(), String> {
+    /// Every required unit is active.
+    pub async fn units(&self) -> Result<(), String> {
         if self.units.is_empty() {
             return Ok(());
         }
-        let manager = systemd_zbus::ManagerProxy::new(conn)
+        let units = self
+            .system
+            .units(&self.units)
             .await
-            .map_err(|e| format!("systemd: {e}"))?;
-        let names: Vec<&str> = self.units.iter().map(String::as_str).collect();
-        let units = manager
-            .list_units_by_names(&names)
-            .await
-            .map_err(|e| format!("systemd: {e}"))?;
+            .map_err(|e| e.to_string())?;
         for name in &self.units {
             let state = units
                 .iter()
                 .find(|u| &u.name == name)
-                .map(|u| <&str>::from(&u.active).to_string())
+                .filter(|u| u.load_state != "not-found")
+                .map(|u| u.active_state.clone())
                 .unwrap_or_else(|| "not-found".into());
             if state != "active" {
                 return Err(format!("{name} is {state}, not active"));
@@ -124,25 +137,19 @@ impl SystemChecks {
         Ok(())
     }
 
-    async fn network(&self, conn: &zbus::Connection) -> Result<(), String> {
+    /// Some interface has an address. A home network without internet access is a working
+    /// network for a home server.
+    pub async fn network(&self) -> Result<(), String> {
         if !self.network {
             return Ok(());
         }
-        let nm = zbus::proxy::Builder::<crate::network::proxies::NetworkManagerProxy>::new(conn)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
+        let c = self
+            .network_control
+            .connectivity()
             .await
-            .map_err(|e| format!("NetworkManager: {e}"))?;
-        let state = nm
-            .state()
-            .await
-            .map_err(|e| format!("NetworkManager: {e}"))?;
-        // NM_STATE_CONNECTED_LOCAL (50) and up: at least one interface has an address. A home
-        // network without internet access is a working network for a home server.
-        if state < 50 {
-            return Err(format!(
-                "the network is not connected (NetworkManager state {state})"
-            ));
+            .map_err(|e| e.to_string())?;
+        if !c.local {
+            return Err("the network is not connected (no interface has an address)".into());
         }
         Ok(())
     }
@@ -152,19 +159,21 @@ impl HealthChecks for SystemChecks {
     fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.agent().await?;
-            if !self.units.is_empty() || self.network {
-                let conn = self.bus().await?;
-                self.units(conn).await?;
-                self.network(conn).await?;
-            }
-            Ok(())
+            self.units().await?;
+            self.network().await
         })
     }
 }
 
-fn write_verdict(config: &Config, slot: Slot, outcome: &str, reason: Option<String>) {
+fn write_verdict(
+    config: &Config,
+    clock: &dyn Clock,
+    slot: Slot,
+    outcome: &str,
+    reason: Option<String>,
+) {
     let v = GateVerdict {
-        at: rfc3339(time::OffsetDateTime::now_utc()),
+        at: rfc3339(clock.now()),
         slot: slot.letter().into(),
         outcome: outcome.into(),
         reason,
@@ -177,13 +186,18 @@ fn write_verdict(config: &Config, slot: Slot, outcome: &str, reason: Option<Stri
 }
 
 /// Runs the gate: judge the boot, commit or fail.
-pub async fn run(config: &Config, checks: &dyn HealthChecks) -> anyhow::Result<GateOutcome> {
+pub async fn run(
+    config: &Config,
+    checks: &dyn HealthChecks,
+    clock: &dyn Clock,
+) -> anyhow::Result<GateOutcome> {
     let u = &config.update;
     let release = match read_release(&u.release_file) {
         Ok(r) => r,
         Err(e) => return Ok(GateOutcome::NothingToDo(e.to_string())),
     };
-    let mut boot = boot_control(u, &release).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let backend = backend(u, &release).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut boot = boot_control(u, backend).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = boot.state()?;
     let Some(booted) = read_booted(u) else {
         if let Some((slot, _)) = state.trial {
@@ -191,7 +205,7 @@ pub async fn run(config: &Config, checks: &dyn HealthChecks) -> anyhow::Result<G
                 "the booted slot is not on the kernel command line ({})",
                 u.cmdline_file.display()
             );
-            write_verdict(config, slot, "failed", Some(reason.clone()));
+            write_verdict(config, clock, slot, "failed", Some(reason.clone()));
             boot.mark_unbootable(slot)?;
             return Ok(GateOutcome::Failed(reason));
         }
@@ -218,7 +232,7 @@ pub async fn run(config: &Config, checks: &dyn HealthChecks) -> anyhow::Result<G
         .and_then(|b| serde_json::from_slice::<PendingInstall>(&b).ok());
     let fail = |reason: String, boot: &mut Box<dyn hearth_ota::boot::BootControl + Send>| {
         tracing::error!(%reason, slot = slot.letter(), "health gate failed");
-        write_verdict(config, slot, "failed", Some(reason.clone()));
+        write_verdict(config, clock, slot, "failed", Some(reason.clone()));
         boot.mark_unbootable(slot)?;
         Ok::<_, anyhow::Error>(GateOutcome::Failed(reason))
     };
@@ -252,7 +266,7 @@ pub async fn run(config: &Config, checks: &dyn HealthChecks) -> anyhow::Result<G
         }
     }
     boot.commit(slot)?;
-    write_verdict(config, slot, "committed", None);
+    write_verdict(config, clock, slot, "committed", None);
     tracing::info!(slot = slot.letter(), "health gate: trial committed");
     Ok(GateOutcome::Committed(slot))
 }
@@ -260,6 +274,8 @@ pub async fn run(config: &Config, checks: &dyn HealthChecks) -> anyhow::Result<G
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::update::fakes::{FakeNetwork, FakeSystem};
     use hearth_ota::boot::file::FileBoot;
     use hearth_ota::boot::{BootControl, DirFs};
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -295,6 +311,132 @@ mod tests {
         c
     }
 
+    fn clock() -> ManualClock {
+        ManualClock::new(time::macros::datetime!(2026-05-06 07:08:09 UTC))
+    }
+
+    /// The unit and network checks only (the agent's HTTPS endpoint is not up in a unit test).
+    struct Bus(SystemChecks);
+
+    impl HealthChecks for Bus {
+        fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+            Box::pin(async move {
+                self.0.units().await?;
+                self.0.network().await
+            })
+        }
+    }
+
+    fn checks(c: &Config, system: FakeSystem, network: FakeNetwork) -> SystemChecks {
+        SystemChecks::with(c, Arc::new(system), Arc::new(network))
+    }
+
+    #[tokio::test]
+    async fn units_and_network_are_judged_through_the_traits() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut c = device(tmp.path(), "b");
+        c.update.health_units = vec!["docker.service".into(), "hearth-agent.service".into()];
+        c.update.health_network = true;
+        let healthy = || {
+            FakeSystem::with_units(&[
+                ("docker.service", "active"),
+                ("hearth-agent.service", "active"),
+            ])
+        };
+        let ok = checks(&c, healthy(), FakeNetwork::new(true));
+        assert_eq!(ok.units().await, Ok(()));
+        assert_eq!(ok.network().await, Ok(()));
+        let failed = healthy();
+        failed.set_unit("docker.service", "failed");
+        let bad = checks(&c, failed, FakeNetwork::new(true));
+        assert_eq!(
+            bad.units().await,
+            Err("docker.service is failed, not active".into())
+        );
+        let missing = FakeSystem::with_units(&[("docker.service", "active")]);
+        let bad = checks(&c, missing, FakeNetwork::new(true));
+        assert_eq!(
+            bad.units().await,
+            Err("hearth-agent.service is not-found, not active".into())
+        );
+        let offline = checks(&c, healthy(), FakeNetwork::new(false));
+        assert!(
+            offline
+                .network()
+                .await
+                .expect_err("offline")
+                .contains("not connected")
+        );
+        let down = FakeSystem {
+            unavailable: true,
+            ..healthy()
+        };
+        let e = checks(&c, down, FakeNetwork::new(true)).units().await;
+        assert!(e.expect_err("bus down").contains("system bus"));
+        let no_nm = FakeNetwork(std::sync::Mutex::new(None));
+        assert!(checks(&c, healthy(), no_nm).network().await.is_err());
+        // Nothing asked: nothing checked (an unavailable bus does not matter).
+        c.update.health_units = vec![];
+        c.update.health_network = false;
+        let down = FakeSystem {
+            unavailable: true,
+            ..FakeSystem::default()
+        };
+        let none = checks(&c, down, FakeNetwork(std::sync::Mutex::new(None)));
+        assert_eq!((none.units().await, none.network().await), (Ok(()), Ok(())));
+    }
+
+    /// A failed unit fails the trial: the verdict (at the clock's time) names it and the slot
+    /// is marked unbootable; a healthy system commits it.
+    #[tokio::test]
+    async fn a_failed_unit_fails_the_trial_and_healthy_units_commit_it() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut c = device(tmp.path(), "b");
+        c.update.health_units = vec!["docker.service".into()];
+        c.update.health_network = true;
+        c.update.health_timeout = Duration::ZERO;
+        std::fs::create_dir_all(tmp.path().join("boot")).expect("dir");
+        boot(&c).initialize(Slot::A).expect("init");
+        boot(&c).set_trial(Slot::B, "2.0").expect("trial");
+        let failed = FakeSystem::with_units(&[("docker.service", "failed")]);
+        let out = run(
+            &c,
+            &Bus(checks(&c, failed, FakeNetwork::new(true))),
+            &clock(),
+        )
+        .await
+        .expect("run");
+        let GateOutcome::Failed(reason) = out else {
+            panic!("{out:?}")
+        };
+        assert!(reason.contains("docker.service is failed"), "{reason}");
+        let s = boot(&c).state().expect("state");
+        assert!(
+            !s.is_bootable(Slot::B) && s.primary == Some(Slot::A),
+            "{s:?}"
+        );
+        let v: GateVerdict =
+            serde_json::from_slice(&std::fs::read(tmp.path().join(GATE_FILE)).expect("verdict"))
+                .expect("json");
+        assert_eq!(
+            (v.slot.as_str(), v.outcome.as_str(), v.at.as_str()),
+            ("b", "failed", "2026-05-06T07:08:09Z")
+        );
+
+        boot(&c).set_trial(Slot::B, "2.1").expect("trial");
+        let healthy = FakeSystem::with_units(&[("docker.service", "active")]);
+        let out = run(
+            &c,
+            &Bus(checks(&c, healthy, FakeNetwork::new(true))),
+            &clock(),
+        )
+        .await
+        .expect("run");
+        assert_eq!(out, GateOutcome::Committed(Slot::B));
+        let s = boot(&c).state().expect("state");
+        assert_eq!((s.primary, s.trial), (Some(Slot::B), None));
+    }
+
     fn boot(c: &Config) -> FileBoot<DirFs> {
         FileBoot::new(DirFs::new(c.update.boot_dir.as_deref().expect("dir")))
     }
@@ -307,14 +449,14 @@ mod tests {
         boot(&c).initialize(Slot::A).expect("init");
         // Committed boot: nothing to do, whatever the checks say.
         let c_a = device(tmp.path(), "a");
-        let out = run(&c_a, &After(None, AtomicU32::new(0)))
+        let out = run(&c_a, &After(None, AtomicU32::new(0)), &clock())
             .await
             .expect("run");
         assert!(matches!(out, GateOutcome::NothingToDo(_)), "{out:?}");
 
         let c = device(tmp.path(), "b");
         boot(&c).set_trial(Slot::B, "2.0").expect("trial");
-        let out = run(&c, &After(Some(1), AtomicU32::new(0)))
+        let out = run(&c, &After(Some(1), AtomicU32::new(0)), &clock())
             .await
             .expect("run");
         assert_eq!(out, GateOutcome::Committed(Slot::B));
@@ -324,7 +466,9 @@ mod tests {
         // Now a trial of a that never gets healthy.
         let c = device(tmp.path(), "a");
         boot(&c).set_trial(Slot::A, "3.0").expect("trial");
-        let out = run(&c, &After(None, AtomicU32::new(0))).await.expect("run");
+        let out = run(&c, &After(None, AtomicU32::new(0)), &clock())
+            .await
+            .expect("run");
         let GateOutcome::Failed(reason) = out else {
             panic!("{out:?}")
         };

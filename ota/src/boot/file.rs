@@ -2,7 +2,7 @@
 //! state file replaced atomically. `simulate_boot` is the boot loader this file stands for.
 use serde::{Deserialize, Serialize};
 
-use super::{BootControl, BootError, BootFs, BootState, RebootCommand, Slot, TRIAL_TRIES, io_err};
+use super::{BootControl, BootError, BootFs, BootState, RebootRequest, Slot, TRIAL_TRIES, io_err};
 
 pub const STATE_FILE: &str = "boot-state.json";
 
@@ -100,14 +100,14 @@ impl<F: BootFs> BootControl for FileBoot<F> {
         self.save(&s)
     }
 
-    fn set_trial(&mut self, slot: Slot, _version: &str) -> Result<RebootCommand, BootError> {
+    fn set_trial(&mut self, slot: Slot, _version: &str) -> Result<RebootRequest, BootError> {
         let mut s = self.load()?;
         if !s.bootable.contains(&slot) {
             s.bootable.push(slot);
         }
         s.trial = Some((slot, TRIAL_TRIES));
         self.save(&s)?;
-        Ok(RebootCommand::plain())
+        Ok(self.reboot_request())
     }
 
     fn commit(&mut self, slot: Slot) -> Result<(), BootError> {

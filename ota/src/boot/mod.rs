@@ -107,17 +107,32 @@ pub fn trial_outcome(state: &BootState, booted: Slot) -> TrialOutcome {
     }
 }
 
-/// How to reboot into a trial; the caller runs it (or schedules it), argv only.
+/// How to reboot into a trial, decided by the boot backend and carried out by the caller (the
+/// agent's `SystemControl`, or a printed `argv` for the command line). Data, never run here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RebootCommand {
-    pub argv: Vec<String>,
+#[serde(rename_all = "snake_case", tag = "kind", content = "parameter")]
+pub enum RebootRequest {
+    /// An ordinary reboot: the boot loader's own state picks the trial (systemd-boot's
+    /// counted entry, the U-Boot environment, the file backend).
+    Plain,
+    /// A reboot with a parameter for the firmware (logind `SetRebootParameter`): the
+    /// Raspberry Pi's one-shot `0 tryboot`.
+    WithParameter(String),
 }
 
-impl RebootCommand {
-    pub fn plain() -> Self {
-        RebootCommand {
-            argv: vec!["systemctl".into(), "reboot".into()],
+impl RebootRequest {
+    /// The Raspberry Pi firmware's one-shot trial flag.
+    pub fn tryboot() -> Self {
+        RebootRequest::WithParameter("0 tryboot".into())
+    }
+
+    /// The same request as a command line (`systemctl reboot ["0 tryboot"]`).
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec!["systemctl".to_string(), "reboot".to_string()];
+        if let RebootRequest::WithParameter(p) = self {
+            argv.push(p.clone());
         }
+        argv
     }
 }
 
@@ -140,7 +155,12 @@ pub trait BootControl {
     fn mark_unbootable(&mut self, slot: Slot) -> Result<(), BootError>;
     /// Makes `slot` the next boot on trial: unless it is committed, the boot loader returns to
     /// the primary slot by itself. `version` labels boot menu entries.
-    fn set_trial(&mut self, slot: Slot, version: &str) -> Result<RebootCommand, BootError>;
+    /// Returns how to reboot into the trial ([`BootControl::reboot_request`]).
+    fn set_trial(&mut self, slot: Slot, version: &str) -> Result<RebootRequest, BootError>;
+    /// How this backend reboots into a trial it has set up; the one place that knows.
+    fn reboot_request(&self) -> RebootRequest {
+        RebootRequest::Plain
+    }
     /// Makes the booted `slot` the primary one and stops counting (the health gate calls this).
     fn commit(&mut self, slot: Slot) -> Result<(), BootError>;
 }

@@ -8,7 +8,7 @@
 //! - commit: `[all]` and `[tryboot]` both point at the slot.
 //!
 //! `autoboot.txt` is replaced with write-temp + fsync + rename on FAT.
-use super::{BootControl, BootError, BootFs, BootState, RebootCommand, Slot, io_err};
+use super::{BootControl, BootError, BootFs, BootState, RebootRequest, Slot, io_err};
 
 pub const AUTOBOOT: &str = "autoboot.txt";
 
@@ -121,12 +121,14 @@ impl<F: BootFs> BootControl for PiTryboot<F> {
         self.write(all, all)
     }
 
-    fn set_trial(&mut self, slot: Slot, _version: &str) -> Result<RebootCommand, BootError> {
+    fn set_trial(&mut self, slot: Slot, _version: &str) -> Result<RebootRequest, BootError> {
         let (all, _) = self.read()?;
         self.write(all, self.parts.of(slot))?;
-        Ok(RebootCommand {
-            argv: vec!["systemctl".into(), "reboot".into(), "0 tryboot".into()],
-        })
+        Ok(self.reboot_request())
+    }
+
+    fn reboot_request(&self) -> RebootRequest {
+        RebootRequest::tryboot()
     }
 
     fn commit(&mut self, slot: Slot) -> Result<(), BootError> {

@@ -13,7 +13,7 @@
 //!   hearth-1` and `default hearth-X.conf`.
 use std::cmp::Ordering;
 
-use super::{BootControl, BootError, BootFs, BootState, RebootCommand, Slot, TRIAL_TRIES, io_err};
+use super::{BootControl, BootError, BootFs, BootState, RebootRequest, Slot, TRIAL_TRIES, io_err};
 
 pub const ENTRIES: &str = "loader/entries";
 pub const LOADER_CONF: &str = "loader/loader.conf";
@@ -223,7 +223,7 @@ impl<F: BootFs> BootControl for SystemdBoot<F> {
         self.rename(&e.file, &Entry::name(slot, Some((0, 0))))
     }
 
-    fn set_trial(&mut self, slot: Slot, version: &str) -> Result<RebootCommand, BootError> {
+    fn set_trial(&mut self, slot: Slot, version: &str) -> Result<RebootRequest, BootError> {
         let e = self.entry(slot)?;
         let title = format!("Hearth {version} (slot {})", slot.letter());
         self.edit_entry(
@@ -236,7 +236,7 @@ impl<F: BootFs> BootControl for SystemdBoot<F> {
         )?;
         self.rename(&e.file, &Entry::name(slot, Some((TRIAL_TRIES, 0))))?;
         self.set_default("hearth-*")?;
-        Ok(RebootCommand::plain())
+        Ok(self.reboot_request())
     }
 
     fn commit(&mut self, slot: Slot) -> Result<(), BootError> {

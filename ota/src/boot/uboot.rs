@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use super::{BootControl, BootError, BootState, RebootCommand, Slot, TRIAL_TRIES};
+use super::{BootControl, BootError, BootState, RebootRequest, Slot, TRIAL_TRIES};
 
 const HEADER: usize = 5;
 
@@ -245,13 +245,13 @@ impl<S: EnvStore> BootControl for UBootEnv<S> {
         })
     }
 
-    fn set_trial(&mut self, slot: Slot, _version: &str) -> Result<RebootCommand, BootError> {
+    fn set_trial(&mut self, slot: Slot, _version: &str) -> Result<RebootRequest, BootError> {
         self.edit(|env| {
             let rest: Vec<Slot> = order(env).into_iter().filter(|s| *s != slot).collect();
             set_order(env, &[&[slot], &rest[..]].concat());
             env.insert(left_var(slot), TRIAL_TRIES.to_string());
         })?;
-        Ok(RebootCommand::plain())
+        Ok(self.reboot_request())
     }
 
     fn commit(&mut self, slot: Slot) -> Result<(), BootError> {

@@ -6,11 +6,13 @@
 //! Never: start anything the policy has findings for without recorded consent; leave objects
 //! behind after a failed install; delete volumes or app data unless asked.
 
+mod auto_update;
 mod deploy;
 pub mod host;
 mod reconcile;
 mod update;
 
+pub use auto_update::{auto_update, update_from_source};
 pub use reconcile::ReconcileReport;
 pub use update::{DigestCheck, UpdateRequest};
 

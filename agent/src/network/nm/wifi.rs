@@ -253,6 +253,7 @@ impl NmNetwork {
         Ok(Connectivity {
             has_wifi: self.wifi_device().await?.is_some(),
             online: state >= 60 || connectivity == 4,
+            local: state >= 50,
         })
     }
 
