@@ -2,6 +2,7 @@
 //! exist, start the background tasks and listeners, tell systemd, and wait for a signal.
 
 use crate::accounts::{Accounts, SessionPolicy};
+use crate::adapters::Adapters;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::events::Events;
@@ -16,12 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
-/// Builds the application state for `config` (also used by in-process tests), with the
-/// device's TLS identity (also reachable as `state.tls`).
+/// Builds the application state for `config` over the operating-system `adapters` the caller
+/// picked (real ones in the daemon, fakes in in-process tests), with the device's TLS identity
+/// (also reachable as `state.tls`).
 pub fn build_state(
     config: Config,
-    clock: SharedClock,
+    adapters: Adapters,
 ) -> anyhow::Result<(AppState, Arc<DeviceTls>)> {
+    let clock = adapters.clock.clone();
     crate::fsutil::ensure_dir(&config.data_dir, 0o700)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir.join("store"))
@@ -37,13 +40,9 @@ pub fn build_state(
         config.setup_code_file.clone(),
     );
     let events = Events::new();
-    let (apps, catalog) = build_apps(&config, &store, &events)?;
+    let (apps, catalog) = build_apps(&config, &store, &events, &adapters)?;
     let jobs = Arc::new(crate::jobs::Jobs::default());
-    let system: Arc<dyn crate::system::SystemControl> =
-        Arc::new(crate::system::dbus::DbusSystem::new(
-            config.system_bus_address.clone(),
-            crate::system::UnitPolicy::new(config.managed_units.clone()),
-        ));
+    let system = adapters.system.clone();
     let state = AppState::new(Inner {
         apps,
         catalog,
@@ -55,19 +54,15 @@ pub fn build_state(
         ),
         jobs: jobs.clone(),
         system: system.clone(),
-        network: Box::new(crate::network::nm::NmNetwork::new(
-            config.system_bus_address.clone(),
-            Duration::from_secs(45),
-        )),
+        network: adapters.network,
         unit_policy: crate::system::UnitPolicy::new(config.managed_units.clone()),
         journal: crate::system::journal::Journal::new(config.journalctl.clone()),
-        disks: crate::disks::Disks::new(
-            ["/", "/var", "/boot", "/boot/efi", "/efi"]
-                .iter()
-                .map(std::path::PathBuf::from)
-                .chain([config.data_dir.clone()])
-                .chain(config.protected_paths.iter().cloned())
-                .collect(),
+        disks: crate::disks::Service::new(
+            adapters.block_devices,
+            adapters.system,
+            store.clone(),
+            events.clone(),
+            config.media_dir.clone(),
             config.disks_include_loop,
         ),
         updates: crate::update::Service::new(
@@ -97,11 +92,10 @@ fn build_apps(
     config: &Config,
     store: &Store,
     events: &Events,
+    adapters: &Adapters,
 ) -> anyhow::Result<(crate::apps::lifecycle::Apps, crate::apps::catalog::Catalog)> {
     use crate::apps::plan::{DeviceSettings, host_architecture};
     let c = &config.apps;
-    let runtime = crate::apps::runtime::docker::DockerRuntime::lazy(&c.container_socket)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let tz = store
         .device_settings()
         .map(|s| s.timezone)
@@ -115,8 +109,13 @@ fn build_apps(
         tz,
         architecture: host_architecture().into(),
     };
-    let apps =
-        crate::apps::lifecycle::Apps::new(Arc::new(runtime), store.clone(), device, events.clone());
+    let apps = crate::apps::lifecycle::Apps::new(
+        adapters.containers.clone(),
+        store.clone(),
+        device,
+        events.clone(),
+    )
+    .with_clock(adapters.clock.clone());
     let fetcher = crate::apps::fetch::Fetcher::new(&c.ca_files, true, true)
         .map_err(|e| anyhow::anyhow!("app stores: {e}"))?;
     let catalog = crate::apps::catalog::Catalog::open(crate::apps::catalog::CatalogOptions {
@@ -131,6 +130,7 @@ fn build_apps(
             crate::apps::fetch::Fetcher::new(&c.ca_files, c.media_allow_private, false)
                 .map_err(|e| anyhow::anyhow!("app images: {e}"))?,
         )),
+        clock: adapters.clock.clone(),
     });
     Ok((apps, catalog))
 }
@@ -256,7 +256,8 @@ fn announce_setup_code(state: &AppState) -> anyhow::Result<()> {
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let (state, tls) = build_state(config, clock)?;
+    let adapters = Adapters::real(&config, clock)?;
+    let (state, tls) = build_state(config, adapters)?;
     announce_setup_code(&state)?;
     let resolver = Arc::new(CertResolver::new(
         tls.server_key(&wanted_names(&state), state.clock.now())?,
@@ -274,10 +275,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     spawn_status_task(state.clone());
     {
-        let state = state.clone();
-        tokio::spawn(async move { crate::api::disks::remount_persisted(&state).await });
+        let disks = state.disks.clone();
+        tokio::spawn(async move { disks.remount_persisted().await });
     }
-    tokio::spawn(crate::api::disks::follow_hotplug(state.clone()));
+    tokio::spawn(state.disks.clone().follow_hotplug());
     spawn_apps_reconcile(state.clone());
     crate::network::hotspot::spawn(state.clone());
     spawn_store_refresh(state.clone());

@@ -5,6 +5,7 @@
 //! drive the same code the device runs.
 
 pub mod accounts;
+pub mod adapters;
 pub mod api;
 pub mod apps;
 pub mod auth;

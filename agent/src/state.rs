@@ -30,8 +30,8 @@ pub struct Inner {
     pub system: Arc<dyn crate::system::SystemControl>,
     pub unit_policy: crate::system::UnitPolicy,
     pub journal: crate::system::journal::Journal,
-    pub disks: crate::disks::Disks,
-    pub network: Box<dyn crate::network::NetworkControl>,
+    pub disks: crate::disks::Service,
+    pub network: Arc<dyn crate::network::NetworkControl>,
     pub updates: crate::update::Service,
     pub started: Instant,
 }

@@ -24,6 +24,7 @@ fn catalog(dir: &Path, ca: Option<&Path>) -> Catalog {
         arch: "amd64".into(),
         fetcher: Some(Fetcher::new(&cas, true, true).expect("fetcher")),
         media: None,
+        clock: std::sync::Arc::new(hearth_agent::clock::SystemClock),
     })
 }
 

@@ -341,11 +341,95 @@ async fn mounts_are_systemd_units_remembered_and_files_reach_the_disk() {
     assert_eq!(r.status, StatusCode::OK);
     let status = Command::new("umount").arg(&point).status().expect("umount");
     assert!(status.success());
-    hearth_agent::api::disks::remount_persisted(&h.state).await;
+    h.state.disks.remount_persisted().await;
     let list = h.call(&mut admin, "GET", "/api/v1/disks", None).await;
     assert_eq!(
         find(&list.body, &name)["partitions"][0]["mount_points"][0],
         point.to_string_lossy().as_ref()
     );
     let _ = Command::new("umount").arg(&point).status();
+}
+
+/// The same API over the in-memory adapters (`Adapters::fakes`): what the handlers map and the
+/// service decides, without root or loop devices.
+#[tokio::test]
+async fn the_disks_api_runs_over_in_memory_block_devices() {
+    use hearth_agent::disks::{Disk, Partition};
+    let h = Harness::with_fakes().await;
+    let fakes = h.fakes.clone().expect("fakes");
+    let disk = |name: &str, system: bool, fs: Option<&str>| Disk {
+        name: name.into(),
+        path: format!("/dev/{name}"),
+        size_bytes: 1 << 30,
+        model: None,
+        serial: None,
+        bus: "usb".into(),
+        removable: true,
+        rotational: false,
+        system,
+        fs_type: None,
+        label: None,
+        mount_points: Vec::new(),
+        partitions: fs
+            .map(|fs| Partition {
+                name: format!("{name}1"),
+                path: format!("/dev/{name}1"),
+                number: 1,
+                size_bytes: 1 << 30,
+                fs_type: Some(fs.into()),
+                label: None,
+                uuid: Some(format!("uuid-{name}")),
+                mount_points: Vec::new(),
+                usage: None,
+            })
+            .into_iter()
+            .collect(),
+        smart: None,
+    };
+    fakes.block_devices.plug(disk("sda", true, Some("ext4")));
+    fakes.block_devices.plug(disk("sdb", false, None));
+    let mut admin = h.admin().await;
+
+    let list = h.call(&mut admin, "GET", "/api/v1/disks", None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.raw);
+    assert_eq!(find(&list.body, "sda")["system"], true);
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            "/api/v1/disks/sda/format",
+            Some(json!({"filesystem": "ext4", "confirm": "sda"})),
+        )
+        .await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "system_disk"));
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            "/api/v1/disks/sdb/format",
+            Some(json!({"filesystem": "exfat", "label": "Photos", "confirm": "sdb"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.body["partitions"][0]["fs_type"], "exfat");
+    let r = h
+        .call(
+            &mut admin,
+            "POST",
+            "/api/v1/disks/sdb/mount",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(fakes.system.mounts().len(), 1);
+    let r = h
+        .call(&mut admin, "POST", "/api/v1/disks/sdb/eject", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+    assert!(fakes.system.mounts().is_empty());
+    assert_eq!(fakes.block_devices.ejected(), ["sdb"]);
+    let r = h
+        .call(&mut admin, "POST", "/api/v1/disks/sdb/eject", None)
+        .await;
+    assert_eq!((r.status, code(&r)), (StatusCode::NOT_FOUND, "not_found"));
 }

@@ -69,7 +69,7 @@ pub struct BuildOptions {
     /// OTA release key, key list and root public key; `None` uses (and on first use makes)
     /// development OTA keys in the cache.
     pub ota_keys: Option<crate::ota::OtaKeyFiles>,
-    /// Update repository written into the agent's device configuration (`update_repo_url`).
+    /// Update repository written into the agent's device configuration (`[update] repo_url`).
     pub update_url: Option<String>,
     /// More overlay folders, laid after the board's overlays in the given order.
     pub extra_overlays: Vec<PathBuf>,

@@ -83,7 +83,7 @@ enum Command {
         #[arg(long, requires_all = ["ota_release_key", "ota_keylist"])]
         ota_root_pub: Option<PathBuf>,
         /// Update repository (http or https base URL of a `hearth-ota publish` folder) the
-        /// device checks; written as update_repo_url into the agent's device configuration.
+        /// device checks; written as `[update] repo_url` into the agent's device configuration.
         #[arg(long)]
         update_url: Option<String>,
         /// Another overlay folder laid over the root after the board's overlays; repeatable.

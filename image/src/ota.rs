@@ -218,9 +218,10 @@ pub fn write_into_root(
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str("# Written by hearth-image build --update-url.\n");
+        // A table of its own at the end, so it cannot fall into the file's last section.
+        text.push_str("\n# Written by hearth-image build --update-url.\n[update]\n");
         text.push_str(&format!(
-            "update_repo_url = {}\n",
+            "repo_url = {}\n",
             toml::Value::String(url.to_string())
         ));
         toml::from_str::<toml::Table>(&text).with_context(|| {
@@ -408,7 +409,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
         std::fs::create_dir_all(root.join("usr/lib/hearth/agent.d")).expect("mkdir");
-        std::fs::write(root.join(DEVICE_CONFIG_PATH), "listen = \"[::]:443\"\n").expect("write");
+        // Ends inside a section: the update URL must not land in it.
+        std::fs::write(
+            root.join(DEVICE_CONFIG_PATH),
+            "data_dir = \"/var/lib/hearth\"\n[server]\nlisten = \"[::]:443\"",
+        )
+        .expect("write");
         let b = board("qemu-x86_64");
         let release = release(&b, "1.2.0", 1_002_000, "00112233aabbccdd");
         write_into_root(root, &release, "PEM\n", Some("http://10.0.2.2:8000/")).expect("write");
@@ -428,10 +434,11 @@ mod tests {
             toml::from_str(&std::fs::read_to_string(root.join(DEVICE_CONFIG_PATH)).expect("cfg"))
                 .expect("toml");
         assert_eq!(
-            config["update_repo_url"].as_str(),
+            config["update"]["repo_url"].as_str(),
             Some("http://10.0.2.2:8000/")
         );
-        assert_eq!(config["listen"].as_str(), Some("[::]:443"));
+        assert_eq!(config["server"]["listen"].as_str(), Some("[::]:443"));
+        assert_eq!(config["server"].as_table().map(|t| t.len()), Some(1));
         assert_eq!(
             super::release(&board("rpi4"), "1.0.0", 1, "x").boot,
             BootBackend::Rpi

@@ -15,6 +15,7 @@
 use super::casaos::{self, AppMeta};
 use super::fetch::Fetcher;
 use super::{source, store_zip};
+use crate::clock::SharedClock;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -118,6 +119,8 @@ pub struct CatalogOptions {
     pub fetcher: Option<Fetcher>,
     /// Fetches and caches icons and screenshots (None: only icons in store folders).
     pub media: Option<super::media::MediaCache>,
+    /// Time stamps of loads and refreshes.
+    pub clock: SharedClock,
 }
 
 #[derive(Debug, Clone)]
@@ -130,12 +133,7 @@ pub struct Catalog {
     media: Option<super::media::MediaCache>,
     /// One refresh (or URL add) at a time.
     refreshing: Arc<tokio::sync::Mutex<()>>,
-}
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    clock: SharedClock,
 }
 
 /// Reads one store folder.
@@ -218,6 +216,7 @@ impl Catalog {
             arch: arch.to_string(),
             fetcher: None,
             media: None,
+            clock: Arc::new(crate::clock::SystemClock),
         })
     }
 
@@ -252,10 +251,12 @@ impl Catalog {
                         apps: Vec::new(),
                         categories: Vec::new(),
                     };
-                    reload(&mut s);
+                    reload(&mut s, o.clock.now_rfc3339());
                     s
                 }
-                SavedStore::Url { url } => cached_url_store(&o.cache_dir, &url, configured),
+                SavedStore::Url { url } => {
+                    cached_url_store(&o.cache_dir, &url, configured, o.clock.now_rfc3339())
+                }
             };
             if !stores.iter().any(|o: &LoadedStore| o.id == s.id) {
                 stores.push(s);
@@ -269,6 +270,7 @@ impl Catalog {
             fetcher: o.fetcher,
             media: o.media,
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
+            clock: o.clock,
         }
     }
 
@@ -287,8 +289,9 @@ impl Catalog {
     /// Reloads the folder stores; a store that fails keeps its last good apps and records the
     /// error. Zip stores are left alone (see [`Catalog::refresh`]).
     pub fn refresh_dirs(&self) {
+        let now = self.clock.now_rfc3339();
         for s in self.write().iter_mut().filter(|s| s.url.is_none()) {
-            reload(s);
+            reload(s, now.clone());
         }
     }
 
@@ -327,7 +330,7 @@ impl Catalog {
         let Some(s) = stores.iter_mut().find(|s| s.id == id) else {
             return;
         };
-        s.refreshed_at = Some(now());
+        s.refreshed_at = Some(self.clock.now_rfc3339());
         match result {
             Ok(d) => {
                 s.source = d.root;
@@ -378,8 +381,8 @@ impl Catalog {
             source: d.root,
             url: Some(url.to_string()),
             configured: false,
-            loaded_at: Some(now()),
-            refreshed_at: Some(now()),
+            loaded_at: Some(self.clock.now_rfc3339()),
+            refreshed_at: Some(self.clock.now_rfc3339()),
             error: None,
             apps: d.apps,
             categories: d.categories,
@@ -413,8 +416,8 @@ impl Catalog {
             source: dir.to_path_buf(),
             url: None,
             configured: false,
-            loaded_at: Some(now()),
-            refreshed_at: Some(now()),
+            loaded_at: Some(self.clock.now_rfc3339()),
+            refreshed_at: Some(self.clock.now_rfc3339()),
             error: None,
             apps,
             categories,
@@ -573,8 +576,9 @@ fn local_icon(a: &StoreApp) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn reload(s: &mut LoadedStore) {
-    s.refreshed_at = Some(now());
+/// Loads a folder store again; `now` is the refresh time stamp.
+fn reload(s: &mut LoadedStore, now: String) {
+    s.refreshed_at = Some(now);
     match load_store(&s.source) {
         Ok((apps, categories)) => {
             s.apps = apps;
@@ -633,7 +637,7 @@ fn url_store_id(root: &Path, url: &str) -> String {
 }
 
 /// A zip store as found in its cache folder at start.
-fn cached_url_store(cache: &Path, url: &str, configured: bool) -> LoadedStore {
+fn cached_url_store(cache: &Path, url: &str, configured: bool, now: String) -> LoadedStore {
     let current = url_cache_dir(cache, url).join("current");
     let mut s = LoadedStore {
         id: String::new(),
@@ -652,7 +656,7 @@ fn cached_url_store(cache: &Path, url: &str, configured: bool) -> LoadedStore {
         .and_then(|c| store_zip::store_root(&c))
     {
         s.source = root;
-        reload(&mut s);
+        reload(&mut s, now);
     }
     s.id = url_store_id(&s.source, url);
     s
@@ -662,6 +666,8 @@ fn cached_url_store(cache: &Path, url: &str, configured: bool) -> LoadedStore {
 /// the current copy changes unless every step succeeds.
 fn install_copy(dir: &Path, zip: &[u8]) -> Result<Downloaded, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Not the injected clock: this names copies on disk, which must sort by creation and never
+    // collide, even while a test's manual clock stands still.
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let tmp = dir.join(format!("tmp-{stamp}"));
     let unpacked = (|| {

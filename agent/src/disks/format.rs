@@ -1,5 +1,6 @@
-//! Formatting a whole disk: one GPT partition with one file system. Refused for the system disk,
-//! for a disk in use, and without the disk's name typed as confirmation.
+//! Formatting a whole disk: one GPT partition with one file system. [`check`] is the policy
+//! (refused for the system disk, for a disk in use, and without the disk's name typed as
+//! confirmation); [`make_filesystem`] runs the tools for the real adapter.
 
 use super::{Disk, DiskError, tools::run};
 use serde::Deserialize;
@@ -46,8 +47,8 @@ pub fn first_partition(disk: &str) -> String {
     }
 }
 
-/// Checks everything first, then wipes, partitions and makes the file system.
-pub fn format_disk(disk: &Disk, req: &FormatRequest) -> Result<String, DiskError> {
+/// Whether `req` may format `disk`; the label to use. Pure: decides from the listing.
+pub fn check(disk: &Disk, req: &FormatRequest) -> Result<String, DiskError> {
     if disk.system {
         return Err(DiskError::SystemDisk(disk.name.clone()));
     }
@@ -67,9 +68,19 @@ pub fn format_disk(disk: &Disk, req: &FormatRequest) -> Result<String, DiskError
     if let Some(point) = mounted {
         return Err(DiskError::InUse(disk.name.clone(), point.clone()));
     }
+    Ok(label)
+}
+
+/// Wipes `disk`, partitions it and makes the file system; the partition's device path.
+/// Only after [`check`] passed.
+pub fn make_filesystem(
+    disk: &Disk,
+    filesystem: Filesystem,
+    label: &str,
+) -> Result<String, DiskError> {
     let dev = disk.path.as_str();
     run("wipefs", &["--all", "--force", "--", dev], None)?;
-    let part_type = match req.filesystem {
+    let part_type = match filesystem {
         Filesystem::Exfat => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
         Filesystem::Ext4 | Filesystem::Btrfs => "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
     };
@@ -89,11 +100,11 @@ pub fn format_disk(disk: &Disk, req: &FormatRequest) -> Result<String, DiskError
     )?;
     let part = format!("/dev/{}", first_partition(&disk.name));
     wait_for(&part)?;
-    let result = match req.filesystem {
-        Filesystem::Ext4 => run("mkfs.ext4", &["-F", "-q", "-L", &label, "--", &part], None),
-        Filesystem::Btrfs => run("mkfs.btrfs", &["-f", "-q", "-L", &label, "--", &part], None),
+    let result = match filesystem {
+        Filesystem::Ext4 => run("mkfs.ext4", &["-F", "-q", "-L", label, "--", &part], None),
+        Filesystem::Btrfs => run("mkfs.btrfs", &["-f", "-q", "-L", label, "--", &part], None),
         Filesystem::Exfat => {
-            let mut args = vec!["-n", label.as_str(), "--", part.as_str()];
+            let mut args = vec!["-n", label, "--", part.as_str()];
             if label.is_empty() {
                 args.drain(..2);
             }
@@ -105,7 +116,7 @@ pub fn format_disk(disk: &Disk, req: &FormatRequest) -> Result<String, DiskError
         let _ = run("wipefs", &["--all", "--force", "--", &part], None);
         return Err(e);
     }
-    tracing::info!(disk = %disk.name, fs = ?req.filesystem, "disk formatted");
+    tracing::info!(disk = %disk.name, fs = ?filesystem, "disk formatted");
     Ok(part)
 }
 

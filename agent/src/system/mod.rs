@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod dbus;
+pub mod fake;
 pub mod journal;
 
 use futures_util::future::BoxFuture;

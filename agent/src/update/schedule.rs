@@ -126,7 +126,7 @@ impl Service {
         let Ok(policy) = self.policy() else {
             return;
         };
-        let now = self.local_minutes().await;
+        let now = self.local_minutes();
         let pending = matches!(self.pending_reboot(), Ok(Some(_)));
         let status = if policy.auto_install {
             self.status().ok()
@@ -147,21 +147,16 @@ impl Service {
         }
     }
 
-    /// Local time of day in minutes (`date`, which follows the device's time zone), else the
-    /// clock's UTC time.
-    async fn local_minutes(&self) -> u32 {
-        let out = tokio::process::Command::new("date")
-            .arg("+%H:%M")
-            .output()
-            .await
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok());
-        out.as_deref()
-            .and_then(|s| minutes(s.trim()))
-            .unwrap_or_else(|| {
-                let now = self.clock.now();
-                u32::from(now.hour()) * 60 + u32::from(now.minute())
-            })
+    /// Local time of day in minutes, in the device's configured time zone (the injected clock
+    /// read through the system's time-zone database; UTC when the zone is unknown).
+    fn local_minutes(&self) -> u32 {
+        let zone = self
+            .store
+            .device_settings()
+            .map(|s| s.timezone)
+            .unwrap_or_else(|_| "Etc/UTC".into());
+        let now = self.clock.local_now(&zone);
+        u32::from(now.hour()) * 60 + u32::from(now.minute())
     }
 }
 

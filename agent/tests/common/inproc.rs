@@ -22,6 +22,8 @@ pub struct Harness {
     pub clock: ManualClock,
     pub dir: tempfile::TempDir,
     pub state: hearth_agent::state::AppState,
+    /// The in-memory adapters, for a harness made by [`Harness::with_fakes`].
+    pub fakes: Option<hearth_agent::adapters::Fakes>,
 }
 
 #[derive(Clone, Default)]
@@ -55,7 +57,16 @@ impl Harness {
 
     /// A claimed device whose configuration `adjust` may change first.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Harness {
-        let (h, code) = Self::unclaimed(adjust).await;
+        Self::claimed(Self::unclaimed(adjust).await).await
+    }
+
+    /// A claimed device whose container engine, systemd and block devices are the in-memory
+    /// fakes (`h.fakes`), so the whole API runs without root, Docker or D-Bus.
+    pub async fn with_fakes() -> Harness {
+        Self::claimed(Self::unclaimed_on(|_| {}, true).await).await
+    }
+
+    async fn claimed((h, code): (Harness, String)) -> Harness {
         let mut admin = Browser::default();
         let r = h
             .call(
@@ -71,6 +82,10 @@ impl Harness {
 
     /// A device not claimed yet, and its setup code.
     pub async fn unclaimed(adjust: impl FnOnce(&mut Config)) -> (Harness, String) {
+        Self::unclaimed_on(adjust, false).await
+    }
+
+    async fn unclaimed_on(adjust: impl FnOnce(&mut Config), fakes: bool) -> (Harness, String) {
         let dir = tempfile::tempdir().expect("tmp");
         let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         let mut config = Config::dev(dir.path());
@@ -78,8 +93,16 @@ impl Harness {
         config.session_max_age = Duration::from_secs(24 * 3600);
         config.metrics_token = Some(METRICS_TOKEN.into());
         adjust(&mut config);
-        let (state, _ca) =
-            hearth_agent::daemon::build_state(config, Arc::new(clock.clone())).expect("state");
+        let (adapters, fakes) = if fakes {
+            let (a, f) = hearth_agent::adapters::Adapters::fakes(&config, Arc::new(clock.clone()))
+                .expect("adapters");
+            (a, Some(f))
+        } else {
+            let a = hearth_agent::adapters::Adapters::real(&config, Arc::new(clock.clone()))
+                .expect("adapters");
+            (a, None)
+        };
+        let (state, _ca) = hearth_agent::daemon::build_state(config, adapters).expect("state");
         hearth_agent::daemon::spawn_status_task(state.clone());
         let code = state
             .accounts
@@ -91,6 +114,7 @@ impl Harness {
             clock,
             dir,
             state,
+            fakes,
         };
         (h, code)
     }

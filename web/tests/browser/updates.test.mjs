@@ -246,7 +246,7 @@ describe('updates page without an update server', () => {
     await openUpdates(page, admin, '/updates');
     const box = page.getByTestId('not-configured');
     await box.getByRole('heading', { name: 'Updates are not set up on this device' }).waitFor();
-    await box.filter({ hasText: 'update_repo_url' }).waitFor();
+    await box.filter({ hasText: 'repo_url setting in the [update] section' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Check now' }).count(), 0, 'nothing to check');
     assert.equal(await page.getByRole('button', { name: 'Save update settings' }).count(), 0, 'no policy to change');
     await page.getByTestId('current-version').waitFor();

@@ -26,6 +26,7 @@ use crate::apps::record::{AppRecord, AppSource, Consent, Hold, RecordState};
 use crate::apps::runtime::{
     ContainerRuntime, ContainerStatus, LogLine, LogOptions, RuntimeError, Stats,
 };
+use crate::clock::SharedClock;
 use crate::events::{AppProgress, AppStateChange, Event, Events};
 use crate::store::{Store, StoreError};
 use deploy::Undo;
@@ -108,12 +109,8 @@ pub struct Apps {
     proc_net: PathBuf,
     /// The last moving-tag check per app (see `update::DigestCheck`).
     checks: Arc<std::sync::Mutex<BTreeMap<String, update::DigestCheck>>>,
-}
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    /// Time stamps of records, holds and checks.
+    clock: SharedClock,
 }
 
 impl Apps {
@@ -132,7 +129,19 @@ impl Apps {
             health_timeout: Duration::from_secs(120),
             proc_net: PathBuf::from("/proc/net"),
             checks: Arc::default(),
+            clock: Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// The clock for time stamps (the system clock by default).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, as the RFC 3339 time stamp records carry.
+    fn now(&self) -> String {
+        self.clock.now_rfc3339()
     }
 
     /// How long a container may take to become running/healthy before the operation fails.
@@ -331,7 +340,7 @@ impl Apps {
                 return Err(AppError::NameClash(c.name.clone()));
             }
         }
-        let at = now();
+        let at = self.now();
         let record = AppRecord {
             id: id.clone(),
             source: req.source.clone(),

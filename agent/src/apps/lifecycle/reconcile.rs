@@ -4,7 +4,7 @@
 //! counts as this agent's only when its Compose working folder is under this agent's projects
 //! folder: another Hearth agent on the same engine (tests, a second data folder) keeps its apps.
 
-use super::{AppError, Apps, InstallRequest, now};
+use super::{AppError, Apps, InstallRequest};
 use crate::apps::labels;
 use crate::apps::plan::{PlanError, RestartPolicy};
 use crate::apps::policy::{self, Others, swap};
@@ -131,7 +131,7 @@ impl Apps {
             Err(AppError::Plan(e)) => {
                 return Ok(Some(Hold::Refused {
                     message: e.to_string(),
-                    at: now(),
+                    at: self.now(),
                 }));
             }
             // A port now taken by the system is not a reason to hold the app.
@@ -144,7 +144,7 @@ impl Apps {
             .collect();
         Ok((!missing.is_empty()).then(|| Hold::Unconsented {
             findings: missing,
-            at: now(),
+            at: self.now(),
         }))
     }
 

@@ -3,7 +3,7 @@
 //! containers do not become healthy.
 
 use super::deploy::Undo;
-use super::{AppError, Apps, InstallRequest, now};
+use super::{AppError, Apps, InstallRequest};
 use crate::apps::plan::AppSettings;
 use crate::apps::policy;
 use crate::apps::record::{AppRecord, Consent, RecordState};
@@ -68,7 +68,7 @@ impl Apps {
         .await;
         match outcome {
             Ok(()) => {
-                let at = now();
+                let at = self.now();
                 for f in &plan.findings {
                     if !record.consents.iter().any(|c| c.finding == f.id) {
                         record.consents.push(Consent {
@@ -177,7 +177,7 @@ impl Apps {
                 continue;
             }
             let mut check = DigestCheck {
-                checked_at: now(),
+                checked_at: self.now(),
                 services: Vec::new(),
                 error: None,
             };

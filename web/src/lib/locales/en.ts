@@ -537,7 +537,7 @@ export const en = {
   'updates.not_configured_text':
     'This device has no update server, so it cannot check for or install new versions of Hearth. Everything else works as usual.',
   'updates.not_configured_how':
-    'The update server is the update_repo_url setting of the Hearth agent (a file in /etc/hearth/agent.d/). Images built with an update address have it already.',
+    'The update server is the repo_url setting in the [update] section of the Hearth agent configuration (a file in /etc/hearth/agent.d/). Images built with an update address have it already.',
   'updates.not_configured_reason': 'Reason: {reason}',
   'updates.unknown': 'unknown',
   'updates.system': 'This system',
