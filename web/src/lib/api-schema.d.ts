@@ -1362,10 +1362,7 @@ export interface components {
             /** Format: int64 */
             total?: number;
         };
-        /**
-         * @description User changes layered over the compose file (install dialog, settings edit). Every field may
-         *     be left out (the container's `serde(default)`, which the schema derive does not see).
-         */
+        /** @description User changes layered over the compose file (install dialog, settings edit). */
         AppSettings: {
             /**
              * @description Environment overrides per service.
