@@ -125,6 +125,12 @@ async fn catalog_install_open_logs_and_uninstall_over_https() {
         (StatusCode::CONFLICT, "consent_required"),
         "{body}"
     );
+    // The findings travel as data, for the dashboard's consent dialog.
+    let details = &body["error"]["details"];
+    assert_eq!(details["kind"], "findings", "{body}");
+    assert_eq!(details["findings"][0]["id"], "privileged:x", "{body}");
+    assert_eq!(details["findings"][0]["kind"], "privileged", "{body}");
+    assert_eq!(details["findings"][0]["service"], "x", "{body}");
     let (status, body) = s
         .send(
             Method::POST,

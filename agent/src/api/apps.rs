@@ -81,7 +81,6 @@ pub struct CatalogQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogResponse {
     pub apps: Vec<CatalogEntry>,
-    #[schema(value_type = Vec<Object>)]
     pub categories: Vec<Category>,
 }
 
@@ -105,11 +104,20 @@ pub struct CatalogApp {
     /// The agent's route serving the thumbnail.
     pub thumbnail: Option<String>,
     /// Every `x-casaos` field, all languages.
-    #[schema(value_type = Object)]
-    pub meta: serde_json::Value,
+    pub meta: crate::apps::casaos::AppMeta,
     /// What installing it now would do (ports, folders, policy findings), or why it cannot.
-    #[schema(value_type = Object)]
-    pub plan: serde_json::Value,
+    pub plan: CatalogPlan,
+}
+
+/// A store app's dry-run plan, or why it cannot be planned on this device now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CatalogPlan {
+    Plan(Box<crate::apps::plan::Plan>),
+    Refused {
+        /// What stands in the way (a port clash, an architecture, a refused compose key).
+        error: String,
+    },
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,24 +158,19 @@ pub struct UpdateAppBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppView {
     pub id: String,
-    #[schema(value_type = Object)]
     pub source: AppSource,
     pub version: Option<String>,
     pub state: String,
     /// The "open" link: scheme, device address, port and path from the store metadata.
     pub web_url: Option<String>,
-    #[schema(value_type = Vec<Object>)]
     pub containers: Vec<crate::apps::runtime::ContainerStatus>,
-    #[schema(value_type = Vec<Object>)]
     pub findings: Vec<crate::apps::policy::Finding>,
-    #[schema(value_type = Vec<Object>)]
     pub consents: Vec<crate::apps::record::Consent>,
     pub installed_at: String,
     pub updated_at: String,
     pub last_error: Option<String>,
     /// Why the app is kept stopped (`reason`: `unconsented` with `findings`, or `refused` with
     /// `message`); consent with `PATCH` (settings and `consent`) or uninstall.
-    #[schema(value_type = Option<Object>)]
     pub held: Option<crate::apps::record::Hold>,
     /// The store has a different version, or a moving tag (`latest`) points at a new image.
     pub update_available: bool,
@@ -198,7 +201,6 @@ pub struct ServiceSettings {
 /// An installed app's settings: the user's overrides and what each service runs with now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppSettingsView {
-    #[schema(value_type = Object)]
     pub settings: AppSettings,
     pub services: Vec<ServiceSettings>,
 }
@@ -415,8 +417,10 @@ pub async fn catalog_app(
     let plan = match install_request(&state, body, &auth.0.user.username)
         .and_then(|r| Ok(state.apps.plan(&r)?))
     {
-        Ok(p) => serde_json::to_value(p).unwrap_or_default(),
-        Err(e) => serde_json::json!({ "error": e.0.to_string() }),
+        Ok(p) => CatalogPlan::Plan(Box::new(p)),
+        Err(e) => CatalogPlan::Refused {
+            error: e.0.to_string(),
+        },
     };
     Ok(Json(CatalogApp {
         description: a
@@ -434,7 +438,7 @@ pub async fn catalog_app(
             .thumbnail
             .as_ref()
             .map(|_| format!("/api/v1/catalog/{}/{}/thumbnail", entry.store, a.name)),
-        meta: serde_json::to_value(&a.meta).unwrap_or_default(),
+        meta: a.meta.clone(),
         store: entry.store,
         app: entry.app,
         title: entry.title,
@@ -514,16 +518,15 @@ pub async fn catalog_screenshot(
 
 /// What installing would do: containers, ports, folders and the policy's findings.
 #[utoipa::path(post, path = "/api/v1/apps/plan", tag = "apps", security(("session" = [])), request_body = InstallBody,
-    responses((status = 200, body = Object), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app"),
+    responses((status = 200, body = crate::apps::plan::Plan), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody, description = "unknown store or app"),
         (status = 422, body = super::error::ErrorBody, description = "invalid_compose, host_path_refused, unsupported_architecture")))]
 pub async fn plan(
     State(state): State<AppState>,
     a: AdminSession,
     Body(body): Body<InstallBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<crate::apps::plan::Plan>> {
     let req = install_request(&state, body, &a.0.user.username)?;
-    let p = state.apps.plan(&req)?;
-    Ok(Json(serde_json::to_value(p).unwrap_or_default()))
+    Ok(Json(state.apps.plan(&req)?))
 }
 
 /// Installs a store app or custom compose YAML; answers when the app is up (or has been
@@ -813,12 +816,11 @@ pub async fn logs(
 
 /// CPU, memory and network use per service.
 #[utoipa::path(get, path = "/api/v1/apps/{id}/stats", tag = "apps", security(("session" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = Object)))]
+    params(("id" = String, Path)), responses((status = 200, body = std::collections::BTreeMap<String, crate::apps::runtime::Stats>, description = "per service")))]
 pub async fn stats(
     State(state): State<AppState>,
     _s: Session,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let s = state.apps.stats(&id).await?;
-    Ok(Json(serde_json::to_value(s).unwrap_or_default()))
+) -> ApiResult<Json<std::collections::BTreeMap<String, crate::apps::runtime::Stats>>> {
+    Ok(Json(state.apps.stats(&id).await?))
 }

@@ -1,9 +1,19 @@
-//! Rules of requests that the derived schemas cannot state field by field: "these fields or
-//! that one", "at least one of", a field whose limits depend on another, the grammar of a
-//! wildcard path parameter. `apply` writes them into the generated document (component schemas
-//! by name, parameters by path), so that clients (and Schemathesis) know which requests are well
+//! Rules of requests that the derived schemas cannot state: "these fields or that one", "at
+//! least one of", a field whose limits depend on another, the grammar of a wildcard path
+//! parameter. `apply` writes them into the generated document (component schemas by name,
+//! parameters by path), so that clients (and Schemathesis) know which requests are well
 //! formed. The handlers check every rule themselves; this module only describes them and must
 //! never be the check.
+//!
+//! A constraint on one field belongs on its type (`#[schema(pattern, max_length, ...)]`, a
+//! `value_type` such as `apps::plan::PortNumber`), not here. What stays here cannot be said with
+//! utoipa's attributes:
+//! - combinations across fields (`oneOf`/`anyOf` of required and absent fields);
+//! - a `not` (share names that other roots use);
+//! - `additionalProperties: false` on each variant of an internally tagged enum (`FileAction`;
+//!   utoipa sets it for `deny_unknown_fields` on structs only);
+//! - patterns of path parameters that are constants shared with the checks (utoipa's `pattern`
+//!   takes a string literal only, which would be a second copy of each grammar).
 //!
 //! A present field set to `null` counts as absent (serde reads it as `None`), so "given" below
 //! means "present and not null".
@@ -80,11 +90,6 @@ fn rules() -> Vec<(&'static str, Rule)> {
                     "properties": {"method": {"const": "manual"}, "addresses": {"minItems": 1}},
                 },
             ]);
-        }),
-        ("AppSettings", |s| {
-            // Host ports are `u16`: the derive says only "integer, at least 0".
-            s["properties"]["ports"]["additionalProperties"]["additionalProperties"]["maximum"] =
-                json!(u16::MAX);
         }),
         ("CreateShareRequest", share_name),
         ("UpdateShareRequest", share_name),

@@ -5,6 +5,8 @@
 //! Errors raised outside the handlers (axum's extractor rejections, unknown methods, body
 //! limits) are rewritten into the same shape by `json_errors`, so no API answer is plain text.
 
+pub use super::error_code::ErrorCode;
+use crate::apps::policy::Finding;
 use crate::error::ServiceError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,13 +21,26 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `invalid_credentials`.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// For server errors: the id under which the details are in the device's log.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub request_id: Option<String>,
+    /// Data about the error for the client to act on, by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub details: Option<ErrorDetails>,
+}
+
+/// Typed data an error answer can carry, one variant per `kind`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ErrorDetails {
+    /// The policy findings that need an administrator's consent (`consent_required`, and
+    /// `app_held` for an app held until someone consents): resend with their ids in `consent`.
+    Findings { findings: Vec<Finding> },
 }
 
 #[derive(Debug)]
@@ -40,21 +55,36 @@ impl<E: Into<ServiceError>> From<E> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Builds an error response from parts; for the few errors raised outside the service layer.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    detailed_response(status, code, message, None)
+}
+
+fn detailed_response(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    details: Option<ErrorDetails>,
+) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
-            code: code.into(),
+            code,
             message: message.into(),
             request_id: None,
+            details,
         },
     };
     (status, Json(body)).into_response()
 }
 
-/// A server error's answer: a fixed message for its status and a fresh request id; `details`
-/// (which may name libraries, paths, D-Bus errors) goes only to the log, under that id.
-pub fn server_error(status: StatusCode, code: &str, details: &dyn std::fmt::Display) -> Response {
-    let request_id = crate::auth::tokens::new_id();
+/// A server error's answer: a fixed message for its status and the request's id (the one its
+/// span carries, see `request_id`); `details` (which may name libraries, paths, D-Bus errors)
+/// goes only to the log, under that id.
+pub fn server_error(
+    status: StatusCode,
+    code: ErrorCode,
+    details: &dyn std::fmt::Display,
+) -> Response {
+    let request_id = super::request_id::current();
     let message = match status {
         StatusCode::SERVICE_UNAVAILABLE => {
             "This part of the device is not available right now; try again in a moment."
@@ -69,9 +99,10 @@ pub fn server_error(status: StatusCode, code: &str, details: &dyn std::fmt::Disp
     }
     let body = ErrorBody {
         error: ErrorDetail {
-            code: code.into(),
+            code,
             message: message.into(),
             request_id: Some(request_id),
+            details: None,
         },
     };
     let mut response = (status, Json(body)).into_response();
@@ -84,26 +115,26 @@ pub fn server_error(status: StatusCode, code: &str, details: &dyn std::fmt::Disp
 }
 
 /// The stable code for a status, for errors that did not come with one.
-fn code_for_status(status: StatusCode) -> &'static str {
+fn code_for_status(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
-        StatusCode::UNAUTHORIZED => "unauthenticated",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::LENGTH_REQUIRED => "length_required",
-        StatusCode::PRECONDITION_FAILED => "edit_conflict",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::URI_TOO_LONG => "uri_too_long",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
-        StatusCode::TOO_MANY_REQUESTS => "throttled",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        StatusCode::BAD_GATEWAY => "bad_gateway",
-        s if s.is_server_error() => "internal",
-        _ => "http_error",
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidInput,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::NOT_ACCEPTABLE => ErrorCode::NotAcceptable,
+        StatusCode::CONFLICT => ErrorCode::Conflict,
+        StatusCode::LENGTH_REQUIRED => ErrorCode::LengthRequired,
+        StatusCode::PRECONDITION_FAILED => ErrorCode::EditConflict,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::RANGE_NOT_SATISFIABLE => ErrorCode::RangeNotSatisfiable,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::Throttled,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+        StatusCode::BAD_GATEWAY => ErrorCode::BadGateway,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::HttpError,
     }
 }
 
@@ -158,50 +189,59 @@ pub async fn json_errors(
     rebuilt
 }
 
-fn system_status(error: &crate::system::SystemError) -> (StatusCode, &'static str) {
+fn system_status(error: &crate::system::SystemError) -> (StatusCode, ErrorCode) {
     use crate::system::SystemError as S;
     match error {
-        S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        S::Refused { .. } => (StatusCode::CONFLICT, "system_refused"),
-        S::UnitNotManaged(_) => (StatusCode::NOT_FOUND, "not_found"),
-        S::ActionNotAllowed { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-        S::Journal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        S::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+        S::Refused { .. } => (StatusCode::CONFLICT, ErrorCode::SystemRefused),
+        S::UnitNotManaged(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        S::ActionNotAllowed { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        S::Journal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
     }
 }
 
-fn network_status(error: &crate::network::NetworkError) -> (StatusCode, &'static str) {
+fn network_status(error: &crate::network::NetworkError) -> (StatusCode, ErrorCode) {
     use crate::network::NetworkError as N;
     match error {
-        N::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "network_unavailable"),
-        N::Refused(_) => (StatusCode::CONFLICT, "network_refused"),
+        N::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NetworkUnavailable,
+        ),
+        N::Refused(_) => (StatusCode::CONFLICT, ErrorCode::NetworkRefused),
         N::NoInterface(_) | N::NoNetwork(_) | N::NotSaved(_) | N::NoCheckpoint(_) => {
-            (StatusCode::NOT_FOUND, "not_found")
+            (StatusCode::NOT_FOUND, ErrorCode::NotFound)
         }
-        N::NoConnection(_) => (StatusCode::CONFLICT, "no_connection"),
-        N::NoWifi => (StatusCode::NOT_FOUND, "no_wifi"),
+        N::NoConnection(_) => (StatusCode::CONFLICT, ErrorCode::NoConnection),
+        N::NoWifi => (StatusCode::NOT_FOUND, ErrorCode::NoWifi),
         // The request was well formed; this network needs what it did not give.
-        N::PasswordRequired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password_required"),
-        N::WrongPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_auth_failed"),
-        N::Unsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wifi_unsupported"),
-        N::ActivationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "activation_failed"),
-        N::ChangePending => (StatusCode::CONFLICT, "change_pending"),
+        N::PasswordRequired(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::PasswordRequired,
+        ),
+        N::WrongPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WifiAuthFailed),
+        N::Unsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WifiUnsupported),
+        N::ActivationFailed(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ActivationFailed,
+        ),
+        N::ChangePending => (StatusCode::CONFLICT, ErrorCode::ChangePending),
     }
 }
 
-fn files_status(error: &crate::files::FsError) -> (StatusCode, &'static str) {
+fn files_status(error: &crate::files::FsError) -> (StatusCode, ErrorCode) {
     use crate::files::FsError as F;
     match error {
-        F::Path(_) | F::IntoItself(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
-        F::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        F::Exists(_) => (StatusCode::CONFLICT, "exists"),
+        F::Path(_) | F::IntoItself(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPath),
+        F::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        F::Exists(_) => (StatusCode::CONFLICT, ErrorCode::Exists),
         F::NotADirectory(_) | F::IsADirectory(_) | F::NotRegular(_) | F::HardLinked(_) => {
-            (StatusCode::CONFLICT, "wrong_kind")
+            (StatusCode::CONFLICT, ErrorCode::WrongKind)
         }
-        F::NotEmpty(_) => (StatusCode::CONFLICT, "not_empty"),
-        F::CrossDevice(_) => (StatusCode::CONFLICT, "cross_device"),
-        F::Escapes(_) => (StatusCode::FORBIDDEN, "outside_root"),
-        F::Reserved(_) | F::PermissionDenied(_) => (StatusCode::FORBIDDEN, "forbidden"),
-        F::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        F::NotEmpty(_) => (StatusCode::CONFLICT, ErrorCode::NotEmpty),
+        F::CrossDevice(_) => (StatusCode::CONFLICT, ErrorCode::CrossDevice),
+        F::Escapes(_) => (StatusCode::FORBIDDEN, ErrorCode::OutsideRoot),
+        F::Reserved(_) | F::PermissionDenied(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        F::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
     }
 }
 
@@ -209,44 +249,54 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use ServiceError as E;
         let (status, code) = match &self.0 {
-            E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            E::TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required"),
+            E::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
+            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            E::TotpRequired => (StatusCode::UNAUTHORIZED, ErrorCode::TotpRequired),
             // A well-formed code that is not the right one: the request matches the document.
-            E::TotpInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "totp_invalid"),
-            E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            E::CsrfInvalid => (StatusCode::FORBIDDEN, "csrf_invalid"),
-            E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
-            E::SetupCodeInvalid => (StatusCode::FORBIDDEN, "setup_code_invalid"),
-            E::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
-            E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
-            E::UnknownName { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_name"),
-            E::InvalidAddress { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"),
-            E::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
-            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            E::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
-            E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            E::TotpInvalid => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::TotpInvalid),
+            E::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            E::CsrfInvalid => (StatusCode::FORBIDDEN, ErrorCode::CsrfInvalid),
+            E::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled),
+            E::SetupCodeInvalid => (StatusCode::FORBIDDEN, ErrorCode::SetupCodeInvalid),
+            E::AlreadyClaimed => (StatusCode::CONFLICT, ErrorCode::AlreadyClaimed),
+            E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidInput),
+            E::UnknownName { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UnknownName),
+            E::InvalidAddress { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidAddress)
+            }
+            E::UserExists(_) => (StatusCode::CONFLICT, ErrorCode::UserExists),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            E::LastAdmin => (StatusCode::CONFLICT, ErrorCode::LastAdmin),
+            E::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             E::Files(fs) => files_status(fs),
             E::System(sys) => system_status(sys),
             E::Network(net) => network_status(net),
             E::Disks(d) => match d {
-                crate::disks::DiskError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-                crate::disks::DiskError::SystemDisk(_) => (StatusCode::FORBIDDEN, "system_disk"),
-                crate::disks::DiskError::InUse(..) => (StatusCode::CONFLICT, "in_use"),
-                crate::disks::DiskError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+                crate::disks::DiskError::NotFound(_) => {
+                    (StatusCode::NOT_FOUND, ErrorCode::NotFound)
+                }
+                crate::disks::DiskError::SystemDisk(_) => {
+                    (StatusCode::FORBIDDEN, ErrorCode::SystemDisk)
+                }
+                crate::disks::DiskError::InUse(..) => (StatusCode::CONFLICT, ErrorCode::InUse),
+                crate::disks::DiskError::Invalid(_) => {
+                    (StatusCode::BAD_REQUEST, ErrorCode::InvalidInput)
+                }
                 crate::disks::DiskError::Tool { .. } => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                    (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
                 }
             },
-            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            E::UploadOffset { .. } => (StatusCode::CONFLICT, "upload_offset"),
-            E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "edit_conflict"),
-            E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            E::UploadOffset { .. } => (StatusCode::CONFLICT, ErrorCode::UploadOffset),
+            E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, ErrorCode::EditConflict),
+            E::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
             E::App(e) => app_status(e),
             E::Catalog(e) => catalog_status(e),
-            E::Convert(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_command"),
+            E::Convert(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidCommand),
             E::Update(e) => update_status(e),
-            E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            E::Store(_) | E::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
         };
         // Our own "not ready yet" texts are safe to show; every other 5xx wraps something
         // from a library (D-Bus, Docker, the store) and is shown only as a request id.
@@ -264,7 +314,7 @@ impl IntoResponse for ApiError {
         if let Some(first) = text.get_mut(0..1) {
             first.make_ascii_uppercase();
         }
-        let mut response = error_response(status, code, &text);
+        let mut response = detailed_response(status, code, &text, details(&self.0));
         if let E::Throttled { retry_after } = &self.0
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
@@ -272,6 +322,23 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The typed `details` of an error, for the kinds that have them.
+fn details(e: &ServiceError) -> Option<ErrorDetails> {
+    use crate::apps::lifecycle::AppError as A;
+    use crate::apps::record::Hold;
+    let findings = match e {
+        ServiceError::App(A::ConsentRequired(findings)) => findings,
+        ServiceError::App(A::Held { hold, .. }) => match hold.as_ref() {
+            Hold::Unconsented { findings, .. } => findings,
+            Hold::Refused { .. } => return None,
+        },
+        _ => return None,
+    };
+    Some(ErrorDetails::Findings {
+        findings: findings.clone(),
+    })
 }
 
 /// 5xx errors whose text the agent wrote itself and that tell the user something useful (an
@@ -289,35 +356,42 @@ fn own_words(e: &ServiceError) -> bool {
     }
 }
 
-fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, &'static str) {
+fn app_status(e: &crate::apps::lifecycle::AppError) -> (StatusCode, ErrorCode) {
     use crate::apps::lifecycle::AppError as A;
     use crate::apps::runtime::RuntimeError as R;
     match e {
         // A compose file, a host path or an architecture the device refuses: the request
         // matched the document (a compose file is any string there), its content did not fit.
-        A::Plan(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_compose"),
-        A::ConsentRequired(_) => (StatusCode::CONFLICT, "consent_required"),
-        A::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        A::AlreadyInstalled(_) => (StatusCode::CONFLICT, "app_exists"),
-        A::NameClash(_) => (StatusCode::CONFLICT, "name_clash"),
-        A::Architecture(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_architecture"),
-        A::Unhealthy { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "app_unhealthy"),
-        A::RolledBack { .. } => (StatusCode::CONFLICT, "update_rolled_back"),
-        A::Host(_) => (StatusCode::UNPROCESSABLE_ENTITY, "host_path_refused"),
-        A::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        A::Held { .. } => (StatusCode::CONFLICT, "app_held"),
+        A::Plan(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidCompose),
+        A::ConsentRequired(_) => (StatusCode::CONFLICT, ErrorCode::ConsentRequired),
+        A::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        A::AlreadyInstalled(_) => (StatusCode::CONFLICT, ErrorCode::AppExists),
+        A::NameClash(_) => (StatusCode::CONFLICT, ErrorCode::NameClash),
+        A::Architecture(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::UnsupportedArchitecture,
+        ),
+        A::Unhealthy { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::AppUnhealthy),
+        A::RolledBack { .. } => (StatusCode::CONFLICT, ErrorCode::UpdateRolledBack),
+        A::Host(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::HostPathRefused),
+        A::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        A::Held { .. } => (StatusCode::CONFLICT, ErrorCode::AppHeld),
         A::Runtime(r) => match r {
-            R::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable"),
-            R::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            R::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            R::Pull { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "image_pull_failed"),
-            R::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, "runtime_refused"),
+            R::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RuntimeUnavailable,
+            ),
+            R::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            R::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            R::Pull { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ImagePullFailed),
+            R::Engine(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::RuntimeRefused),
         },
     }
 }
 
-fn update_status(e: &crate::update::UpdateError) -> (StatusCode, &'static str) {
+fn update_status(e: &crate::update::UpdateError) -> (StatusCode, ErrorCode) {
     use crate::update::UpdateError as U;
+    use ErrorCode as C;
     let status = match e {
         U::NotConfigured(_) | U::Busy | U::NotAvailable | U::TrialPending | U::NoPendingReboot => {
             StatusCode::CONFLICT
@@ -328,21 +402,37 @@ fn update_status(e: &crate::update::UpdateError) -> (StatusCode, &'static str) {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     };
-    (status, e.code())
+    // The same codes as `UpdateError::code` (jobs and history keep them as strings); a test
+    // checks the two agree.
+    let code = match e {
+        U::NotConfigured(_) => C::UpdateNotConfigured,
+        U::RepoUnreachable(_) => C::UpdateRepoUnreachable,
+        U::IndexInvalid(_) => C::UpdateIndexInvalid,
+        U::Busy => C::UpdateBusy,
+        U::NotAvailable => C::UpdateNotAvailable,
+        U::TrialPending => C::UpdateTrialPending,
+        U::NoPendingReboot => C::UpdateNoPendingReboot,
+        U::BundleInvalid(_) => C::UpdateBundleInvalid,
+        U::Download(_) => C::UpdateDownloadFailed,
+        U::Storage(_) => C::UpdateStorageFailed,
+        U::Boot(_) => C::UpdateBootFailed,
+        U::Store(_) | U::Internal(_) => C::Internal,
+    };
+    (status, code)
 }
 
-fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, &'static str) {
+fn catalog_status(e: &crate::apps::catalog::CatalogError) -> (StatusCode, ErrorCode) {
     use crate::apps::catalog::CatalogError as C;
     match e {
         C::StoreNotFound(_) | C::AppNotFound { .. } | C::ImageNotFound(_) => {
-            (StatusCode::NOT_FOUND, "not_found")
+            (StatusCode::NOT_FOUND, ErrorCode::NotFound)
         }
-        C::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
-        C::NotAStore { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_store"),
-        C::BadUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"),
-        C::Exists(_) | C::Configured(_) => (StatusCode::CONFLICT, "conflict"),
-        C::Save(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        C::Media(_) => (StatusCode::BAD_GATEWAY, "image_unavailable"),
+        C::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidInput),
+        C::NotAStore { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::NotAStore),
+        C::BadUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidUrl),
+        C::Exists(_) | C::Configured(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+        C::Save(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        C::Media(_) => (StatusCode::BAD_GATEWAY, ErrorCode::ImageUnavailable),
     }
 }
 
@@ -489,6 +579,54 @@ mod tests {
             };
             assert!(message.starts_with("a: "), "{message}");
         }
+    }
+
+    #[test]
+    fn update_errors_answer_their_own_codes() {
+        use crate::update::UpdateError as U;
+        use hearth_ota::VerifyError;
+        let errors = [
+            U::NotConfigured(String::new()),
+            U::RepoUnreachable(String::new()),
+            U::IndexInvalid(VerifyError::Truncated { needed: 2, have: 1 }),
+            U::Busy,
+            U::NotAvailable,
+            U::TrialPending,
+            U::NoPendingReboot,
+            U::BundleInvalid(VerifyError::Truncated { needed: 2, have: 1 }),
+            U::Download(String::new()),
+            U::Storage(String::new()),
+            U::Boot(String::new()),
+            U::Store(crate::store::StoreError::Corrupt {
+                table: "t",
+                key: String::new(),
+                message: String::new(),
+            }),
+            U::Internal(String::new()),
+        ];
+        for e in errors {
+            assert_eq!(update_status(&e).1.as_str(), e.code(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn consent_findings_travel_as_details() {
+        use crate::apps::lifecycle::AppError;
+        use crate::apps::policy::{Finding, FindingKind};
+        let finding = Finding {
+            id: "privileged:web".into(),
+            kind: FindingKind::Privileged,
+            service: "web".into(),
+            subject: String::new(),
+            message: "runs privileged".into(),
+            app: None,
+        };
+        let error = ServiceError::App(AppError::ConsentRequired(vec![finding.clone()]));
+        let Some(ErrorDetails::Findings { findings }) = details(&error) else {
+            panic!("no findings in the details");
+        };
+        assert_eq!(findings, vec![finding]);
+        assert!(details(&ServiceError::LastAdmin).is_none());
     }
 
     #[test]

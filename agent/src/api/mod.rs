@@ -10,9 +10,11 @@ mod device;
 pub mod disks;
 mod doc_rules;
 pub mod error;
+mod error_code;
 mod files;
 pub mod models;
 mod network;
+mod request_id;
 mod security_headers;
 mod session;
 mod setup;
@@ -42,7 +44,15 @@ use utoipa_axum::routes;
     modifiers(&SecuritySchemes),
     // Wildcard routes are registered by hand (see `app`); their documentation comes from here.
     paths(files::get_path, files::put_path, files::post_path, files::delete_path),
-    components(schemas(error::ErrorBody, files::TextFile, crate::events::DiskEvent))
+    // Payloads outside JSON answers: events on the live stream, lines of the NDJSON log stream.
+    components(schemas(
+        error::ErrorBody,
+        files::TextFile,
+        crate::events::DiskEvent,
+        crate::events::AppProgress,
+        crate::events::AppStateChange,
+        crate::apps::runtime::LogLine
+    ))
 )]
 struct ApiDoc;
 
@@ -284,5 +294,7 @@ pub fn app(state: AppState) -> Router {
     // Outermost: keeps an unread HTTP/2 request body alive until the refusal is on its way, and
     // marks an HTTP/1 refusal that leaves the body unread `Connection: close`.
     .layer(axum::middleware::from_fn(crate::server::keep_unread_body))
+    // Around everything: each request's log lines carry its id (and 5xx bodies the same id).
+    .layer(axum::middleware::from_fn(request_id::span))
     .with_state(state)
 }

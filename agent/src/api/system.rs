@@ -1,7 +1,7 @@
 //! System status, the live event stream, the CA certificate and metrics.
 
 use super::auth::Session;
-use super::error::{ApiResult, error_response};
+use super::error::{ApiResult, ErrorCode, error_response};
 use crate::auth::tokens::secrets_equal;
 use crate::error::ServiceError;
 use crate::events::Event;
@@ -150,5 +150,9 @@ pub async fn metrics(State(state): State<AppState>, _access: MetricsAccess) -> R
 
 /// Unknown API paths.
 pub async fn api_not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "not_found", "No such API endpoint.")
+    error_response(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "No such API endpoint.",
+    )
 }

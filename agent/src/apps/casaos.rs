@@ -7,7 +7,7 @@ use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 
 /// Text in several languages, keyed by CasaOS locale (`en_US`, `zh_CN`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Localized(pub BTreeMap<String, String>);
 
 impl Localized {
@@ -47,7 +47,7 @@ impl Localized {
 }
 
 /// App-level `x-casaos`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct AppMeta {
     pub id: Option<String>,
     pub store_app_id: Option<String>,
@@ -78,7 +78,7 @@ pub struct AppMeta {
     pub fields: ServiceMeta,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Tips {
     pub before_install: Localized,
     /// Other tip sections (`custom`, ...), by name.
@@ -86,7 +86,7 @@ pub struct Tips {
 }
 
 /// Per-service `x-casaos`: descriptions of the settings a user may change.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ServiceMeta {
     pub envs: Vec<FieldDoc>,
     pub ports: Vec<FieldDoc>,
@@ -96,7 +96,7 @@ pub struct ServiceMeta {
 }
 
 /// One documented setting: the container-side name (env var, port, path) and its description.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct FieldDoc {
     pub container: String,
     pub description: Localized,

@@ -21,7 +21,19 @@ pub use access::{Others, SourceZone, zone_of_source};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     Privileged,
@@ -110,7 +122,9 @@ impl FindingKind {
 
 /// One thing that needs consent. `id` is stable across plans of the same app, so a consent
 /// recorded for `host_path:glances:/var/run/docker.sock` still applies after an update.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct Finding {
     pub id: String,
     pub kind: FindingKind,

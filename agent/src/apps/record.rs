@@ -6,7 +6,7 @@ use super::policy::Finding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AppSource {
     Store { store: String, app: String },
@@ -14,7 +14,7 @@ pub enum AppSource {
 }
 
 /// An admin's consent to one policy finding, with who and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Consent {
     pub finding: String,
     pub by: String,
@@ -62,7 +62,7 @@ pub struct AppRecord {
 }
 
 /// Why an installed app is held stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Hold {
     /// The policy finds things nobody consented to (after an agent upgrade, or another app was

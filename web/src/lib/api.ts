@@ -34,7 +34,9 @@ import type {
   CreateUserRequest,
   Entry,
   ErrorBody,
+  ErrorCode,
   ErrorDetail,
+  ErrorDetails,
   FileAction,
   Health,
   JobStatus,
@@ -61,24 +63,41 @@ import type {
 } from './types';
 import { encodePath, queryString, type QueryValue } from './files';
 
-/** A failed call: the agent's `{"error":{"code","message"}}`, or a transport failure. */
+/**
+ * Codes the dashboard gives failures that carry no code of the agent's: no answer at all, a
+ * cancelled upload, an answer that is not the agent's error shape (`http_<status>`), a thrown
+ * value that is not an error, an install that failed after its answer was lost.
+ */
+export type ClientErrorCode = 'network_error' | 'upload_cancelled' | 'unexpected' | 'install_failed' | `http_${number}`;
+
+/** A failed call: the agent's `{"error":{"code","message","details"}}`, or a transport failure. */
 export class ApiError extends Error {
   readonly status: number;
-  readonly code: string;
+  /** The agent's code (its OpenAPI document's `ErrorCode`), or one of the dashboard's own. */
+  readonly code: ErrorCode | ClientErrorCode;
   /** Seconds from a `Retry-After` header (429 `throttled`), when the server sent one. */
   readonly retryAfter: number | null;
+  /** The error's typed data, when the agent sent some (the findings of `consent_required`). */
+  readonly details: ErrorDetails | null;
 
-  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
+  constructor(
+    status: number,
+    code: ErrorCode | ClientErrorCode,
+    message: string,
+    retryAfter: number | null = null,
+    details: ErrorDetails | null = null,
+  ) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.details = details;
   }
 }
 
 /** Code used when the request never got an HTTP answer. */
-export const NETWORK_ERROR = 'network_error';
+export const NETWORK_ERROR = 'network_error' satisfies ClientErrorCode;
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** The two calls that create a session and therefore cannot have a token yet. */
@@ -104,17 +123,20 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
 /** Turns a non-2xx response into an ApiError, whatever its body looks like. */
 export async function errorFromResponse(res: Response): Promise<ApiError> {
   const retryAfter = parseRetryAfter(res.headers.get('Retry-After'));
-  let code = `http_${res.status}`;
+  let code: ErrorCode | ClientErrorCode = `http_${res.status}`;
   let message = res.statusText || `HTTP ${res.status}`;
+  let details: ErrorDetails | null = null;
   try {
     const body = (await res.json()) as Partial<ErrorBody> | null;
     const err = body?.error as Partial<Record<keyof ErrorDetail, unknown>> | undefined;
-    if (err && typeof err.code === 'string') code = err.code;
+    // The agent's document lists every code it sends; a newer agent's code is passed on as is.
+    if (err && typeof err.code === 'string') code = err.code as ErrorCode;
     if (err && typeof err.message === 'string') message = err.message;
+    if (err && typeof err.details === 'object' && err.details !== null) details = err.details as ErrorDetails;
   } catch {
     // Not JSON (a proxy's HTML page, an empty body): keep the HTTP status as the code.
   }
-  return new ApiError(res.status, code, message, retryAfter);
+  return new ApiError(res.status, code, message, retryAfter, details);
 }
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;

@@ -447,18 +447,11 @@ export function debounce<A extends unknown[]>(fn: (...a: A) => void, ms: number)
 }
 
 /**
- * The findings named in a `consent_required` error ("needs consent for: MESSAGE (ID); …"),
- * for changes the dashboard cannot plan ahead (settings edits, updates).
+ * The findings a `consent_required` refusal lists (in its `details`), for changes the dashboard
+ * cannot plan ahead (settings edits, updates); none for any other error.
  */
-export function findingsFromConsentError(message: string): Finding[] {
-  const colon = message.indexOf(': ');
-  const list = colon === -1 ? message : message.slice(colon + 2);
-  const out: Finding[] = [];
-  for (const part of list.split('; ')) {
-    const m = /^(.*) \(([a-z_]+):([^:()]+)(?::([^()]*))?\)$/.exec(part.trim());
-    if (m) out.push({ id: `${m[2]}:${m[3]}${m[4] !== undefined ? `:${m[4]}` : ''}`, kind: m[2], service: m[3], subject: m[4] ?? '', message: m[1] });
-  }
-  return out;
+export function consentFindings(e: ApiError): Finding[] {
+  return e.details?.kind === 'findings' ? e.details.findings : [];
 }
 
 // ---- Calls that outlive their connection ------------------------------------------------

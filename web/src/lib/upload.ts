@@ -2,7 +2,7 @@
 // After a network failure the agent is asked how much arrived (`bytes */TOTAL`, empty body) and
 // the upload continues from there, so a dropped connection costs at most one chunk.
 
-import { ApiError, NETWORK_ERROR, errorFromResponse, type FetchLike } from './api';
+import { ApiError, NETWORK_ERROR, errorFromResponse, type ClientErrorCode, type FetchLike } from './api';
 import type { UploadProgress } from './types';
 
 export const CHUNK_SIZE = 8 * 1024 * 1024;
@@ -85,7 +85,7 @@ export function xhrTransport(): Transport {
 }
 
 /** Code of the ApiError thrown when the caller cancelled the upload. */
-export const UPLOAD_CANCELLED = 'upload_cancelled';
+export const UPLOAD_CANCELLED = 'upload_cancelled' satisfies ClientErrorCode;
 
 export interface UploadOptions {
   file: Blob;

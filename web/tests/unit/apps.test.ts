@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, NETWORK_ERROR } from '../../src/lib/api';
+import { ApiError, NETWORK_ERROR, errorFromResponse } from '../../src/lib/api';
 import {
   LogBuffer,
   actionCheck,
@@ -11,7 +11,7 @@ import {
   PullTracker,
   appIdProblem,
   applyStateEvent,
-  findingsFromConsentError,
+  consentFindings,
   formFromServices,
   installFormFromPlan,
   keepConsent,
@@ -29,7 +29,7 @@ import {
   toggleConsent,
   unsetVariables,
 } from '../../src/lib/apps';
-import type { AppView, CatalogEntry, ContainerStatus, Plan, ServiceSettings } from '../../src/lib/types';
+import type { AppView, CatalogEntry, ContainerStatus, Finding, Plan, ServiceSettings } from '../../src/lib/types';
 
 const entry = (over: Partial<CatalogEntry>): CatalogEntry => ({
   store: 'main',
@@ -135,7 +135,7 @@ describe('logs', () => {
   });
 });
 
-const container = (state: string): ContainerStatus => ({
+const container = (state: ContainerStatus['state']): ContainerStatus => ({
   id: 'x',
   name: 'n',
   state,
@@ -230,6 +230,9 @@ describe('install dialog → request', () => {
     app_id: 'webapp',
     containers: [],
     host_folders: [],
+    networks: [],
+    volumes: [],
+    files: [],
     ports: [
       { service: 'web', container_port: 8080, protocol: 'tcp', requested: 28080, host_port: 28081 },
       { service: 'web', container_port: 9000, protocol: 'tcp', requested: null, host_port: null },
@@ -269,13 +272,18 @@ describe('install dialog → request', () => {
     expect([...toggleConsent(consent, 'privileged:web', false)]).toEqual(['gone:web']);
   });
 
-  it('reads findings back from a consent_required message', () => {
-    const msg =
-      'the app needs an administrator\'s consent for: runs privileged (privileged:web); bind mount /etc (host_path:web:/etc)';
-    expect(findingsFromConsentError(msg)).toEqual([
+  it('reads the findings of a consent_required refusal from its details', async () => {
+    const findings = [
       { id: 'privileged:web', kind: 'privileged', service: 'web', subject: '', message: 'runs privileged' },
       { id: 'host_path:web:/etc', kind: 'host_path', service: 'web', subject: '/etc', message: 'bind mount /etc' },
-    ]);
+    ] satisfies Finding[];
+    const body = {
+      error: { code: 'consent_required', message: 'the app needs consent', details: { kind: 'findings', findings } },
+    };
+    const refusal = await errorFromResponse(new Response(JSON.stringify(body), { status: 409 }));
+    expect(refusal.code).toBe('consent_required');
+    expect(consentFindings(refusal)).toEqual(findings);
+    expect(consentFindings(new ApiError(409, 'conflict', 'no details'))).toEqual([]);
   });
 
   it('checks custom app ids like the agent', () => {

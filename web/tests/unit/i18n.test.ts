@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiError, NETWORK_ERROR } from '../../src/lib/api';
 import { errorText, interpolate, pickLocale, t } from '../../src/lib/i18n';
 import { en } from '../../src/lib/locales/en';
+import type { ErrorCode } from '../../src/lib/types';
 
 const SRC = join(__dirname, '../../src');
 
@@ -90,7 +91,8 @@ describe('t and friends', () => {
 
   it('shows the server message for invalid_input and unknown codes, never 5xx internals', () => {
     expect(errorText(new ApiError(400, 'invalid_input', 'hostname: too long'))).toBe('hostname: too long');
-    expect(errorText(new ApiError(418, 'teapot', 'I am a teapot'))).toBe('I am a teapot');
+    // A code this dashboard does not know yet (a newer agent's).
+    expect(errorText(new ApiError(418, 'teapot' as ErrorCode, 'I am a teapot'))).toBe('I am a teapot');
     expect(errorText(new ApiError(500, 'internal', 'db exploded'))).toBe(en['error.server']);
     expect(errorText(new Error('boom'))).toBe(en['error.unexpected']);
   });

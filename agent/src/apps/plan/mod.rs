@@ -83,10 +83,29 @@ pub struct AppSettings {
     /// Environment overrides per service.
     pub env: BTreeMap<String, BTreeMap<String, String>>,
     /// Host port overrides per service: container port (`"80"` or `"53/udp"`) → host port.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, PortNumber>>)]
     pub ports: BTreeMap<String, BTreeMap<String, u16>>,
     /// Bind source overrides per service: container path → host path.
     pub volumes: BTreeMap<String, BTreeMap<String, String>>,
 }
+
+/// A port number as the API document states it: an integer from 0 to 65535 (the derive says
+/// only "an integer of at least 0" for a `u16`). For `#[schema(value_type)]`.
+pub struct PortNumber;
+
+impl utoipa::PartialSchema for PortNumber {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(0))
+            .maximum(Some(u16::MAX))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PortNumber {}
 
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {

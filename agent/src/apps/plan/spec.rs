@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     /// The app id, also the Compose project name.
     pub app_id: String,
@@ -18,6 +18,7 @@ pub struct Plan {
     pub networks: Vec<NetworkSpec>,
     pub volumes: Vec<VolumeSpec>,
     /// Folders to create (owned by PUID:PGID) before the containers start.
+    #[schema(value_type = Vec<String>)]
     pub host_folders: Vec<PathBuf>,
     /// Files to write before the containers start (Compose `configs`/`secrets` with content).
     pub files: Vec<FileSpec>,
@@ -35,7 +36,7 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContainerSpec {
     pub service: String,
     pub name: String,
@@ -94,7 +95,7 @@ pub struct ContainerSpec {
     pub device_cgroup_rules: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortBinding {
     pub host_ip: Option<String>,
     /// `None`: Docker picks an ephemeral host port.
@@ -103,7 +104,7 @@ pub struct PortBinding {
     pub protocol: Protocol,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortAssignment {
     pub service: String,
     pub container_port: u16,
@@ -114,10 +115,12 @@ pub struct PortAssignment {
     pub host_port: Option<u16>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PlanMount)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Mount {
     Bind {
+        #[schema(value_type = String)]
         source: PathBuf,
         target: String,
         read_only: bool,
@@ -144,7 +147,7 @@ impl Mount {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "target", rename_all = "snake_case")]
 pub enum NetworkMode {
     /// Attached to the project's networks (`networks` field).
@@ -159,7 +162,7 @@ pub enum NetworkMode {
     Container(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NetworkAttachment {
     /// Docker network name.
     pub network: String,
@@ -168,7 +171,7 @@ pub struct NetworkAttachment {
     pub ipv6_address: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     No,
@@ -177,14 +180,14 @@ pub enum RestartPolicy {
     OnFailure(Option<u32>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceMapping {
     pub host: String,
     pub container: String,
     pub permissions: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GpuRequest {
     pub driver: Option<String>,
     /// -1 for all.
@@ -193,20 +196,20 @@ pub struct GpuRequest {
     pub capabilities: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ulimit {
     pub name: String,
     pub soft: i64,
     pub hard: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogConfig {
     pub driver: Option<String>,
     pub options: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Healthcheck {
     /// Docker's form: `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
     pub test: Vec<String>,
@@ -217,14 +220,14 @@ pub struct Healthcheck {
     pub retries: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dependency {
     pub service: String,
     pub condition: DependencyCondition,
     pub required: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyCondition {
     ServiceStarted,
@@ -232,7 +235,7 @@ pub enum DependencyCondition {
     ServiceCompletedSuccessfully,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NetworkSpec {
     /// The key in the compose file (`default` for the implicit one).
     pub key: String,
@@ -245,7 +248,7 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeSpec {
     pub key: String,
     pub name: String,
@@ -255,14 +258,15 @@ pub struct VolumeSpec {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileSpec {
+    #[schema(value_type = String)]
     pub path: PathBuf,
     pub content: String,
 }
 
 /// Where the app's web interface is: built from `port_map`, `scheme` and `index`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebUi {
     pub scheme: String,
     pub port: u16,

@@ -39,7 +39,7 @@ pub struct PullProgress {
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContainerState {
     Created,
@@ -52,7 +52,8 @@ pub enum ContainerState {
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ContainerHealth)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// The container has no healthcheck.
@@ -63,7 +64,7 @@ pub enum Health {
 }
 
 /// What the runtime says about one container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ContainerStatus {
     pub id: String,
     pub name: String,
@@ -83,14 +84,14 @@ pub struct ProjectObjects {
     pub volumes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     Stdout,
     Stderr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub container: String,
     pub stream: LogStream,
@@ -104,7 +105,8 @@ pub struct LogOptions {
     pub tail: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AppStats)]
 pub struct Stats {
     pub cpu_percent: f64,
     pub memory_bytes: u64,
