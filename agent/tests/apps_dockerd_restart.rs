@@ -6,13 +6,16 @@
 //! In its own test binary because it stops the shared `dockerd` (cargo runs test binaries one
 //! after another, so no other Docker test runs meanwhile); its tests take turns (`SERIAL`).
 
+#[path = "integration/apps_common/mod.rs"]
 mod apps_common;
 
 use apps_common::{
     assert_nothing_left, env, marker, request, service, swapper_script, unique, wait_file, webapp,
 };
+use hearth_agent::events::Event;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
 
 /// One daemon restart at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -48,6 +51,7 @@ fn restart_dockerd() {
             .status()
             .expect("kill");
     }
+    // Polled with a deadline: dockerd is not our child, so nothing tells us when it is gone.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !dockerd_pids().is_empty() {
         assert!(Instant::now() < deadline, "dockerd did not stop in 60 s");
@@ -84,23 +88,24 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
     );
     assert!(compose.contains("\"false\""), "fixture changed");
 
+    let mut events = e.events.subscribe();
     let apps = e.apps.clone();
     let req = request(&id, compose);
     let install = tokio::spawn(async move { apps.install(req).await });
 
-    // Wait until the install created its containers, then restart the daemon.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let o = e.runtime.project_objects(Some(&id)).await.expect("list");
-        if !o.containers.is_empty() {
-            break;
+    // Restart the daemon once the install has created and started every container: it then
+    // announces that it waits for the app to become healthy.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::AppProgress(p)) if p.app == id && p.phase == "health" => break,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => panic!("the event bus closed"),
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the install created no container"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
+    .expect("the install never created its containers");
     tokio::task::spawn_blocking(restart_dockerd)
         .await
         .expect("restart");
@@ -118,6 +123,7 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
     assert_nothing_left(&e, &id).await;
 }
 
+/// Polled with a deadline: a restarted engine announces nothing until it answers.
 async fn wait_for_engine(e: &apps_common::Env) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while e.runtime.ping().await.is_err() {

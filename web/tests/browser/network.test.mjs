@@ -1,5 +1,5 @@
 // The Network page in Chromium against the real agent, whose network API talks D-Bus to a mock
-// NetworkManager (agent/tests/common/nm_mock.rs, served on the test system bus by
+// NetworkManager (agent/tests/integration/common/nm_mock.rs, served on the test system bus by
 // agent/examples/mock_system_bus.rs with the real names, paths and signatures): eth0 connected by
 // DHCP, wlan0 idle with networks in range, a saved "OldCafe" Wi-Fi profile. The NetworkManager
 // calls the agent makes are read back from the bus ("nm checkpoint …", "nm rollback …").

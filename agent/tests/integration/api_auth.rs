@@ -1,7 +1,7 @@
 //! Every route of the OpenAPI document refuses requests without a session, however the request
 //! dresses itself up: from loopback, with forwarding headers, or with `Host: localhost`.
 
-mod common;
+use crate::common;
 
 use common::{Agent, error_code};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! connection caps, header timeouts, HTTP/2 refusals that still deliver their JSON, and HTTP/1
 //! refusals that say they close the connection.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD, error_code};
 use reqwest::{Client, Method, StatusCode};

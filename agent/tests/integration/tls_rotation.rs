@@ -1,7 +1,7 @@
 //! Rotating the device CA through the API, against the real agent over real TLS: the old CA
 //! keeps working until activation, then only clients that trust the new CA connect.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD, error_code};
 use reqwest::{Client, Method, StatusCode};

@@ -1,6 +1,6 @@
 //! The first-boot claim: one-time, code-protected, throttled, and race-free.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD, error_code};
 use reqwest::{Method, StatusCode};

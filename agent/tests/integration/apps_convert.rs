@@ -1,7 +1,7 @@
 //! `POST /api/v1/apps/convert` on a real agent: a `docker run` command becomes compose YAML that
 //! the planner accepts; bad commands get a 400 with the reason.
 
-mod common;
+use crate::common;
 
 use common::{Agent, error_code};
 use reqwest::{Method, StatusCode};
