@@ -9,12 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertAccessible,
   assertClean,
-  claimByApi,
-  launchBrowser,
-  openPage,
   screenshot,
+  setup,
   signIn,
-  startAgent,
 } from './helpers.mjs';
 
 /** The Wi-Fi password of the mock's HomeNet (nm_mock::HOME_PSK). */
@@ -22,7 +19,6 @@ const HOME_PSK = 'correct horse battery';
 
 describe('network page (real agent, mock NetworkManager on the system bus)', () => {
   let agent;
-  let browser;
   let admin;
   let page;
   let problems;
@@ -30,11 +26,11 @@ describe('network page (real agent, mock NetworkManager on the system bus)', () 
   const seen = [];
   const nmCalls = () => agent.systemCalls().filter((c) => c.startsWith('nm '));
 
+  let fixture;
+
   before(async () => {
-    agent = await startAgent({ systemBus: true });
-    admin = await claimByApi(agent);
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
+    fixture = await setup({ agent: { systemBus: true } });
+    ({ agent, admin, page, problems } = fixture);
     page.on('request', (req) => {
       const path = new URL(req.url()).pathname;
       if (path.startsWith('/api/v1/network/')) seen.push(`${req.method()} ${path} ${req.postData() ?? ''}`.trim());
@@ -42,10 +38,7 @@ describe('network page (real agent, mock NetworkManager on the system bus)', () 
     await signIn(page, admin, '/network', 'Network');
   });
 
-  after(async () => {
-    await browser?.close();
-    await agent?.stop();
-  });
+  after(() => fixture?.teardown());
 
   it('lists the interfaces with state, speed and addresses', async () => {
     const eth = page.getByTestId('iface-eth0');
