@@ -3,15 +3,13 @@
 
 use crate::common;
 
-use common::{Agent, error_code};
+use common::error_code;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_run_commands_convert_over_https() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::start(dir.path());
-    let mut s = agent.claim().await;
+    let (_agent, mut s) = common::claimed_agent().await;
     let cmd = "docker run -d -p 18181:80 -e A=B --name web --restart unless-stopped --frobnicate nginx:1.27";
     let (status, body) = s
         .send(
