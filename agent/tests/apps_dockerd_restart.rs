@@ -12,10 +12,8 @@ mod apps_common;
 use apps_common::{
     assert_nothing_left, env, marker, request, service, swapper_script, unique, wait_file, webapp,
 };
-use hearth_agent::events::Event;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
 
 /// One daemon restart at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -88,24 +86,25 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
     );
     assert!(compose.contains("\"false\""), "fixture changed");
 
-    let mut events = e.events.subscribe();
     let apps = e.apps.clone();
     let req = request(&id, compose);
     let install = tokio::spawn(async move { apps.install(req).await });
 
-    // Restart the daemon once the install has created and started every container: it then
-    // announces that it waits for the app to become healthy.
-    tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            match events.recv().await {
-                Ok(Event::AppProgress(p)) if p.app == id && p.phase == "health" => break,
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => panic!("the event bus closed"),
-            }
+    // Wait until the install created its containers, then restart the daemon. Polled with a
+    // deadline: the install announces a container only before creating it, and then waits for
+    // `db` to become healthy before it creates `web` (no "health" phase event comes).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = e.runtime.project_objects(Some(&id)).await.expect("list");
+        if !o.containers.is_empty() {
+            break;
         }
-    })
-    .await
-    .expect("the install never created its containers");
+        assert!(
+            Instant::now() < deadline,
+            "the install created no container"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::task::spawn_blocking(restart_dockerd)
         .await
         .expect("restart");
