@@ -9,9 +9,9 @@
 //! NetworkManager call (checkpoint, add-activate, rollback, …), and runs until SIGTERM or
 //! SIGINT.
 
-#[path = "../tests/common/dbus_mock.rs"]
+#[path = "../tests/integration/common/dbus_mock.rs"]
 mod dbus_mock;
-#[path = "../tests/common/nm_mock.rs"]
+#[path = "../tests/integration/common/nm_mock.rs"]
 mod nm_mock;
 
 use std::io::Write;

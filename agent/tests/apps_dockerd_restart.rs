@@ -6,6 +6,7 @@
 //! In its own test binary because it stops the shared `dockerd` (cargo runs test binaries one
 //! after another, so no other Docker test runs meanwhile); its tests take turns (`SERIAL`).
 
+#[path = "integration/apps_common/mod.rs"]
 mod apps_common;
 
 use apps_common::{
@@ -48,6 +49,7 @@ fn restart_dockerd() {
             .status()
             .expect("kill");
     }
+    // Polled with a deadline: dockerd is not our child, so nothing tells us when it is gone.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !dockerd_pids().is_empty() {
         assert!(Instant::now() < deadline, "dockerd did not stop in 60 s");
@@ -88,7 +90,9 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
     let req = request(&id, compose);
     let install = tokio::spawn(async move { apps.install(req).await });
 
-    // Wait until the install created its containers, then restart the daemon.
+    // Wait until the install created its containers, then restart the daemon. Polled with a
+    // deadline: the install announces a container only before creating it, and then waits for
+    // `db` to become healthy before it creates `web` (no "health" phase event comes).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let o = e.runtime.project_objects(Some(&id)).await.expect("list");
@@ -118,6 +122,7 @@ async fn docker_restarted_during_an_install_fails_cleanly_and_reconcile_leaves_n
     assert_nothing_left(&e, &id).await;
 }
 
+/// Polled with a deadline: a restarted engine announces nothing until it answers.
 async fn wait_for_engine(e: &apps_common::Env) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while e.runtime.ping().await.is_err() {

@@ -1,7 +1,7 @@
 //! The agent's persistent state: users, sessions, device settings and identity, in sled.
 //!
 //! Every write is flushed to disk before the call returns, so a write the API acknowledged
-//! survives `kill -9` of the agent (`tests/store_crash.rs` proves it). Multi-record changes (the
+//! survives `kill -9` of the agent (`tests/integration/store_crash.rs` proves it). Multi-record changes (the
 //! claim, deleting a user with their sessions) are sled transactions. This module owns the
 //! on-disk schema and its version; nothing else opens the database.
 

@@ -6,13 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertAccessible,
   assertClean,
-  expectHeading,
   call,
-  claimByApi,
-  launchBrowser,
+  expectHeading,
   openPage,
   screenshot,
-  startAgent,
+  setup,
   totp,
 } from './helpers.mjs';
 
@@ -33,20 +31,14 @@ describe('account page', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
 
+  let fixture;
+
   before(async () => {
-    agent = await startAgent();
-    admin = await claimByApi(agent);
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
-    await page.goto('/account');
-    await fillLogin(admin.password);
-    await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
+    fixture = await setup({ signInAt: ['/account', 'Account'] });
+    ({ agent, admin, browser, page, problems } = fixture);
   });
 
-  after(async () => {
-    await browser?.close();
-    await agent?.stop();
-  });
+  after(() => fixture?.teardown());
 
   it('changes the password and keeps this session', async () => {
     // A second browser signed in as the same user: its session ends with the change.

@@ -19,13 +19,11 @@ import {
   assertAccessible,
   assertClean,
   call,
-  claimByApi,
   expectHeading,
-  launchBrowser,
   openPage,
   screenshot,
+  setup,
   signIn,
-  startAgent,
 } from './helpers.mjs';
 
 const run = promisify(execFile);
@@ -98,6 +96,7 @@ describe('apps pages', () => {
   let storeDir;
   let port;
   let admin;
+  let fixture;
 
   before(async () => {
     // A missing engine is a failure, not a skip (as in the Rust tests).
@@ -105,17 +104,17 @@ describe('apps pages', () => {
     port = await freePort();
     storeDir = await mkdtemp(join(tmpdir(), 'hearth-web-store-'));
     await makeStore(storeDir, port);
-    agent = await startAgent({ config: { app_stores: [storeDir] } });
-    admin = await claimByApi(agent);
-    // The "open" link names the device (<hostname>.local); the browser resolves it to this machine.
-    browser = await launchBrowser({ args: ['--host-resolver-rules=MAP *.local 127.0.0.1'] });
-    ({ page, problems } = await openPage(browser, agent));
-    await signIn(page, admin, '/apps/store', 'App store');
+    fixture = await setup({
+      agent: { config: { app_stores: [storeDir] } },
+      // The "open" link names the device (<hostname>.local); the browser resolves it to this machine.
+      browserArgs: ['--host-resolver-rules=MAP *.local 127.0.0.1'],
+      signInAt: ['/apps/store', 'App store'],
+    });
+    ({ agent, admin, browser, page, problems } = fixture);
   });
 
   after(async () => {
-    await browser?.close();
-    await agent?.stop();
+    await fixture?.teardown();
     // Whatever a failed run left behind.
     for (const id of await dockerObjects('container').catch(() => [])) await run('docker', ['rm', '-f', id]).catch(() => {});
     for (const id of await dockerObjects('network').catch(() => [])) await run('docker', ['network', 'rm', id]).catch(() => {});

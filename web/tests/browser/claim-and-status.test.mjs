@@ -7,10 +7,9 @@ import {
   assertAccessible,
   assertClean,
   call,
-  launchBrowser,
   openPage,
   screenshot,
-  startAgent,
+  setup,
   waitForChartPoints,
 } from './helpers.mjs';
 
@@ -22,16 +21,14 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
   let page;
   let problems;
 
+  let fixture;
+
   before(async () => {
-    agent = await startAgent();
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
+    fixture = await setup({ claim: false });
+    ({ agent, browser, page, problems } = fixture);
   });
 
-  after(async () => {
-    await browser?.close();
-    await agent?.stop();
-  });
+  after(() => fixture?.teardown());
 
   it('serves the dashboard under the strict CSP', async () => {
     const res = await call(agent, 'GET', '/');

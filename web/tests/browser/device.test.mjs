@@ -14,13 +14,11 @@ import {
   assertAccessible,
   assertClean,
   call,
-  claimByApi,
   expectHeading,
-  launchBrowser,
   openPage,
   screenshot,
+  setup,
   signIn,
-  startAgent,
 } from './helpers.mjs';
 
 /** 150 journal entries, one a minute, newest last; every tenth an error, every seventh a warning. */
@@ -78,18 +76,19 @@ describe('device pages: settings, services, storage, network', () => {
     await expectHeading(page, name);
   }
 
+  let fixture;
+
   before(async () => {
     toolDir = await mkdtemp(join(tmpdir(), 'hearth-web-tools-'));
-    agent = await startAgent({ systemBus: { networkManager: false }, config: { journalctl: await fakeJournalctl(toolDir) } });
-    admin = await claimByApi(agent);
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
-    await signIn(page, admin, '/settings', 'Settings');
+    fixture = await setup({
+      agent: { systemBus: { networkManager: false }, config: { journalctl: await fakeJournalctl(toolDir) } },
+      signInAt: ['/settings', 'Settings'],
+    });
+    ({ agent, admin, browser, page, problems } = fixture);
   });
 
   after(async () => {
-    await browser?.close();
-    await agent?.stop();
+    await fixture?.teardown();
     if (toolDir) await rm(toolDir, { recursive: true, force: true });
   });
 

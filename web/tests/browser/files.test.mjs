@@ -12,13 +12,11 @@ import {
   assertAccessible,
   assertClean,
   call,
-  claimByApi,
   expectHeading,
-  launchBrowser,
   openPage,
   screenshot,
+  setup,
   signIn,
-  startAgent,
 } from './helpers.mjs';
 
 const MiB = 1024 * 1024;
@@ -61,19 +59,15 @@ describe('files page', () => {
     await page.locator(`[data-testid="upload-${name}"][data-state="done"]`).waitFor({ timeout: 60_000 });
   }
 
+  let fixture;
+
   before(async () => {
-    agent = await startAgent();
-    admin = await claimByApi(agent);
+    fixture = await setup({ signInAt: ['/files', 'Files'] });
+    ({ agent, admin, browser, page, problems } = fixture);
     home = join(agent.dataDir, 'files/home', admin.username);
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
-    await signIn(page, admin, '/files', 'Files');
   });
 
-  after(async () => {
-    await browser?.close();
-    await agent?.stop();
-  });
+  after(() => fixture?.teardown());
 
   it('opens the first place and shows an empty folder', async () => {
     await page.waitForURL('**/files/home');

@@ -108,6 +108,32 @@ export async function startAgent(options = {}) {
   }
 }
 
+/**
+ * The start most specs share: an agent (`agent`: the options of startAgent) whose device an admin
+ * claimed through the API (unless `claim: false`), Chromium (`browserArgs`: extra flags) and one
+ * page, signed in at `signInAt` ([path, heading], as signIn) when given.
+ * Returns { agent, admin, browser, page, problems, teardown }; call teardown() in `after`: it
+ * closes the browser and stops the agent. A step that fails stops what was started, then throws.
+ */
+export async function setup({ agent: agentOptions = {}, claim = true, browserArgs, signInAt } = {}) {
+  const fixture = { agent: null, admin: null, browser: null, page: null, problems: null };
+  fixture.teardown = async () => {
+    await fixture.browser?.close();
+    await fixture.agent?.stop();
+  };
+  try {
+    fixture.agent = await startAgent(agentOptions);
+    if (claim) fixture.admin = await claimByApi(fixture.agent);
+    fixture.browser = await launchBrowser({ args: browserArgs });
+    ({ page: fixture.page, problems: fixture.problems } = await openPage(fixture.browser, fixture.agent));
+    if (signInAt) await signIn(fixture.page, fixture.admin, ...signInAt);
+  } catch (e) {
+    await fixture.teardown();
+    throw e;
+  }
+  return fixture;
+}
+
 export const MOCK_BUS_BIN =
   process.env.HEARTH_MOCK_BUS_BIN ?? join(dirname(AGENT_BIN), 'examples/mock_system_bus');
 

@@ -1,5 +1,5 @@
 // The Network page in Chromium against the real agent, whose network API talks D-Bus to a mock
-// NetworkManager (agent/tests/common/nm_mock.rs, served on the test system bus by
+// NetworkManager (agent/tests/integration/common/nm_mock.rs, served on the test system bus by
 // agent/examples/mock_system_bus.rs with the real names, paths and signatures): eth0 connected by
 // DHCP, wlan0 idle with networks in range, a saved "OldCafe" Wi-Fi profile. The NetworkManager
 // calls the agent makes are read back from the bus ("nm checkpoint …", "nm rollback …").
@@ -9,12 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertAccessible,
   assertClean,
-  claimByApi,
-  launchBrowser,
-  openPage,
   screenshot,
+  setup,
   signIn,
-  startAgent,
 } from './helpers.mjs';
 
 /** The Wi-Fi password of the mock's HomeNet (nm_mock::HOME_PSK). */
@@ -22,7 +19,6 @@ const HOME_PSK = 'correct horse battery';
 
 describe('network page (real agent, mock NetworkManager on the system bus)', () => {
   let agent;
-  let browser;
   let admin;
   let page;
   let problems;
@@ -30,11 +26,11 @@ describe('network page (real agent, mock NetworkManager on the system bus)', () 
   const seen = [];
   const nmCalls = () => agent.systemCalls().filter((c) => c.startsWith('nm '));
 
+  let fixture;
+
   before(async () => {
-    agent = await startAgent({ systemBus: true });
-    admin = await claimByApi(agent);
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
+    fixture = await setup({ agent: { systemBus: true } });
+    ({ agent, admin, page, problems } = fixture);
     page.on('request', (req) => {
       const path = new URL(req.url()).pathname;
       if (path.startsWith('/api/v1/network/')) seen.push(`${req.method()} ${path} ${req.postData() ?? ''}`.trim());
@@ -42,10 +38,7 @@ describe('network page (real agent, mock NetworkManager on the system bus)', () 
     await signIn(page, admin, '/network', 'Network');
   });
 
-  after(async () => {
-    await browser?.close();
-    await agent?.stop();
-  });
+  after(() => fixture?.teardown());
 
   it('lists the interfaces with state, speed and addresses', async () => {
     const eth = page.getByTestId('iface-eth0');

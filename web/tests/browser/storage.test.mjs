@@ -12,25 +12,20 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertAccessible,
   assertClean,
-  claimByApi,
-  launchBrowser,
-  openPage,
   screenshot,
-  signIn,
-  startAgent,
+  setup,
 } from './helpers.mjs';
 
 const run = promisify(execFile);
 
 describe('storage page with a loop device', () => {
   let agent;
-  let browser;
-  let admin;
   let page;
   let problems;
   let dir;
   let device; // "/dev/loopN"
   let name; // "loopN"
+  let fixture;
 
   const card = () => page.getByTestId(`disk-${name}`);
 
@@ -41,16 +36,15 @@ describe('storage page with a loop device', () => {
     await truncate(image, 64 * 1024 * 1024);
     device = (await run('losetup', ['--find', '--show', '--partscan', image])).stdout.trim();
     name = device.replace('/dev/', '');
-    agent = await startAgent({ systemBus: true, config: { disks_include_loop: true } });
-    admin = await claimByApi(agent);
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
-    await signIn(page, admin, '/storage', 'Storage');
+    fixture = await setup({
+      agent: { systemBus: true, config: { disks_include_loop: true } },
+      signInAt: ['/storage', 'Storage'],
+    });
+    ({ agent, page, problems } = fixture);
   });
 
   after(async () => {
-    await browser?.close();
-    await agent?.stop();
+    await fixture?.teardown();
     if (device) {
       await run('umount', [`${device}p1`]).catch(() => {});
       await run('losetup', ['--detach', device]).catch(() => {});

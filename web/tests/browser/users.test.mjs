@@ -7,24 +7,22 @@ import {
   assertAccessible,
   assertClean,
   claimByApi,
-  launchBrowser,
-  openPage,
   screenshot,
+  setup,
   signIn,
-  startAgent,
 } from './helpers.mjs';
 
 describe('users page', () => {
   let agent;
-  let browser;
   let admin;
   let page;
   let problems;
 
+  let fixture;
+
   before(async () => {
-    agent = await startAgent();
-    browser = await launchBrowser();
-    ({ page, problems } = await openPage(browser, agent));
+    fixture = await setup({ claim: false });
+    ({ agent, page, problems } = fixture);
   });
 
   it('tells a late claimer that the device is taken and sends them to sign in', async () => {
@@ -42,10 +40,7 @@ describe('users page', () => {
     assertClean(problems);
   });
 
-  after(async () => {
-    await browser?.close();
-    await agent?.stop();
-  });
+  after(() => fixture?.teardown());
 
   it('lists, adds, changes, resets and deletes users', async () => {
     await signIn(page, admin);

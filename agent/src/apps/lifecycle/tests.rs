@@ -1,5 +1,5 @@
 //! The lifecycle over the fake runtime: failure handling and bookkeeping, fast and exhaustive.
-//! The same behaviours against the real engine are in `agent/tests/apps_docker.rs`.
+//! The same behaviours against the real engine are in `agent/tests/integration/apps_docker.rs`.
 
 use super::*;
 use crate::apps::runtime::fake::FakeRuntime;

@@ -96,6 +96,53 @@ fn env_file_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+fn extra_hosts(s: &Service) -> Vec<String> {
+    s.extra_hosts
+        .iter()
+        .flat_map(|m| m.0.iter())
+        .map(|(h, ip)| format!("{h}:{}", ip.as_deref().unwrap_or_default()))
+        .collect()
+}
+
+fn sysctls(s: &Service) -> BTreeMap<String, String> {
+    s.sysctls
+        .iter()
+        .flat_map(|m| m.0.iter())
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn ulimits(s: &Service) -> Vec<Ulimit> {
+    s.ulimits
+        .iter()
+        .flatten()
+        .map(|(n, u)| match u {
+            compose::Ulimit::Single(v) => Ulimit {
+                name: n.clone(),
+                soft: *v,
+                hard: *v,
+            },
+            compose::Ulimit::Pair { soft, hard } => Ulimit {
+                name: n.clone(),
+                soft: *soft,
+                hard: *hard,
+            },
+        })
+        .collect()
+}
+
+fn logging(s: &Service) -> Option<LogConfig> {
+    s.logging.as_ref().map(|l| LogConfig {
+        driver: l.driver.clone(),
+        options: l
+            .options
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect(),
+    })
+}
+
 impl<'a, 'b> Builder<'a, 'b> {
     pub fn new(ctx: Context<'a>, alloc: &'b mut Allocator<'a>) -> Self {
         Self {
@@ -169,36 +216,10 @@ impl<'a, 'b> Builder<'a, 'b> {
             working_dir: s.working_dir.clone(),
             hostname: s.hostname.clone(),
             domainname: s.domainname.clone(),
-            extra_hosts: s
-                .extra_hosts
-                .iter()
-                .flat_map(|m| m.0.iter())
-                .map(|(h, ip)| format!("{h}:{}", ip.as_deref().unwrap_or_default()))
-                .collect(),
+            extra_hosts: extra_hosts(s),
             dns: s.dns.as_ref().map(|d| d.items()).unwrap_or_default(),
-            sysctls: s
-                .sysctls
-                .iter()
-                .flat_map(|m| m.0.iter())
-                .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-                .collect(),
-            ulimits: s
-                .ulimits
-                .iter()
-                .flatten()
-                .map(|(n, u)| match u {
-                    compose::Ulimit::Single(v) => Ulimit {
-                        name: n.clone(),
-                        soft: *v,
-                        hard: *v,
-                    },
-                    compose::Ulimit::Pair { soft, hard } => Ulimit {
-                        name: n.clone(),
-                        soft: *soft,
-                        hard: *hard,
-                    },
-                })
-                .collect(),
+            sysctls: sysctls(s),
+            ulimits: ulimits(s),
             shm_size: s
                 .shm_size
                 .as_ref()
@@ -210,15 +231,7 @@ impl<'a, 'b> Builder<'a, 'b> {
             nano_cpus: None,
             cpu_shares: s.cpu_shares,
             pids_limit: None,
-            logging: s.logging.as_ref().map(|l| LogConfig {
-                driver: l.driver.clone(),
-                options: l
-                    .options
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect(),
-            }),
+            logging: logging(s),
             healthcheck: healthcheck(name, s.healthcheck.as_ref())?,
             depends_on: depends_on(name, s)?,
             pid: s.pid.clone(),

@@ -188,7 +188,8 @@ fn restart_policy(r: &Restart) -> RestartPolicy {
     }
 }
 
-fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
+/// The exposed ports: the published ones and `expose`, `port/proto`, sorted, once each.
+fn exposed_ports(spec: &plan::ContainerSpec) -> Vec<String> {
     let mut exposed: Vec<String> = spec
         .ports
         .iter()
@@ -203,6 +204,10 @@ fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
     }));
     exposed.sort();
     exposed.dedup();
+    exposed
+}
+
+fn port_bindings(spec: &plan::ContainerSpec) -> HashMap<String, Option<Vec<ApiPortBinding>>> {
     let mut bindings: HashMap<String, Option<Vec<ApiPortBinding>>> = HashMap::new();
     for p in &spec.ports {
         bindings
@@ -214,13 +219,17 @@ fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
                 host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
             });
     }
+    bindings
+}
+
+fn host_config(spec: &plan::ContainerSpec) -> HostConfig {
     let cgroupns_mode = spec.cgroupns.as_deref().map(|m| match m {
         "host" => HostConfigCgroupnsModeEnum::HOST,
         _ => HostConfigCgroupnsModeEnum::PRIVATE,
     });
-    let host_config = HostConfig {
+    HostConfig {
         mounts: Some(mounts(spec)),
-        port_bindings: Some(bindings),
+        port_bindings: Some(port_bindings(spec)),
         network_mode: Some(network_mode(spec)),
         restart_policy: Some(restart_policy(&spec.restart)),
         cgroupns_mode,
@@ -285,7 +294,11 @@ fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
         readonly_rootfs: Some(spec.read_only),
         runtime: spec.runtime.clone(),
         ..Default::default()
-    };
+    }
+}
+
+fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
+    let host_config = host_config(spec);
     let first_net = match spec.network_mode {
         NetworkMode::Project => spec.networks.first(),
         _ => None,
@@ -296,7 +309,7 @@ fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
         entrypoint: spec.entrypoint.clone(),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(spec.labels.clone().into_iter().collect()),
-        exposed_ports: Some(exposed),
+        exposed_ports: Some(exposed_ports(spec)),
         hostname: spec.hostname.clone(),
         domainname: spec.domainname.clone(),
         user: spec.user.clone(),

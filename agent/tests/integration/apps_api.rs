@@ -1,7 +1,7 @@
 //! The apps API end to end: a real agent (HTTPS, sessions, CSRF) with the test store configured,
 //! installing into the real Docker Engine (see `apps_common` for the requirements).
 
-mod common;
+use crate::common;
 
 use common::{Agent, error_code};
 use reqwest::{Method, StatusCode};

@@ -5,7 +5,7 @@
 //! The normal suite moves 256 MiB; the multi-GiB variant is `#[ignore]`d (slow in debug builds)
 //! and run by `ci/bench` against a release build.
 
-mod common;
+use crate::common;
 
 use common::{Agent, Session};
 use reqwest::StatusCode;

@@ -4,7 +4,7 @@
 //! by default and prints numbers; run it with
 //! `cargo test -p hearth-agent --release --test apps_bench -- --ignored --nocapture`.
 
-mod apps_common;
+use crate::apps_common;
 
 use apps_common::*;
 use std::process::Command;

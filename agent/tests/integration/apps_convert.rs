@@ -1,17 +1,15 @@
 //! `POST /api/v1/apps/convert` on a real agent: a `docker run` command becomes compose YAML that
 //! the planner accepts; bad commands get a 400 with the reason.
 
-mod common;
+use crate::common;
 
-use common::{Agent, error_code};
+use common::error_code;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_run_commands_convert_over_https() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::start(dir.path());
-    let mut s = agent.claim().await;
+    let (_agent, mut s) = common::claimed_agent().await;
     let cmd = "docker run -d -p 18181:80 -e A=B --name web --restart unless-stopped --frobnicate nginx:1.27";
     let (status, body) = s
         .send(

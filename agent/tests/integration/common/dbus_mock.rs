@@ -218,6 +218,8 @@ impl MockTimedate {
 
 pub struct Bus {
     child: Child,
+    /// Kept open so that the daemon never writes into a closed pipe.
+    _stdout: std::process::ChildStdout,
     pub address: String,
     _dir: tempfile::TempDir,
     _connections: Vec<zbus::Connection>,
@@ -245,23 +247,28 @@ pub async fn private_bus() -> Bus {
         ),
     )
     .expect("config");
-    let child = Command::new("dbus-daemon")
+    let mut child = Command::new("dbus-daemon")
         .arg(format!("--config-file={}", config.display()))
         .arg("--nofork")
-        .stdout(Stdio::null())
+        .arg("--print-address")
+        .stdout(Stdio::piped())
         .spawn()
         .expect("dbus-daemon (package dbus-daemon) must be installed");
-    for _ in 0..100 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // dbus-daemon prints its address once it listens: the readiness handshake.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut stdout), &mut line)
+        .expect("read the bus address");
+    assert!(
+        line.starts_with("unix:"),
+        "dbus-daemon exited before it listened: {line:?}"
+    );
     let address = format!("unix:path={}", socket.display());
     let calls: Calls = Arc::default();
     let connections = register_mocks(&address, &calls).await;
     Bus {
         child,
+        _stdout: stdout,
         address,
         _dir: dir,
         _connections: connections,

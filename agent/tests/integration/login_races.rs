@@ -2,7 +2,7 @@
 //! parallel guesses, IPv6 address hopping, re-used TOTP codes, logins racing a demotion, and
 //! current-password checks.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::inproc::{Browser, Harness, PASSWORD, code};

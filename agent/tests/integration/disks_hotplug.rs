@@ -2,7 +2,7 @@
 //! `change` for `loopN`) reaches a dashboard listening on `/api/v1/events` as a disk event with
 //! the disk's fresh listing; and the auto-mount policy setting.
 
-mod common;
+use crate::common;
 
 use common::Agent;
 use reqwest::{Method, StatusCode};

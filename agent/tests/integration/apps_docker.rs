@@ -1,7 +1,7 @@
 //! The app lifecycle against the real Docker Engine (see `apps_common`). Each test uses its own
 //! app ids, host ports and data root, so they run in parallel.
 
-mod apps_common;
+use crate::apps_common;
 
 use apps_common::*;
 use futures_util::StreamExt;

@@ -10,7 +10,7 @@
 //!
 //! `serve_network_manager(address, MockNetworkConfig::…)` is the one call a test or a dev bus
 //! needs. It depends on zbus and tokio only, so an example binary can include this file with
-//! `#[path = "../tests/common/nm_mock.rs"] mod nm_mock;`.
+//! `#[path = "../tests/integration/common/nm_mock.rs"] mod nm_mock;`.
 
 #![allow(dead_code)]
 

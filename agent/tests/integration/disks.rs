@@ -1,7 +1,7 @@
 //! Disks on real loop devices: listed, formatted through the API, protected when they hold the
 //! system or are in use.
 
-mod common;
+use crate::common;
 
 use common::inproc::{Harness, code};
 use reqwest::StatusCode;

@@ -1,6 +1,6 @@
 //! The first-boot claim: one-time, code-protected, throttled, and race-free.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD, error_code};
 use reqwest::{Method, StatusCode};
@@ -57,6 +57,8 @@ async fn wrong_codes_are_refused_then_throttled_and_change_nothing() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let (_, health) = s.send(Method::GET, "/api/health", None).await;
     assert_eq!(health["claimed"], false);
+    // Not a hope: this waits exactly the Retry-After the agent announced, which is what is
+    // checked (a spawned agent runs on the real clock).
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     let (status, body) = s
         .send(

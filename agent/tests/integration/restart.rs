@@ -1,6 +1,6 @@
 //! A restart, graceful or `kill -9`, keeps users, sessions, settings and the TLS identity.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD};
 use reqwest::{Method, StatusCode};

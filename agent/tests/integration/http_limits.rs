@@ -2,7 +2,7 @@
 //! connection caps, header timeouts, HTTP/2 refusals that still deliver their JSON, and HTTP/1
 //! refusals that say they close the connection.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD, error_code};
 use reqwest::{Client, Method, StatusCode};
@@ -85,7 +85,8 @@ async fn half_open_connections_from_one_client_do_not_starve_others() {
         }
     }
     let elapsed = started.elapsed();
-    // 100 ticks a second: the agent used well under a core while the attacker held on.
+    // 100 ticks a second: the agent used well under a core while the attacker held on (the
+    // sleep is the measuring window, not a wait for something).
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ticks = cpu_ticks() - ticks_before;
     eprintln!(
@@ -175,9 +176,7 @@ async fn h2_send(
 /// logout.
 #[tokio::test]
 async fn http2_refusals_before_the_body_deliver_their_json() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let mut admin = agent.claim().await;
+    let (agent, mut admin) = common::claimed_agent().await;
     let (status, _) = admin
         .send(
             Method::POST,
@@ -188,9 +187,9 @@ async fn http2_refusals_before_the_body_deliver_their_json() {
     assert_eq!(status, StatusCode::CREATED);
     let mut bob = agent.session();
     assert_eq!(bob.login("bob", PASSWORD).await.0, StatusCode::OK);
-    let large = dir.path().join("large.body");
+    let large = agent.dir.join("large.body");
     std::fs::write(&large, vec![b'x'; 8 << 20]).expect("write body");
-    let empty = dir.path().join("empty.body");
+    let empty = agent.dir.join("empty.body");
     std::fs::write(&empty, b"").expect("write body");
 
     let (status, body) = h2_send(
@@ -292,9 +291,7 @@ async fn http2_refusals_before_the_body_deliver_their_json() {
 /// its body keeps the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_refusals_with_an_unread_body_say_connection_close() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let admin = agent.claim().await;
+    let (agent, admin) = common::claimed_agent().await;
     let pem = std::fs::read(agent.dir.join("tls/ca.crt")).expect("ca.crt");
     let client = Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))

@@ -2,8 +2,8 @@
 //! catalog loads them, refreshes them, and keeps its last good copy when a download is bad.
 //! The last test drives the same through a real agent's API.
 
-mod apps_common;
-mod common;
+use crate::apps_common;
+use crate::common;
 
 use apps_common::serve::{self, Reply, zip_of};
 use hearth_agent::apps::catalog::{Catalog, CatalogOptions};

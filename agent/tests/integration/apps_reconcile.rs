@@ -2,7 +2,7 @@
 //! every Compose project on the engine: cargo runs test binaries one after another, so the
 //! parallel lifecycle tests in `apps_docker.rs` cannot be mistaken for orphans.
 
-mod apps_common;
+use crate::apps_common;
 
 use apps_common::*;
 use hearth_agent::apps::lifecycle::Apps;

@@ -98,6 +98,7 @@ pub fn unique(name: &str) -> String {
     format!("t{}-{name}", std::process::id())
 }
 
+/// A GET that waits (polled, 10 s) for the app's server to come up inside its container.
 pub async fn get(port: u16, path: &str) -> String {
     let url = format!("http://127.0.0.1:{port}{path}");
     for _ in 0..40 {
@@ -150,6 +151,8 @@ pub fn service(name: &str, script: &str, volumes: &[&str], marker: &std::path::P
     .replace('$', "$$")
 }
 
+/// Waits (polled, 30 s) for a container to write `p` in a bind-mounted folder: nothing else
+/// tells the host that a script inside a container got that far.
 pub async fn wait_file(p: &std::path::Path, what: &str) -> String {
     for _ in 0..120 {
         if let Ok(s) = std::fs::read_to_string(p)

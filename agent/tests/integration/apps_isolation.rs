@@ -5,7 +5,7 @@
 //! "Host root visible" is tested with a marker file in this test's temporary folder: a
 //! container that had the host's `/` at `/data` would see it at `/data<marker path>`.
 
-mod apps_common;
+use crate::apps_common;
 
 use apps_common::*;
 use hearth_agent::apps::lifecycle::{AppError, UpdateRequest};

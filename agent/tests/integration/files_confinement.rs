@@ -6,7 +6,7 @@
 //! hard links, FIFOs, a symlink swapped in during operations and during a zip) this is the
 //! suite `docs/files.md` counts.
 
-mod common;
+use crate::common;
 
 use common::inproc::{Browser, Harness, PASSWORD};
 use serde_json::{Value, json};

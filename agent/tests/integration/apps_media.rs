@@ -1,8 +1,8 @@
 //! App icons, thumbnails and screenshots fetched by a real agent from a local HTTP server,
 //! cached, and served from authenticated routes as inert images.
 
-mod apps_common;
-mod common;
+use crate::apps_common;
+use crate::common;
 
 use apps_common::serve::{self, Reply};
 use common::{Agent, error_code};

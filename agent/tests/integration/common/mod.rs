@@ -1,5 +1,7 @@
 //! Test harness: runs the real `hearth-agent` binary in `--dev` mode on a free loopback port and
-//! talks to it over HTTPS, trusting only the CA the agent created.
+//! talks to it over HTTPS, trusting only the CA the agent created. The agent is ready when it
+//! says `READY=1` on the `sd_notify` socket the harness hands it (after every listener is bound),
+//! the same handshake systemd waits for on a device.
 
 #![allow(dead_code)]
 
@@ -10,8 +12,11 @@ pub mod nm_mock;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -23,6 +28,9 @@ pub struct Agent {
     pub extra_args: Vec<String>,
     /// A command the agent runs under (e.g. `prlimit --nofile=1024`), which must exec it.
     pub wrapper: Vec<String>,
+    /// The temporary directory `dir` is in, when the agent owns it (`claimed_agent`): removed
+    /// after the agent is killed.
+    tmp: Option<tempfile::TempDir>,
 }
 
 pub fn free_port() -> u16 {
@@ -43,6 +51,7 @@ impl Agent {
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             wrapper: Vec::new(),
+            tmp: None,
         };
         agent.spawn();
         agent
@@ -56,12 +65,14 @@ impl Agent {
             child: None,
             extra_args: Vec::new(),
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            tmp: None,
         };
         agent.spawn();
         agent
     }
 
     fn spawn(&mut self) {
+        let ready = ReadySocket::new();
         let bin = env!("CARGO_BIN_EXE_hearth-agent");
         let mut command = match self.wrapper.split_first() {
             Some((program, args)) => {
@@ -79,25 +90,46 @@ impl Agent {
             .arg(self.dir.join("agent.d"))
             .args(&self.extra_args)
             .env("RUST_LOG", "warn")
+            .env("NOTIFY_SOCKET", &ready.name)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start hearth-agent");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(&ready);
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && self.dir.join("tls/ca.crt").exists()
-            {
-                return;
+    /// Waits for the agent's `READY=1`; fails at once if the agent exits first.
+    fn wait_ready(&mut self, ready: &ReadySocket) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut buf = [0u8; 512];
+        loop {
+            match ready.socket.recv(&mut buf) {
+                Ok(n) if buf[..n].split(|b| *b == b'\n').any(|l| l == b"READY=1") => return,
+                Ok(_) => {}
+                // The read timeout only lets us notice an agent that died before it was ready.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if let Some(status) = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().expect("wait"))
+                    {
+                        panic!("the agent exited before it was ready: {status}");
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "the agent on port {} was not ready in 60 s",
+                        self.port
+                    );
+                }
+                Err(e) => panic!("notify socket: {e}"),
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("agent did not start listening on {}", self.port);
     }
 
     /// The agent's process id, while it runs.
@@ -181,6 +213,49 @@ impl Agent {
             .await;
         assert_eq!(status, StatusCode::CREATED, "claim failed: {body}");
         s
+    }
+}
+
+/// A claimed agent in a fresh temporary directory (removed when the agent is dropped) and the
+/// logged-in session of its admin: where most HTTPS tests start.
+pub async fn claimed_agent() -> (Agent, Session) {
+    claimed_agent_with(&[]).await
+}
+
+/// [`claimed_agent`] with extra command-line arguments.
+pub async fn claimed_agent_with(extra_args: &[&str]) -> (Agent, Session) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agent = Agent::start_with(dir.path(), extra_args);
+    agent.tmp = Some(dir);
+    let admin = agent.claim().await;
+    (agent, admin)
+}
+
+/// The `sd_notify` socket one agent start reports readiness on: an abstract Unix datagram
+/// socket (no file to clean up), unique in this process.
+struct ReadySocket {
+    socket: UnixDatagram,
+    /// `$NOTIFY_SOCKET` for the agent (`@` marks an abstract name).
+    name: String,
+}
+
+impl ReadySocket {
+    fn new() -> ReadySocket {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "hearth-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract name");
+        let socket = UnixDatagram::bind_addr(&addr).expect("bind the notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("read timeout");
+        ReadySocket {
+            socket,
+            name: format!("@{name}"),
+        }
     }
 }
 

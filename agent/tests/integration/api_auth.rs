@@ -1,7 +1,7 @@
 //! Every route of the OpenAPI document refuses requests without a session, however the request
 //! dresses itself up: from loopback, with forwarding headers, or with `Host: localhost`.
 
-mod common;
+use crate::common;
 
 use common::{Agent, error_code};
 use reqwest::{Method, StatusCode};
@@ -103,9 +103,7 @@ async fn every_documented_route_needs_a_session_except_the_open_ones() {
 
 #[tokio::test]
 async fn a_forged_or_stale_cookie_is_refused() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let mut admin = agent.claim().await;
+    let (agent, mut admin) = common::claimed_agent().await;
     let mut forged = agent.session();
     forged.cookie = Some("A".repeat(43));
     let (status, _) = forged
@@ -164,9 +162,7 @@ async fn responses_carry_hardening_headers_and_plain_http_redirects() {
 
 #[tokio::test]
 async fn errors_have_one_json_shape() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let mut admin = agent.claim().await;
+    let (_agent, mut admin) = common::claimed_agent().await;
     let cases: [(Method, &str, Option<Value>, StatusCode, &str); 6] = [
         (
             Method::POST,
@@ -239,9 +235,7 @@ type Case<'a> = (
 /// unknown method, a body over the limit) use the same JSON shape with a stable code.
 #[tokio::test]
 async fn extractor_rejections_use_the_error_shape() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let mut admin = agent.claim().await;
+    let (agent, mut admin) = common::claimed_agent().await;
     let huge = "x".repeat(200 << 10);
     let cases: Vec<Case> = vec![
         // A query that does not parse.
@@ -380,9 +374,7 @@ const GRANTED_ROUTES: [(&str, &str); 1] = [("GET", "/api/v1/apps/{id}/logs")];
 
 #[tokio::test]
 async fn every_route_has_the_guard_its_role_needs() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let mut admin = agent.claim().await;
+    let (agent, mut admin) = common::claimed_agent().await;
     let (status, _) = admin
         .send(
             Method::POST,

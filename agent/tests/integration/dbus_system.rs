@@ -2,7 +2,7 @@
 //! `dbus-daemon` that implement the used subset with the real names and signatures, driven
 //! through the agent's HTTP API.
 
-mod common;
+use crate::common;
 
 use common::dbus_mock::private_bus;
 use common::inproc::{Browser, Harness, code};

@@ -1,7 +1,7 @@
 //! The NetworkManager client against a mock NetworkManager on a private `dbus-daemon` (real
 //! names, paths and signatures), driven through the agent's HTTP API.
 
-mod common;
+use crate::common;
 
 use common::dbus_mock::{Bus, private_bus};
 use common::inproc::{Browser, Harness, PASSWORD, Reply, code};

@@ -2,8 +2,8 @@
 //! then pushed anew shows `update_available` with reason `image_digest`, and with
 //! `auto_update` on the agent's scheduler updates it (through the update with rollback).
 
-mod apps_common;
-mod common;
+use crate::apps_common;
+use crate::common;
 
 use common::Agent;
 use reqwest::{Method, StatusCode};

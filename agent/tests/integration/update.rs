@@ -5,10 +5,9 @@
 //! (`FileBoot::simulate_boot`) has done what the firmware would.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
-#[path = "../../ota/tests/common/http_server.rs"]
-mod http_server;
+use crate::http_server;
 
 use common::{Agent, PASSWORD, Session, error_code};
 use ed25519_dalek::SigningKey;
@@ -294,13 +293,16 @@ async fn install(s: &mut Session) -> String {
 }
 
 /// Collects the `job` events of the event stream in the background.
-fn listen_jobs(s: &Session) -> tokio::task::JoinHandle<Vec<Value>> {
+/// Opens the event stream and returns once it is subscribed (the agent subscribes before it
+/// answers the headers), then collects job events until one ends.
+async fn listen_jobs(s: &Session) -> tokio::task::JoinHandle<Vec<Value>> {
     let req = s.client.get(format!("{}/api/v1/events", s.base)).header(
         "cookie",
         format!("__Host-hearth_session={}", s.cookie.clone().unwrap()),
     );
+    let mut resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     tokio::spawn(async move {
-        let mut resp = req.send().await.unwrap();
         let mut text = String::new();
         let mut events = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -428,8 +430,7 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     assert_eq!(body["available"]["size"], b2_size);
 
     // Install, following the job on the event stream.
-    let events = listen_jobs(&admin);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = listen_jobs(&admin).await;
     let served_before = rig.served();
     let id = install(&mut admin).await;
     let j = wait_job(&mut admin, &id).await;

@@ -1,7 +1,7 @@
 //! Sessions, CSRF, roles, login throttling and TOTP, driven in-process against the real router
 //! with a manual clock, so expiry is tested without waiting.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;

@@ -1,7 +1,7 @@
 //! Rotating the device CA through the API, against the real agent over real TLS: the old CA
 //! keeps working until activation, then only clients that trust the new CA connect.
 
-mod common;
+use crate::common;
 
 use common::{Agent, PASSWORD, error_code};
 use reqwest::{Client, Method, StatusCode};
@@ -26,10 +26,8 @@ async fn connects(ca_pem: &str, agent: &Agent) -> bool {
 
 #[tokio::test]
 async fn rotation_through_the_api_switches_the_served_ca_only_at_activation() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(dir.path());
-    let mut admin = agent.claim().await;
-    let old_ca = std::fs::read_to_string(dir.path().join("tls/ca.crt")).expect("ca");
+    let (agent, mut admin) = common::claimed_agent().await;
+    let old_ca = std::fs::read_to_string(agent.dir.join("tls/ca.crt")).expect("ca");
 
     let (status, body) = admin.send(Method::GET, "/api/v1/tls/ca", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -89,7 +87,7 @@ async fn rotation_through_the_api_switches_the_served_ca_only_at_activation() {
     assert!(connects(&new_ca, &agent).await, "new CA served at once");
     assert!(!connects(&old_ca, &agent).await, "old CA no longer trusted");
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("tls/ca.crt")).expect("ca"),
+        std::fs::read_to_string(agent.dir.join("tls/ca.crt")).expect("ca"),
         new_ca,
         "tls/ca.crt (read by the health gate) is the new CA"
     );
