@@ -24,7 +24,7 @@ pub struct DeviceInfo {
 pub fn read(config: &UpdateConfig) -> Result<DeviceInfo, UpdateError> {
     if config.repo_url.is_none() {
         return Err(UpdateError::NotConfigured(
-            "no update repository (update_repo_url) is set".into(),
+            "no update repository (update.repo_url) is set".into(),
         ));
     }
     let release = read_release(&config.release_file)?;

@@ -1,4 +1,4 @@
-//! When the device updates itself: a repository check every `update_check_secs` (the first
+//! When the device updates itself: a repository check every `update.check_secs` (the first
 //! two minutes after start), and once a minute the maintenance window's work: reboot into an
 //! installed update (reboot policy `maintenance_window`) and, with `auto_install`, install an
 //! available one. Also what follows an install (reboot now or wait) and the reboot itself,
