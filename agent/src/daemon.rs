@@ -185,7 +185,7 @@ fn identity(state: &AppState) -> Identity {
     Identity {
         hostname: state.hostname(),
         timezone: state.timezone(),
-        time: crate::api::models::rfc3339(state.clock.now()),
+        time: crate::clock::rfc3339(state.clock.now()),
     }
 }
 

@@ -64,10 +64,7 @@ impl From<&UserRecord> for User {
     }
 }
 
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::clock::rfc3339;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {

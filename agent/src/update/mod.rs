@@ -40,7 +40,6 @@ use records::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use time::OffsetDateTime;
 
 /// Names `update_boot` accepts (every [`hearth_ota::release::BootBackend`] and the aliases
 /// it reads).
@@ -58,10 +57,7 @@ pub fn channel_ok(s: &str) -> bool {
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::clock::rfc3339;
 
 /// `HH:MM` → minutes since midnight.
 pub fn minutes(hhmm: &str) -> Option<u32> {
