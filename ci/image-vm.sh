@@ -1,12 +1,12 @@
-# Shell helpers shared by ci/e2e, ci/e2e-arm64 and ci/demo (sourced, not run): boot an image
-# under QEMU through `hearth-image run`, wait for the agent, read the setup code, power off.
-# Expects HEARTH_IMAGE (the builder binary), RUN_DIR, BOARD, HTTPS_PORT, HTTP_PORT, SSH_PORT.
+# Shell helpers shared by ci/e2e, ci/e2e-ota, ci/e2e-arm64, ci/bench-image and ci/demo (sourced,
+# not run): boot an image under QEMU through `hearth-image run`, wait for the agent, read the
+# setup code, power off, cut the power. Expects HEARTH_IMAGE (the builder binary), RUN_DIR,
+# BOARD, HTTPS_PORT, HTTP_PORT, SSH_PORT. The generic helpers (free_port, guest, hmp...) are in
+# ci/lib.sh, sourced here.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# vm_start IMAGE [--reuse-disk]: starts QEMU in the background; sets VM_PID and VM_STARTED.
+# vm_start IMAGE [--reuse-disk] [--extra-disk FILE]: starts QEMU in the background; sets VM_PID
+# and VM_STARTED.
 vm_start() {
   local image=$1
   shift
@@ -35,26 +35,22 @@ wait_health() {
     sleep 3
   done
   echo "the agent did not answer within $1 s; last serial lines:" >&2
-  sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$RUN_DIR/serial.log" | tail -30 >&2
+  strip_ansi <"$RUN_DIR/serial.log" | tail -30 >&2
   return 1
 }
 
+# agent_up SECONDS: wait_health without the body (for `check`/`require`).
+agent_up() { wait_health "$1" >/dev/null; }
+
 # setup_code: the last setup code the agent printed on the serial console.
 setup_code() {
-  sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$RUN_DIR/serial.log" |
+  strip_ansi <"$RUN_DIR/serial.log" |
     grep -aoi 'setup code: [0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | tail -1 | awk '{print $3}'
 }
 
 # vm_poweroff SECONDS: ACPI power button through the QEMU monitor, then waits for QEMU.
 vm_poweroff() {
-  python3 - "$RUN_DIR/monitor.sock" <<'PY'
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-time.sleep(0.3)
-s.sendall(b"system_powerdown\n")
-time.sleep(0.5)
-PY
+  hmp system_powerdown
   local deadline=$(($(date +%s) + $1))
   while vm_alive && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
   if vm_alive; then
@@ -63,6 +59,12 @@ PY
     wait "$VM_PID" 2>/dev/null || true
     return 1
   fi
+  wait "$VM_PID" 2>/dev/null || true
+}
+
+# vm_power_cut: QEMU quits at once through its monitor (no shutdown: a power cut), then waits.
+vm_power_cut() {
+  hmp quit
   wait "$VM_PID" 2>/dev/null || true
 }
 
@@ -77,31 +79,4 @@ vm_stop() {
   if [ -n "$qpid" ] && grep -q "^qemu" "/proc/$qpid/comm" 2>/dev/null; then
     kill "$qpid" 2>/dev/null || true
   fi
-}
-
-# guest CMD...: runs a command in the guest over SSH (the e2e image enables SSH with its key).
-hmp() { # hmp COMMAND: one command on the QEMU monitor
-  python3 - "$RUN_DIR/monitor.sock" "$1" <<'PY'
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-time.sleep(0.3)
-s.sendall(sys.argv[2].encode() + b"\n")
-time.sleep(0.5)
-PY
-}
-
-# guest_docker_socket PATH: forward the guest's Docker socket to PATH on the host over SSH (the
-# image has Docker's engine, not its CLI; the host's CLI drives it with DOCKER_HOST=unix://PATH).
-# The forwarding ends with the VM.
-guest_docker_socket() {
-  rm -f "$1"
-  ssh -q -f -N -i "$RUN_DIR/id_ed25519" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o ExitOnForwardFailure=yes \
-    -L "$1:/run/docker.sock" root@127.0.0.1
-}
-
-guest() {
-  ssh -q -i "$RUN_DIR/id_ed25519" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 root@127.0.0.1 "$@"
 }

@@ -1,0 +1,176 @@
+# Shell helpers shared by the ci/ scripts (sourced, not run; the caller has `cd`-ed to the
+# repository root): free ports, step headers, the report and its checks, waiting, SSH into a
+# test VM, the QEMU monitor, and running the Rust end-to-end scenarios phase by phase.
+# ci/image-vm.sh (starting and stopping QEMU) sources this file too.
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# step TEXT: a header between the parts of a long script.
+step() { printf '\n==> %s\n' "$*"; }
+
+# note TEXT: one line on stdout and in $REPORT (when set).
+note() {
+  if [ -n "${REPORT:-}" ]; then echo "$*" | tee -a "$REPORT"; else echo "$*"; fi
+}
+
+# The checks' tally: `check` and `run_phase` add to it, `checks_summary` prints it.
+CHECKS_OK=${CHECKS_OK:-0}
+failures=${failures:-0}
+
+# check NAME CMD...: runs CMD; one line `ok   NAME` or `FAIL NAME: why` (in $REPORT too). Returns
+# 0 either way (scripts run under `set -e`); the failure is counted.
+check() {
+  local name=$1 rc=0
+  shift
+  "$@" || rc=$?
+  if [ "$rc" = 0 ]; then
+    note "ok   $name"
+    CHECKS_OK=$((CHECKS_OK + 1))
+  else
+    note "FAIL $name: \`$*\` exited with $rc"
+    failures=$((failures + 1))
+  fi
+  return 0
+}
+
+# require NAME CMD...: a check the rest of the run depends on; when it fails, calls the
+# script's `stop_run` (which reports and exits).
+require() {
+  local before=$failures
+  check "$@"
+  if [ "$failures" != "$before" ]; then
+    note "stopping after a failed prerequisite: $1"
+    stop_run
+  fi
+}
+
+# checks_summary LABEL: `LABEL: N checks, M failed` (or all passed); fails when any check did.
+checks_summary() {
+  local total=$((CHECKS_OK + failures))
+  if [ "$failures" -ne 0 ]; then
+    echo "$1: $failures of $total check(s) failed"
+    return 1
+  fi
+  echo "$1: all $total checks passed"
+}
+
+# wait_for SECONDS CMD...: runs CMD every 2 s until it succeeds; fails after SECONDS.
+wait_for() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    if "$@"; then return 0; fi
+    sleep 2
+  done
+  return 1
+}
+
+# strip_ansi: removes terminal escapes (the serial console's colours) from stdin.
+strip_ansi() { sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
+
+# SSH into a test VM: root@127.0.0.1 on $SSH_PORT with the key $SSH_KEY (default
+# $RUN_DIR/id_ed25519; the e2e images enable SSH only because their build passed --ssh-key).
+ssh_opts() {
+  printf '%s\n' -q -i "${SSH_KEY:-$RUN_DIR/id_ed25519}" -p "$SSH_PORT" -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10
+}
+
+# guest CMD...: runs a command in the guest over SSH.
+guest() {
+  local opts
+  mapfile -t opts < <(ssh_opts)
+  ssh "${opts[@]}" root@127.0.0.1 "$@"
+}
+
+# guest_ssh_script PATH: writes an executable that runs its arguments in the guest (`PATH CMD`),
+# for programs that take a command rather than a shell function (the Rust scenarios).
+guest_ssh_script() {
+  local opts
+  mapfile -t opts < <(ssh_opts)
+  {
+    echo '#!/bin/sh'
+    printf 'exec ssh'
+    printf ' %q' "${opts[@]}" root@127.0.0.1
+    echo ' "$@"'
+  } >"$1"
+  chmod +x "$1"
+}
+
+# guest_docker_socket PATH: forward the guest's Docker socket to PATH on the host over SSH (the
+# image has Docker's engine, not its CLI: the host's CLI drives it with DOCKER_HOST=unix://PATH).
+# The forwarding ends with the VM.
+guest_docker_socket() {
+  local opts
+  mapfile -t opts < <(ssh_opts)
+  rm -f "$1"
+  ssh "${opts[@]}" -f -N -o ExitOnForwardFailure=yes -L "$1:/run/docker.sock" root@127.0.0.1
+}
+
+# hmp COMMAND: one command on the QEMU monitor ($RUN_DIR/monitor.sock).
+hmp() {
+  python3 - "$RUN_DIR/monitor.sock" "$1" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(0.3)
+s.sendall(sys.argv[2].encode() + b"\n")
+time.sleep(0.5)
+PY
+}
+
+# --- the Rust end-to-end scenarios (agent/tests/e2e) ---------------------------------------------
+# The orchestration stays in shell (building images, starting, stopping and power-cutting QEMU,
+# the update repository); the API and guest checks are ignored Rust tests in
+# agent/tests/e2e/, one test per phase, run against the VM that is up at that moment. The
+# protocol (docs/testing.md): the shell exports the HEARTH_E2E_* variables below; a phase
+# appends `ok   NAME` / `FAIL NAME: why` lines and notes to $HEARTH_E2E_REPORT, keeps what later
+# phases need in $HEARTH_E2E_RUN_DIR, fails when any check failed, and creates
+# $HEARTH_E2E_RUN_DIR/e2e-stop when a check the rest of the run depends on failed.
+
+# e2e_build: builds the scenarios' test binary once; sets E2E_BIN.
+e2e_build() {
+  E2E_BIN=$(cargo test --locked -p hearth-agent --test e2e --no-run --message-format=json |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "e2e" and m.get("executable"):
+        print(m["executable"])')
+  test -x "$E2E_BIN"
+}
+
+# e2e_export: the variables every phase reads (the VM's ports, SSH, report, run folder).
+e2e_export() {
+  guest_ssh_script "$RUN_DIR/guest-ssh"
+  export HEARTH_E2E_URL="https://127.0.0.1:$HTTPS_PORT"
+  export HEARTH_E2E_HTTP_URL="http://127.0.0.1:$HTTP_PORT"
+  export HEARTH_E2E_SSH="$RUN_DIR/guest-ssh"
+  export HEARTH_E2E_RUN_DIR="$RUN_DIR"
+  export HEARTH_E2E_REPORT="$REPORT"
+}
+
+# run_phase TEST: runs one scenario phase (e.g. image::first_boot) and adds its checks to the
+# tally. A phase that fails without a FAIL line (a panic in the harness) counts as one failure.
+run_phase() {
+  local before ok failed rc=0
+  before=$(wc -l <"$REPORT")
+  echo "-- phase $1"
+  set +e
+  "$E2E_BIN" --ignored --exact --nocapture --test-threads=1 --quiet "$1" 2>&1 | tee "$RUN_DIR/phase-$1.out"
+  rc=${PIPESTATUS[0]}
+  set -e
+  ok=$(tail -n +"$((before + 1))" "$REPORT" | grep -c '^ok   ' || true)
+  failed=$(tail -n +"$((before + 1))" "$REPORT" | grep -c '^FAIL ' || true)
+  CHECKS_OK=$((CHECKS_OK + ok))
+  failures=$((failures + failed))
+  if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
+    note "FAIL phase $1: the test binary exited with $rc without a failed check (its output is above)"
+    failures=$((failures + 1))
+  fi
+  return "$rc"
+}
+
+# e2e_stopped: whether a phase asked the run to stop (a prerequisite failed).
+e2e_stopped() { test -e "$RUN_DIR/e2e-stop"; }
