@@ -158,7 +158,7 @@ run_phase() {
   before=$(wc -l <"$REPORT")
   echo "-- phase $1"
   set +e
-  "$E2E_BIN" --ignored --exact --nocapture --test-threads=1 --quiet "$1" 2>&1 | tee "$RUN_DIR/phase-$1.out"
+  RUST_BACKTRACE=0 "$E2E_BIN" --ignored --exact --nocapture --test-threads=1 --quiet "$1" 2>&1 | tee "$RUN_DIR/phase-$1.out"
   rc=${PIPESTATUS[0]}
   set -e
   ok=$(tail -n +"$((before + 1))" "$REPORT" | grep -c '^ok   ' || true)

@@ -301,6 +301,7 @@ async fn firewall(c: &mut Checks, s: &mut Session) {
         ],
     );
     if let Err(e) = &run {
+        let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
         c.note(&format!("docker run e2e-fw-app: {e}"));
     }
     c.record(
@@ -573,14 +574,15 @@ fn docker_load(image: &str, host: &str) -> Result<(), String> {
         .output()
         .map_err(|e| format!("run docker load: {e}"))?;
     let saved = save.wait().map_err(|e| e.to_string())?;
-    if !saved.success() {
-        return Err(format!("docker save {image} exited with {saved}"));
-    }
+    // A failed load closes the pipe, so its own error comes first.
     if !load.status.success() {
         return Err(format!(
             "docker load: {}",
             String::from_utf8_lossy(&load.stderr).trim()
         ));
+    }
+    if !saved.success() {
+        return Err(format!("docker save {image} exited with {saved}"));
     }
     Ok(())
 }
