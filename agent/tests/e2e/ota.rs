@@ -6,7 +6,8 @@
 //!     health gate commits: 1.1.0 on slot b;
 //!  3. `v3_rollback`: the broken v3 installed; its trial boot fails the gate and the device
 //!     falls back to v2 by itself; the API reports the rollback with the gate's reason;
-//!  4. `v4_power_cut`: v4's install started; the phase ends when part of the slot is written;
+//!  4. `v4_power_cut`: v4's install started; when part of the slot is written the phase
+//!     creates `$HEARTH_E2E_RUN_DIR/e2e-midway` and ends, and the shell cuts the power;
 //!  5. `v4_retry`: after the power cut, still v2, the install reported interrupted; the retry
 //!     commits 1.3.0 on slot a.
 //!
@@ -256,12 +257,16 @@ async fn v4_power_cut() {
     })
     .await;
     match midway {
-        Ok(d) => c.note(&format!(
-            "power cut at: {} {} of {} bytes",
-            d["progress"]["phase"].as_str().unwrap_or("?"),
-            d["progress"]["done"],
-            d["progress"]["total"]
-        )),
+        Ok(d) => {
+            // Tells the shell to cut the power (whatever the checks above said).
+            std::fs::write(harness::run_dir().join("e2e-midway"), "").expect("e2e-midway");
+            c.note(&format!(
+                "power cut at: {} {} of {} bytes",
+                d["progress"]["phase"].as_str().unwrap_or("?"),
+                d["progress"]["done"],
+                d["progress"]["total"]
+            ));
+        }
         Err(e) => {
             c.record("install progress seen before the power cut", Err(e));
         }
