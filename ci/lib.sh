@@ -8,8 +8,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# step TEXT: a header between the parts of a long script.
-step() { printf '\n==> %s\n' "$*"; }
+# step TEXT: a heading, with the minutes and seconds since the script started (CI's log then
+# shows where a run's time went).
+step() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # note TEXT: one line on stdout and in $REPORT (when set).
 note() {

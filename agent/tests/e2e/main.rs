@@ -14,7 +14,7 @@
 //!   report; notes (timings, sizes) likewise; the test fails when any check failed; a failed
 //!   check the rest of the run depends on also creates `$HEARTH_E2E_RUN_DIR/e2e-stop`.
 
-#[path = "../common/mod.rs"]
+#[path = "../integration/common/mod.rs"]
 mod common;
 mod harness;
 mod image;
