@@ -50,24 +50,25 @@ impl Adapters {
         })
     }
 
-    /// In-memory fakes for the container engine, systemd and block devices (mount units
-    /// change the fake disks' mount table), with the real adapters for the rest (the network
-    /// has no in-memory fake yet; its D-Bus adapter fails cleanly without a bus).
-    pub fn fakes(config: &Config, clock: SharedClock) -> anyhow::Result<(Self, Fakes)> {
+    /// In-memory fakes for every boundary: the container engine, systemd (mount units change
+    /// the fake disks' mount table), NetworkManager and block devices, over `clock`.
+    pub fn fakes(clock: SharedClock) -> (Self, Fakes) {
         let block_devices = crate::disks::FakeBlockDevices::default();
         let fakes = Fakes {
             containers: Arc::new(crate::apps::runtime::fake::FakeRuntime::new()),
             system: crate::system::fake::FakeSystem::new(clock.clone())
                 .with_block_devices(block_devices.clone()),
+            network: Arc::new(crate::network::fake::FakeNetwork::new(true)),
             block_devices,
         };
         let adapters = Self {
+            clock,
             containers: fakes.containers.clone(),
             system: Arc::new(fakes.system.clone()),
+            network: fakes.network.clone(),
             block_devices: Arc::new(fakes.block_devices.clone()),
-            ..Self::real(config, clock)?
         };
-        Ok((adapters, fakes))
+        (adapters, fakes)
     }
 }
 
@@ -76,6 +77,7 @@ impl Adapters {
 pub struct Fakes {
     pub containers: Arc<crate::apps::runtime::fake::FakeRuntime>,
     pub system: crate::system::fake::FakeSystem,
+    pub network: Arc<crate::network::fake::FakeNetwork>,
     pub block_devices: crate::disks::FakeBlockDevices,
 }
 

@@ -226,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(crate::daemon::run(config))
+            runtime.block_on(crate::daemon::run(config, crate::api::app))
         }
     }
 }

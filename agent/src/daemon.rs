@@ -207,11 +207,6 @@ pub fn spawn_status_task(state: AppState) {
     });
 }
 
-/// The names the server certificate must cover now.
-pub fn wanted_names(state: &AppState) -> Vec<String> {
-    tls::wanted_sans(&state.hostname(), &tls::local_addresses())
-}
-
 /// Re-checks the server certificate hourly (expiry, new names or addresses) and swaps it in.
 fn spawn_cert_renewal(state: AppState) {
     tokio::spawn(async move {
@@ -219,7 +214,7 @@ fn spawn_cert_renewal(state: AppState) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = state.tls.refresh(&wanted_names(&state), state.clock.now()) {
+            if let Err(e) = state.tls.refresh(&tls::wanted_names(&state.hostname()), state.clock.now()) {
                 tracing::warn!(error = %e, "certificate renewal failed");
             }
         }
@@ -253,14 +248,20 @@ fn announce_setup_code(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the agent until SIGTERM or SIGINT, serving the router `app` builds over the state.
+///
+/// The caller (the command line) passes the HTTP front end in, so the daemon knows the server
+/// and the services but never the handlers (`tests/integration/module_deps.rs` enforces it).
+pub async fn run(
+    config: Config,
+    app: impl FnOnce(AppState) -> axum::Router,
+) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let adapters = Adapters::real(&config, clock)?;
     let (state, tls) = build_state(config, adapters)?;
     announce_setup_code(&state)?;
     let resolver = Arc::new(CertResolver::new(
-        tls.server_key(&wanted_names(&state), state.clock.now())?,
+        tls.server_key(&tls::wanted_names(&state.hostname()), state.clock.now())?,
     ));
     tls.attach(resolver.clone());
     let mut limits = crate::server::Limits::for_this_process();
@@ -268,7 +269,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         limits.max_per_client = n.clamp(1, limits.max_connections);
     }
     let server = Server::with_limits(
-        crate::api::app(state.clone()),
+        app(state.clone()),
         crate::server::tls_config(resolver.clone()),
         &format!("{}.local", state.hostname()),
         limits,

@@ -56,6 +56,23 @@ impl AppState {
             .unwrap_or_else(system_hostname)
     }
 
+    /// The shared folders (records and folders kept together).
+    pub fn shares(&self) -> crate::files::share_admin::Shares<'_> {
+        crate::files::share_admin::Shares {
+            store: &self.store,
+            roots: &self.files,
+            accounts: &self.accounts,
+        }
+    }
+
+    /// The device's name, time zone and NTP setting (the system and the store kept together).
+    pub fn device_settings(&self) -> crate::system::settings::Settings<'_> {
+        crate::system::settings::Settings {
+            system: self.system.as_ref(),
+            store: &self.store,
+        }
+    }
+
     pub fn timezone(&self) -> String {
         self.store
             .device_settings()

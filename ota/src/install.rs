@@ -83,6 +83,22 @@ pub struct Target<'a> {
     pub active: Option<&'a mut dyn SlotStorage>,
 }
 
+impl<'a> Target<'a> {
+    /// The targets over opened slots: each is (payload name, the target slot's storage, the
+    /// active slot's copy if there is one). The agent and the `hearth-ota install` command
+    /// both open their slots this way.
+    pub fn from_slots<S: SlotStorage + 'a>(slots: &'a mut [(String, S, Option<S>)]) -> Vec<Self> {
+        slots
+            .iter_mut()
+            .map(|(name, target, active)| Target {
+                payload: name.clone(),
+                target,
+                active: active.as_mut().map(|a| a as &mut dyn SlotStorage),
+            })
+            .collect()
+    }
+}
+
 pub struct InstallRequest<'a, 'b> {
     pub bundle: &'a VerifiedBundle,
     pub source: &'a mut dyn BundleSource,

@@ -523,16 +523,7 @@ fn install_cmd(
     if boot.state().is_err() {
         boot.initialize(slot.other())?;
     }
-    let targets = opened
-        .iter_mut()
-        .map(|(name, t, a)| Target {
-            payload: name.clone(),
-            target: t,
-            active: a
-                .as_mut()
-                .map(|a| a as &mut dyn hearth_ota::storage::SlotStorage),
-        })
-        .collect();
+    let targets = Target::from_slots(&mut opened);
     let mut last = None;
     let report = install(InstallRequest {
         bundle: &b,

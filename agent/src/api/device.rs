@@ -166,20 +166,14 @@ pub async fn update_settings(
         crate::validate::timezone(zone, std::path::Path::new("/usr/share/zoneinfo"))
             .map_err(ServiceError::from)?;
     }
-    let mut stored = state.store.device_settings()?;
-    if let Some(name) = &patch.hostname {
-        state.system.set_hostname(name).await?;
-        stored.hostname = Some(name.clone());
-        state.store.put_device_settings(&stored)?;
-    }
-    if let Some(zone) = &patch.timezone {
-        state.system.set_timezone(zone).await?;
-        stored.timezone = zone.clone();
-        state.store.put_device_settings(&stored)?;
-    }
-    if let Some(on) = patch.ntp {
-        state.system.set_ntp(on).await?;
-    }
+    state
+        .device_settings()
+        .change(
+            patch.hostname.as_deref(),
+            patch.timezone.as_deref(),
+            patch.ntp,
+        )
+        .await?;
     tracing::info!(admin = %auth.user.username, ?patch, "system settings changed");
     Ok(Json(current_settings(&state).await?))
 }

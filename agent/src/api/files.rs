@@ -121,7 +121,7 @@ pub enum ActionResult {
 }
 
 fn open_any(state: &AppState, auth: &Authenticated, name: &str) -> ApiResult<OpenRoot> {
-    let shares = state.store.shares()?;
+    let shares = state.shares().all()?;
     let root = state
         .files
         .open(name, &auth.user.username, auth.user.role, &shares)
@@ -163,7 +163,7 @@ pub async fn roots(
     State(state): State<AppState>,
     Session(auth): Session,
 ) -> ApiResult<Json<Vec<RootInfo>>> {
-    let shares = state.store.shares()?;
+    let shares = state.shares().all()?;
     Ok(Json(state.files.available(
         &auth.user.username,
         auth.user.role,

@@ -95,7 +95,7 @@ pub async fn activate(
     State(state): State<AppState>,
     AdminSession(auth): AdminSession,
 ) -> ApiResult<Json<CaStatus>> {
-    let wanted = crate::daemon::wanted_names(&state);
+    let wanted = crate::tls::wanted_names(&state.hostname());
     let tls = state.tls.clone();
     let now = state.clock.now();
     let status = tokio::task::spawn_blocking(move || tls.activate(&wanted, now))

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod confined;
 pub mod path;
+pub mod share_admin;
 pub mod shares;
 pub mod trash;
 

@@ -3,9 +3,11 @@
 //! and forget, and the setup hotspot of an unclaimed device without a network.
 //!
 //! [`NetworkControl`] is the boundary, named in domain verbs; [`nm::NmNetwork`] is the real
-//! adapter (NetworkManager over D-Bus). Everything a request names (interface, SSID, checkpoint,
-//! address) is checked here ([`validate`]) before it reaches the adapter, never by the adapter.
+//! adapter (NetworkManager over D-Bus), [`fake::FakeNetwork`] the in-memory one. Everything a
+//! request names (interface, SSID, checkpoint, address) is checked here ([`validate`]) before
+//! it reaches the adapter, never by the adapter.
 
+pub mod fake;
 pub mod hotspot;
 pub mod nm;
 pub mod proxies;

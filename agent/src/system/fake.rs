@@ -1,6 +1,7 @@
-//! An in-memory [`SystemControl`] for tests: host name, time zone and NTP are values, unit
-//! actions, power requests and mount units are recorded. Given a [`FakeBlockDevices`], starting
-//! and stopping a mount unit changes that fake's mount table the way the kernel would.
+//! The one in-memory [`SystemControl`] for tests: host name, time zone and NTP are values, unit
+//! actions, power requests, reboots and mount units are recorded, unit states can be set and
+//! the bus can be down. Given a [`FakeBlockDevices`], starting and stopping a mount unit changes
+//! that fake's mount table the way the kernel would.
 
 use super::{PowerAction, SystemControl, SystemError, TimeSettings, UnitAction, UnitStatus};
 use crate::clock::SharedClock;
@@ -8,6 +9,7 @@ use crate::disks::FakeBlockDevices;
 use crate::disks::mount::MountPlan;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use hearth_ota::boot::RebootRequest;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,6 +24,13 @@ struct Inner {
     mounts: BTreeMap<String, MountPlan>,
     /// Mount units that fail to start (`What` paths).
     failing_mounts: Vec<String>,
+    /// Unit name → active state; `None`: every unit is loaded and active, `Some`: units not
+    /// listed are `not-found`.
+    units: Option<BTreeMap<String, String>>,
+    /// Reboots asked for (`reboot`, and `power(Reboot)` as a plain one).
+    reboots: Vec<RebootRequest>,
+    /// The bus is down: every call fails as `Unavailable`.
+    down: bool,
 }
 
 /// Cloning shares the same state.
@@ -50,10 +59,44 @@ impl FakeSystem {
                 power: Vec::new(),
                 mounts: BTreeMap::new(),
                 failing_mounts: Vec::new(),
+                units: None,
+                reboots: Vec::new(),
+                down: false,
             })),
             devices: None,
             clock,
         }
+    }
+
+    /// Only these units exist, in these active states (others are `not-found`).
+    pub fn with_units(units: &[(&str, &str)]) -> Self {
+        let fake = Self::default();
+        fake.inner().units = Some(
+            units
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+                .collect(),
+        );
+        fake
+    }
+
+    /// The system bus is down: every call fails as `Unavailable`.
+    pub fn with_bus_down(self) -> Self {
+        self.inner().down = true;
+        self
+    }
+
+    /// Sets a unit's active state (the unit exists from now on).
+    pub fn set_unit(&self, name: &str, state: &str) {
+        self.inner()
+            .units
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.into(), state.into());
+    }
+
+    /// Reboots asked for so far, in order.
+    pub fn reboots(&self) -> Vec<RebootRequest> {
+        self.inner().reboots.clone()
     }
 
     /// Mount units change `devices`' mount table.
@@ -89,6 +132,26 @@ impl FakeSystem {
     fn device_of(what: &str) -> &str {
         what.trim_start_matches("/dev/")
     }
+
+    /// The guard, or `Unavailable` while the bus is down.
+    fn up(&self) -> Result<MutexGuard<'_, Inner>, SystemError> {
+        let inner = self.inner();
+        if inner.down {
+            Err(SystemError::Unavailable("fake bus down".into()))
+        } else {
+            Ok(inner)
+        }
+    }
+}
+
+/// Answers with the guard, or returns the bus-down error at once.
+macro_rules! up_or_return {
+    ($fake:expr) => {
+        match $fake.up() {
+            Ok(inner) => inner,
+            Err(e) => return ready(Err(e)),
+        }
+    };
 }
 
 fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
@@ -100,15 +163,24 @@ impl SystemControl for FakeSystem {
         &'a self,
         names: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<UnitStatus>, SystemError>> {
+        let inner = up_or_return!(self);
         let units = names
             .iter()
-            .map(|name| UnitStatus {
-                name: name.clone(),
-                description: name.clone(),
-                load_state: "loaded".into(),
-                active_state: "active".into(),
-                sub_state: "running".into(),
-                actions: Vec::new(),
+            .map(|name| {
+                let (load, active) = match &inner.units {
+                    None => ("loaded", "active"),
+                    Some(known) => known
+                        .get(name)
+                        .map_or(("not-found", "inactive"), |s| ("loaded", s.as_str())),
+                };
+                UnitStatus {
+                    name: name.clone(),
+                    description: name.clone(),
+                    load_state: load.into(),
+                    active_state: active.into(),
+                    sub_state: if active == "active" { "running" } else { "dead" }.into(),
+                    actions: Vec::new(),
+                }
             })
             .collect();
         ready(Ok(units))
@@ -119,7 +191,7 @@ impl SystemControl for FakeSystem {
         unit: &'a str,
         action: UnitAction,
     ) -> BoxFuture<'a, Result<(), SystemError>> {
-        self.inner().actions.push((unit.to_string(), action));
+        up_or_return!(self).actions.push((unit.to_string(), action));
         ready(Ok(()))
     }
 
@@ -128,33 +200,36 @@ impl SystemControl for FakeSystem {
             PowerAction::Reboot => "reboot",
             PowerAction::PowerOff => "poweroff",
         };
-        self.inner().power.push(name.into());
+        let mut inner = up_or_return!(self);
+        inner.power.push(name.into());
+        if action == PowerAction::Reboot {
+            inner.reboots.push(RebootRequest::Plain);
+        }
         ready(Ok(()))
     }
 
-    fn reboot<'a>(
-        &'a self,
-        request: &'a hearth_ota::boot::RebootRequest,
-    ) -> BoxFuture<'a, Result<(), SystemError>> {
+    fn reboot<'a>(&'a self, request: &'a RebootRequest) -> BoxFuture<'a, Result<(), SystemError>> {
         let entry = match request {
-            hearth_ota::boot::RebootRequest::Plain => "reboot".to_string(),
-            hearth_ota::boot::RebootRequest::WithParameter(p) => format!("reboot {p}"),
+            RebootRequest::Plain => "reboot".to_string(),
+            RebootRequest::WithParameter(p) => format!("reboot {p}"),
         };
-        self.inner().power.push(entry);
+        let mut inner = up_or_return!(self);
+        inner.power.push(entry);
+        inner.reboots.push(request.clone());
         ready(Ok(()))
     }
 
     fn hostname(&self) -> BoxFuture<'_, Result<String, SystemError>> {
-        ready(Ok(self.inner().hostname.clone()))
+        ready(Ok(up_or_return!(self).hostname.clone()))
     }
 
     fn set_hostname<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), SystemError>> {
-        self.inner().hostname = name.to_string();
+        up_or_return!(self).hostname = name.to_string();
         ready(Ok(()))
     }
 
     fn time(&self) -> BoxFuture<'_, Result<TimeSettings, SystemError>> {
-        let inner = self.inner();
+        let inner = up_or_return!(self);
         let now = self.clock.now().unix_timestamp_nanos() / 1000;
         ready(Ok(TimeSettings {
             timezone: inner.timezone.clone(),
@@ -165,17 +240,17 @@ impl SystemControl for FakeSystem {
     }
 
     fn set_timezone<'a>(&'a self, zone: &'a str) -> BoxFuture<'a, Result<(), SystemError>> {
-        self.inner().timezone = zone.to_string();
+        up_or_return!(self).timezone = zone.to_string();
         ready(Ok(()))
     }
 
     fn set_ntp(&self, on: bool) -> BoxFuture<'_, Result<(), SystemError>> {
-        self.inner().ntp = on;
+        up_or_return!(self).ntp = on;
         ready(Ok(()))
     }
 
     fn start_mount<'a>(&'a self, plan: &'a MountPlan) -> BoxFuture<'a, Result<(), SystemError>> {
-        let mut inner = self.inner();
+        let mut inner = up_or_return!(self);
         if inner.failing_mounts.contains(&plan.what) || inner.mounts.contains_key(&plan.unit) {
             return ready(Err(SystemError::Refused {
                 service: "systemd",
@@ -191,7 +266,7 @@ impl SystemControl for FakeSystem {
     }
 
     fn stop_mount<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemError>> {
-        let Some(plan) = self.inner().mounts.remove(unit) else {
+        let Some(plan) = up_or_return!(self).mounts.remove(unit) else {
             return ready(Err(SystemError::Refused {
                 service: "systemd",
                 message: format!("unit {unit} not loaded"),

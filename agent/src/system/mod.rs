@@ -8,6 +8,7 @@ pub mod bus;
 pub mod dbus;
 pub mod fake;
 pub mod journal;
+pub mod settings;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};

@@ -343,6 +343,11 @@ pub fn wanted_sans(hostname: &str, addresses: &[IpAddr]) -> Vec<String> {
     sans
 }
 
+/// The names the server certificate for `hostname` must cover now (this machine's addresses).
+pub fn wanted_names(hostname: &str) -> Vec<String> {
+    wanted_sans(hostname, &local_addresses())
+}
+
 /// The machine's interface addresses (without IPv6 link-local ones, which need a zone).
 pub fn local_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {

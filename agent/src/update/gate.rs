@@ -275,7 +275,8 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::update::fakes::{FakeNetwork, FakeSystem};
+    use crate::network::fake::FakeNetwork;
+    use crate::system::fake::FakeSystem;
     use hearth_ota::boot::file::FileBoot;
     use hearth_ota::boot::{BootControl, DirFs};
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -367,22 +368,16 @@ mod tests {
                 .expect_err("offline")
                 .contains("not connected")
         );
-        let down = FakeSystem {
-            unavailable: true,
-            ..healthy()
-        };
+        let down = healthy().with_bus_down();
         let e = checks(&c, down, FakeNetwork::new(true)).units().await;
         assert!(e.expect_err("bus down").contains("system bus"));
-        let no_nm = FakeNetwork(std::sync::Mutex::new(None));
+        let no_nm = FakeNetwork::unavailable();
         assert!(checks(&c, healthy(), no_nm).network().await.is_err());
         // Nothing asked: nothing checked (an unavailable bus does not matter).
         c.update.health_units = vec![];
         c.update.health_network = false;
-        let down = FakeSystem {
-            unavailable: true,
-            ..FakeSystem::default()
-        };
-        let none = checks(&c, down, FakeNetwork(std::sync::Mutex::new(None)));
+        let down = FakeSystem::default().with_bus_down();
+        let none = checks(&c, down, FakeNetwork::unavailable());
         assert_eq!((none.units().await, none.network().await), (Ok(()), Ok(())));
     }
 

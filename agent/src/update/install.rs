@@ -155,16 +155,7 @@ impl Service {
             let active = FileSlot::open_read_only(&active_path).ok();
             slots.push((p.name.clone(), target, active));
         }
-        let targets = slots
-            .iter_mut()
-            .map(|(name, t, a)| hearth_ota::install::Target {
-                payload: name.clone(),
-                target: t,
-                active: a
-                    .as_mut()
-                    .map(|a| a as &mut dyn hearth_ota::storage::SlotStorage),
-            })
-            .collect();
+        let targets = hearth_ota::install::Target::from_slots(&mut slots);
         let live = self.live.clone();
         let mut last_phase = None;
         let mut progress = |p: hearth_ota::install::Progress| {

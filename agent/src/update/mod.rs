@@ -15,8 +15,6 @@
 pub mod check;
 pub mod device;
 pub mod error;
-#[cfg(test)]
-pub(crate) mod fakes;
 pub mod gate;
 pub mod install;
 pub mod machine;
@@ -254,13 +252,13 @@ pub(crate) mod tests {
 
     /// A service over a fresh store in `dir`, with a fake system that records reboots.
     pub(crate) fn service(dir: &Path, clock: crate::clock::ManualClock) -> Service {
-        service_with(dir, clock, Arc::new(fakes::FakeSystem::default()))
+        service_with(dir, clock, Arc::new(crate::system::fake::FakeSystem::default()))
     }
 
     pub(crate) fn service_with(
         dir: &Path,
         clock: crate::clock::ManualClock,
-        system: Arc<fakes::FakeSystem>,
+        system: Arc<crate::system::fake::FakeSystem>,
     ) -> Service {
         let store = Store::open(&dir.join("store")).expect("store");
         let config = crate::config::Config::dev(dir).update;

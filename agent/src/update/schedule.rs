@@ -167,7 +167,7 @@ mod tests {
     /// The backend decides how to reboot into a trial; `SystemControl` gets its request.
     #[tokio::test]
     async fn the_reboot_into_an_update_is_the_backends_request() {
-        use crate::update::fakes::FakeSystem;
+        use crate::system::fake::FakeSystem;
         use hearth_ota::boot::RebootRequest;
         use std::sync::Arc;
         let tmp = tempfile::tempdir().expect("tmp");
@@ -197,7 +197,7 @@ mod tests {
         else {
             panic!("rebooted without an installed update")
         };
-        assert!(system.reboots.lock().expect("reboots").is_empty());
+        assert!(system.reboots().is_empty());
         u.store
             .put_update_install(&InstallRecord {
                 version: "2.0".into(),
@@ -212,13 +212,13 @@ mod tests {
             .expect("record");
         u.reboot_into_update().await.expect("reboot");
         assert_eq!(
-            *system.reboots.lock().expect("reboots"),
+            system.reboots(),
             vec![RebootRequest::tryboot()]
         );
         u.config.boot = Some("file".into());
         u.reboot_into_update().await.expect("reboot");
         assert_eq!(
-            system.reboots.lock().expect("reboots").last(),
+            system.reboots().last(),
             Some(&RebootRequest::Plain)
         );
     }

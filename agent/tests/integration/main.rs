@@ -45,6 +45,7 @@ mod files_confinement;
 mod files_large;
 mod http_limits;
 mod login_races;
+mod module_deps;
 mod network;
 mod restart;
 mod sessions;

@@ -94,8 +94,7 @@ impl Harness {
         config.metrics_token = Some(METRICS_TOKEN.into());
         adjust(&mut config);
         let (adapters, fakes) = if fakes {
-            let (a, f) = hearth_agent::adapters::Adapters::fakes(&config, Arc::new(clock.clone()))
-                .expect("adapters");
+            let (a, f) = hearth_agent::adapters::Adapters::fakes(Arc::new(clock.clone()));
             (a, Some(f))
         } else {
             let a = hearth_agent::adapters::Adapters::real(&config, Arc::new(clock.clone()))
