@@ -36,67 +36,7 @@ enum Command {
         out: PathBuf,
     },
     /// Build a signed disk image for a board.
-    Build {
-        #[arg(long)]
-        board: String,
-        /// Image version (default: the workspace version).
-        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
-        version: String,
-        /// ed25519 signing key (PKCS#8 PEM); default: a development key in the cache.
-        #[arg(long)]
-        key: Option<PathBuf>,
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
-        /// Prebuilt agent binary for the board's architecture.
-        #[arg(long)]
-        agent_bin: Option<PathBuf>,
-        /// Enable SSH for root with this public key (off otherwise).
-        #[arg(long)]
-        ssh_key: Option<PathBuf>,
-        /// Override the board's read-only root file system.
-        #[arg(long, value_parser = ["squashfs", "erofs"])]
-        rootfs: Option<String>,
-        /// Write the root into both slots (default: slot a; slot b is marked empty).
-        #[arg(long)]
-        both_slots: bool,
-        /// Keep the work folder (root tree, partition files) for inspection.
-        #[arg(long)]
-        keep_work: bool,
-        /// Publish the raw sparse .img instead of .img.xz (quick local boots).
-        #[arg(long)]
-        no_xz: bool,
-        /// The update bundle's monotonic version number (default: MAJOR*1000000 +
-        /// MINOR*1000 + PATCH of an x.y.z --version).
-        #[arg(long)]
-        version_number: Option<u64>,
-        /// Oldest version number the update bundle may be installed over (default: any).
-        #[arg(long, default_value_t = 0)]
-        min_version_number: u64,
-        /// OTA release private key (PKCS#8 PEM) that signs the update bundle; with
-        /// --ota-keylist and --ota-root-pub. Default: development OTA keys in the cache.
-        #[arg(long, requires_all = ["ota_keylist", "ota_root_pub"])]
-        ota_release_key: Option<PathBuf>,
-        /// Root-signed key list naming the release key (`hearth-ota delegate`).
-        #[arg(long, requires_all = ["ota_release_key", "ota_root_pub"])]
-        ota_keylist: Option<PathBuf>,
-        /// OTA root public key (PEM), baked into the image as /usr/lib/hearth/ota-root.pub.
-        #[arg(long, requires_all = ["ota_release_key", "ota_keylist"])]
-        ota_root_pub: Option<PathBuf>,
-        /// Update repository (http or https base URL of a `hearth-ota publish` folder) the
-        /// device checks; written as `[update] repo_url` into the agent's device configuration.
-        #[arg(long)]
-        update_url: Option<String>,
-        /// Another overlay folder laid over the root after the board's overlays; repeatable.
-        #[arg(long = "extra-overlay")]
-        extra_overlays: Vec<PathBuf>,
-        /// Make only the sealed root and the update bundle (no disk image).
-        #[arg(long)]
-        bundle_only: bool,
-        /// Also write the update bundle in format 1 (`*.v1.bundle`), which devices on 0.1
-        /// read: publish it too for the first release of format 2 (docs/ota-bundle.md).
-        #[arg(long)]
-        v1_bundle: bool,
-    },
+    Build(BuildArgs),
     /// Boot a built image under QEMU (software emulation) with UEFI firmware.
     Run {
         #[arg(long, default_value = "qemu-x86_64")]
@@ -154,6 +94,69 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct BuildArgs {
+    #[arg(long)]
+    board: String,
+    /// Image version (default: the workspace version).
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    version: String,
+    /// ed25519 signing key (PKCS#8 PEM); default: a development key in the cache.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Prebuilt agent binary for the board's architecture.
+    #[arg(long)]
+    agent_bin: Option<PathBuf>,
+    /// Enable SSH for root with this public key (off otherwise).
+    #[arg(long)]
+    ssh_key: Option<PathBuf>,
+    /// Override the board's read-only root file system.
+    #[arg(long, value_parser = ["squashfs", "erofs"])]
+    rootfs: Option<String>,
+    /// Write the root into both slots (default: slot a; slot b is marked empty).
+    #[arg(long)]
+    both_slots: bool,
+    /// Keep the work folder (root tree, partition files) for inspection.
+    #[arg(long)]
+    keep_work: bool,
+    /// Publish the raw sparse .img instead of .img.xz (quick local boots).
+    #[arg(long)]
+    no_xz: bool,
+    /// The update bundle's monotonic version number (default: MAJOR*1000000 +
+    /// MINOR*1000 + PATCH of an x.y.z --version).
+    #[arg(long)]
+    version_number: Option<u64>,
+    /// Oldest version number the update bundle may be installed over (default: any).
+    #[arg(long, default_value_t = 0)]
+    min_version_number: u64,
+    /// OTA release private key (PKCS#8 PEM) that signs the update bundle; with
+    /// --ota-keylist and --ota-root-pub. Default: development OTA keys in the cache.
+    #[arg(long, requires_all = ["ota_keylist", "ota_root_pub"])]
+    ota_release_key: Option<PathBuf>,
+    /// Root-signed key list naming the release key (`hearth-ota delegate`).
+    #[arg(long, requires_all = ["ota_release_key", "ota_root_pub"])]
+    ota_keylist: Option<PathBuf>,
+    /// OTA root public key (PEM), baked into the image as /usr/lib/hearth/ota-root.pub.
+    #[arg(long, requires_all = ["ota_release_key", "ota_keylist"])]
+    ota_root_pub: Option<PathBuf>,
+    /// Update repository (http or https base URL of a `hearth-ota publish` folder) the
+    /// device checks; written as `[update] repo_url` into the agent's device configuration.
+    #[arg(long)]
+    update_url: Option<String>,
+    /// Another overlay folder laid over the root after the board's overlays; repeatable.
+    #[arg(long = "extra-overlay")]
+    extra_overlays: Vec<PathBuf>,
+    /// Make only the sealed root and the update bundle (no disk image).
+    #[arg(long)]
+    bundle_only: bool,
+    /// Also write the update bundle in format 1 (`*.v1.bundle`), which devices on 0.1
+    /// read: publish it too for the first release of format 2 (docs/ota-bundle.md).
+    #[arg(long)]
+    v1_bundle: bool,
+}
+
 fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
     arg.or_else(|| std::env::var_os("HEARTH_IMAGE_CACHE").map(PathBuf::from))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth-image")))
@@ -192,6 +195,112 @@ fn newest_image(out: &std::path::Path, board: &str) -> Result<PathBuf> {
         })
 }
 
+/// `hearth-image build`: the options as the library takes them, then the build.
+fn build(
+    args: BuildArgs,
+    workspace_arg: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    verbose: bool,
+) -> Result<()> {
+    let BuildArgs {
+        board,
+        version,
+        key,
+        out,
+        agent_bin,
+        ssh_key,
+        rootfs,
+        both_slots,
+        keep_work,
+        no_xz,
+        version_number,
+        min_version_number,
+        ota_release_key,
+        ota_keylist,
+        ota_root_pub,
+        update_url,
+        extra_overlays,
+        bundle_only,
+        v1_bundle,
+    } = args;
+    let ws = workspace(workspace_arg)?;
+    let rootfs = match rootfs.as_deref() {
+        Some("erofs") => Some(RootFs::Erofs),
+        Some(_) => Some(RootFs::Squashfs),
+        None => None,
+    };
+    let opts = BuildOptions {
+        board,
+        version,
+        key,
+        out,
+        agent_bin,
+        cache: cache_dir(cache),
+        ssh_key,
+        rootfs,
+        both_slots,
+        keep_work,
+        no_xz,
+        verbose,
+        version_number,
+        min_version_number,
+        ota_keys: match (ota_release_key, ota_keylist, ota_root_pub) {
+            (Some(release_key), Some(keylist), Some(root_pub)) => {
+                Some(hearth_image::ota::OtaKeyFiles {
+                    release_key,
+                    keylist,
+                    root_pub,
+                })
+            }
+            _ => None,
+        },
+        update_url,
+        extra_overlays,
+        bundle_only,
+        v1_bundle,
+    };
+    let result = hearth_image::build::build(&ws, &opts)?;
+    eprintln!("\n{}", result.summary);
+    for f in &result.files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+/// `hearth-image flash`: check the disk, say what is written where, write and verify.
+fn flash(image: &std::path::Path, device: &std::path::Path, force: bool, quiet: bool) -> Result<()> {
+    let target = hearth_image::flash::check(image, device, force)?;
+    if !quiet {
+        eprintln!(
+            "writing {} ({} MiB{}) to {} ({}, {} MiB{})",
+            image.display(),
+            target.image_size.div_ceil(1 << 20),
+            if target.compressed {
+                ", decompressing"
+            } else {
+                ""
+            },
+            device.display(),
+            target.name,
+            target.size >> 20,
+            if target.removable {
+                ", removable"
+            } else {
+                ", forced: not removable"
+            }
+        );
+    }
+    let report = hearth_image::flash::flash(image, &target, !quiet)?;
+    println!(
+        "wrote and verified {} bytes to {} in {:.1} s (sha256 {})",
+        report.bytes,
+        device.display(),
+        report.seconds,
+        report.sha256
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -210,69 +319,7 @@ fn main() -> Result<()> {
                 keys::public_path(&out).display()
             );
         }
-        Command::Build {
-            board,
-            version,
-            key,
-            out,
-            agent_bin,
-            ssh_key,
-            rootfs,
-            both_slots,
-            keep_work,
-            no_xz,
-            version_number,
-            min_version_number,
-            ota_release_key,
-            ota_keylist,
-            ota_root_pub,
-            update_url,
-            extra_overlays,
-            bundle_only,
-            v1_bundle,
-        } => {
-            let ws = workspace(cli.workspace)?;
-            let rootfs = match rootfs.as_deref() {
-                Some("erofs") => Some(RootFs::Erofs),
-                Some(_) => Some(RootFs::Squashfs),
-                None => None,
-            };
-            let opts = BuildOptions {
-                board,
-                version,
-                key,
-                out,
-                agent_bin,
-                cache: cache_dir(cli.cache),
-                ssh_key,
-                rootfs,
-                both_slots,
-                keep_work,
-                no_xz,
-                verbose: cli.verbose,
-                version_number,
-                min_version_number,
-                ota_keys: match (ota_release_key, ota_keylist, ota_root_pub) {
-                    (Some(release_key), Some(keylist), Some(root_pub)) => {
-                        Some(hearth_image::ota::OtaKeyFiles {
-                            release_key,
-                            keylist,
-                            root_pub,
-                        })
-                    }
-                    _ => None,
-                },
-                update_url,
-                extra_overlays,
-                bundle_only,
-                v1_bundle,
-            };
-            let result = hearth_image::build::build(&ws, &opts)?;
-            eprintln!("\n{}", result.summary);
-            for f in &result.files {
-                println!("{}", f.display());
-            }
-        }
+        Command::Build(args) => build(args, cli.workspace, cli.cache, cli.verbose)?,
         Command::Run {
             board,
             image,
@@ -312,37 +359,7 @@ fn main() -> Result<()> {
             device,
             force,
             quiet,
-        } => {
-            let target = hearth_image::flash::check(&image, &device, force)?;
-            if !quiet {
-                eprintln!(
-                    "writing {} ({} MiB{}) to {} ({}, {} MiB{})",
-                    image.display(),
-                    target.image_size.div_ceil(1 << 20),
-                    if target.compressed {
-                        ", decompressing"
-                    } else {
-                        ""
-                    },
-                    device.display(),
-                    target.name,
-                    target.size >> 20,
-                    if target.removable {
-                        ", removable"
-                    } else {
-                        ", forced: not removable"
-                    }
-                );
-            }
-            let report = hearth_image::flash::flash(&image, &target, !quiet)?;
-            println!(
-                "wrote and verified {} bytes to {} in {:.1} s (sha256 {})",
-                report.bytes,
-                device.display(),
-                report.seconds,
-                report.sha256
-            );
-        }
+        } => flash(&image, &device, force, quiet)?,
         Command::Bootstrap {
             board,
             print_entry: true,

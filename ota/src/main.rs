@@ -45,56 +45,9 @@ enum Command {
         out: PathBuf,
     },
     /// Build a signed bundle from payload images.
-    Sign {
-        /// Release private key.
-        #[arg(long)]
-        key: PathBuf,
-        /// Signed key list (from `delegate`).
-        #[arg(long)]
-        keys: PathBuf,
-        /// Root public key, to check the delegation before signing.
-        #[arg(long)]
-        root: Option<PathBuf>,
-        #[arg(long)]
-        board: String,
-        #[arg(long)]
-        arch: String,
-        #[arg(long)]
-        version: String,
-        #[arg(long)]
-        version_number: u64,
-        #[arg(long, default_value_t = 0)]
-        min_version_number: u64,
-        /// Bundle format: 2 (content-defined, compressed chunks; devices from 0.2 on) or 1
-        /// (fixed chunks; what devices on 0.1 read).
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
-        format: u16,
-        /// Chunk size of a format-1 bundle.
-        #[arg(long, default_value_t = hearth_ota::manifest::DEFAULT_CHUNK_SIZE)]
-        chunk_size: u64,
-        /// FastCDC minimum, average and maximum chunk sizes of a format-2 bundle (bytes).
-        #[arg(long, num_args = 3, value_names = ["MIN", "AVG", "MAX"])]
-        cdc: Option<Vec<u32>>,
-        /// NAME=PATH, in bundle order (e.g. root=root.img).
-        #[arg(long = "payload", required = true)]
-        payloads: Vec<String>,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Sign(SignArgs),
     /// Verify a bundle completely (signatures, delegation, every chunk).
-    Verify {
-        bundle: PathBuf,
-        /// Root public key (PEM).
-        #[arg(long)]
-        key: PathBuf,
-        /// Also check that a device of this board/arch at this version may install it.
-        #[arg(long, requires_all = ["arch", "current_version_number"])]
-        board: Option<String>,
-        #[arg(long)]
-        arch: Option<String>,
-        #[arg(long)]
-        current_version_number: Option<u64>,
-    },
+    Verify(VerifyArgs),
     /// Show a bundle's header and manifest (verified when --key is given).
     Inspect {
         bundle: PathBuf,
@@ -132,25 +85,81 @@ enum Command {
         from: Vec<String>,
     },
     /// Add a bundle to a static repository and sign the channel's index.
-    Publish {
-        #[arg(long)]
-        repo: PathBuf,
-        #[arg(long)]
-        channel: String,
-        bundle: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        keys: PathBuf,
-        #[arg(long)]
-        root: PathBuf,
-        #[arg(long, default_value = "")]
-        notes: String,
-        #[arg(long)]
-        notes_file: Option<PathBuf>,
-        #[arg(long, default_value_t = 30)]
-        expires_days: i64,
-    },
+    Publish(PublishArgs),
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    /// Release private key.
+    #[arg(long)]
+    key: PathBuf,
+    /// Signed key list (from `delegate`).
+    #[arg(long)]
+    keys: PathBuf,
+    /// Root public key, to check the delegation before signing.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[arg(long)]
+    board: String,
+    #[arg(long)]
+    arch: String,
+    #[arg(long)]
+    version: String,
+    #[arg(long)]
+    version_number: u64,
+    #[arg(long, default_value_t = 0)]
+    min_version_number: u64,
+    /// Bundle format: 2 (content-defined, compressed chunks; devices from 0.2 on) or 1
+    /// (fixed chunks; what devices on 0.1 read).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
+    format: u16,
+    /// Chunk size of a format-1 bundle.
+    #[arg(long, default_value_t = hearth_ota::manifest::DEFAULT_CHUNK_SIZE)]
+    chunk_size: u64,
+    /// FastCDC minimum, average and maximum chunk sizes of a format-2 bundle (bytes).
+    #[arg(long, num_args = 3, value_names = ["MIN", "AVG", "MAX"])]
+    cdc: Option<Vec<u32>>,
+    /// NAME=PATH, in bundle order (e.g. root=root.img).
+    #[arg(long = "payload", required = true)]
+    payloads: Vec<String>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    bundle: PathBuf,
+    /// Root public key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Also check that a device of this board/arch at this version may install it.
+    #[arg(long, requires_all = ["arch", "current_version_number"])]
+    board: Option<String>,
+    #[arg(long)]
+    arch: Option<String>,
+    #[arg(long)]
+    current_version_number: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    #[arg(long)]
+    repo: PathBuf,
+    #[arg(long)]
+    channel: String,
+    bundle: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    keys: PathBuf,
+    #[arg(long)]
+    root: PathBuf,
+    #[arg(long, default_value = "")]
+    notes: String,
+    #[arg(long)]
+    notes_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 30)]
+    expires_days: i64,
 }
 
 fn main() -> Result<()> {
@@ -170,98 +179,8 @@ fn main() -> Result<()> {
             valid_days,
             out,
         } => delegate(root, release, revoke, serial, valid_days, out)?,
-        Command::Sign {
-            key,
-            keys: keylist,
-            root,
-            board,
-            arch,
-            version,
-            version_number,
-            min_version_number,
-            format,
-            chunk_size,
-            cdc,
-            payloads,
-            out,
-        } => {
-            let chunking = match (format, cdc) {
-                (1, None) => Chunking::Fixed { size: chunk_size },
-                (1, Some(_)) => bail!("--cdc is for format 2"),
-                (_, None) => Chunking::Cdc(CdcParams::DEFAULT),
-                (_, Some(v)) => {
-                    let p = CdcParams {
-                        min: v[0],
-                        avg: v[1],
-                        max: v[2],
-                    };
-                    if !p.valid() {
-                        bail!("--cdc {v:?}: sizes out of range");
-                    }
-                    Chunking::Cdc(p)
-                }
-            };
-            let mut parsed = Vec::new();
-            for p in payloads {
-                let (name, path) = p.split_once('=').context("--payload takes NAME=PATH")?;
-                parsed.push((name.to_string(), PathBuf::from(path)));
-            }
-            let spec = BundleSpec {
-                board,
-                arch,
-                version,
-                version_number,
-                min_version_number,
-                created: OffsetDateTime::now_utc(),
-                chunking,
-                payloads: parsed,
-            };
-            let root = root.map(|r| keys::load_verifying(&r)).transpose()?;
-            let m = bundle::build(
-                &spec,
-                &SignedKeyList::load(&keylist)?,
-                &keys::load_signing(&key)?,
-                root.as_ref(),
-                &out,
-            )?;
-            println!(
-                "{}: {} {} for {}/{}",
-                out.display(),
-                m.version,
-                m.version_number,
-                m.board,
-                m.arch
-            );
-        }
-        Command::Verify {
-            bundle: path,
-            key,
-            board,
-            arch,
-            current_version_number,
-        } => {
-            let trust = Trust::new(keys::load_verifying(&key)?);
-            let mut src = FileSource::open(&path)?;
-            let b = bundle::open(&mut src, &trust)?;
-            bundle::verify_payloads(&mut src, &b)?;
-            if let (Some(board), Some(arch), Some(n)) = (board, arch, current_version_number) {
-                decide::check_manifest(
-                    &decide::Device {
-                        board,
-                        arch,
-                        version_number: n,
-                    },
-                    &b.manifest,
-                )?;
-            }
-            println!(
-                "{}: OK ({} {}, signed by {})",
-                path.display(),
-                b.manifest.version,
-                b.manifest.version_number,
-                b.opened.release_key.id
-            );
-        }
+        Command::Sign(args) => sign(args)?,
+        Command::Verify(args) => verify(args)?,
         Command::Inspect { bundle: path, key } => inspect(path, key)?,
         Command::Install {
             bundle,
@@ -272,46 +191,148 @@ fn main() -> Result<()> {
             boot_dir,
         } => install_cmd(&bundle, &key, &targets, &active, &slot, &boot_dir)?,
         Command::DeltaSize { bundle, key, from } => delta_size(&bundle, &key, &from)?,
-        Command::Publish {
-            repo: dir,
-            channel,
-            bundle,
-            key,
-            keys: keylist,
-            root,
-            notes,
-            notes_file,
-            expires_days,
-        } => {
-            let release_notes = match notes_file {
-                Some(f) => std::fs::read_to_string(&f).with_context(|| f.display().to_string())?,
-                None => notes,
-            };
-            let trust = Trust::new(keys::load_verifying(&root)?);
-            let format = bundle::open(&mut FileSource::open(&bundle)?, &trust)?
-                .manifest
-                .format;
-            let index = repo::publish(&repo::PublishRequest {
-                repo: &dir,
-                channel: &channel,
-                bundle: &bundle,
-                release_notes,
-                valid_for: Duration::days(expires_days),
-                now: OffsetDateTime::now_utc(),
-                key: &keys::load_signing(&key)?,
-                keylist: &SignedKeyList::load(&keylist)?,
-                trust: &trust,
-            })?;
-            println!(
-                "{}: serial {}, latest {} ({}), expires {}",
-                repo::index_path_for(&dir, &channel, &index.board, format).display(),
-                index.serial,
-                index.latest.version,
-                index.latest.bundle,
-                hearth_ota::manifest::rfc3339(index.expires)
-            );
-        }
+        Command::Publish(args) => publish(args)?,
     }
+    Ok(())
+}
+
+fn sign(args: SignArgs) -> Result<()> {
+    let SignArgs {
+        key,
+        keys: keylist,
+        root,
+        board,
+        arch,
+        version,
+        version_number,
+        min_version_number,
+        format,
+        chunk_size,
+        cdc,
+        payloads,
+        out,
+    } = args;
+    let chunking = match (format, cdc) {
+        (1, None) => Chunking::Fixed { size: chunk_size },
+        (1, Some(_)) => bail!("--cdc is for format 2"),
+        (_, None) => Chunking::Cdc(CdcParams::DEFAULT),
+        (_, Some(v)) => {
+            let p = CdcParams {
+                min: v[0],
+                avg: v[1],
+                max: v[2],
+            };
+            if !p.valid() {
+                bail!("--cdc {v:?}: sizes out of range");
+            }
+            Chunking::Cdc(p)
+        }
+    };
+    let mut parsed = Vec::new();
+    for p in payloads {
+        let (name, path) = p.split_once('=').context("--payload takes NAME=PATH")?;
+        parsed.push((name.to_string(), PathBuf::from(path)));
+    }
+    let spec = BundleSpec {
+        board,
+        arch,
+        version,
+        version_number,
+        min_version_number,
+        created: OffsetDateTime::now_utc(),
+        chunking,
+        payloads: parsed,
+    };
+    let root = root.map(|r| keys::load_verifying(&r)).transpose()?;
+    let m = bundle::build(
+        &spec,
+        &SignedKeyList::load(&keylist)?,
+        &keys::load_signing(&key)?,
+        root.as_ref(),
+        &out,
+    )?;
+    println!(
+        "{}: {} {} for {}/{}",
+        out.display(),
+        m.version,
+        m.version_number,
+        m.board,
+        m.arch
+    );
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let VerifyArgs {
+        bundle: path,
+        key,
+        board,
+        arch,
+        current_version_number,
+    } = args;
+    let trust = Trust::new(keys::load_verifying(&key)?);
+    let mut src = FileSource::open(&path)?;
+    let b = bundle::open(&mut src, &trust)?;
+    bundle::verify_payloads(&mut src, &b)?;
+    if let (Some(board), Some(arch), Some(n)) = (board, arch, current_version_number) {
+        decide::check_manifest(
+            &decide::Device {
+                board,
+                arch,
+                version_number: n,
+            },
+            &b.manifest,
+        )?;
+    }
+    println!(
+        "{}: OK ({} {}, signed by {})",
+        path.display(),
+        b.manifest.version,
+        b.manifest.version_number,
+        b.opened.release_key.id
+    );
+    Ok(())
+}
+
+fn publish(args: PublishArgs) -> Result<()> {
+    let PublishArgs {
+        repo: dir,
+        channel,
+        bundle,
+        key,
+        keys: keylist,
+        root,
+        notes,
+        notes_file,
+        expires_days,
+    } = args;
+    let release_notes = match notes_file {
+        Some(f) => std::fs::read_to_string(&f).with_context(|| f.display().to_string())?,
+        None => notes,
+    };
+    let trust = Trust::new(keys::load_verifying(&root)?);
+    let format = bundle::open(&mut FileSource::open(&bundle)?, &trust)?
+        .manifest
+        .format;
+    let index = repo::publish(&repo::PublishRequest {
+        repo: &dir,
+        channel: &channel,
+        bundle: &bundle,
+        release_notes,
+        valid_for: Duration::days(expires_days),
+        now: OffsetDateTime::now_utc(),
+        key: &keys::load_signing(&key)?,
+        keylist: &SignedKeyList::load(&keylist)?,
+        trust: &trust,
+    })?;
+    println!(
+        "{}: serial {}, latest {} ({}), expires {}",
+        repo::index_path_for(&dir, &channel, &index.board, format).display(),
+        index.serial,
+        index.latest.version,
+        index.latest.bundle,
+        hearth_ota::manifest::rfc3339(index.expires)
+    );
     Ok(())
 }
 

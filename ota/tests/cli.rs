@@ -27,6 +27,43 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// `verify` accepts the bundle under the root key only and checks a device's fit; `inspect`
+/// shows the manifest, verified or not.
+fn verify_and_inspect(b2: &Path, root_pub: &Path, release_pub: &Path) {
+    let text = ok(&["verify", p(b2), "--key", p(root_pub)]);
+    assert!(text.contains("OK"), "{text}");
+    let (verified, text) = run(&["verify", p(b2), "--key", p(release_pub)]);
+    assert!(!verified && text.contains("root key"), "{text}");
+    let (fits, text) = run(&[
+        "verify",
+        p(b2),
+        "--key",
+        p(root_pub),
+        "--board",
+        "rpi4",
+        "--arch",
+        "x86_64",
+        "--current-version-number",
+        "1",
+    ]);
+    assert!(!fits && text.contains("board"), "{text}");
+    let text = ok(&["inspect", p(b2), "--key", p(root_pub)]);
+    assert!(
+        text.contains("\"version_number\": 2")
+            && text.contains("\"format\": 2")
+            && text.contains("\"chunks\": "),
+        "{text}"
+    );
+    let text = ok(&["inspect", p(b2)]);
+    // The (compressed) format-2 manifest is shown, chunk lists summarized.
+    assert!(
+        text.contains("verified: NO")
+            && text.contains("\"chunking\"")
+            && text.contains(" chunk hashes>"),
+        "{text}"
+    );
+}
+
 #[test]
 fn keygen_delegate_sign_verify_publish() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,38 +123,7 @@ fn keygen_delegate_sign_verify_publish() {
     // A key the root never delegated to cannot sign.
     let (signed, text) = sign(&rel2, "2", &d.join("rogue.hota"));
     assert!(!signed && text.contains("key list"), "{text}");
-    let text = ok(&["verify", p(&b2), "--key", p(&root_pub)]);
-    assert!(text.contains("OK"), "{text}");
-    let (verified, text) = run(&["verify", p(&b2), "--key", p(&d.join("release.key.pub"))]);
-    assert!(!verified && text.contains("root key"), "{text}");
-    let (fits, text) = run(&[
-        "verify",
-        p(&b2),
-        "--key",
-        p(&root_pub),
-        "--board",
-        "rpi4",
-        "--arch",
-        "x86_64",
-        "--current-version-number",
-        "1",
-    ]);
-    assert!(!fits && text.contains("board"), "{text}");
-    let text = ok(&["inspect", p(&b2), "--key", p(&root_pub)]);
-    assert!(
-        text.contains("\"version_number\": 2")
-            && text.contains("\"format\": 2")
-            && text.contains("\"chunks\": "),
-        "{text}"
-    );
-    let text = ok(&["inspect", p(&b2)]);
-    // The (compressed) format-2 manifest is shown, chunk lists summarized.
-    assert!(
-        text.contains("verified: NO")
-            && text.contains("\"chunking\"")
-            && text.contains(" chunk hashes>"),
-        "{text}"
-    );
+    verify_and_inspect(&b2, &root_pub, &d.join("release.key.pub"));
 
     let repo = d.join("repo");
     let publish = |b: &Path| {
@@ -184,20 +190,32 @@ fn keygen_delegate_sign_verify_publish() {
     );
     assert!(publish(&b3).0);
     let newer = std::fs::read(&index_file).unwrap();
+    newer_index_replay_expiry_and_channel(&bytes, &newer, &trust, &accepted.seen, now);
+}
+
+/// The second index is accepted after the first; the first replayed, the second too late or
+/// for another channel, are refused.
+fn newer_index_replay_expiry_and_channel(
+    bytes: &[u8],
+    newer: &[u8],
+    trust: &hearth_ota::format::Trust,
+    seen: &hearth_ota::index::SeenIndex,
+    now: time::OffsetDateTime,
+) {
     let second = hearth_ota::index::accept(
-        &newer,
-        &trust,
+        newer,
+        trust,
         "stable",
         "qemu-x86_64",
         now,
-        Some(&accepted.seen),
+        Some(seen),
     )
     .unwrap();
     assert_eq!(second.index.serial, 2);
     // The first index replayed after the second was seen.
     let replay = hearth_ota::index::accept(
-        &bytes,
-        &trust,
+        bytes,
+        trust,
         "stable",
         "qemu-x86_64",
         now,
@@ -208,12 +226,12 @@ fn keygen_delegate_sign_verify_publish() {
         Err(hearth_ota::VerifyError::IndexReplay { serial: 1, seen: 2 })
     ));
     let late = now + time::Duration::days(8);
-    let expired = hearth_ota::index::accept(&newer, &trust, "stable", "qemu-x86_64", late, None);
+    let expired = hearth_ota::index::accept(newer, trust, "stable", "qemu-x86_64", late, None);
     assert!(matches!(
         expired,
         Err(hearth_ota::VerifyError::IndexExpired(_))
     ));
-    let other = hearth_ota::index::accept(&newer, &trust, "beta", "qemu-x86_64", now, None);
+    let other = hearth_ota::index::accept(newer, trust, "beta", "qemu-x86_64", now, None);
     assert!(matches!(
         other,
         Err(hearth_ota::VerifyError::IndexMismatch { .. })

@@ -101,6 +101,83 @@ struct Case {
     device: Device,
 }
 
+/// The untampered bundle offered to devices it does not fit.
+fn device_cases(good: &Path, trust: &Trust) -> Vec<Case> {
+    let with = |name, device: Device| Case {
+        name,
+        bundle: good.to_path_buf(),
+        trust: trust.clone(),
+        device,
+    };
+    vec![
+        with(
+            "wrong board",
+            Device {
+                board: "rpi4".into(),
+                ..device()
+            },
+        ),
+        with(
+            "wrong arch",
+            Device {
+                arch: "aarch64".into(),
+                ..device()
+            },
+        ),
+        with(
+            "downgrade",
+            Device {
+                version_number: 6,
+                ..device()
+            },
+        ),
+        with(
+            "reinstall",
+            Device {
+                version_number: 5,
+                ..device()
+            },
+        ),
+    ]
+}
+
+/// Runs each case on a fresh device (a committed on `v1`, b holding an older image) and checks
+/// the refusal is the expected kind and leaves b unbootable and a untouched; returns the kinds.
+fn refuse_each_on_a_fresh_device(dir: &Path, cases: &[Case], v1: &[u8]) -> BTreeSet<String> {
+    let mut kinds = BTreeSet::new();
+    for c in cases {
+        std::fs::write(dir.join("slot-a.img"), v1).unwrap();
+        std::fs::write(dir.join("slot-b.img"), image_bytes(300_000, 33)).unwrap();
+        let _ = std::fs::remove_dir_all(dir.join("boot"));
+        std::fs::create_dir_all(dir.join("boot")).unwrap();
+        FileBoot::new(DirFs::new(&dir.join("boot")))
+            .initialize(Slot::A)
+            .unwrap();
+        let err = update(dir, &c.bundle, &c.trust, &c.device).expect_err(c.name);
+        let state = FileBoot::new(DirFs::new(&dir.join("boot")))
+            .state()
+            .unwrap();
+        assert!(!state.is_bootable(Slot::B), "{}: b became bootable", c.name);
+        assert_eq!(
+            (state.primary, state.trial),
+            (Some(Slot::A), None),
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            std::fs::read(dir.join("slot-a.img")).unwrap(),
+            v1,
+            "{}: slot a changed",
+            c.name
+        );
+        println!("{:>22}: {err}", c.name);
+        let want = EXPECTED.iter().find(|(n, _)| *n == c.name).map(|(_, k)| *k);
+        assert_eq!(Some(kind(&err).as_str()), want, "{}: {err}", c.name);
+        kinds.insert(kind(&err));
+    }
+    kinds
+}
+
 #[test]
 fn every_refusal_leaves_slot_b_unbootable_and_slot_a_untouched() {
     every_refusal(false);
@@ -219,40 +296,7 @@ fn every_refusal(cdc: bool) {
         b.splice(..opened.opened.prefix_len as usize, prefix);
     });
     cases.push(case("unknown release key", unknown));
-    let with = |name, device: Device| Case {
-        name,
-        bundle: good.clone(),
-        trust: keys.trust.clone(),
-        device,
-    };
-    cases.push(with(
-        "wrong board",
-        Device {
-            board: "rpi4".into(),
-            ..device()
-        },
-    ));
-    cases.push(with(
-        "wrong arch",
-        Device {
-            arch: "aarch64".into(),
-            ..device()
-        },
-    ));
-    cases.push(with(
-        "downgrade",
-        Device {
-            version_number: 6,
-            ..device()
-        },
-    ));
-    cases.push(with(
-        "reinstall",
-        Device {
-            version_number: 5,
-            ..device()
-        },
-    ));
+    cases.extend(device_cases(&good, &keys.trust));
     let mut strict = make_spec(dir, 7, &v5);
     strict.min_version_number = 4;
     cases.push(Case {
@@ -262,38 +306,7 @@ fn every_refusal(cdc: bool) {
         device: device(),
     });
 
-    let mut kinds = BTreeSet::new();
-    for c in &cases {
-        // A fresh device: a committed on v1, b holding an older image.
-        std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
-        std::fs::write(dir.join("slot-b.img"), image_bytes(300_000, 33)).unwrap();
-        let _ = std::fs::remove_dir_all(dir.join("boot"));
-        std::fs::create_dir_all(dir.join("boot")).unwrap();
-        FileBoot::new(DirFs::new(&dir.join("boot")))
-            .initialize(Slot::A)
-            .unwrap();
-        let err = update(dir, &c.bundle, &c.trust, &c.device).expect_err(c.name);
-        let state = FileBoot::new(DirFs::new(&dir.join("boot")))
-            .state()
-            .unwrap();
-        assert!(!state.is_bootable(Slot::B), "{}: b became bootable", c.name);
-        assert_eq!(
-            (state.primary, state.trial),
-            (Some(Slot::A), None),
-            "{}",
-            c.name
-        );
-        assert_eq!(
-            std::fs::read(dir.join("slot-a.img")).unwrap(),
-            v1,
-            "{}: slot a changed",
-            c.name
-        );
-        println!("{:>22}: {err}", c.name);
-        let want = EXPECTED.iter().find(|(n, _)| *n == c.name).map(|(_, k)| *k);
-        assert_eq!(Some(kind(&err).as_str()), want, "{}: {err}", c.name);
-        kinds.insert(kind(&err));
-    }
+    let kinds = refuse_each_on_a_fresh_device(dir, &cases, &v1);
     assert_eq!(cases.len(), EXPECTED.len());
     assert_eq!(kinds.len(), 17, "{kinds:?}");
     // The untampered bundle installs (the cases above can fail for the right reason only).

@@ -601,21 +601,46 @@ async fn shares_are_seen_and_changed_only_as_granted() {
         "members do not manage shares"
     );
 
-    // Read-only: reading and copying out work; every change is refused and changes nothing.
-    let (status, _, bytes) = get_bytes(&mut bob, "/api/v1/files/Family/plan.txt", &[]).await;
+    read_grant_reads_and_refuses_every_change(&agent, &mut bob).await;
+
+    // Write grant: carol changes things; an ungranted share is invisible to her.
+    let (status, _) = put(
+        &mut carol,
+        "/api/v1/files/Family/carol.txt",
+        b"c".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for url in [
+        "/api/v1/files/shared",
+        "/api/v1/files/shared/old.txt",
+        "/api/v1/trash/shared",
+    ] {
+        let (status, _, body) = get_bytes(&mut carol, url, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{url}");
+        assert!(!String::from_utf8_lossy(&body).contains("old-content"));
+    }
+
+    rename_regrant_and_delete(&agent, &mut admin, &mut bob, &mut carol).await;
+}
+
+/// Read-only: reading and copying out work; every change is refused and changes nothing.
+async fn read_grant_reads_and_refuses_every_change(agent: &common::Agent, bob: &mut Session) {
+    let (status, _, bytes) = get_bytes(bob, "/api/v1/files/Family/plan.txt", &[]).await;
     assert_eq!((status, bytes.as_slice()), (StatusCode::OK, &b"v1"[..]));
-    let (status, _, _) = get_bytes(&mut bob, "/api/v1/files/Family?format=zip", &[]).await;
+    let (status, _, _) = get_bytes(bob, "/api/v1/files/Family?format=zip", &[]).await;
     assert_eq!(status, StatusCode::OK);
     let before = std::fs::read_dir(agent.dir.join("files/shares/Family"))
         .expect("ls")
         .count();
-    let (status, body) = put(&mut bob, "/api/v1/files/Family/new.txt", b"x".to_vec(), &[]).await;
+    let (status, body) = put(bob, "/api/v1/files/Family/new.txt", b"x".to_vec(), &[]).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::FORBIDDEN, "forbidden")
     );
     let (status, _) = put(
-        &mut bob,
+        bob,
         "/api/v1/files/Family/plan.txt?overwrite=true",
         b"hacked".to_vec(),
         &[],
@@ -672,27 +697,16 @@ async fn shares_are_seen_and_changed_only_as_granted() {
         StatusCode::ACCEPTED,
         "copying out of a read share is reading"
     );
+}
 
-    // Write grant: carol changes things; an ungranted share is invisible to her.
-    let (status, _) = put(
-        &mut carol,
-        "/api/v1/files/Family/carol.txt",
-        b"c".to_vec(),
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    for url in [
-        "/api/v1/files/shared",
-        "/api/v1/files/shared/old.txt",
-        "/api/v1/trash/shared",
-    ] {
-        let (status, _, body) = get_bytes(&mut carol, url, &[]).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{url}");
-        assert!(!String::from_utf8_lossy(&body).contains("old-content"));
-    }
-
-    // Rename moves the folder; grants change; the old name is gone.
+/// Rename moves the folder; grants change; the old name is gone. Deleting a share with files
+/// needs purge=true.
+async fn rename_regrant_and_delete(
+    agent: &common::Agent,
+    admin: &mut Session,
+    bob: &mut Session,
+    carol: &mut Session,
+) {
     let (status, share) = admin
         .send(
             Method::PATCH,
@@ -704,14 +718,14 @@ async fn shares_are_seen_and_changed_only_as_granted() {
     assert!(agent.dir.join("files/shares/Familie/plan.txt").exists());
     assert!(!agent.dir.join("files/shares/Family").exists());
     let (status, _) = put(
-        &mut bob,
+        bob,
         "/api/v1/files/Familie/bob.txt",
         b"b".to_vec(),
         &[],
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "bob may write now");
-    assert_eq!(root_names(&mut carol).await, [("home".to_string(), true)]);
+    assert_eq!(root_names(carol).await, [("home".to_string(), true)]);
     let (status, reply) = admin
         .send(
             Method::PATCH,
@@ -738,7 +752,7 @@ async fn shares_are_seen_and_changed_only_as_granted() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(!agent.dir.join("files/shares/Familie").exists());
-    let (status, _, _) = get_bytes(&mut bob, "/api/v1/files/Familie", &[]).await;
+    let (status, _, _) = get_bytes(bob, "/api/v1/files/Familie", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, list) = admin.send(Method::GET, "/api/v1/shares", None).await;
     assert_eq!(list, json!([{"name": "shared", "grants": {}}]));

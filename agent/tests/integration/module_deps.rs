@@ -124,7 +124,8 @@ impl<'ast> Visit<'ast> for Finder {
 
     /// Macro arguments are tokens, not a syntax tree: look for the path written out.
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
-        let tokens = mac.tokens.to_string().replace(' ', "");
+        // Tokens print as `crate :: api :: x`: join the paths back, keep other words apart.
+        let tokens = mac.tokens.to_string().replace(" :: ", "::");
         for word in tokens.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')) {
             if word.contains("::") {
                 let segments: Vec<String> = word

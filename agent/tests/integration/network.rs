@@ -354,6 +354,71 @@ fn network<'a>(r: &'a Reply, ssid: &str) -> Option<&'a Value> {
         .find(|n| n["ssid"] == ssid)
 }
 
+/// A `POST /api/v1/network/wifi/connect` body.
+fn connect(ssid: &str, password: Option<&str>) -> Value {
+    let mut body = json!({ "ssid": ssid });
+    if let Some(p) = password {
+        body["password"] = json!(p);
+    }
+    body
+}
+
+/// Wrong, missing or malformed passwords and unsupported or absent networks are refused with
+/// their codes, and no profile is kept.
+async fn refused_connects_keep_nothing(h: &Harness, admin: &mut Browser, nm: &MockNetwork) {
+    for (body, status, want) in [
+        (
+            connect("HomeNet", Some("wrong password")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wifi_auth_failed",
+        ),
+        (
+            connect("HomeNet", None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password_required",
+        ),
+        (
+            connect("Office", Some("whatever123")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wifi_unsupported",
+        ),
+        (
+            connect("Nowhere", Some("whatever123")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            connect("HomeNet", Some("short")),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            connect("Bad\u{7}Name", None),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            connect(&"x".repeat(33), None),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+    ] {
+        let r = h
+            .call(
+                admin,
+                "POST",
+                "/api/v1/network/wifi/connect",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!((r.status, code(&r)), (status, want), "{body}: {}", r.raw);
+    }
+    assert!(
+        nm.profile("HomeNet").is_none(),
+        "a refused password is not kept"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wifi_networks_are_scanned_joined_and_forgotten() {
     let (_bus, nm, h) = setup(MockNetworkConfig::home(), 60).await;
@@ -399,64 +464,7 @@ async fn wifi_networks_are_scanned_joined_and_forgotten() {
         "the scan found a new network"
     );
 
-    let connect = |ssid: &str, password: Option<&str>| {
-        let mut body = json!({ "ssid": ssid });
-        if let Some(p) = password {
-            body["password"] = json!(p);
-        }
-        body
-    };
-    for (body, status, want) in [
-        (
-            connect("HomeNet", Some("wrong password")),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wifi_auth_failed",
-        ),
-        (
-            connect("HomeNet", None),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "password_required",
-        ),
-        (
-            connect("Office", Some("whatever123")),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wifi_unsupported",
-        ),
-        (
-            connect("Nowhere", Some("whatever123")),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            connect("HomeNet", Some("short")),
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            connect("Bad\u{7}Name", None),
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            connect(&"x".repeat(33), None),
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-    ] {
-        let r = h
-            .call(
-                &mut admin,
-                "POST",
-                "/api/v1/network/wifi/connect",
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!((r.status, code(&r)), (status, want), "{body}: {}", r.raw);
-    }
-    assert!(
-        nm.profile("HomeNet").is_none(),
-        "a refused password is not kept"
-    );
+    refused_connects_keep_nothing(&h, &mut admin, &nm).await;
 
     let r = h
         .call(

@@ -520,17 +520,22 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     // Running the gate again on a committed boot is a no-op.
     assert!(rig.gate(agent.port).status.success());
 
-    // 1.3.0 is published, installed into slot a, and its trial boot is unhealthy: the agent
-    // does not come up (the gate cannot reach it within its 3 s).
-    let mut v3 = v2.clone();
+    a_failed_trial_rolls_back(&rig, agent, &mut admin, &v2).await;
+}
+
+/// 1.3.0 is published, installed into slot a, and its trial boot is unhealthy: the agent does
+/// not come up (the gate cannot reach it within its 3 s), the slot is marked bad and the device
+/// falls back to 1.2.0 on b.
+async fn a_failed_trial_rolls_back(rig: &Rig, mut agent: Agent, admin: &mut Session, v2: &[u8]) {
+    let mut v3 = v2.to_vec();
     v3[..100_000].copy_from_slice(&image_bytes(100_000, 3));
     let b3 = rig.bundle(3, &v3, BOARD, 1);
     rig.publish(&b3, "Broken on purpose.");
-    let (status, body) = check(&mut admin).await;
+    let (status, body) = check(admin).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["available"]["version"], "1.3.0");
-    let id = install(&mut admin).await;
-    assert_eq!(wait_job(&mut admin, &id).await["state"], "done");
+    let id = install(admin).await;
+    assert_eq!(wait_job(admin, &id).await["state"], "done");
     assert_eq!(rig.slot("a"), v3);
     assert_eq!(rig.slot("b"), v2, "the committed slot is untouched");
     agent.terminate();
@@ -548,7 +553,7 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     agent = rig.start_agent();
     admin.client = agent.client();
     admin.base = agent.url("");
-    let body = get(&mut admin).await;
+    let body = get(admin).await;
     assert_eq!(
         history_kinds(&body),
         ["rolled_back", "installed", "committed", "installed"],
@@ -629,26 +634,76 @@ async fn an_install_killed_midway_is_reported_interrupted_and_resumes() {
     assert_eq!(rig.boot_state().trial, Some((Slot::B, 3)));
 }
 
+/// Slot a still holds 1.1.0 and the boot state is as installed: primary a, nothing on trial.
+fn slots_unchanged(rig: &Rig) {
+    assert_eq!(rig.slot("a"), rig.v1, "slot a untouched");
+    let st = rig.boot_state();
+    assert_eq!(
+        (st.primary, st.trial, st.bootable),
+        (Some(Slot::A), None, vec![Slot::A])
+    );
+}
+
+/// A 422 with `code` whose message says `says`.
+fn refused(status: StatusCode, body: &Value, code: &str, says: &str) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(body), code, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(says), "{msg}");
+}
+
+/// Indexes signed by a key the root never delegated to, and by a revoked release key.
+async fn foreign_and_revoked_signers_are_refused(
+    rig: &Rig,
+    admin: &mut Session,
+    index: &Path,
+    b2: &Path,
+) {
+    rig.publish(b2, "Real.");
+    let (real, _, _) =
+        hearth_ota::index::decode(&std::fs::read(index).unwrap(), &rig.keys.trust).unwrap();
+    std::fs::remove_file(index).unwrap();
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    std::fs::write(
+        index,
+        hearth_ota::index::sign(&real, &rig.keys.keylist, &stranger),
+    )
+    .unwrap();
+    let (status, body) = check(admin).await;
+    refused(status, &body, "update_index_invalid", "does not contain");
+    let root = SigningKey::from_bytes(&[1; 32]);
+    let now = OffsetDateTime::now_utc();
+    let revoking = SignedKeyList::sign(
+        &KeyList {
+            serial: 2,
+            issued: now - time::Duration::days(1),
+            keys: vec![ReleaseKey::new(
+                &rig.keys.release.verifying_key(),
+                now - time::Duration::days(200),
+                now + time::Duration::days(365),
+            )],
+            revoked: vec![hearth_ota::hexutil::encode(
+                rig.keys.release.verifying_key().as_bytes(),
+            )],
+        },
+        &root,
+    );
+    std::fs::write(
+        index,
+        hearth_ota::index::sign(&real, &revoking, &rig.keys.release),
+    )
+    .unwrap();
+    let (status, body) = check(admin).await;
+    refused(status, &body, "update_index_invalid", "revoked");
+    std::fs::remove_file(index).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_indexes_and_bundles_are_refused_with_codes_and_slots_untouched() {
     let rig = rig("").await;
     let mut agent = rig.start_agent();
     let mut admin = agent.claim().await;
     let index = rig.path("repo/stable").join(BOARD).join("index-v2.hidx");
-    let slots_unchanged = |rig: &Rig| {
-        assert_eq!(rig.slot("a"), rig.v1, "slot a untouched");
-        let st = rig.boot_state();
-        assert_eq!(
-            (st.primary, st.trial, st.bootable),
-            (Some(Slot::A), None, vec![Slot::A])
-        );
-    };
-    let refused = |status: StatusCode, body: &Value, code: &str, says: &str| {
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert_eq!(error_code(body), code, "{body}");
-        let msg = body["error"]["message"].as_str().unwrap();
-        assert!(msg.contains(says), "{msg}");
-    };
 
     // Nothing published: the repository has no index for this board.
     let (status, body) = check(&mut admin).await;
@@ -698,44 +753,7 @@ async fn bad_indexes_and_bundles_are_refused_with_codes_and_slots_untouched() {
     assert_eq!(error_code(&body), "update_index_invalid");
     std::fs::remove_file(&index).unwrap();
 
-    // Indexes signed by a key the root never delegated to, and by a revoked release key.
-    rig.publish(&b2, "Real.");
-    let (real, _, _) =
-        hearth_ota::index::decode(&std::fs::read(&index).unwrap(), &rig.keys.trust).unwrap();
-    std::fs::remove_file(&index).unwrap();
-    let stranger = SigningKey::from_bytes(&[9; 32]);
-    std::fs::write(
-        &index,
-        hearth_ota::index::sign(&real, &rig.keys.keylist, &stranger),
-    )
-    .unwrap();
-    let (status, body) = check(&mut admin).await;
-    refused(status, &body, "update_index_invalid", "does not contain");
-    let root = SigningKey::from_bytes(&[1; 32]);
-    let now = OffsetDateTime::now_utc();
-    let revoking = SignedKeyList::sign(
-        &KeyList {
-            serial: 2,
-            issued: now - time::Duration::days(1),
-            keys: vec![ReleaseKey::new(
-                &rig.keys.release.verifying_key(),
-                now - time::Duration::days(200),
-                now + time::Duration::days(365),
-            )],
-            revoked: vec![hearth_ota::hexutil::encode(
-                rig.keys.release.verifying_key().as_bytes(),
-            )],
-        },
-        &root,
-    );
-    std::fs::write(
-        &index,
-        hearth_ota::index::sign(&real, &revoking, &rig.keys.release),
-    )
-    .unwrap();
-    let (status, body) = check(&mut admin).await;
-    refused(status, &body, "update_index_invalid", "revoked");
-    std::fs::remove_file(&index).unwrap();
+    foreign_and_revoked_signers_are_refused(&rig, &mut admin, &index, &b2).await;
     slots_unchanged(&rig);
 
     // A valid index whose bundle was tampered with after publishing: the check accepts the
