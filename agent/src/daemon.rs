@@ -214,7 +214,10 @@ fn spawn_cert_renewal(state: AppState) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = state.tls.refresh(&tls::wanted_names(&state.hostname()), state.clock.now()) {
+            if let Err(e) = state
+                .tls
+                .refresh(&tls::wanted_names(&state.hostname()), state.clock.now())
+            {
                 tracing::warn!(error = %e, "certificate renewal failed");
             }
         }
@@ -252,10 +255,7 @@ fn announce_setup_code(state: &AppState) -> anyhow::Result<()> {
 ///
 /// The caller (the command line) passes the HTTP front end in, so the daemon knows the server
 /// and the services but never the handlers (`tests/integration/module_deps.rs` enforces it).
-pub async fn run(
-    config: Config,
-    app: impl FnOnce(AppState) -> axum::Router,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, app: impl FnOnce(AppState) -> axum::Router) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let adapters = Adapters::real(&config, clock)?;
     let (state, tls) = build_state(config, adapters)?;

@@ -268,7 +268,12 @@ fn build(
 }
 
 /// `hearth-image flash`: check the disk, say what is written where, write and verify.
-fn flash(image: &std::path::Path, device: &std::path::Path, force: bool, quiet: bool) -> Result<()> {
+fn flash(
+    image: &std::path::Path,
+    device: &std::path::Path,
+    force: bool,
+    quiet: bool,
+) -> Result<()> {
     let target = hearth_image::flash::check(image, device, force)?;
     if !quiet {
         eprintln!(

@@ -202,15 +202,8 @@ fn newer_index_replay_expiry_and_channel(
     seen: &hearth_ota::index::SeenIndex,
     now: time::OffsetDateTime,
 ) {
-    let second = hearth_ota::index::accept(
-        newer,
-        trust,
-        "stable",
-        "qemu-x86_64",
-        now,
-        Some(seen),
-    )
-    .unwrap();
+    let second =
+        hearth_ota::index::accept(newer, trust, "stable", "qemu-x86_64", now, Some(seen)).unwrap();
     assert_eq!(second.index.serial, 2);
     // The first index replayed after the second was seen.
     let replay = hearth_ota::index::accept(

@@ -3,7 +3,9 @@
 //! NetworkManager). The health gate's tests and the in-process harness (`Adapters::fakes`)
 //! use it.
 
-use super::{Connectivity, HotspotHandle, Interface, IpChange, NetworkControl, NetworkError, WifiList};
+use super::{
+    Connectivity, HotspotHandle, Interface, IpChange, NetworkControl, NetworkError, WifiList,
+};
 use futures_util::future::{BoxFuture, FutureExt};
 use std::sync::Mutex;
 

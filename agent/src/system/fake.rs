@@ -178,7 +178,12 @@ impl SystemControl for FakeSystem {
                     description: name.clone(),
                     load_state: load.into(),
                     active_state: active.into(),
-                    sub_state: if active == "active" { "running" } else { "dead" }.into(),
+                    sub_state: if active == "active" {
+                        "running"
+                    } else {
+                        "dead"
+                    }
+                    .into(),
                     actions: Vec::new(),
                 }
             })

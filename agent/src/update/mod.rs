@@ -252,7 +252,11 @@ pub(crate) mod tests {
 
     /// A service over a fresh store in `dir`, with a fake system that records reboots.
     pub(crate) fn service(dir: &Path, clock: crate::clock::ManualClock) -> Service {
-        service_with(dir, clock, Arc::new(crate::system::fake::FakeSystem::default()))
+        service_with(
+            dir,
+            clock,
+            Arc::new(crate::system::fake::FakeSystem::default()),
+        )
     }
 
     pub(crate) fn service_with(

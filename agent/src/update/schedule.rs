@@ -211,16 +211,10 @@ mod tests {
             })
             .expect("record");
         u.reboot_into_update().await.expect("reboot");
-        assert_eq!(
-            system.reboots(),
-            vec![RebootRequest::tryboot()]
-        );
+        assert_eq!(system.reboots(), vec![RebootRequest::tryboot()]);
         u.config.boot = Some("file".into());
         u.reboot_into_update().await.expect("reboot");
-        assert_eq!(
-            system.reboots().last(),
-            Some(&RebootRequest::Plain)
-        );
+        assert_eq!(system.reboots().last(), Some(&RebootRequest::Plain));
     }
 
     #[test]

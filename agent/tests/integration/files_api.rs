@@ -717,13 +717,7 @@ async fn rename_regrant_and_delete(
     assert_eq!(status, StatusCode::OK, "{share}");
     assert!(agent.dir.join("files/shares/Familie/plan.txt").exists());
     assert!(!agent.dir.join("files/shares/Family").exists());
-    let (status, _) = put(
-        bob,
-        "/api/v1/files/Familie/bob.txt",
-        b"b".to_vec(),
-        &[],
-    )
-    .await;
+    let (status, _) = put(bob, "/api/v1/files/Familie/bob.txt", b"b".to_vec(), &[]).await;
     assert_eq!(status, StatusCode::CREATED, "bob may write now");
     assert_eq!(root_names(carol).await, [("home".to_string(), true)]);
     let (status, reply) = admin

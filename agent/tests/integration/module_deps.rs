@@ -220,21 +220,35 @@ fn the_dependency_check_sees_every_way_of_naming_the_handlers() {
         (daemon.clone(), "use super::api;"),
         (daemon.clone(), "use crate::api::*;"),
         (install.clone(), "use super::super::api::error::ApiError;"),
-        (install.clone(), "fn f() { tokio::spawn(crate::api::run()); }"),
-        (install.clone(), r#"fn f() { tracing::info!("{}", crate::api::x()); }"#),
-        (install.clone(), "mod inner { use super::super::super::api::x; }"),
+        (
+            install.clone(),
+            "fn f() { tokio::spawn(crate::api::run()); }",
+        ),
+        (
+            install.clone(),
+            r#"fn f() { tracing::info!("{}", crate::api::x()); }"#,
+        ),
+        (
+            install.clone(),
+            "mod inner { use super::super::super::api::x; }",
+        ),
     ];
     for (module, source) in cases {
-        assert_eq!(
-            uses_of_api(module, source).len(),
-            1,
-            "not caught: {source}"
-        );
+        assert_eq!(uses_of_api(module, source).len(), 1, "not caught: {source}");
     }
     let clean = [
-        (daemon.clone(), "use crate::server::Server; use axum::Router;"),
-        (install.clone(), "use super::api_types::X; fn f() { other::api::g(); }"),
-        (install, "mod api { pub fn g() {} } fn f() { self::api::g(); }"),
+        (
+            daemon.clone(),
+            "use crate::server::Server; use axum::Router;",
+        ),
+        (
+            install.clone(),
+            "use super::api_types::X; fn f() { other::api::g(); }",
+        ),
+        (
+            install,
+            "mod api { pub fn g() {} } fn f() { self::api::g(); }",
+        ),
     ];
     for (module, source) in clean {
         assert_eq!(uses_of_api(module, source), [], "false alarm: {source}");
@@ -280,5 +294,8 @@ fn http_handlers_never_reach_into_the_store() {
     // The check itself sees an access, and not a field of something else named `store`.
     assert_eq!(store_reaches("fn f() { state.store.shares(); }"), 1);
     assert_eq!(store_reaches("fn f() { let s = &state.store; }"), 1);
-    assert_eq!(store_reaches("fn f() { g(entry.store); state.shares(); }"), 0);
+    assert_eq!(
+        store_reaches("fn f() { g(entry.store); state.shares(); }"),
+        0
+    );
 }
