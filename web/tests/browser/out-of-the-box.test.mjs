@@ -146,7 +146,9 @@ describe('a fresh device, out of the box', () => {
     await page.getByTestId('catalog-app-Jellyfin').waitFor();
     assert.equal(await page.getByTestId('catalog-app-Gitea').count(), 0, 'the search filters');
     await screenshot(page, 'app-store-bundled');
-    assertClean(problems);
+    // Apps whose icon is only a URL in the store (no icon file in the store's folder): offline,
+    // the agent answers 502 image_unavailable and the card shows its placeholder.
+    assertClean(problems, { allowStatus: [502] });
 
     const admin = await page.evaluate(async () => (await fetch('/api/v1/session')).json());
     const csrf = admin.csrf_token;
