@@ -438,6 +438,7 @@ describe('updates page with a real update repository', () => {
     assert.equal(after.notice, null);
     assert.ok(after.history.some((h) => h.kind === 'rolled_back'), 'still in the history');
     assertClean(problems);
+    await openUpdates(page, admin, `${agent.url}/updates`); // where the next tests start
   });
 
   it('saves the policy and refuses an invalid maintenance window', async () => {
