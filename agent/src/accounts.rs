@@ -10,10 +10,10 @@ use crate::auth::{password, tokens, totp};
 use crate::clock::SharedClock;
 use crate::error::{ServiceError, ServiceResult};
 use crate::server::client_group;
-use crate::update::records::{ClaimUpdates, MaintenanceWindow, UpdatePolicy, window_problem};
 use crate::store::{
     DeviceSettings, KnownDevice, Role, SessionRecord, Store, TotpState, UserRecord,
 };
+use crate::update::records::{ClaimUpdates, MaintenanceWindow, UpdatePolicy, window_problem};
 use crate::validate;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -178,7 +178,10 @@ impl Accounts {
         if !known.contains(&channel) {
             return Err(ServiceError::invalid(
                 "updates.channel",
-                format!("Unknown update channel; choose one of: {}.", known.join(", ")),
+                format!(
+                    "Unknown update channel; choose one of: {}.",
+                    known.join(", ")
+                ),
             ));
         }
         Ok(UpdatePolicy::for_claim(&channel, choice.automatic, window))

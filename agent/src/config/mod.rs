@@ -509,8 +509,8 @@ mod tests {
     /// The image's own drop-in loads, and names the bundled store as the default store.
     #[test]
     fn the_images_drop_in_names_the_bundled_default_store() {
-        let dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../overlays/base/usr/lib/hearth/agent.d");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../overlays/base/usr/lib/hearth/agent.d");
         let cfg = Config::load(&Overrides {
             config_dirs: vec![dir],
             ..Overrides::default()

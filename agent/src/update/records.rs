@@ -229,7 +229,10 @@ mod tests {
         let ask = UpdatePolicy::for_claim("beta", false, window("01:00", "02:00"));
         assert!(!ask.auto_install);
         assert_eq!(ask.reboot, RebootPolicy::Manual);
-        assert_eq!((ask.channel.as_str(), ask.maintenance_window.start.as_str()), ("beta", "01:00"));
+        assert_eq!(
+            (ask.channel.as_str(), ask.maintenance_window.start.as_str()),
+            ("beta", "01:00")
+        );
         // Devices claimed before: nothing automatic.
         assert!(!UpdatePolicy::default_for("stable").auto_install);
     }
@@ -237,8 +240,17 @@ mod tests {
     #[test]
     fn windows_must_be_clock_times_and_not_empty() {
         assert_eq!(window_problem(&window("03:00", "05:00")), None);
-        assert_eq!(window_problem(&window("23:00", "01:00")), None, "wraps midnight");
-        for (s, e) in [("03:00", "03:00"), ("3:00", "05:00"), ("03:00", "24:00"), ("", "")] {
+        assert_eq!(
+            window_problem(&window("23:00", "01:00")),
+            None,
+            "wraps midnight"
+        );
+        for (s, e) in [
+            ("03:00", "03:00"),
+            ("3:00", "05:00"),
+            ("03:00", "24:00"),
+            ("", ""),
+        ] {
             assert!(window_problem(&window(s, e)).is_some(), "{s}–{e}");
         }
     }

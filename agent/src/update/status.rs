@@ -330,14 +330,24 @@ mod tests {
             .store
             .push_update_history(entry(0, HistoryKind::RolledBack))
             .expect("push");
-        assert_eq!(u.status().expect("status").notice.map(|n| n.id), Some(pushed.id));
+        assert_eq!(
+            u.status().expect("status").notice.map(|n| n.id),
+            Some(pushed.id)
+        );
         let Err(crate::error::ServiceError::NotFound(_)) = u.dismiss_notice(pushed.id + 1) else {
             panic!("an unknown id was accepted")
         };
-        assert!(u.status().expect("status").notice.is_some(), "nothing changed");
+        assert!(
+            u.status().expect("status").notice.is_some(),
+            "nothing changed"
+        );
         u.dismiss_notice(pushed.id).expect("dismiss");
         assert_eq!(u.status().expect("status").notice, None);
-        assert_eq!(u.status().expect("status").history.len(), 1, "still in the history");
+        assert_eq!(
+            u.status().expect("status").history.len(),
+            1,
+            "still in the history"
+        );
     }
 
     fn check(channel: &str, version_number: u64) -> CheckRecord {

@@ -157,13 +157,12 @@ async fn bundled_store(c: &mut Checks, s: &mut Session) {
         store.is_some_and(|st| st["configured"] == false && st["apps"].as_u64() >= Some(160)),
         || format!("GET /api/v1/stores: {stores}"),
     );
-    let (status, catalog) = s
-        .send(Method::GET, "/api/v1/catalog?q=gitea", None)
-        .await;
+    let (status, catalog) = s.send(Method::GET, "/api/v1/catalog?q=gitea", None).await;
     c.status("GET catalog answers 200", status, 200, &catalog);
-    let found = catalog["apps"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|e| e["store"] == "zimaos-appstore" && e["app"] == "Gitea"));
+    let found = catalog["apps"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e["store"] == "zimaos-appstore" && e["app"] == "Gitea")
+    });
     c.check("the catalog lists the bundled store's apps", found, || {
         format!("GET /api/v1/catalog?q=gitea: {catalog}")
     });

@@ -140,9 +140,17 @@ async fn the_default_store_moves_from_the_image_copy_to_its_published_zip() {
     let id = s.id.clone();
     let again = open();
     assert_eq!(again.stores()[0].apps.len(), 2, "the download is kept");
-    assert_eq!(again.stores()[0].id, id, "a download does not rename the store");
+    assert_eq!(
+        again.stores()[0].id,
+        id,
+        "a download does not rename the store"
+    );
     again.refresh_missing().await;
-    assert_eq!(srv.hits("/store/main.zip"), 1, "not downloaded again at start");
+    assert_eq!(
+        srv.hits("/store/main.zip"),
+        1,
+        "not downloaded again at start"
+    );
 }
 
 #[tokio::test]

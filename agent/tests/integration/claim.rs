@@ -175,19 +175,37 @@ async fn the_claim_carries_the_update_choice_and_refuses_bad_ones() {
         body
     };
     for (bad, field) in [
-        (json!({"automatic": true, "maintenance_window": {"start": "04:00", "end": "04:00"}}), "updates.maintenance_window"),
-        (json!({"automatic": true, "maintenance_window": {"start": "03:00", "end": "27:00"}}), "updates.maintenance_window"),
-        (json!({"automatic": true, "maintenance_window": {"start": "3", "end": "05:00"}}), "updates.maintenance_window"),
-        (json!({"automatic": true, "channel": "nightly"}), "updates.channel"),
+        (
+            json!({"automatic": true, "maintenance_window": {"start": "04:00", "end": "04:00"}}),
+            "updates.maintenance_window",
+        ),
+        (
+            json!({"automatic": true, "maintenance_window": {"start": "03:00", "end": "27:00"}}),
+            "updates.maintenance_window",
+        ),
+        (
+            json!({"automatic": true, "maintenance_window": {"start": "3", "end": "05:00"}}),
+            "updates.maintenance_window",
+        ),
+        (
+            json!({"automatic": true, "channel": "nightly"}),
+            "updates.channel",
+        ),
     ] {
         let (status, body) = s
             .send(Method::POST, "/api/v1/setup/claim", Some(with(bad.clone())))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(error_code(&body), "invalid_input", "{body}");
-        assert!(body.to_string().to_lowercase().contains(field), "{bad}: {body}");
+        assert!(
+            body.to_string().to_lowercase().contains(field),
+            "{bad}: {body}"
+        );
     }
-    for bad in [json!({"automatic": "yes"}), json!({"automatic": true, "colour": 1})] {
+    for bad in [
+        json!({"automatic": "yes"}),
+        json!({"automatic": true, "colour": 1}),
+    ] {
         let (status, body) = s
             .send(Method::POST, "/api/v1/setup/claim", Some(with(bad.clone())))
             .await;
@@ -222,7 +240,9 @@ async fn ask_me_first_is_kept_with_its_window_and_channel() {
     let mut body = claim_body(&agent.setup_code(), "owner");
     body["updates"] = json!({"automatic": false, "channel": "beta",
                              "maintenance_window": {"start": "23:30", "end": "01:00"}});
-    let (status, b) = s.send(Method::POST, "/api/v1/setup/claim", Some(body)).await;
+    let (status, b) = s
+        .send(Method::POST, "/api/v1/setup/claim", Some(body))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{b}");
     let (_, update) = s.send(Method::GET, "/api/v1/update", None).await;
     assert_eq!(

@@ -875,19 +875,27 @@ async fn policy_changes_are_validated_and_kept() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let until = body["policy"]["paused_until"].as_str().expect("paused_until");
+    let until = body["policy"]["paused_until"]
+        .as_str()
+        .expect("paused_until");
     let until = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
         .expect("RFC 3339");
     let days = (until - time::OffsetDateTime::now_utc()).whole_hours();
     assert!((6 * 24..=7 * 24).contains(&days), "{days} h");
-    assert_eq!(body["policy"]["auto_install"], true, "a pause keeps the policy");
+    assert_eq!(
+        body["policy"]["auto_install"], true,
+        "a pause keeps the policy"
+    );
     agent.restart();
     admin.client = agent.client();
     admin.base = agent.url("");
     let body = get(&mut admin).await;
     assert_eq!(body["policy"]["reboot"], "immediately");
     assert_eq!(body["policy"]["maintenance_window"]["start"], "23:30");
-    assert!(body["policy"]["paused_until"].is_string(), "the pause survives a restart");
+    assert!(
+        body["policy"]["paused_until"].is_string(),
+        "the pause survives a restart"
+    );
     let (status, body) = admin
         .send(
             Method::PATCH,

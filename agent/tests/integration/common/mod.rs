@@ -211,8 +211,10 @@ impl Agent {
                 // "Ask me first": no test device installs or reboots by itself because its
                 // run happens to fall in the default maintenance window (claim.rs tests the
                 // default).
-                Some(json!({"code": self.setup_code(), "username": "admin", "password": PASSWORD,
-                            "updates": {"automatic": false}})),
+                Some(
+                    json!({"code": self.setup_code(), "username": "admin", "password": PASSWORD,
+                            "updates": {"automatic": false}}),
+                ),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "claim failed: {body}");
