@@ -13,6 +13,7 @@ use crate::server::client_group;
 use crate::store::{
     DeviceSettings, KnownDevice, Role, SessionRecord, Store, TotpState, UserRecord,
 };
+use crate::update::records::{ClaimUpdates, MaintenanceWindow, UpdatePolicy, window_problem};
 use crate::validate;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct ClaimInput {
     pub password: String,
     pub hostname: Option<String>,
     pub timezone: Option<String>,
+    /// The wizard's update step; `None`: automatic with the default window.
+    pub updates: Option<ClaimUpdates>,
 }
 
 #[derive(Debug, Default)]
@@ -62,12 +65,17 @@ pub struct UserUpdate {
     pub app_logs: Option<bool>,
 }
 
+/// Channels a claim may choose besides the image's own (`update.channel`).
+pub const KNOWN_CHANNELS: [&str; 2] = ["stable", "beta"];
+
 pub struct Accounts {
     store: Store,
     clock: SharedClock,
     sessions: SessionPolicy,
     zoneinfo_dir: PathBuf,
     setup_code_file: PathBuf,
+    /// The image's update channel (`update.channel`): the claim's default channel.
+    update_channel: String,
     login_by_client: Throttle,
     login_by_account: Throttle,
     claim_by_client: Throttle,
@@ -111,6 +119,7 @@ impl Accounts {
             sessions,
             zoneinfo_dir: PathBuf::from("/usr/share/zoneinfo"),
             setup_code_file,
+            update_channel: "stable".into(),
             // A client may guess often, but is slowed to one try per 5 minutes at worst.
             login_by_client: throttle(10, 1, 300, 10_000),
             // The account cap is short so that an attacker cannot lock the owner out for long;
@@ -128,6 +137,54 @@ impl Accounts {
     pub fn with_hash_gate(mut self, gate: password::HashGate) -> Self {
         self.hashing = gate;
         self
+    }
+
+    /// The image's update channel, the default of the claim's update choice.
+    pub fn with_update_channel(mut self, channel: String) -> Self {
+        self.update_channel = channel;
+        self
+    }
+
+    /// The channels the wizard may choose: the image's and the two every repository made
+    /// by `hearth-ota publish` is expected to carry.
+    pub fn known_channels(&self) -> Vec<String> {
+        let mut v = vec![self.update_channel.clone()];
+        for c in KNOWN_CHANNELS {
+            if !v.iter().any(|k| k == c) {
+                v.push(c.to_string());
+            }
+        }
+        v
+    }
+
+    /// The update policy a claim stores (checked; nothing is stored on an error).
+    fn claim_policy(&self, choice: Option<ClaimUpdates>) -> ServiceResult<UpdatePolicy> {
+        let choice = choice.unwrap_or(ClaimUpdates {
+            automatic: true,
+            maintenance_window: None,
+            channel: None,
+        });
+        let window = choice.maintenance_window.unwrap_or(MaintenanceWindow {
+            start: "03:00".into(),
+            end: "05:00".into(),
+        });
+        if let Some(problem) = window_problem(&window) {
+            return Err(ServiceError::invalid("updates.maintenance_window", problem));
+        }
+        let channel = choice
+            .channel
+            .unwrap_or_else(|| self.update_channel.clone());
+        let known = self.known_channels();
+        if !known.contains(&channel) {
+            return Err(ServiceError::invalid(
+                "updates.channel",
+                format!(
+                    "Unknown update channel; choose one of: {}.",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(UpdatePolicy::for_claim(&channel, choice.automatic, window))
     }
 
     pub fn with_zoneinfo_dir(mut self, dir: PathBuf) -> Self {
@@ -213,6 +270,7 @@ impl Accounts {
         }
         let timezone = input.timezone.unwrap_or_else(|| "Etc/UTC".into());
         validate::timezone(&timezone, &self.zoneinfo_dir)?;
+        let update_policy = self.claim_policy(input.updates)?;
 
         let admin = UserRecord {
             username: input.username,
@@ -229,7 +287,10 @@ impl Accounts {
         let stamp = now
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        if !self.store.claim(&admin, &settings, &stamp)? {
+        if !self
+            .store
+            .claim(&admin, &settings, &update_policy, &stamp)?
+        {
             return Err(ServiceError::AlreadyClaimed);
         }
         self.claim_by_client.record_success(&client_key);

@@ -38,7 +38,8 @@ pub fn build_state(
             max_age: config.session_max_age,
         },
         config.setup_code_file.clone(),
-    );
+    )
+    .with_update_channel(config.update.channel.clone());
     let events = Events::new();
     let (apps, catalog) = build_apps(&config, &store, &events, &adapters)?;
     let jobs = Arc::new(crate::jobs::Jobs::default());
@@ -122,6 +123,7 @@ fn build_apps(
         dirs: c.stores.clone(),
         urls: c.store_urls.clone(),
         saved: config.data_dir.join("app-stores.json"),
+        default_store: c.default_store.clone(),
         cache_dir: config.data_dir.join("app-stores"),
         arch: host_architecture().into(),
         fetcher: Some(fetcher),

@@ -248,6 +248,11 @@ fn run_steps(
         ssh_authorized_key: ssh_key.clone(),
     };
     rootfs::prepare(&root, &content, runner)?;
+    // The bundled app stores (`stores/`, vendored; the image's agent drop-in names
+    // /usr/share/hearth/stores/casaos as the default store, docs/apps.md).
+    let stores = root.join("usr/share/hearth/stores");
+    std::fs::create_dir_all(&stores)?;
+    crate::overlay::apply(&ws.root.join("stores"), &stores)?;
     let release = ota::release(board, &opts.version, ota.version_number, &build_id);
     ota::write_into_root(
         &root,

@@ -153,6 +153,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(update::install))
         .routes(routes!(update::reboot))
         .routes(routes!(update::patch_policy))
+        .routes(routes!(update::dismiss_notice))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts()
 }

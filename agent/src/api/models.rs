@@ -17,6 +17,17 @@ pub struct SetupInfo {
     /// Suggested device name.
     pub hostname: String,
     pub timezone: String,
+    /// What the wizard's update step offers.
+    pub updates: SetupUpdates,
+}
+
+/// The wizard's update step: whether the image names an update server, the channels a claim
+/// may choose (the first is the image's) and the default maintenance window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupUpdates {
+    pub configured: bool,
+    pub channels: Vec<String>,
+    pub maintenance_window: crate::update::records::MaintenanceWindow,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -30,6 +41,8 @@ pub struct ClaimRequest {
     pub password: String,
     pub hostname: Option<String>,
     pub timezone: Option<String>,
+    /// The update step's choice; left out: automatic, 03:00–05:00, the image's channel.
+    pub updates: Option<crate::update::records::ClaimUpdates>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

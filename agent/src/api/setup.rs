@@ -2,7 +2,7 @@
 
 use super::auth::ClientAddr;
 use super::error::{ApiResult, Body};
-use super::models::{ClaimRequest, Health, LoginResponse, SetupInfo};
+use super::models::{ClaimRequest, Health, LoginResponse, SetupInfo, SetupUpdates};
 use super::session::login_response;
 use crate::accounts::ClaimInput;
 use crate::error::ServiceError;
@@ -32,6 +32,14 @@ pub async fn setup_info(State(state): State<AppState>) -> ApiResult<Json<SetupIn
         claimed: state.accounts.is_claimed()?,
         hostname: state.hostname(),
         timezone: state.timezone(),
+        updates: SetupUpdates {
+            configured: state.updates.device().is_ok(),
+            channels: state.accounts.known_channels(),
+            maintenance_window: crate::update::records::MaintenanceWindow {
+                start: "03:00".into(),
+                end: "05:00".into(),
+            },
+        },
     }))
 }
 
@@ -39,7 +47,7 @@ pub async fn setup_info(State(state): State<AppState>) -> ApiResult<Json<SetupIn
 #[utoipa::path(post, path = "/api/v1/setup/claim", tag = "setup", request_body = ClaimRequest,
     responses(
         (status = 201, body = LoginResponse, description = "Claimed; the session cookie is set"),
-        (status = 400, body = super::error::ErrorBody, description = "invalid_input"),
+        (status = 400, body = super::error::ErrorBody, description = "invalid_input (also a bad update choice: an empty or malformed maintenance window, an unknown channel)"),
         (status = 422, body = super::error::ErrorBody, description = "unknown_name: the time zone is not in the device's zone database"),
         (status = 403, body = super::error::ErrorBody, description = "setup_code_invalid"),
         (status = 409, body = super::error::ErrorBody, description = "already_claimed"),
@@ -56,6 +64,7 @@ pub async fn claim(
         password: req.password,
         hostname: req.hostname,
         timezone: req.timezone,
+        updates: req.updates,
     };
     let outcome = state.accounts.claim(input, client).await.inspect_err(|e| {
         if matches!(e, ServiceError::SetupCodeInvalid) {

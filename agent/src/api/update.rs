@@ -9,7 +9,7 @@ use crate::update::records::PolicyPatch;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,5 +85,28 @@ pub async fn patch_policy(
 ) -> ApiResult<Json<UpdateStatus>> {
     let policy = state.updates.patch_policy(patch)?;
     tracing::info!(admin = %auth.user.username, ?policy, "update policy changed");
+    Ok(Json(state.updates.status()?))
+}
+
+/// `POST /api/v1/update/notice/dismiss`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissNotice {
+    /// The history entry the banner showed (`notice.id`); older ones are dismissed with it.
+    pub id: u64,
+}
+
+/// Dismisses the banner about an automatic update or a rollback (for every admin of this
+/// device); the event stays in the history.
+#[utoipa::path(post, path = "/api/v1/update/notice/dismiss", tag = "update", security(("session" = [])),
+    request_body = DismissNotice,
+    responses((status = 200, body = UpdateStatus), (status = 400, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody, description = "not_found: no history entry with that id")))]
+pub async fn dismiss_notice(
+    State(state): State<AppState>,
+    _admin: AdminSession,
+    Body(req): Body<DismissNotice>,
+) -> ApiResult<Json<UpdateStatus>> {
+    state.updates.dismiss_notice(req.id)?;
     Ok(Json(state.updates.status()?))
 }

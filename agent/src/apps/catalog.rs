@@ -46,6 +46,9 @@ pub struct LoadedStore {
     pub url: Option<String>,
     /// From the configuration (cannot be removed through the API).
     pub configured: bool,
+    /// The default store's copy in the image (`apps.default_store_dir`): served until a
+    /// download from `url` succeeds.
+    pub bundled: Option<PathBuf>,
     /// When the current copy was loaded.
     pub loaded_at: Option<String>,
     /// When the last refresh was tried (successful or not).
@@ -102,7 +105,24 @@ pub enum CatalogError {
 #[serde(untagged)]
 enum SavedStore {
     Dir(PathBuf),
-    Url { url: String },
+    /// The default store: the image's copy, refreshed from `url` when one is set.
+    Default {
+        bundled: PathBuf,
+        #[serde(default)]
+        url: Option<String>,
+    },
+    Url {
+        url: String,
+    },
+}
+
+/// The store a fresh device starts with (`apps.default_store_dir`, `apps.default_store_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultStore {
+    /// The copy shipped in the image.
+    pub dir: PathBuf,
+    /// Its published zip (https), downloaded when the device is online.
+    pub url: Option<String>,
 }
 
 /// Where the stores come from and how zip stores are downloaded.
@@ -112,6 +132,10 @@ pub struct CatalogOptions {
     pub urls: Vec<String>,
     /// The JSON file remembering stores added through the API.
     pub saved: PathBuf,
+    /// Seeded into the saved list while that file does not exist yet (a fresh device); once
+    /// the list is written (a store added or removed) it is what counts, so a removed default
+    /// store does not come back.
+    pub default_store: Option<DefaultStore>,
     /// Where zip stores are unpacked.
     pub cache_dir: PathBuf,
     pub arch: String,
@@ -212,6 +236,7 @@ impl Catalog {
             dirs: configured.to_vec(),
             urls: Vec::new(),
             saved,
+            default_store: None,
             cache_dir,
             arch: arch.to_string(),
             fetcher: None,
@@ -223,10 +248,18 @@ impl Catalog {
     /// Loads every configured and saved store from disk (zip stores from their cached copy;
     /// nothing is downloaded here: see [`Catalog::refresh_missing`]).
     pub fn open(o: CatalogOptions) -> Self {
-        let extra: Vec<SavedStore> = std::fs::read_to_string(&o.saved)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let extra: Vec<SavedStore> = match std::fs::read_to_string(&o.saved) {
+            Ok(t) => serde_json::from_str(&t).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => o
+                .default_store
+                .iter()
+                .map(|d| SavedStore::Default {
+                    bundled: d.dir.clone(),
+                    url: d.url.clone(),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let configured = o
             .dirs
             .iter()
@@ -245,6 +278,7 @@ impl Catalog {
                         source: dir,
                         url: None,
                         configured,
+                        bundled: None,
                         loaded_at: None,
                         refreshed_at: None,
                         error: None,
@@ -256,6 +290,9 @@ impl Catalog {
                 }
                 SavedStore::Url { url } => {
                     cached_url_store(&o.cache_dir, &url, configured, o.clock.now_rfc3339())
+                }
+                SavedStore::Default { bundled, url } => {
+                    default_store(&o.cache_dir, bundled, url, o.clock.now_rfc3339())
                 }
             };
             if !stores.iter().any(|o: &LoadedStore| o.id == s.id) {
@@ -310,13 +347,14 @@ impl Catalog {
         }
     }
 
-    /// Downloads the zip stores that have no copy yet (at start).
+    /// Downloads the zip stores that have no copy yet (at start), and the default store's zip
+    /// while the image's copy is served.
     pub async fn refresh_missing(&self) {
         let _one = self.refreshing.lock().await;
         let urls: Vec<(String, String)> = self
             .read()
             .iter()
-            .filter(|s| s.loaded_at.is_none())
+            .filter(|s| s.loaded_at.is_none() || s.bundled.as_ref() == Some(&s.source))
             .filter_map(|s| s.url.clone().map(|u| (s.id.clone(), u)))
             .collect();
         for (id, url) in urls {
@@ -381,6 +419,7 @@ impl Catalog {
             source: d.root,
             url: Some(url.to_string()),
             configured: false,
+            bundled: None,
             loaded_at: Some(self.clock.now_rfc3339()),
             refreshed_at: Some(self.clock.now_rfc3339()),
             error: None,
@@ -416,6 +455,7 @@ impl Catalog {
             source: dir.to_path_buf(),
             url: None,
             configured: false,
+            bundled: None,
             loaded_at: Some(self.clock.now_rfc3339()),
             refreshed_at: Some(self.clock.now_rfc3339()),
             error: None,
@@ -455,9 +495,13 @@ impl Catalog {
         let extra: Vec<SavedStore> = stores
             .iter()
             .filter(|s| !s.configured)
-            .map(|s| match &s.url {
-                Some(url) => SavedStore::Url { url: url.clone() },
-                None => SavedStore::Dir(s.source.clone()),
+            .map(|s| match (&s.bundled, &s.url) {
+                (Some(bundled), url) => SavedStore::Default {
+                    bundled: bundled.clone(),
+                    url: url.clone(),
+                },
+                (None, Some(url)) => SavedStore::Url { url: url.clone() },
+                (None, None) => SavedStore::Dir(s.source.clone()),
             })
             .collect();
         let json = serde_json::to_vec_pretty(&extra).unwrap_or_default();
@@ -644,6 +688,7 @@ fn cached_url_store(cache: &Path, url: &str, configured: bool, now: String) -> L
         source: current.clone(),
         url: Some(url.to_string()),
         configured,
+        bundled: None,
         loaded_at: None,
         refreshed_at: None,
         error: Some("not downloaded yet".into()),
@@ -660,6 +705,35 @@ fn cached_url_store(cache: &Path, url: &str, configured: bool, now: String) -> L
     }
     s.id = url_store_id(&s.source, url);
     s
+}
+
+/// The default store at start: its downloaded copy when there is one, else the image's copy.
+/// Its id is the image copy's (`store-config.json`), so a download does not rename it.
+fn default_store(cache: &Path, bundled: PathBuf, url: Option<String>, now: String) -> LoadedStore {
+    let mut image_copy = LoadedStore {
+        id: store_id(&bundled),
+        source: bundled.clone(),
+        url: url.clone(),
+        configured: false,
+        bundled: Some(bundled),
+        loaded_at: None,
+        refreshed_at: None,
+        error: None,
+        apps: Vec::new(),
+        categories: Vec::new(),
+    };
+    if let Some(url) = &url {
+        let downloaded = cached_url_store(cache, url, false, now.clone());
+        if downloaded.loaded_at.is_some() {
+            return LoadedStore {
+                id: image_copy.id,
+                bundled: image_copy.bundled,
+                ..downloaded
+            };
+        }
+    }
+    reload(&mut image_copy, now);
+    image_copy
 }
 
 /// Unpacks `zip` as a new copy in `dir`, loads it, and swaps `dir/current` to it. Nothing of
@@ -733,7 +807,7 @@ mod tests {
     use super::*;
 
     fn casaos() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/appstores/casaos")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stores/casaos")
     }
 
     fn test_store() -> PathBuf {
@@ -785,6 +859,54 @@ mod tests {
                 .stores()
                 .is_empty()
         );
+    }
+
+    fn with_default(dir: &Path, default: Option<DefaultStore>) -> Catalog {
+        Catalog::open(CatalogOptions {
+            dirs: Vec::new(),
+            urls: Vec::new(),
+            saved: dir.join("stores.json"),
+            default_store: default,
+            cache_dir: dir.join("app-stores"),
+            arch: "amd64".into(),
+            fetcher: None,
+            media: None,
+            clock: Arc::new(crate::clock::SystemClock),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_default_store_is_served_from_the_image_until_removed_for_good() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let default = DefaultStore {
+            dir: casaos(),
+            url: Some("https://store.invalid/main.zip".into()),
+        };
+        let c = with_default(dir.path(), Some(default.clone()));
+        let s = &c.stores()[0];
+        assert_eq!(
+            (s.id.as_str(), s.configured, &s.source),
+            ("zimaos-appstore", false, &casaos())
+        );
+        assert!(s.apps.len() >= 160, "{}", s.apps.len());
+        // Offline (here: no client at all): the download fails, the image's copy stays.
+        c.refresh_missing().await;
+        let s = &c.stores()[0];
+        assert!(s.error.is_some() && s.apps.len() >= 160, "{:?}", s.error);
+        // Nothing written yet: a restart seeds it again.
+        assert!(!dir.path().join("stores.json").exists());
+        let c = with_default(dir.path(), Some(default.clone()));
+        // Another store added: both are remembered, the default one as the default one.
+        c.add(&test_store()).expect("adds");
+        let again = with_default(dir.path(), None);
+        let ids: Vec<String> = again.stores().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["zimaos-appstore", "test-store"]);
+        assert_eq!(again.stores()[0].bundled.as_ref(), Some(&casaos()));
+        // Removed: it does not come back, although the configuration still names it.
+        c.remove("zimaos-appstore").expect("removes");
+        let after = with_default(dir.path(), Some(default));
+        let ids: Vec<String> = after.stores().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["test-store"]);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct AppsSection {
     pub stores: Option<Vec<PathBuf>>,
     /// App stores downloaded as zip files (https only).
     pub store_urls: Option<Vec<String>>,
+    /// The store a fresh device starts with: its copy in the image (docs/apps.md).
+    pub default_store_dir: Option<PathBuf>,
+    /// The default store's published zip (https), downloaded when online.
+    pub default_store_url: Option<String>,
     /// How often every store is refreshed (default one day).
     pub store_refresh_secs: Option<u64>,
     /// Extra trust anchors (PEM files) for downloading stores, icons and screenshots.

@@ -107,6 +107,8 @@ pub struct AppsConfig {
     pub projects_dir: PathBuf,
     pub stores: Vec<PathBuf>,
     pub store_urls: Vec<String>,
+    /// `apps.default_store_dir` and `apps.default_store_url`.
+    pub default_store: Option<crate::apps::catalog::DefaultStore>,
     pub store_refresh: Duration,
     pub ca_files: Vec<PathBuf>,
     pub media_allow_private: bool,
@@ -296,13 +298,28 @@ fn resolve_apps(
         projects_dir: data_dir.join("apps"),
         stores: a.stores.unwrap_or_default(),
         store_urls: a.store_urls.unwrap_or_default(),
+        default_store: a
+            .default_store_dir
+            .map(|dir| crate::apps::catalog::DefaultStore {
+                dir,
+                url: a.default_store_url.clone().filter(|u| !u.is_empty()),
+            }),
         store_refresh: secs(a.store_refresh_secs, 24 * 3600, "apps.store_refresh_secs")?,
         ca_files: a.store_ca_files.unwrap_or_default(),
         media_allow_private: a.media_allow_private.unwrap_or(false),
         update_check: secs(a.update_check_secs, 6 * 3600, "apps.update_check_secs")?,
     };
-    for url in &apps.store_urls {
+    for url in apps
+        .store_urls
+        .iter()
+        .chain(apps.default_store.iter().filter_map(|d| d.url.as_ref()))
+    {
         crate::apps::catalog::check_store_url(url).map_err(ConfigError::Invalid)?;
+    }
+    if a.default_store_url.is_some_and(|u| !u.is_empty()) && apps.default_store.is_none() {
+        return Err(ConfigError::Invalid(
+            "apps.default_store_url needs apps.default_store_dir (the copy served until it is downloaded)".into(),
+        ));
     }
     for p in [&apps.app_data_dir, &apps.user_data_dir] {
         if !p.is_absolute() && !dev {
@@ -487,6 +504,33 @@ mod tests {
         assert_eq!(cfg.network_rollback_secs, 5);
         assert_eq!(cfg.setup_hotspot_delay, Duration::ZERO);
         assert!(cfg.setup_hotspot, "on outside --dev");
+    }
+
+    /// The image's own drop-in loads, and names the bundled store as the default store.
+    #[test]
+    fn the_images_drop_in_names_the_bundled_default_store() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../overlays/base/usr/lib/hearth/agent.d");
+        let cfg = Config::load(&Overrides {
+            config_dirs: vec![dir],
+            ..Overrides::default()
+        })
+        .expect("the image's drop-in loads");
+        let d = cfg.apps.default_store.expect("a default store");
+        assert_eq!(d.dir, PathBuf::from("/usr/share/hearth/stores/casaos"));
+        assert!(d.url.is_some_and(|u| u.starts_with("https://")));
+        let bad = tempfile::tempdir().expect("tmp");
+        write(
+            bad.path(),
+            "10-device.toml",
+            "[apps]\ndefault_store_url = \"https://store.example/main.zip\"\n",
+        );
+        let err = Config::load(&Overrides {
+            config_dirs: vec![bad.path().to_path_buf()],
+            ..Overrides::default()
+        })
+        .expect_err("a URL without the image's copy");
+        assert!(err.to_string().contains("default_store_dir"), "{err}");
     }
 
     #[test]

@@ -424,19 +424,22 @@ impl Store {
     }
 
     /// Claims the device: in one transaction, checks it is unclaimed, records the claim, creates
-    /// the first admin, stores the device settings and destroys the setup code. Returns false
+    /// the first admin, stores the device settings and the update policy chosen in the wizard,
+    /// and destroys the setup code. Returns false
     /// (and changes nothing) if the device was already claimed.
     pub fn claim(
         &self,
         admin: &UserRecord,
         settings: &DeviceSettings,
+        update_policy: &crate::update::records::UpdatePolicy,
         claimed_at: &str,
     ) -> Result<bool, StoreError> {
         let admin_bytes = encode(admin)?;
         let settings_bytes = encode(settings)?;
+        let policy_bytes = encode(update_policy)?;
         let claimed_bytes = encode(&claimed_at)?;
-        let won = (&self.meta, &self.users, &self.settings)
-            .transaction(|(meta, users, settings)| {
+        let won = (&self.meta, &self.users, &self.settings, &self.updates)
+            .transaction(|(meta, users, settings, updates)| {
                 if meta.get(KEY_CLAIMED)?.is_some() {
                     return Ok(false);
                 }
@@ -451,6 +454,7 @@ impl Store {
                 meta.remove(KEY_SETUP_CODE)?;
                 users.insert(admin.username.as_bytes(), admin_bytes.as_slice())?;
                 settings.insert(KEY_DEVICE, settings_bytes.as_slice())?;
+                updates.insert(updates::KEY_POLICY, policy_bytes.as_slice())?;
                 Ok(true)
             })
             .map_err(tx_error)?;

@@ -31,15 +31,28 @@ fn claim_succeeds_once_and_destroys_the_setup_code() {
         hostname: Some("box".into()),
         timezone: "Europe/Berlin".into(),
     };
+    use crate::update::records::{MaintenanceWindow, UpdatePolicy};
+    let window = |start: &str| MaintenanceWindow {
+        start: start.into(),
+        end: "05:00".into(),
+    };
+    let chosen = UpdatePolicy::for_claim("stable", true, window("02:00"));
+    assert_eq!(store.update_policy().expect("policy"), None);
     assert!(
         store
-            .claim(&user("alice", Role::Admin), &settings, "t1")
+            .claim(&user("alice", Role::Admin), &settings, &chosen, "t1")
             .expect("claim")
     );
+    let other = UpdatePolicy::for_claim("beta", false, window("01:00"));
     assert!(
         !store
-            .claim(&user("mallory", Role::Admin), &settings, "t2")
+            .claim(&user("mallory", Role::Admin), &settings, &other, "t2")
             .expect("claim")
+    );
+    assert_eq!(
+        store.update_policy().expect("policy"),
+        Some(chosen),
+        "the winner's update choice is stored with the claim, the loser's is not"
     );
     assert_eq!(store.setup_code().expect("code"), None);
     assert!(store.user("mallory").expect("get").is_none());

@@ -4,10 +4,12 @@
 use super::{Store, StoreError, Table};
 use crate::update::records::{CheckRecord, HistoryEntry, InstallRecord, TrustRecord, UpdatePolicy};
 
-const KEY_POLICY: &str = "policy";
+pub(super) const KEY_POLICY: &str = "policy";
 const KEY_TRUST: &str = "trust";
 const KEY_CHECK: &str = "check";
 const KEY_INSTALL: &str = "install";
+/// The highest history id whose banner an admin dismissed.
+const KEY_NOTICE_DISMISSED: &str = "notice_dismissed";
 /// History entries are `history/<id, 20 digits>` so they sort by id.
 const HISTORY_PREFIX: &str = "history/";
 /// Entries kept; older ones are dropped.
@@ -48,6 +50,14 @@ impl Store {
 
     pub fn clear_update_install(&self) -> Result<(), StoreError> {
         self.remove(Table::Updates, KEY_INSTALL).map(|_| ())
+    }
+
+    pub fn update_notice_dismissed(&self) -> Result<u64, StoreError> {
+        Ok(self.get(Table::Updates, KEY_NOTICE_DISMISSED)?.unwrap_or(0))
+    }
+
+    pub fn put_update_notice_dismissed(&self, through: u64) -> Result<(), StoreError> {
+        self.put(Table::Updates, KEY_NOTICE_DISMISSED, &through)
     }
 
     /// The history, newest first.

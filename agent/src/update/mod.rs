@@ -180,19 +180,24 @@ impl Service {
             p.channel = c;
         }
         if let Some(w) = patch.maintenance_window {
-            let (Some(s), Some(e)) = (minutes(&w.start), minutes(&w.end)) else {
-                return Err(ServiceError::invalid(
-                    "maintenance_window",
-                    "Give start and end as HH:MM (00:00–23:59).",
-                ));
-            };
-            if s == e {
-                return Err(ServiceError::invalid(
-                    "maintenance_window",
-                    "The window's start and end must differ.",
-                ));
+            if let Some(problem) = window_problem(&w) {
+                return Err(ServiceError::invalid("maintenance_window", problem));
             }
             p.maintenance_window = w;
+        }
+        match patch.pause_days {
+            None => {}
+            Some(0) => p.paused_until = None,
+            Some(days @ 1..=90) => {
+                let until = self.clock.now() + time::Duration::days(i64::from(days));
+                p.paused_until = Some(rfc3339(until));
+            }
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "pause_days",
+                    "Pause for 1–90 days, or 0 to resume.",
+                ));
+            }
         }
         if let Some(a) = patch.auto_install {
             p.auto_install = a;

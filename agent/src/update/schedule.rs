@@ -126,6 +126,9 @@ impl Service {
         let Ok(policy) = self.policy() else {
             return;
         };
+        if policy.paused_at(self.clock.now()) {
+            return;
+        }
         let now = self.local_minutes();
         let pending = matches!(self.pending_reboot(), Ok(Some(_)));
         let status = if policy.auto_install {

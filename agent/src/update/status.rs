@@ -26,6 +26,10 @@ pub struct UpdateStatus {
     pub pending_reboot: Option<PendingReboot>,
     /// Newest first.
     pub history: Vec<HistoryEntry>,
+    /// What the dashboard announces in its banner until an admin dismisses it: the newest
+    /// `committed` or `rolled_back` entry of the history not dismissed yet
+    /// (`POST /api/v1/update/notice/dismiss`).
+    pub notice: Option<HistoryEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -153,6 +157,7 @@ pub fn derive(i: Inputs<'_>) -> UpdateStatus {
         },
         pending_reboot,
         history: i.history,
+        notice: None,
     }
 }
 
@@ -174,7 +179,19 @@ pub fn not_configured(
         progress: None,
         pending_reboot: None,
         history,
+        notice: None,
     }
+}
+
+/// The banner's event (pure): the newest `committed` or `rolled_back` entry whose id is above
+/// `dismissed_through` (dismissing an event also dismisses older ones).
+pub fn notice(history: &[HistoryEntry], dismissed_through: u64) -> Option<HistoryEntry> {
+    history
+        .iter()
+        .filter(|h| matches!(h.kind, HistoryKind::Committed | HistoryKind::RolledBack))
+        .max_by_key(|h| h.id)
+        .filter(|h| h.id > dismissed_through)
+        .cloned()
 }
 
 impl super::Service {
@@ -185,7 +202,21 @@ impl super::Service {
         let device = match self.device() {
             Ok(d) => d,
             Err(UpdateError::NotConfigured(reason)) => {
-                return Ok(not_configured(reason, policy, self.store.update_history()?));
+                let mut s = not_configured(reason, policy, self.store.update_history()?);
+                // What the image is, from release.json, even without an update server.
+                s.current = super::device::read_release(&self.config.release_file)
+                    .ok()
+                    .map(|r| CurrentRelease {
+                        version: r.version,
+                        version_number: r.version_number,
+                        board: r.board,
+                        arch: r.arch,
+                        slot: super::device::read_booted(&self.config)
+                            .map(|s| s.letter().to_string()),
+                        build_id: r.build_id,
+                    });
+                s.notice = notice(&s.history, self.store.update_notice_dismissed()?);
+                return Ok(s);
             }
             Err(e) => return Err(e),
         };
@@ -202,7 +233,7 @@ impl super::Service {
             }
             (live.state, progress)
         };
-        Ok(derive(Inputs {
+        let mut s = derive(Inputs {
             policy,
             device: &device,
             boot: boot.as_ref(),
@@ -212,7 +243,22 @@ impl super::Service {
             agent,
             progress,
             history: self.store.update_history()?,
-        }))
+        });
+        s.notice = notice(&s.history, self.store.update_notice_dismissed()?);
+        Ok(s)
+    }
+
+    /// Dismisses the banner's event `id` (and every older one); `not_found` when the history
+    /// has no entry `id`. Dismissal is per device: any admin's click hides it for all.
+    pub fn dismiss_notice(&self, id: u64) -> Result<(), crate::error::ServiceError> {
+        if !self.store.update_history()?.iter().any(|h| h.id == id) {
+            return Err(crate::error::ServiceError::NotFound(format!(
+                "no update history entry {id}"
+            )));
+        }
+        let through = self.store.update_notice_dismissed()?.max(id);
+        self.store.put_update_notice_dismissed(through)?;
+        Ok(())
     }
 }
 
@@ -234,6 +280,74 @@ mod tests {
             downloaded_bytes: 0,
             reused_bytes: 0,
         }
+    }
+
+    fn entry(id: u64, kind: HistoryKind) -> HistoryEntry {
+        HistoryEntry {
+            id,
+            at: String::new(),
+            kind,
+            from_version: "1.0".into(),
+            to_version: "2.0".into(),
+            reason: None,
+            code: None,
+            downloaded_bytes: 0,
+            reused_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn the_banner_shows_the_newest_update_or_rollback_until_dismissed() {
+        use HistoryKind::*;
+        // Newest first, as the store lists them.
+        let history = [
+            entry(4, Installed),
+            entry(3, RolledBack),
+            entry(2, Failed),
+            entry(1, Committed),
+        ];
+        assert_eq!(notice(&history, 0).map(|h| h.id), Some(3));
+        assert_eq!(notice(&history, 2).map(|h| h.id), Some(3));
+        assert_eq!(notice(&history, 3), None, "dismissed");
+        assert_eq!(
+            notice(&history[2..], 0).map(|h| h.id),
+            Some(1),
+            "a commit announces itself too"
+        );
+        assert_eq!(
+            notice(&[entry(5, Failed), entry(4, Interrupted)], 0),
+            None,
+            "failures before a reboot are shown on the Updates page, not in the banner"
+        );
+    }
+
+    #[test]
+    fn a_dismissed_notice_stays_dismissed_and_unknown_ids_are_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let clock = crate::clock::ManualClock::new(time::OffsetDateTime::UNIX_EPOCH);
+        let u = crate::update::tests::service(tmp.path(), clock);
+        let pushed = u
+            .store
+            .push_update_history(entry(0, HistoryKind::RolledBack))
+            .expect("push");
+        assert_eq!(
+            u.status().expect("status").notice.map(|n| n.id),
+            Some(pushed.id)
+        );
+        let Err(crate::error::ServiceError::NotFound(_)) = u.dismiss_notice(pushed.id + 1) else {
+            panic!("an unknown id was accepted")
+        };
+        assert!(
+            u.status().expect("status").notice.is_some(),
+            "nothing changed"
+        );
+        u.dismiss_notice(pushed.id).expect("dismiss");
+        assert_eq!(u.status().expect("status").notice, None);
+        assert_eq!(
+            u.status().expect("status").history.len(),
+            1,
+            "still in the history"
+        );
     }
 
     fn check(channel: &str, version_number: u64) -> CheckRecord {

@@ -280,7 +280,12 @@ pub async fn claim(code: &str) -> (StatusCode, Value, Session) {
         .send(
             Method::POST,
             "/api/v1/setup/claim",
-            Some(json!({"code": code, "username": USERNAME, "password": PASSWORD})),
+            // "Ask me first": the OTA phases install each version themselves; an automatic
+            // install in the default window (03:00–05:00 device time) must not race them.
+            Some(
+                json!({"code": code, "username": USERNAME, "password": PASSWORD,
+                        "updates": {"automatic": false}}),
+            ),
         )
         .await;
     (status, body, s)

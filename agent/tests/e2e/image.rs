@@ -22,6 +22,7 @@ async fn first_boot() {
     firewall(&mut c, &mut s).await;
     extra_disk(&mut c, &mut s).await;
     network(&mut c, &mut s).await;
+    bundled_store(&mut c, &mut s).await;
     c.guest(
         "no failed units",
         r#"test -z "$(systemctl list-units --failed --plain --no-legend)""#,
@@ -136,6 +137,35 @@ async fn claim(c: &mut Checks) -> Session {
         },
     );
     s
+}
+
+/// The app store from the first boot (issue 18): the CasaOS store the builder laid into the
+/// image is the default store, whether or not the device reached its published zip.
+async fn bundled_store(c: &mut Checks, s: &mut Session) {
+    c.guest(
+        "the bundled store is in the image",
+        "test -f /usr/share/hearth/stores/casaos/Apps/Gitea/docker-compose.yml \
+         && test -f /usr/share/hearth/stores/casaos/LICENSE",
+    );
+    let (status, stores) = s.send(Method::GET, "/api/v1/stores", None).await;
+    c.status("GET stores answers 200", status, 200, &stores);
+    let store = stores
+        .as_array()
+        .and_then(|a| a.iter().find(|st| st["id"] == "zimaos-appstore"));
+    c.check(
+        "the default store is listed and removable",
+        store.is_some_and(|st| st["configured"] == false && st["apps"].as_u64() >= Some(160)),
+        || format!("GET /api/v1/stores: {stores}"),
+    );
+    let (status, catalog) = s.send(Method::GET, "/api/v1/catalog?q=gitea", None).await;
+    c.status("GET catalog answers 200", status, 200, &catalog);
+    let found = catalog["apps"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e["store"] == "zimaos-appstore" && e["app"] == "Gitea")
+    });
+    c.check("the catalog lists the bundled store's apps", found, || {
+        format!("GET /api/v1/catalog?q=gitea: {catalog}")
+    });
 }
 
 /// The system from the inside (SSH is on in this image only because the build passed

@@ -78,8 +78,7 @@ async fn install_time_hearth_vs_docker_compose() {
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn catalog_load_and_search_over_the_casaos_store() {
-    let store =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/appstores/casaos");
+    let store = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stores/casaos");
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Instant::now();
     let c =

@@ -20,6 +20,7 @@ fn catalog(dir: &Path, ca: Option<&Path>) -> Catalog {
         dirs: Vec::new(),
         urls: Vec::new(),
         saved: dir.join("stores.json"),
+        default_store: None,
         cache_dir: dir.join("app-stores"),
         arch: "amd64".into(),
         fetcher: Some(Fetcher::new(&cas, true, true).expect("fetcher")),
@@ -100,6 +101,56 @@ async fn a_store_zip_is_downloaded_over_https_and_refreshed() {
     );
     again.remove(&s.id).expect("removes");
     assert!(!cache.exists(), "the cache of a removed store is deleted");
+}
+
+/// The default store: the image's copy (here the test store's folder) is served at once, the
+/// published zip replaces it at the first start online, and a restart keeps the download.
+#[tokio::test]
+async fn the_default_store_moves_from_the_image_copy_to_its_published_zip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = serve::start(Some(dir.path())).await;
+    srv.body("/store/main.zip", ZIP, store_v2());
+    let url = srv.url("/store/main.zip");
+    let open = || {
+        let cas: Vec<_> = srv.ca_file.iter().cloned().collect();
+        Catalog::open(CatalogOptions {
+            dirs: Vec::new(),
+            urls: Vec::new(),
+            saved: dir.path().join("stores.json"),
+            default_store: Some(hearth_agent::apps::catalog::DefaultStore {
+                dir: apps_common::test_store(),
+                url: Some(url.clone()),
+            }),
+            cache_dir: dir.path().join("app-stores"),
+            arch: "amd64".into(),
+            fetcher: Some(Fetcher::new(&cas, true, true).expect("fetcher")),
+            media: None,
+            clock: std::sync::Arc::new(hearth_agent::clock::SystemClock),
+        })
+    };
+    let c = open();
+    let s = &c.stores()[0];
+    assert_eq!(s.source, apps_common::test_store());
+    assert_eq!(s.apps.len(), 1, "the image's copy, before any download");
+    c.refresh_missing().await;
+    let s = &c.stores()[0];
+    assert_eq!(s.error, None);
+    assert_eq!(s.apps.len(), 2, "the published zip replaced it");
+    assert_eq!(srv.hits("/store/main.zip"), 1);
+    let id = s.id.clone();
+    let again = open();
+    assert_eq!(again.stores()[0].apps.len(), 2, "the download is kept");
+    assert_eq!(
+        again.stores()[0].id,
+        id,
+        "a download does not rename the store"
+    );
+    again.refresh_missing().await;
+    assert_eq!(
+        srv.hits("/store/main.zip"),
+        1,
+        "not downloaded again at start"
+    );
 }
 
 #[tokio::test]

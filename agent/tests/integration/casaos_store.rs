@@ -6,12 +6,12 @@ use hearth_agent::apps::{casaos, plan, source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-/// `../shared/appstores/casaos` relative to the repository root.
+/// The vendored store, `stores/casaos` in the repository.
 fn store_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/appstores/casaos");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stores/casaos");
     assert!(
         dir.join("Apps").is_dir(),
-        "the CasaOS store is missing: expected it at {} (the repository's ../shared/appstores/casaos)",
+        "the CasaOS store is missing: expected it at {} (the repository's stores/casaos)",
         dir.display()
     );
     dir

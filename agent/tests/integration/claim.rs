@@ -152,3 +152,102 @@ async fn concurrent_claims_have_exactly_one_winner_and_the_code_dies() {
         (Some("attic"), Some("Europe/Berlin"))
     );
 }
+
+/// The wizard's update step: a bad choice is refused with the field named and leaves the device
+/// unclaimed; no choice means automatic updates in 03:00–05:00 on the image's channel; "Ask me
+/// first" is kept as chosen.
+#[tokio::test]
+async fn the_claim_carries_the_update_choice_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(dir.path());
+    let mut s = agent.session();
+    let (status, info) = s.send(Method::GET, "/api/v1/setup", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["updates"]["configured"], false, "{info}");
+    assert_eq!(info["updates"]["channels"], json!(["stable", "beta"]));
+    assert_eq!(
+        info["updates"]["maintenance_window"],
+        json!({"start": "03:00", "end": "05:00"})
+    );
+    let with = |updates: serde_json::Value| {
+        let mut body = claim_body(&agent.setup_code(), "owner");
+        body["updates"] = updates;
+        body
+    };
+    for (bad, field) in [
+        (
+            json!({"automatic": true, "maintenance_window": {"start": "04:00", "end": "04:00"}}),
+            "updates.maintenance_window",
+        ),
+        (
+            json!({"automatic": true, "maintenance_window": {"start": "03:00", "end": "27:00"}}),
+            "updates.maintenance_window",
+        ),
+        (
+            json!({"automatic": true, "maintenance_window": {"start": "3", "end": "05:00"}}),
+            "updates.maintenance_window",
+        ),
+        (
+            json!({"automatic": true, "channel": "nightly"}),
+            "updates.channel",
+        ),
+    ] {
+        let (status, body) = s
+            .send(Method::POST, "/api/v1/setup/claim", Some(with(bad.clone())))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(error_code(&body), "invalid_input", "{body}");
+        assert!(
+            body.to_string().to_lowercase().contains(field),
+            "{bad}: {body}"
+        );
+    }
+    for bad in [
+        json!({"automatic": "yes"}),
+        json!({"automatic": true, "colour": 1}),
+    ] {
+        let (status, body) = s
+            .send(Method::POST, "/api/v1/setup/claim", Some(with(bad.clone())))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (_, health) = s.send(Method::GET, "/api/health", None).await;
+    assert_eq!(health["claimed"], false, "a refused choice changes nothing");
+
+    // No choice: automatic, the default window, the image's channel.
+    let (status, body) = s
+        .send(
+            Method::POST,
+            "/api/v1/setup/claim",
+            Some(claim_body(&agent.setup_code(), "owner")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, update) = s.send(Method::GET, "/api/v1/update", None).await;
+    assert_eq!(status, StatusCode::OK, "{update}");
+    assert_eq!(
+        update["policy"],
+        json!({"channel": "stable", "auto_install": true, "reboot": "maintenance_window",
+               "maintenance_window": {"start": "03:00", "end": "05:00"}})
+    );
+}
+
+#[tokio::test]
+async fn ask_me_first_is_kept_with_its_window_and_channel() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(dir.path());
+    let mut s = agent.session();
+    let mut body = claim_body(&agent.setup_code(), "owner");
+    body["updates"] = json!({"automatic": false, "channel": "beta",
+                             "maintenance_window": {"start": "23:30", "end": "01:00"}});
+    let (status, b) = s
+        .send(Method::POST, "/api/v1/setup/claim", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    let (_, update) = s.send(Method::GET, "/api/v1/update", None).await;
+    assert_eq!(
+        update["policy"],
+        json!({"channel": "beta", "auto_install": false, "reboot": "manual",
+               "maintenance_window": {"start": "23:30", "end": "01:00"}})
+    );
+}

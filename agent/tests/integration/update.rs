@@ -845,6 +845,8 @@ async fn policy_changes_are_validated_and_kept() {
         json!({"reboot": "sometimes"}),
         json!({"auto_install": "yes"}),
         json!({"colour": "red"}),
+        json!({"pause_days": 91}),
+        json!({"pause_days": -1}),
         // A valid field does not slip through next to an invalid one.
         json!({"auto_install": true, "channel": "NO"}),
     ] {
@@ -882,12 +884,45 @@ async fn policy_changes_are_validated_and_kept() {
         body["policy"]["channel"], "beta",
         "a partial patch keeps the rest"
     );
+    // The escape hatch: a pause of N days, and resuming.
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(json!({"pause_days": 7})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let until = body["policy"]["paused_until"]
+        .as_str()
+        .expect("paused_until");
+    let until = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    let days = (until - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((6 * 24..=7 * 24).contains(&days), "{days} h");
+    assert_eq!(
+        body["policy"]["auto_install"], true,
+        "a pause keeps the policy"
+    );
     agent.restart();
     admin.client = agent.client();
     admin.base = agent.url("");
     let body = get(&mut admin).await;
     assert_eq!(body["policy"]["reboot"], "immediately");
     assert_eq!(body["policy"]["maintenance_window"]["start"], "23:30");
+    assert!(
+        body["policy"]["paused_until"].is_string(),
+        "the pause survives a restart"
+    );
+    let (status, body) = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/update/policy",
+            Some(json!({"pause_days": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["policy"].get("paused_until").is_none(), "{body}");
 }
 
 fn hhmm(minutes: i64) -> String {

@@ -1208,6 +1208,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/update/notice/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dismisses the banner about an automatic update or a rollback (for every admin of this
+         *     device); the event stays in the history.
+         */
+        post: operations["dismiss_notice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/update/policy": {
         parameters: {
             query?: never;
@@ -1566,8 +1586,23 @@ export interface components {
             hostname?: string | null;
             password: string;
             timezone?: string | null;
+            updates?: null | components["schemas"]["ClaimUpdates"];
             /** @description The grammar of `validate::username`. */
             username: string;
+        };
+        /**
+         * @description The update choice of the claim (`POST /api/v1/setup/claim`, field `updates`): the wizard's
+         *     "Keep Hearth up to date automatically" or "Ask me first".
+         */
+        ClaimUpdates: {
+            /**
+             * @description Install updates and reboot in the maintenance window by itself (false: "Ask me first",
+             *     the device checks daily and waits for the admin).
+             */
+            automatic: boolean;
+            /** @description Default the image's `update.channel`; one of the channels the device knows. */
+            channel?: string | null;
+            maintenance_window?: null | components["schemas"]["MaintenanceWindow"];
         };
         /** @description An admin's consent to one policy finding, with who and when. */
         Consent: {
@@ -1771,6 +1806,14 @@ export interface components {
             total_bytes: number;
             /** Format: int64 */
             used_bytes: number;
+        };
+        /** @description `POST /api/v1/update/notice/dismiss`. */
+        DismissNotice: {
+            /**
+             * Format: int64
+             * @description The history entry the banner showed (`notice.id`); older ones are dismissed with it.
+             */
+            id: number;
         };
         Entry: {
             kind: components["schemas"]["EntryKind"];
@@ -2247,6 +2290,11 @@ export interface components {
             auto_install?: boolean | null;
             channel?: string | null;
             maintenance_window?: null | components["schemas"]["MaintenanceWindow"];
+            /**
+             * Format: int32
+             * @description Pause automatic installs and reboots for this many days (1–90) from now; 0 resumes.
+             */
+            pause_days?: number | null;
             reboot?: null | components["schemas"]["RebootPolicy"];
         };
         PortAssignment: {
@@ -2350,6 +2398,17 @@ export interface components {
             /** @description Suggested device name. */
             hostname: string;
             timezone: string;
+            /** @description What the wizard's update step offers. */
+            updates: components["schemas"]["SetupUpdates"];
+        };
+        /**
+         * @description The wizard's update step: whether the image names an update server, the channels a claim
+         *     may choose (the first is the image's) and the default maintenance window.
+         */
+        SetupUpdates: {
+            channels: string[];
+            configured: boolean;
+            maintenance_window: components["schemas"]["MaintenanceWindow"];
         };
         Share: {
             /** @description Member name → `read` or `write`. Admins always have full access and need no grant. */
@@ -2487,6 +2546,11 @@ export interface components {
             auto_install: boolean;
             channel: string;
             maintenance_window: components["schemas"]["MaintenanceWindow"];
+            /**
+             * @description Until then (RFC 3339) the device installs and reboots nothing by itself (checks go
+             *     on); set with `pause_days`.
+             */
+            paused_until?: string | null;
             reboot: components["schemas"]["RebootPolicy"];
         };
         UpdateProgress: {
@@ -2522,6 +2586,7 @@ export interface components {
             last_check?: null | components["schemas"]["LastCheck"];
             /** @description Why updates are not configured (when `configured` is false). */
             not_configured_reason?: string | null;
+            notice?: null | components["schemas"]["HistoryEntry"];
             pending_reboot?: null | components["schemas"]["PendingReboot"];
             policy: components["schemas"]["UpdatePolicy"];
             progress?: null | components["schemas"]["UpdateProgress"];
@@ -6840,7 +6905,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
-            /** @description invalid_input */
+            /** @description invalid_input (also a bad update choice: an empty or malformed maintenance window, an unknown channel) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8616,6 +8681,91 @@ export interface operations {
             };
             /** @description update_not_configured, update_busy, update_not_available, update_trial_pending */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description internal: the details are in the device's log under the request_id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a system service behind this is not reachable right now (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dismiss_notice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DismissNotice"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateStatus"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden (the role does not allow it) or csrf_invalid (unsafe method without the session's X-CSRF-Token) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no history entry with that id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_large: the body is over this endpoint's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -350,6 +350,8 @@ export class ApiClient {
   installUpdate = () => this.request<UpdateJob>('POST', '/api/v1/update/install');
   rebootIntoUpdate = () => this.request<void>('POST', '/api/v1/update/reboot');
   updatePolicy = (patch: PolicyPatch) => this.request<UpdateStatus>('PATCH', '/api/v1/update/policy', patch);
+  dismissUpdateNotice = (id: number) =>
+    this.request<UpdateStatus>('POST', '/api/v1/update/notice/dismiss', { id });
 
   // Disks (admins). The id is the kernel name (sdb).
   disks = () => this.request<Disk[]>('GET', '/api/v1/disks');

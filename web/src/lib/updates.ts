@@ -175,3 +175,21 @@ export function reusedPercent(downloaded: number, reused: number): number {
 export function canInstall(s: UpdateStatus): boolean {
   return s.configured && s.available != null && s.pending_reboot == null && s.state !== 'trial' && !isBusy(s.state);
 }
+
+/** The wizard's window (start, end): problems per end, as the Updates page checks them. */
+export function windowProblems(start: string, end: string): PolicyProblems {
+  const problems: PolicyProblems = {};
+  const s = normalizeTime(start);
+  const e = normalizeTime(end);
+  if (!TIME_RE.test(s)) problems.start = 'updates.time_invalid';
+  if (!TIME_RE.test(e)) problems.end = 'updates.time_invalid';
+  else if (!problems.start && s === e) problems.end = 'updates.window_empty';
+  return problems;
+}
+
+/** Whether automatic installs are paused at `now` (the policy's `paused_until`). */
+export function pausedUntil(p: UpdatePolicy, now: Date = new Date()): Date | null {
+  if (!p.paused_until) return null;
+  const until = new Date(p.paused_until);
+  return Number.isNaN(until.getTime()) || until <= now ? null : until;
+}

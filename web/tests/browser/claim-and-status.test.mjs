@@ -63,6 +63,8 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     const zone = await page.getByLabel('Time zone').inputValue();
     assert.ok(zone.includes('/') || zone === 'UTC', `a time zone is preselected, got "${zone}"`);
     await screenshot(page, 'claim-3-device');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('heading', { name: 'Updates', level: 1 }).waitFor();
     await page.getByRole('button', { name: 'Finish setup' }).click();
 
     // The wrong code sends us back to the first step with the error.
@@ -73,6 +75,7 @@ describe('claim wizard, live status, navigation, theme, logout and login', () =>
     await page.getByLabel('Setup code').fill(await agent.setupCode());
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('button', { name: 'Next' }).click(); // account answers were kept
+    await page.getByRole('button', { name: 'Next' }).click(); // and the device's
     await page.getByRole('button', { name: 'Finish setup' }).click();
     await page.getByRole('heading', { name: 'All set' }).waitFor();
     await screenshot(page, 'claim-4-done');

@@ -418,7 +418,27 @@ describe('updates page with a real update repository', () => {
     assert.equal(await page.getByTestId('current-version').textContent(), '1.0.0');
     await screenshot(page, 'updates-rolled-back');
     await assertAccessible(page, 'a rolled-back update in the history');
+
+    // The next dashboard visit announces the rollback until it is dismissed; the history keeps it.
+    await page.goto(`${agent.url}/`);
+    const banner = page.getByTestId('update-banner');
+    await banner.filter({ hasText: 'Hearth 2.0.0' }).filter({ hasText: 'rolled back to 1.0.0' }).waitFor();
+    assert.equal(await banner.getAttribute('data-kind'), 'rolled_back');
+    if (reason) await banner.filter({ hasText: reason }).waitFor();
+    await screenshot(page, 'update-banner-rolled-back');
+    await assertAccessible(page, 'the rollback banner');
+    await banner.getByRole('button', { name: 'Dismiss' }).click();
+    await banner.waitFor({ state: 'detached' });
+    const answered = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/update');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Home', level: 1 }).waitFor();
+    assert.equal((await (await answered).json()).notice, null);
+    assert.equal(await page.getByTestId('update-banner').count(), 0, 'dismissed for good');
+    const after = await state();
+    assert.equal(after.notice, null);
+    assert.ok(after.history.some((h) => h.kind === 'rolled_back'), 'still in the history');
     assertClean(problems);
+    await openUpdates(page, admin, `${agent.url}/updates`); // where the next tests start
   });
 
   it('saves the policy and refuses an invalid maintenance window', async () => {

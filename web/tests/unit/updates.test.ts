@@ -8,6 +8,7 @@ import {
   isBadOutcome,
   isBusy,
   normalizeTime,
+  pausedUntil,
   phaseKey,
   policyPatch,
   policyProblems,
@@ -16,6 +17,7 @@ import {
   reusedPercent,
   stateKey,
   windowMinutes,
+  windowProblems,
   type PolicyForm,
 } from '../../src/lib/updates';
 import { en } from '../../src/lib/locales/en';
@@ -157,5 +159,32 @@ describe('update progress and actions', () => {
     expect(canInstall(status({ state: 'downloading' }))).toBe(false);
     expect(canInstall(status({ state: 'trial' }))).toBe(false);
     expect(canInstall(status({ state: 'reboot_required', pending_reboot: { version: '1.1.0', slot: 'b' } }))).toBe(false);
+  });
+});
+
+describe('the wizard window and the pause', () => {
+  it('checks the wizard window like the Updates page', () => {
+    expect(windowProblems('03:00', '05:00')).toEqual({});
+    expect(windowProblems('3:00', '5:00')).toEqual({});
+    expect(windowProblems('23:00', '01:00')).toEqual({});
+    expect(windowProblems('04:00', '4:00')).toEqual({ end: 'updates.window_empty' });
+    expect(windowProblems('25:00', '05:00')).toEqual({ start: 'updates.time_invalid' });
+    expect(windowProblems('03:00', '27:00')).toEqual({ end: 'updates.time_invalid' });
+  });
+
+  it('reads a pause only while it lasts', () => {
+    const policy = {
+      channel: 'stable',
+      auto_install: true,
+      reboot: 'maintenance_window' as const,
+      maintenance_window: { start: '03:00', end: '05:00' },
+    };
+    const now = new Date('2026-01-05T00:00:00Z');
+    expect(pausedUntil(policy, now)).toBeNull();
+    expect(pausedUntil({ ...policy, paused_until: '2026-01-08T00:00:00Z' }, now)?.toISOString()).toBe(
+      '2026-01-08T00:00:00.000Z',
+    );
+    expect(pausedUntil({ ...policy, paused_until: '2026-01-01T00:00:00Z' }, now)).toBeNull();
+    expect(pausedUntil({ ...policy, paused_until: 'garbage' }, now)).toBeNull();
   });
 });

@@ -208,7 +208,13 @@ impl Agent {
             .send(
                 Method::POST,
                 "/api/v1/setup/claim",
-                Some(json!({"code": self.setup_code(), "username": "admin", "password": PASSWORD})),
+                // "Ask me first": no test device installs or reboots by itself because its
+                // run happens to fall in the default maintenance window (claim.rs tests the
+                // default).
+                Some(
+                    json!({"code": self.setup_code(), "username": "admin", "password": PASSWORD,
+                            "updates": {"automatic": false}}),
+                ),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "claim failed: {body}");
