@@ -326,3 +326,24 @@ pub async fn wait_json(
 pub fn show(v: &Value) -> String {
     v.to_string()
 }
+
+/// The agent started on this boot without help: no job of the boot failed, was cancelled or
+/// timed out on a dependency (a `RequiresMountsFor=` mount that came late once kept the agent
+/// from starting at all on busy boots), the agent was never restarted, and it is active; plus
+/// a note of when it became active, in seconds after the kernel started. `when` names the boot.
+pub fn agent_started_cleanly(c: &mut Checks, when: &str) {
+    c.guest(
+        &format!("the agent started cleanly on {when} (no failed dependency, no restart)"),
+        r#"bad=$(journalctl -b --no-pager -o cat | grep -E "Dependency failed for|Timed out waiting for|Job .* (timed out|canceled)|hearth-agent\.service: (Failed|Main process exited|Scheduled restart|Job .* failed)");
+           if [ -n "$bad" ]; then echo "$bad" >&2; exit 1; fi;
+           test "$(systemctl show -P NRestarts hearth-agent.service)" = 0 &&
+           systemctl is-active --quiet hearth-agent.service"#,
+    );
+    let at = guest_output(
+        "echo $(( $(systemctl show -P ActiveEnterTimestampMonotonic hearth-agent.service) / 1000000 ))",
+    );
+    c.note(&format!(
+        "agent active {} s after the kernel started ({when})",
+        at.trim()
+    ));
+}
