@@ -65,6 +65,10 @@ enum Command {
         /// Publish the raw sparse .img instead of .img.xz (quick local boots).
         #[arg(long)]
         no_xz: bool,
+        /// A local or CI build: fast compression of the root (squashfs zstd level 3, EROFS
+        /// lz4) and no .img.xz. Published images are built without it.
+        #[arg(long)]
+        fast: bool,
         /// The update bundle's monotonic version number (default: MAJOR*1000000 +
         /// MINOR*1000 + PATCH of an x.y.z --version).
         #[arg(long)]
@@ -221,6 +225,7 @@ fn main() -> Result<()> {
             both_slots,
             keep_work,
             no_xz,
+            fast,
             version_number,
             min_version_number,
             ota_release_key,
@@ -249,6 +254,7 @@ fn main() -> Result<()> {
                 both_slots,
                 keep_work,
                 no_xz,
+                fast,
                 verbose: cli.verbose,
                 version_number,
                 min_version_number,
