@@ -36,7 +36,18 @@ wait_health() {
   done
   echo "the agent did not answer within $1 s; last serial lines:" >&2
   strip_ansi <"$RUN_DIR/serial.log" | tail -30 >&2
+  boot_diagnosis
   return 1
+}
+
+# boot_diagnosis: when the agent did not come up, what systemd knew (the agent's and the ESP's
+# units, pending jobs, the whole journal of the boot) into $RUN_DIR/boot-diagnosis-TIME.txt,
+# if SSH answers; its file name on stderr.
+boot_diagnosis() {
+  local file=$RUN_DIR/boot-diagnosis-$(date +%s).txt
+  guest 'systemctl --no-pager status hearth-agent.service efi.mount efi.automount boot-config.mount;
+    systemctl --no-pager list-jobs; journalctl -b --no-pager -o short-monotonic' >"$file" 2>&1 || true
+  echo "systemd's view of that boot: $file" >&2
 }
 
 # agent_up SECONDS: wait_health without the body (for `check`/`require`).
@@ -48,11 +59,13 @@ setup_code() {
     grep -aoi 'setup code: [0-9A-Z]\{4\}-[0-9A-Z]\{4\}' | tail -1 | awk '{print $3}'
 }
 
-# vm_poweroff SECONDS: ACPI power button through the QEMU monitor, then waits for QEMU.
+# vm_poweroff SECONDS: ACPI power button through the QEMU monitor, then waits for QEMU; sets
+# VM_POWEROFF_SECS (how long the guest took).
 vm_poweroff() {
   hmp system_powerdown
   local deadline=$(($(date +%s) + $1))
   while vm_alive && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
+  VM_POWEROFF_SECS=$(($(date +%s) - deadline + $1))
   if vm_alive; then
     echo "guest did not power off in $1 s; stopping QEMU" >&2
     kill "$VM_PID" 2>/dev/null || true

@@ -69,6 +69,12 @@ wait_for() {
   return 1
 }
 
+# build_steps MANIFEST: the builder's step times from a build's manifest.json, on one line
+# (`prepare root 21.3 s, seal root 18.0 s, …`), for the report.
+build_steps() {
+  jq -r '[.steps[] | "\(.step) \(.seconds * 10 | round / 10) s"] | join(", ")' "$1"
+}
+
 # strip_ansi: removes terminal escapes (the serial console's colours) from stdin.
 strip_ansi() { sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
 
@@ -155,13 +161,14 @@ e2e_export() {
 # run_phase TEST: runs one scenario phase (e.g. image::first_boot) and adds its checks to the
 # tally. A phase that fails without a FAIL line (a panic in the harness) counts as one failure.
 run_phase() {
-  local before ok failed rc=0
+  local before ok failed rc=0 t0=$SECONDS
   before=$(wc -l <"$REPORT")
   echo "-- phase $1"
   set +e
   RUST_BACKTRACE=0 "$E2E_BIN" --ignored --exact --nocapture --test-threads=1 --quiet "$1" 2>&1 | tee "$RUN_DIR/phase-$1.out"
   rc=${PIPESTATUS[0]}
   set -e
+  note "phase $1: $((SECONDS - t0)) s"
   ok=$(tail -n +"$((before + 1))" "$REPORT" | grep -c '^ok   ' || true)
   failed=$(tail -n +"$((before + 1))" "$REPORT" | grep -c '^FAIL ' || true)
   CHECKS_OK=$((CHECKS_OK + ok))

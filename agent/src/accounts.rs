@@ -208,6 +208,8 @@ impl Accounts {
 
     /// Makes sure an unclaimed device has a setup code, stored and written to the setup-code
     /// file; returns it (None once claimed). The same code survives restarts until the claim.
+    /// A file that cannot be written (its boot partition not mounted) is logged, not fatal: the
+    /// code reaches the console too, and the dashboard must come up whatever that partition did.
     pub fn ensure_setup_code(&self) -> ServiceResult<Option<String>> {
         if self.is_claimed()? {
             remove_file_if_exists(&self.setup_code_file);
@@ -221,21 +223,18 @@ impl Accounts {
                 code
             }
         };
+        if let Err(e) = self.write_setup_code_file(&code) {
+            tracing::warn!(path = %self.setup_code_file.display(), error = %e, "cannot write the setup code file");
+        }
+        Ok(Some(code))
+    }
+
+    fn write_setup_code_file(&self, code: &str) -> std::io::Result<()> {
         if let Some(dir) = self.setup_code_file.parent() {
-            crate::fsutil::ensure_dir(dir, 0o700).map_err(|e| {
-                ServiceError::Internal(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            crate::fsutil::ensure_dir(dir, 0o700)?;
         }
         let text = format!("Hearth setup code: {code}\n");
-        crate::fsutil::write_atomic(&self.setup_code_file, text.as_bytes(), 0o600).map_err(
-            |e| {
-                ServiceError::Internal(format!(
-                    "cannot write {}: {e}",
-                    self.setup_code_file.display()
-                ))
-            },
-        )?;
-        Ok(Some(code))
+        crate::fsutil::write_atomic(&self.setup_code_file, text.as_bytes(), 0o600)
     }
 
     pub async fn claim(&self, input: ClaimInput, client: IpAddr) -> ServiceResult<LoginOutcome> {
@@ -710,5 +709,49 @@ fn remove_file_if_exists(path: &std::path::Path) {
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove setup code file")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use std::sync::Arc;
+
+    fn accounts(dir: &std::path::Path, setup_code_file: PathBuf) -> Accounts {
+        let store = Store::open(&dir.join("store")).expect("store");
+        let sessions = SessionPolicy {
+            idle_timeout: HOUR,
+            max_age: HOUR,
+        };
+        Accounts::new(store, Arc::new(SystemClock), sessions, setup_code_file)
+    }
+
+    #[test]
+    fn setup_code_is_written_to_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("efi/hearth-setup.txt");
+        let code = accounts(dir.path(), file.clone())
+            .ensure_setup_code()
+            .expect("code")
+            .expect("unclaimed");
+        let text = std::fs::read_to_string(&file).expect("the file");
+        assert_eq!(text, format!("Hearth setup code: {code}\n"));
+    }
+
+    /// The boot partition holding the file was not mounted (a read-only root beneath it): the
+    /// agent once exited on this and never served the dashboard.
+    #[test]
+    fn an_unwritable_setup_code_file_still_gives_the_code() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A parent that is a file: neither it nor the file can be created, even as root.
+        let blocker = dir.path().join("efi");
+        std::fs::write(&blocker, "not a folder").expect("blocker");
+        let accounts = accounts(dir.path(), blocker.join("hearth-setup.txt"));
+        let code = accounts.ensure_setup_code().expect("no error");
+        assert!(code.as_ref().is_some_and(|c| !c.is_empty()));
+        // Stored all the same: the next start announces the same code.
+        let again = accounts.ensure_setup_code().expect("no error");
+        assert_eq!(again, code);
     }
 }

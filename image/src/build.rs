@@ -60,6 +60,9 @@ pub struct BuildOptions {
     /// Publish the raw (sparse) `.img` instead of `.img.xz`: for local boots, where xz would
     /// only cost minutes.
     pub no_xz: bool,
+    /// A local or CI build, booted and thrown away: the root sealed with fast compression
+    /// (`seal::Compression::Fast`) and no `.img.xz` (as `no_xz`). Published images leave it off.
+    pub fast: bool,
     pub verbose: bool,
     /// The bundle's monotonic version number; `None` derives it from `version`
     /// (`ota::version_number`).

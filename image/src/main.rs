@@ -124,6 +124,10 @@ struct BuildArgs {
     /// Publish the raw sparse .img instead of .img.xz (quick local boots).
     #[arg(long)]
     no_xz: bool,
+    /// A local or CI build: fast compression of the root (squashfs zstd level 3, EROFS
+    /// lz4) and no .img.xz. Published images are built without it.
+    #[arg(long)]
+    fast: bool,
     /// The update bundle's monotonic version number (default: MAJOR*1000000 +
     /// MINOR*1000 + PATCH of an x.y.z --version).
     #[arg(long)]
@@ -213,6 +217,7 @@ fn build(
         both_slots,
         keep_work,
         no_xz,
+        fast,
         version_number,
         min_version_number,
         ota_release_key,
@@ -241,6 +246,7 @@ fn build(
         both_slots,
         keep_work,
         no_xz,
+        fast,
         verbose,
         version_number,
         min_version_number,

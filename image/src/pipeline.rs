@@ -303,6 +303,11 @@ fn run_steps(
         epoch,
         &uuid,
         Some(&sort),
+        if opts.fast {
+            seal::Compression::Fast
+        } else {
+            seal::Compression::Release
+        },
         runner,
     )?;
     progress.finish(&format!("{} {} MiB", rootfs_kind.name(), root_size >> 20));
@@ -426,14 +431,14 @@ fn run_steps(
     progress.step("compress");
     // Raspberry Pi Imager checks the uncompressed image too.
     let raw_sha = match board.boot {
-        BootMethod::RpiTryboot if !opts.no_xz && !opts.bundle_only => {
+        BootMethod::RpiTryboot if !opts.no_xz && !opts.fast && !opts.bundle_only => {
             Some(artifacts::sha256_file(&raw)?)
         }
         _ => None,
     };
     let image_path = if opts.bundle_only {
         None
-    } else if opts.no_xz {
+    } else if opts.no_xz || opts.fast {
         let raw_out = staging.join(format!("{prefix}.img"));
         std::fs::rename(&raw, &raw_out)?;
         Some(raw_out)

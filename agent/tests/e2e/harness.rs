@@ -171,9 +171,13 @@ pub fn guest_output(script: &str) -> String {
 }
 
 /// A client for the device. The device's certificate comes from its own CA, made on first
-/// boot, so the client does not verify it (like `curl -k` in the scripts before).
+/// boot, so the client does not verify it (like `curl -k` in the scripts before). Like curl
+/// in those scripts, every request opens its own connection: a pooled one left idle during a
+/// long guest check can be closed by the emulated guest while the next request is already on
+/// its way (seen as "peer closed connection without sending TLS close_notify" on a PATCH).
 pub fn client() -> Client {
     Client::builder()
+        .pool_max_idle_per_host(0)
         .danger_accept_invalid_certs(true)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
@@ -330,4 +334,25 @@ pub async fn wait_json(
 /// A JSON value as text for a failure message (`null` when absent).
 pub fn show(v: &Value) -> String {
     v.to_string()
+}
+
+/// The agent started on this boot without help: no job of the boot failed, was cancelled or
+/// timed out on a dependency (a `RequiresMountsFor=` mount that came late once kept the agent
+/// from starting at all on busy boots), the agent was never restarted, and it is active; plus
+/// a note of when it became active, in seconds after the kernel started. `when` names the boot.
+pub fn agent_started_cleanly(c: &mut Checks, when: &str) {
+    c.guest(
+        &format!("the agent started cleanly on {when} (no failed dependency, no restart)"),
+        r#"bad=$(journalctl -b --no-pager -o cat | grep -E "Dependency failed for|Timed out waiting for|Job .* (timed out|canceled)|hearth-agent\.service: (Failed|Main process exited|Scheduled restart|Job .* failed)");
+           if [ -n "$bad" ]; then echo "$bad" >&2; exit 1; fi;
+           test "$(systemctl show -P NRestarts hearth-agent.service)" = 0 &&
+           systemctl is-active --quiet hearth-agent.service"#,
+    );
+    let at = guest_output(
+        "echo $(( $(systemctl show -P ActiveEnterTimestampMonotonic hearth-agent.service) / 1000000 ))",
+    );
+    c.note(&format!(
+        "agent active {} s after the kernel started ({when})",
+        at.trim()
+    ));
 }

@@ -17,6 +17,7 @@ const HELLO_PATH: &str = "/api/v1/files/disk-vdb1/e2e-hello.txt";
 async fn first_boot() {
     let mut c = Checks::new();
     let mut s = claim(&mut c).await;
+    harness::agent_started_cleanly(&mut c, "the first boot");
     inside(&mut c);
     settings(&mut c, &mut s).await;
     firewall(&mut c, &mut s).await;
@@ -41,6 +42,7 @@ async fn after_reboot() {
         health["claimed"] == true,
         || format!("/api/health answered {health}"),
     );
+    harness::agent_started_cleanly(&mut c, "the second boot");
     let (status, mut s) = harness::login().await;
     c.status("login works after the reboot", status, 200, &Value::Null);
     let (status, body) = s.send(Method::GET, "/api/v1/system/settings", None).await;

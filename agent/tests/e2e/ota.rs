@@ -47,6 +47,7 @@ async fn v1_claim() {
             var("HEARTH_E2E_REPO_PORT")
         ),
     );
+    harness::agent_started_cleanly(&mut c, "v1's first boot");
     c.guest(
         "health gate ran and passed on a committed boot",
         "systemctl is-active --quiet hearth-health-gate.service",
@@ -136,6 +137,7 @@ async fn v2_delta_commit() {
         "health gate active on v2",
         "systemctl is-active --quiet hearth-health-gate.service",
     );
+    harness::agent_started_cleanly(&mut c, "v2's trial boot");
     c.finish();
 }
 
@@ -290,6 +292,7 @@ async fn v4_retry() {
         "after the power cut: still 1.1.0 on slot b",
         after.map(|_| ()),
     );
+    harness::agent_started_cleanly(&mut c, "the boot after the power cut");
     c.check(
         "history: the install was interrupted",
         has_history(&d, |h| {
@@ -318,6 +321,7 @@ async fn v4_retry() {
     })
     .await;
     c.record("v4 committed on slot a", committed.map(|_| ()));
+    harness::agent_started_cleanly(&mut c, "v4's trial boot");
     c.guest(
         "v4's file is in the root",
         r#"grep -q "version 4" /usr/share/hearth/web/e2e-version.txt"#,
