@@ -296,20 +296,21 @@ fn run_steps(
     let uuid = derived_uuid(&seed, "rootfs");
     let sort = work.join("squashfs.sort");
     std::fs::write(&sort, ota::sort_file(&root))?;
-    let root_size = seal::seal(
+    let compression = if opts.fast {
+        seal::Compression::Fast
+    } else {
+        seal::Compression::Release
+    };
+    let cmd = seal::command(
         rootfs_kind,
         &root,
         &root_img,
         epoch,
         &uuid,
         Some(&sort),
-        if opts.fast {
-            seal::Compression::Fast
-        } else {
-            seal::Compression::Release
-        },
-        runner,
-    )?;
+        compression,
+    );
+    let root_size = seal::seal(cmd, &root_img, runner)?;
     progress.finish(&format!("{} {} MiB", rootfs_kind.name(), root_size >> 20));
 
     progress.step("boot files");

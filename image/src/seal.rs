@@ -74,21 +74,9 @@ pub fn command(
     }
 }
 
-/// Packs the root; returns the image size in bytes.
-pub fn seal(
-    kind: RootFs,
-    root: &Path,
-    out: &Path,
-    epoch: u64,
-    uuid: &str,
-    sort: Option<&Path>,
-    compression: Compression,
-    runner: &Runner,
-) -> Result<u64, CmdError> {
-    runner.run(
-        &mut command(kind, root, out, epoch, uuid, sort, compression),
-        false,
-    )?;
+/// Packs the root with `cmd` (from [`command`]) into `out`; returns the image size in bytes.
+pub fn seal(mut cmd: Command, out: &Path, runner: &Runner) -> Result<u64, CmdError> {
+    runner.run(&mut cmd, false)?;
     Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
 }
 
