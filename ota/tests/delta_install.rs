@@ -434,3 +434,29 @@ fn paged_without_a_running_slot_downloads_every_page_and_chunk_once() {
     let served = rig.server.knobs.lock().unwrap().served_bytes;
     assert!(served < prefix + stored + 8 * 1024, "served {served}");
 }
+
+#[test]
+fn paged_a_dropped_connection_and_an_interrupted_install_resume() {
+    let v1 = image_bytes(SIZE, 11);
+    let mut v2 = v1.clone();
+    v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
+    let rig = rig_with(v1, v2, 3);
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap(); // no delta: every page and chunk
+    rig.server.knobs.lock().unwrap().drop_once_after = Some(10);
+    rig.server.knobs.lock().unwrap().budget = Some(1_500_000);
+    let err = update(&rig).unwrap_err();
+    assert!(matches!(err, InstallError::Source(_)), "{err}");
+    assert!(!boot_state(&rig).is_bootable(Slot::B));
+    rig.server.knobs.lock().unwrap().budget = None;
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    let (prefix, stored) = stored_total(&rig);
+    // The pages again (they are not kept), the chunks not yet in place.
+    assert!(report.plan.download_bytes + rig.pages_fetched.get() < stored);
+    let total = rig.server.knobs.lock().unwrap().served_bytes;
+    assert!(
+        total < stored + 2 * (prefix + pages_size(&rig)) + u64::from(TEST_CDC.max),
+        "downloaded {total} in all"
+    );
+    assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));
+}
