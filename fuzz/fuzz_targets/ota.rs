@@ -36,6 +36,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = index::decode(rest, &f.trust);
             let _ = format::peek(&mut MemorySource(rest), Kind::Bundle);
             let _ = format::peek(&mut MemorySource(rest), Kind::Index);
+            // Format 3's page parser (it runs only on bytes that matched a signed page hash)
+            // and page-list decoder, on raw bytes.
+            let count = (rest.len() / hearth_ota::pages::ENTRY_RAW as usize) as u32;
+            let _ = hearth_ota::pages::parse(rest, count, 1 << 20);
+            let _ = Manifest::decode(format::FORMAT_VERSION_PAGED, rest);
         }
         KEYLIST => {
             let manifest = hearth_fuzz::manifest_json();

@@ -20,10 +20,10 @@ const MANIFEST_ZSTD_LEVEL: i32 = 19;
 /// Largest decompressed format-2 manifest (the same cap as a format-1 body).
 pub const MAX_MANIFEST_JSON: u64 = 16 * 1024 * 1024;
 
-/// The manifest JSON of a verified body: format 2 carries it as one zstd frame (decompressed
+/// The manifest JSON of a verified body: formats 2 and 3 carry it as one zstd frame (decompressed
 /// only after the release signature over it verified, and never beyond the cap).
 pub fn manifest_json(version: u16, body: &[u8]) -> Result<Vec<u8>, VerifyError> {
-    if version != format::FORMAT_VERSION_CDC {
+    if version == format::FORMAT_VERSION {
         return Ok(body.to_vec());
     }
     let bad = |e: String| VerifyError::BodyMalformed(format!("compressed manifest: {e}"));
@@ -104,6 +104,7 @@ fn make_manifest_v1(spec: &BundleSpec, chunk_size: u64) -> Result<Manifest, Buil
             name: name.clone(),
             size,
             chunks,
+            pages: Vec::new(),
         });
     }
     Ok(manifest_of(spec, payloads))
@@ -111,10 +112,7 @@ fn make_manifest_v1(spec: &BundleSpec, chunk_size: u64) -> Result<Manifest, Buil
 
 fn manifest_of(spec: &BundleSpec, payloads: Vec<Payload>) -> Manifest {
     Manifest {
-        format: match spec.chunking {
-            Chunking::Fixed { .. } => format::FORMAT_VERSION,
-            Chunking::Cdc(_) => format::FORMAT_VERSION_CDC,
-        },
+        format: spec.chunking.format(),
         board: spec.board.clone(),
         arch: spec.arch.clone(),
         version: spec.version.clone(),
@@ -167,6 +165,7 @@ fn make_manifest_v2(
             name: name.clone(),
             size,
             chunks,
+            pages: Vec::new(),
         });
     }
     Ok(manifest_of(spec, payloads))
@@ -180,8 +179,8 @@ pub fn make_manifest(spec: &BundleSpec) -> Result<Manifest, BuildError> {
             // Through the wire form: the builder refuses what a device would refuse.
             Ok(Manifest::decode(m.format, &m.encode()?)?)
         }
-        Chunking::Cdc(_) => Err(VerifyError::BodyMalformed(
-            "a format-2 manifest is made while writing its bundle".into(),
+        Chunking::Cdc(_) | Chunking::Paged { .. } => Err(VerifyError::BodyMalformed(
+            "a format-2 or 3 manifest is made while writing its bundle".into(),
         )
         .into()),
     }
@@ -215,21 +214,43 @@ fn write_bundle(
 ) -> Result<Manifest, BuildError> {
     // Format 2: the stored (compressed) sizes are only known after compressing, and the
     // manifest that lists them comes first in the file: stage the data in a side file.
-    let (manifest, staged) = match spec.chunking {
-        Chunking::Fixed { .. } => (make_manifest(spec)?, None),
+    let (manifest, staged, page_bytes) = match spec.chunking {
+        Chunking::Fixed { .. } => (make_manifest(spec)?, None, Vec::new()),
         Chunking::Cdc(params) => {
             let f = std::fs::File::create(data_tmp).map_err(io(data_tmp))?;
             let mut w = std::io::BufWriter::new(f);
             let m = make_manifest_v2(spec, params, &mut w, data_tmp)?;
             w.flush().map_err(io(data_tmp))?;
-            (Manifest::decode(m.format, &m.encode()?)?, Some(data_tmp))
+            (
+                Manifest::decode(m.format, &m.encode()?)?,
+                Some(data_tmp),
+                Vec::new(),
+            )
+        }
+        Chunking::Paged { cdc, paging } => {
+            let f = std::fs::File::create(data_tmp).map_err(io(data_tmp))?;
+            let mut w = std::io::BufWriter::new(f);
+            let mut m = make_manifest_v2(spec, cdc, &mut w, data_tmp)?;
+            w.flush().map_err(io(data_tmp))?;
+            let page_bytes = paginate(&mut m, paging);
+            // Through the wire form: the page list a device decodes must be the one made.
+            let decoded = Manifest::decode(m.format, &m.encode()?)?;
+            if decoded
+                .payloads
+                .iter()
+                .map(|p| &p.pages)
+                .ne(m.payloads.iter().map(|p| &p.pages))
+            {
+                return Err(
+                    VerifyError::BodyMalformed("page list does not round-trip".into()).into(),
+                );
+            }
+            (m, Some(data_tmp), page_bytes)
         }
     };
     let body = match manifest.format {
-        format::FORMAT_VERSION_CDC => {
-            zstd::bulk::compress(&manifest.encode()?, MANIFEST_ZSTD_LEVEL).map_err(io(tmp))?
-        }
-        _ => manifest.encode()?,
+        format::FORMAT_VERSION => manifest.encode()?,
+        _ => zstd::bulk::compress(&manifest.encode()?, MANIFEST_ZSTD_LEVEL).map_err(io(tmp))?,
     };
     if body.len() as u64 > u64::from(Kind::Bundle.max_body()) {
         return Err(VerifyError::LengthOutOfRange {
@@ -243,8 +264,12 @@ fn write_bundle(
     file.write_all(&prefix).map_err(io(tmp))?;
     let pad = format::align_up(prefix.len() as u64, format::PAYLOAD_ALIGN) - prefix.len() as u64;
     file.write_all(&vec![0u8; pad as usize]).map_err(io(tmp))?;
+    file.write_all(&page_bytes).map_err(io(tmp))?;
     let sources: Vec<(&Path, u64)> = match staged {
-        Some(data) => vec![(data, manifest.total_payload_size()?)],
+        Some(data) => vec![(
+            data,
+            manifest.total_payload_size()? - page_bytes.len() as u64,
+        )],
         None => spec
             .payloads
             .iter()
@@ -269,6 +294,51 @@ fn write_bundle(
     })?;
     file.sync_all().map_err(io(tmp))?;
     Ok(manifest)
+}
+
+/// Format 3: cuts every payload's chunk list into pages, fills in `pages` (and the chunks' data
+/// offsets, which now follow the page bytes) and returns the page bytes, back to back.
+fn paginate(m: &mut Manifest, paging: crate::pages::Paging) -> Vec<u8> {
+    use crate::pages;
+    let mut out = Vec::new();
+    let mut refs: Vec<Vec<crate::manifest::PageRef>> = Vec::new();
+    for p in &m.payloads {
+        let mut at = 0usize;
+        let mut list = Vec::new();
+        for n in pages::cut(p.chunks.iter().map(|c| &c.hash), paging) {
+            let cs = &p.chunks[at..at + n as usize];
+            at += n as usize;
+            let bytes = pages::encode(cs.iter().map(|c| pages::Entry {
+                hash: c.hash,
+                len: c.len,
+                stored: c.stored,
+                stored_hash: c.stored_hash,
+            }));
+            list.push(crate::manifest::PageRef {
+                list_hash: pages::list_hash(cs.iter().map(|c| (&c.hash, c.len))),
+                chunks: n,
+                bytes: cs.iter().map(|c| u64::from(c.len)).sum(),
+                page_hash: *blake3::hash(&bytes).as_bytes(),
+                page_len: bytes.len() as u32,
+                stored: cs.iter().map(|c| u64::from(c.stored)).sum(),
+                offset: out.len() as u64,
+                data_offset: cs[0].data_offset,
+            });
+            out.extend_from_slice(&bytes);
+        }
+        refs.push(list);
+    }
+    let shift = out.len() as u64;
+    for (p, list) in m.payloads.iter_mut().zip(refs) {
+        p.pages = list;
+        for g in &mut p.pages {
+            g.data_offset += shift;
+        }
+        for c in &mut p.chunks {
+            c.data_offset += shift;
+        }
+    }
+    out
 }
 
 fn check_delegation(
@@ -297,6 +367,11 @@ pub struct VerifiedBundle {
     pub opened: Opened,
     pub payload_start: u64,
     pub size: u64,
+    /// Format 3: bytes of pages downloaded (the rest were derived from `local`).
+    pub pages_fetched: u64,
+    /// Format 3: the running slot's chunk indexes the pages were derived from, per payload
+    /// name; the installer plans with these (every chunk of a derived page is in them).
+    pub local: Vec<(String, crate::delta::ChunkIndex)>,
 }
 
 impl VerifiedBundle {
@@ -304,10 +379,32 @@ impl VerifiedBundle {
     pub fn chunk_offset(&self, chunk: &Chunk) -> u64 {
         self.payload_start + chunk.data_offset
     }
+
+    /// The index `local` holds for payload `name`.
+    pub fn local_index(&self, name: &str) -> Option<&crate::delta::ChunkIndex> {
+        self.local.iter().find(|(n, _)| n == name).map(|(_, i)| i)
+    }
+}
+
+/// A bundle whose signed prefix, padding and size verified, with a format-3 manifest whose
+/// pages are not read yet (formats 1 and 2: complete). `manifest.payloads` names the payloads
+/// and `manifest.chunking` how to cut the running slots; [`Pending::resolve`] completes it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub manifest: Manifest,
+    pub opened: Opened,
+    pub payload_start: u64,
+    pub size: u64,
+}
+
+/// Verifies a bundle's signed prefix, key delegation, padding and total size, and reads every
+/// page of a format-3 bundle (`open_signed` + `resolve` without local chunks).
+pub fn open(src: &mut dyn BundleSource, trust: &Trust) -> Result<VerifiedBundle, VerifyError> {
+    open_signed(src, trust)?.resolve(src, Vec::new())
 }
 
 /// Verifies a bundle's signed prefix, key delegation, padding and total size.
-pub fn open(src: &mut dyn BundleSource, trust: &Trust) -> Result<VerifiedBundle, VerifyError> {
+pub fn open_signed(src: &mut dyn BundleSource, trust: &Trust) -> Result<Pending, VerifyError> {
     let opened = format::open(src, Kind::Bundle, trust)?;
     let manifest = Manifest::decode(
         opened.version,
@@ -332,12 +429,168 @@ pub fn open(src: &mut dyn BundleSource, trust: &Trust) -> Result<VerifiedBundle,
     if padding.iter().any(|&b| b != 0) {
         return Err(VerifyError::PaddingNotZero);
     }
-    Ok(VerifiedBundle {
+    Ok(Pending {
         manifest,
         opened,
         payload_start,
         size: actual,
     })
+}
+
+/// Longest single page download request.
+const MAX_PAGE_RUN: u64 = 1024 * 1024;
+
+impl Pending {
+    /// Completes a format-3 manifest: every page whose chunk list the device computes from
+    /// `local` (the running slot's chunks, per payload name, cut with the bundle's sizes) and
+    /// which hashes to the signed list hash is taken from there; every other page is downloaded,
+    /// checked against its signed page hash, only then parsed, and checked against its list
+    /// hash and sizes. Formats 1 and 2: nothing to do.
+    pub fn resolve(
+        self,
+        src: &mut dyn BundleSource,
+        local: Vec<(String, crate::delta::ChunkIndex)>,
+    ) -> Result<VerifiedBundle, VerifyError> {
+        let Pending {
+            mut manifest,
+            opened,
+            payload_start,
+            size,
+        } = self;
+        let mut pages_fetched = 0;
+        if let Chunking::Paged { cdc, paging } = manifest.chunking {
+            for p in &mut manifest.payloads {
+                let index = local
+                    .iter()
+                    .find(|(n, i)| *n == p.name && i.chunking.cdc() == Some(cdc))
+                    .map(|(_, i)| i);
+                pages_fetched += resolve_payload(src, payload_start, p, index, paging, cdc.max)?;
+            }
+        }
+        Ok(VerifiedBundle {
+            manifest,
+            opened,
+            payload_start,
+            size,
+            pages_fetched,
+            local,
+        })
+    }
+}
+
+/// Fills `p.chunks` from its pages; returns the page bytes downloaded.
+fn resolve_payload(
+    src: &mut dyn BundleSource,
+    payload_start: u64,
+    p: &mut Payload,
+    index: Option<&crate::delta::ChunkIndex>,
+    paging: crate::pages::Paging,
+    max_chunk: u32,
+) -> Result<u64, VerifyError> {
+    use crate::pages;
+    use std::collections::HashMap;
+    // The running slot's pages: list hash → (first chunk in its sequence, count).
+    let mut have: HashMap<[u8; 32], (usize, usize)> = HashMap::new();
+    if let Some(index) = index {
+        let mut at = 0usize;
+        for n in pages::cut(index.seq.iter().map(|(h, _)| h), paging) {
+            let run = &index.seq[at..at + n as usize];
+            have.entry(pages::list_hash(run.iter().map(|(h, l)| (h, *l))))
+                .or_insert((at, n as usize));
+            at += n as usize;
+        }
+    }
+    let mut entries: Vec<Option<Vec<pages::Entry>>> = p
+        .pages
+        .iter()
+        .map(|g| {
+            have.get(&g.list_hash).map(|&(at, n)| {
+                index.map_or_else(Vec::new, |i| {
+                    i.seq[at..at + n]
+                        .iter()
+                        .map(|(hash, len)| pages::Entry {
+                            hash: *hash,
+                            len: *len,
+                            stored: 0,
+                            stored_hash: None,
+                        })
+                        .collect()
+                })
+            })
+        })
+        .collect();
+    // Download the others, consecutive pages in one request.
+    let mut fetched = 0;
+    let mut i = 0;
+    while i < p.pages.len() {
+        if entries[i].is_some() {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        let mut len = u64::from(p.pages[i].page_len);
+        i += 1;
+        while i < p.pages.len()
+            && entries[i].is_none()
+            && len + u64::from(p.pages[i].page_len) <= MAX_PAGE_RUN
+        {
+            len += u64::from(p.pages[i].page_len);
+            i += 1;
+        }
+        let bytes = crate::source::read_vec(src, payload_start + p.pages[first].offset, len)?;
+        fetched += len;
+        let mut rest = &bytes[..];
+        for (k, g) in p.pages[first..i].iter().enumerate() {
+            let (page, tail) = rest.split_at(g.page_len as usize);
+            rest = tail;
+            if *blake3::hash(page).as_bytes() != g.page_hash {
+                return Err(VerifyError::PageHash {
+                    payload: p.name.clone(),
+                    page: (first + k) as u64,
+                });
+            }
+            let parsed = pages::parse(page, g.chunks, max_chunk)?;
+            let stored: u64 = parsed.iter().map(|e| u64::from(e.stored)).sum();
+            if stored != g.stored {
+                return Err(VerifyError::BodyMalformed(format!(
+                    "payload {} page {}: stored sizes do not add up",
+                    p.name,
+                    first + k
+                )));
+            }
+            entries[first + k] = Some(parsed);
+        }
+    }
+    let mut chunks = Vec::new();
+    let mut offset = 0u64;
+    for (k, (g, e)) in p.pages.iter().zip(entries).enumerate() {
+        let e = e.unwrap_or_default();
+        let bytes: u64 = e.iter().map(|e| u64::from(e.len)).sum();
+        if e.len() != g.chunks as usize
+            || bytes != g.bytes
+            || pages::list_hash(e.iter().map(|e| (&e.hash, e.len))) != g.list_hash
+        {
+            return Err(VerifyError::BodyMalformed(format!(
+                "payload {} page {k} does not match its signed list",
+                p.name
+            )));
+        }
+        let mut data = g.data_offset;
+        for e in e {
+            chunks.push(Chunk {
+                offset,
+                len: e.len,
+                hash: e.hash,
+                data_offset: data,
+                stored: e.stored,
+                stored_hash: e.stored_hash,
+            });
+            offset += u64::from(e.len);
+            data += u64::from(e.stored);
+        }
+    }
+    p.chunks = chunks;
+    Ok(fetched)
 }
 
 /// Streams every payload and checks every chunk (what `hearth-ota verify` does).

@@ -16,9 +16,12 @@ use crate::storage::SlotStorage;
 pub struct ChunkIndex {
     pub chunking: Chunking,
     pub offsets: HashMap<[u8; 32], u64>,
+    /// Format 3: every chunk of the slot in order (hash, length), to derive pages from.
+    pub seq: Vec<([u8; 32], u32)>,
 }
 
-/// Hashes a slot chunk by chunk, up to `limit` bytes (memory: one chunk + 40 bytes per chunk).
+/// Hashes a slot chunk by chunk, up to `limit` bytes (memory: one chunk + 40 bytes per chunk,
+/// and for format 3 another 36 bytes per chunk for the sequence pages are derived from).
 pub fn index_slot(
     slot: &mut dyn SlotStorage,
     chunking: Chunking,
@@ -28,6 +31,7 @@ pub fn index_slot(
     let mut index = ChunkIndex {
         chunking,
         offsets: HashMap::new(),
+        seq: Vec::new(),
     };
     match chunking {
         Chunking::Fixed { size } => {
@@ -43,12 +47,15 @@ pub fn index_slot(
                 offset += n as u64;
             }
         }
-        Chunking::Cdc(params) => {
-            let offsets = &mut index.offsets;
+        Chunking::Cdc(params) | Chunking::Paged { cdc: params, .. } => {
+            let keep_seq = matches!(chunking, Chunking::Paged { .. });
+            let (offsets, seq) = (&mut index.offsets, &mut index.seq);
             cdc_chunks(SlotReader::new(slot, len), params, &mut |offset, bytes| {
-                offsets
-                    .entry(*blake3::hash(bytes).as_bytes())
-                    .or_insert(offset);
+                let hash = *blake3::hash(bytes).as_bytes();
+                offsets.entry(hash).or_insert(offset);
+                if keep_seq {
+                    seq.push((hash, bytes.len() as u32));
+                }
                 Ok(())
             })?;
         }

@@ -11,6 +11,8 @@ use crate::source::{BundleSource, SourceError};
 pub const FORMAT_VERSION: u16 = 1;
 /// Container version of bundles with content-defined, compressed chunks.
 pub const FORMAT_VERSION_CDC: u16 = 2;
+/// Container version of bundles whose chunk list is cut into pages (two-level manifest).
+pub const FORMAT_VERSION_PAGED: u16 = 3;
 pub const HEADER_LEN: usize = 32;
 pub const SIG_LEN: usize = 64;
 pub const MAX_KEYLIST: u32 = 64 * 1024;
@@ -34,6 +36,7 @@ impl Kind {
     fn context(self, version: u16) -> &'static [u8] {
         match (self, version) {
             (Kind::Bundle, FORMAT_VERSION_CDC) => b"hearth-ota bundle v2\n",
+            (Kind::Bundle, FORMAT_VERSION_PAGED) => b"hearth-ota bundle v3\n",
             (Kind::Bundle, _) => b"hearth-ota bundle v1\n",
             (Kind::Index, _) => b"hearth-ota index v1\n",
         }
@@ -41,7 +44,7 @@ impl Kind {
     /// Container versions this build reads.
     fn versions(self) -> &'static [u16] {
         match self {
-            Kind::Bundle => &[FORMAT_VERSION, FORMAT_VERSION_CDC],
+            Kind::Bundle => &[FORMAT_VERSION, FORMAT_VERSION_CDC, FORMAT_VERSION_PAGED],
             Kind::Index => &[FORMAT_VERSION],
         }
     }
@@ -58,7 +61,7 @@ impl Kind {
 pub enum VerifyError {
     #[error("not a Hearth {0} (bad magic)")]
     BadMagic(&'static str),
-    #[error("format version {0} is not supported (this build reads versions 1 and 2)")]
+    #[error("format version {0} is not supported (this build reads versions 1, 2 and 3)")]
     UnsupportedVersion(u16),
     #[error("reserved header field {0} is not zero")]
     ReservedNotZero(&'static str),
@@ -88,6 +91,8 @@ pub enum VerifyError {
     SizeMismatch { expected: u64, actual: u64 },
     #[error("payload {payload} chunk {chunk} does not match its signed hash")]
     ChunkHash { payload: String, chunk: u64 },
+    #[error("payload {payload} page {page} does not match its signed hash")]
+    PageHash { payload: String, page: u64 },
     #[error("bundle is for board {found}, this device is {expected}")]
     WrongBoard { expected: String, found: String },
     #[error("bundle is for architecture {found}, this device is {expected}")]
@@ -139,7 +144,7 @@ impl Trust {
 pub struct Opened {
     pub keylist: KeyList,
     pub release_key: ReleaseKey,
-    /// Container format version (1 or 2 for bundles, 1 for indexes).
+    /// Container format version (1, 2 or 3 for bundles, 1 for indexes).
     pub version: u16,
     /// The verified raw body, ready to decode.
     pub body: Vec<u8>,

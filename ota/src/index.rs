@@ -12,6 +12,8 @@ use crate::source::BundleSource;
 pub const INDEX_FILE: &str = "index.hidx";
 /// The index naming format-2 bundles: what devices from 0.2 on read.
 pub const INDEX_FILE_V2: &str = "index-v2.hidx";
+/// The index naming format-3 bundles (paged manifest).
+pub const INDEX_FILE_V3: &str = "index-v3.hidx";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -122,13 +124,27 @@ pub fn decode(bytes: &[u8], trust: &Trust) -> Result<(Index, SeenIndex, u64), Ve
 impl Latest {
     /// Checks that an opened bundle is the one this index names.
     pub fn matches(&self, bundle: &crate::bundle::VerifiedBundle) -> Result<(), VerifyError> {
-        let m = &bundle.manifest;
-        let prefix = crate::hexutil::encode(&bundle.opened.prefix_blake3);
+        self.matches_parts(&bundle.manifest, &bundle.opened.prefix_blake3, bundle.size)
+    }
+
+    /// The same check on a bundle whose format-3 pages are not read yet (check it before
+    /// reading the running slot to derive them).
+    pub fn matches_pending(&self, bundle: &crate::bundle::Pending) -> Result<(), VerifyError> {
+        self.matches_parts(&bundle.manifest, &bundle.opened.prefix_blake3, bundle.size)
+    }
+
+    fn matches_parts(
+        &self,
+        m: &crate::manifest::Manifest,
+        prefix_blake3: &[u8; 32],
+        size: u64,
+    ) -> Result<(), VerifyError> {
+        let prefix = crate::hexutil::encode(prefix_blake3);
         let same = m.version_number == self.version_number
             && m.version == self.version
             && m.min_version_number == self.min_version_number
             && m.arch == self.arch
-            && bundle.size == self.size
+            && size == self.size
             && prefix == self.prefix_blake3;
         if !same {
             return Err(VerifyError::BundleNotInIndex(format!(

@@ -8,14 +8,15 @@
 //! Memory: two chunk buffers (stored and unpacked), the network's pieces, the manifest's chunk
 //! list and about 40 bytes per chunk of the active slot's index.
 //! Never writes to the active slot; never marks anything bootable before the read-back.
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use crate::boot::{BootControl, BootError, RebootRequest, Slot};
-use crate::bundle::{Unpacker, VerifiedBundle};
+use crate::bundle::{Pending, Unpacker, VerifiedBundle};
 use crate::delta::{self, ChunkFrom, ChunkIndex, LocalChunks, Plan};
 use crate::format::VerifyError;
 use crate::fs_extent;
-use crate::manifest::{Chunk, Payload};
+use crate::manifest::{Chunk, Chunking, Payload};
 use crate::source::{BundleSource, SourceError};
 use crate::storage::SlotStorage;
 
@@ -125,6 +126,38 @@ fn storage(op: &'static str, target: &dyn SlotStorage) -> impl Fn(std::io::Error
     }
 }
 
+/// Completes a bundle for installing into `targets`: a format-3 bundle's pages are derived from
+/// each payload's running slot where they can be, the others downloaded
+/// (`bundle::Pending::resolve`); the installer then plans with the same slot indexes, so the
+/// running slot is read once. Formats 1 and 2 are complete already.
+pub fn resolve(
+    pending: Pending,
+    source: &mut dyn BundleSource,
+    targets: &mut [Target<'_>],
+) -> Result<VerifiedBundle, InstallError> {
+    let chunking = pending.manifest.chunking;
+    let mut local = Vec::new();
+    if matches!(chunking, Chunking::Paged { .. }) {
+        for p in &pending.manifest.payloads {
+            let Some(a) = targets
+                .iter_mut()
+                .find(|t| t.payload == p.name)
+                .and_then(|t| t.active.as_deref_mut())
+            else {
+                continue;
+            };
+            let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
+            let index = delta::index_slot(a, chunking, len).map_err(storage("read", &*a))?;
+            local.push((p.name.clone(), index));
+        }
+    }
+    pending.resolve(source, local).map_err(|e| match e {
+        // A page that could not be downloaded is a download failure, not a bad bundle.
+        VerifyError::Source(s) => InstallError::Source(SourceError::Http(s)),
+        other => other.into(),
+    })
+}
+
 /// Installs `req.bundle` into `req.slot`. The bundle must come from `bundle::open` and be
 /// allowed by `decide::check_manifest`.
 pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, InstallError> {
@@ -203,8 +236,9 @@ fn target_for<'t, 'b>(targets: &'t mut [Target<'b>], name: &str) -> &'t mut Targ
 }
 
 fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
-    let m = &req.bundle.manifest;
-    let mut indexes: Vec<(String, Option<ChunkIndex>, Vec<bool>)> = Vec::new();
+    let bundle = req.bundle;
+    let m = &bundle.manifest;
+    let mut indexes: Vec<(String, Option<Cow<'_, ChunkIndex>>, Vec<bool>)> = Vec::new();
     let total: u64 = m.payloads.iter().map(|p| p.size).sum();
     let mut done = 0;
     for p in &m.payloads {
@@ -216,9 +250,16 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
         let t = target_for(&mut req.targets, &p.name);
         let in_place = delta::in_place(&mut *t.target, &p.chunks);
         let active = match t.active.as_deref_mut() {
+            // Format 3: the index its pages were derived from (already read; every chunk of a
+            // derived page is in it, so none of those is planned for download).
+            Some(_) if bundle.local_index(&p.name).is_some() => {
+                bundle.local_index(&p.name).map(Cow::Borrowed)
+            }
             Some(a) => {
                 let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
-                Some(delta::index_slot(a, m.chunking, len).map_err(storage("read", &*a))?)
+                Some(Cow::Owned(
+                    delta::index_slot(a, m.chunking, len).map_err(storage("read", &*a))?,
+                ))
             }
             None => None,
         };
@@ -230,7 +271,7 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
             .iter()
             .find(|(n, _, _)| n == name)
             .map(|(_, a, t)| LocalChunks {
-                active: a.as_ref(),
+                active: a.as_deref(),
                 in_place: Some(t),
             })
             .unwrap_or_default()
@@ -369,6 +410,15 @@ fn fetch_run(
     count: usize,
 ) -> Result<u64, InstallError> {
     let chunks: &[Chunk] = &p.chunks[first..first + count];
+    if chunks.iter().any(|c| c.stored == 0) {
+        // Only a chunk of a page derived from the running slot has no stored size, and the
+        // plan takes those from the running slot: never reached, but never guessed either.
+        return Err(VerifyError::BodyMalformed(format!(
+            "payload {}: a chunk of a locally derived page was planned for download",
+            p.name
+        ))
+        .into());
+    }
     let start = bundle.chunk_offset(&chunks[0]);
     let stored: u64 = chunks.iter().map(|c| u64::from(c.stored)).sum();
     let mut pending: Vec<u8> = Vec::with_capacity(chunks[0].stored as usize);

@@ -23,6 +23,7 @@ pub mod install;
 pub mod keylist;
 pub mod keys;
 pub mod manifest;
+pub mod pages;
 pub mod release;
 pub mod repo;
 pub mod source;

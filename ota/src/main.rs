@@ -109,14 +109,15 @@ struct SignArgs {
     version_number: u64,
     #[arg(long, default_value_t = 0)]
     min_version_number: u64,
-    /// Bundle format: 2 (content-defined, compressed chunks; devices from 0.2 on) or 1
-    /// (fixed chunks; what devices on 0.1 read).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
+    /// Bundle format: 2 (content-defined, compressed chunks; devices from 0.2 on), 3 (the same
+    /// chunks, their list in pages a device derives from its running slot) or 1 (fixed
+    /// chunks; what devices on 0.1 read).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=3))]
     format: u16,
     /// Chunk size of a format-1 bundle.
     #[arg(long, default_value_t = hearth_ota::manifest::DEFAULT_CHUNK_SIZE)]
     chunk_size: u64,
-    /// FastCDC minimum, average and maximum chunk sizes of a format-2 bundle (bytes).
+    /// FastCDC minimum, average and maximum chunk sizes of a format-2 or 3 bundle (bytes).
     #[arg(long, num_args = 3, value_names = ["MIN", "AVG", "MAX"])]
     cdc: Option<Vec<u32>>,
     /// NAME=PATH, in bundle order (e.g. root=root.img).
@@ -214,7 +215,7 @@ fn sign(args: SignArgs) -> Result<()> {
     } = args;
     let chunking = match (format, cdc) {
         (1, None) => Chunking::Fixed { size: chunk_size },
-        (1, Some(_)) => bail!("--cdc is for format 2"),
+        (1, Some(_)) => bail!("--cdc is for formats 2 and 3"),
         (_, None) => Chunking::Cdc(CdcParams::DEFAULT),
         (_, Some(v)) => {
             let p = CdcParams {
@@ -227,6 +228,13 @@ fn sign(args: SignArgs) -> Result<()> {
             }
             Chunking::Cdc(p)
         }
+    };
+    let chunking = match (format, chunking) {
+        (3, Chunking::Cdc(cdc)) => Chunking::Paged {
+            cdc,
+            paging: hearth_ota::pages::Paging::DEFAULT,
+        },
+        (_, c) => c,
     };
     let mut parsed = Vec::new();
     for p in payloads {
@@ -452,7 +460,7 @@ fn delta_size(bundle_path: &std::path::Path, key: &std::path::Path, from: &[Stri
     use hearth_ota::storage::FileSlot;
     let trust = Trust::new(keys::load_verifying(key)?);
     let mut src = FileSource::open(bundle_path)?;
-    let b = bundle::open(&mut src, &trust)?;
+    let pending = bundle::open_signed(&mut src, &trust)?;
     let mut indexes = Vec::new();
     for f in from {
         let (name, path) = match f.split_once('=') {
@@ -463,20 +471,24 @@ fn delta_size(bundle_path: &std::path::Path, key: &std::path::Path, from: &[Stri
             FileSlot::open_read_only(&path).with_context(|| path.display().to_string())?;
         let len = hearth_ota::fs_extent::index_len(&mut slot)
             .with_context(|| path.display().to_string())?;
-        let index = delta::index_slot(&mut slot, b.manifest.chunking, len)
+        let index = delta::index_slot(&mut slot, pending.manifest.chunking, len)
             .with_context(|| path.display().to_string())?;
         indexes.push((name, index));
     }
+    // Format 3: pages derived from the old root are not downloaded; the plan uses the same
+    // indexes the pages were derived from.
+    let b = pending.resolve(&mut src, indexes)?;
     let plan = delta::plan(&b, &|name| LocalChunks {
-        active: indexes.iter().find(|(n, _)| n == name).map(|(_, i)| i),
+        active: b.local_index(name),
         in_place: None,
     });
     let out = serde_json::json!({
         "format": b.manifest.format,
         "bundle_bytes": b.size,
         "prefix_bytes": b.payload_start,
+        "page_bytes": b.pages_fetched,
         "chunk_bytes": plan.download_bytes,
-        "download_bytes": b.payload_start + plan.download_bytes,
+        "download_bytes": b.payload_start + b.pages_fetched + plan.download_bytes,
         "changed_content_bytes": plan.download_content_bytes,
         "total_bytes": plan.total_bytes,
     });
@@ -517,7 +529,7 @@ fn install_cmd(
         } else {
             Box::new(FileSource::open(std::path::Path::new(bundle_ref))?)
         };
-    let b = bundle::open(&mut *src, &trust)?;
+    let pending = bundle::open_signed(&mut *src, &trust)?;
     let mut opened = Vec::new();
     for t in targets {
         let (name, path) = name_path(t)?;
@@ -544,7 +556,8 @@ fn install_cmd(
     if boot.state().is_err() {
         boot.initialize(slot.other())?;
     }
-    let targets = Target::from_slots(&mut opened);
+    let mut targets = Target::from_slots(&mut opened);
+    let b = hearth_ota::install::resolve(pending, &mut *src, &mut targets)?;
     let mut last = None;
     let report = install(InstallRequest {
         bundle: &b,
@@ -564,6 +577,7 @@ fn install_cmd(
         "total_bytes": report.plan.total_bytes,
         "download_bytes": report.plan.download_bytes,
         "prefix_bytes": b.payload_start,
+        "page_bytes": b.pages_fetched,
         "local_bytes": report.plan.local_bytes,
         "fetched_bytes": report.fetched,
         "reboot": report.reboot.argv(),

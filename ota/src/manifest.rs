@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::format::VerifyError;
 use crate::hexutil;
+use crate::pages::{self, Paging};
 
 pub const DEFAULT_CHUNK_SIZE: u64 = 64 * 1024;
 pub const MIN_CHUNK_SIZE: u64 = 4 * 1024;
@@ -26,6 +27,27 @@ pub enum Chunking {
     Fixed { size: u64 },
     /// Format 2: FastCDC (2020, normalization level 1) with these sizes in bytes.
     Cdc(CdcParams),
+    /// Format 3: the chunks of format 2, their list cut into pages (`pages.rs`).
+    Paged { cdc: CdcParams, paging: Paging },
+}
+
+impl Chunking {
+    /// The FastCDC sizes of a content-defined chunking (formats 2 and 3).
+    pub fn cdc(&self) -> Option<CdcParams> {
+        match self {
+            Chunking::Fixed { .. } => None,
+            Chunking::Cdc(p) | Chunking::Paged { cdc: p, .. } => Some(*p),
+        }
+    }
+
+    /// The container format version of bundles chunked this way.
+    pub fn format(&self) -> u16 {
+        match self {
+            Chunking::Fixed { .. } => crate::format::FORMAT_VERSION,
+            Chunking::Cdc(_) => crate::format::FORMAT_VERSION_CDC,
+            Chunking::Paged { .. } => crate::format::FORMAT_VERSION_PAGED,
+        }
+    }
 }
 
 /// FastCDC sizes. Hearth's choice and the measurement behind it: `docs/ota.md`.
@@ -75,13 +97,45 @@ pub struct Chunk {
 pub struct Payload {
     pub name: String,
     pub size: u64,
+    /// Format 3: empty until its pages are resolved (`bundle::Pending::resolve`); a chunk of
+    /// a page derived from the running slot has `stored` 0 (its stored bytes are unknown and
+    /// never needed: the device has every chunk of such a page).
     pub chunks: Vec<Chunk>,
+    /// Format 3 only: the signed page list.
+    pub pages: Vec<PageRef>,
+}
+
+/// A page of a format-3 payload, as the signed body lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRef {
+    /// BLAKE3 of the page's chunk list (`pages::list_hash`): what a device can derive.
+    pub list_hash: [u8; 32],
+    pub chunks: u32,
+    /// Payload bytes its chunks cover.
+    pub bytes: u64,
+    /// BLAKE3 of the page bytes stored in the bundle.
+    pub page_hash: [u8; 32],
+    pub page_len: u32,
+    /// Stored bytes of its chunks.
+    pub stored: u64,
+    /// Offset of the page bytes from the start of the payload data.
+    pub offset: u64,
+    /// Offset of its first chunk's stored bytes from the start of the payload data.
+    pub data_offset: u64,
 }
 
 impl Payload {
-    /// Bytes this payload occupies in the bundle.
+    /// Bytes this payload's chunks occupy in the bundle.
     pub fn stored_size(&self) -> u64 {
+        if !self.pages.is_empty() {
+            return self.pages.iter().map(|p| p.stored).sum();
+        }
         self.chunks.iter().map(|c| u64::from(c.stored)).sum()
+    }
+
+    /// Format 3: bytes of this payload's pages in the bundle.
+    pub fn pages_size(&self) -> u64 {
+        self.pages.iter().map(|p| u64::from(p.page_len)).sum()
     }
 }
 
@@ -151,6 +205,34 @@ struct WirePayloadV2 {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct WireChunk(String, u32, u32, Option<String>);
 
+/// Version 3 on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct WireV3 {
+    board: String,
+    arch: String,
+    version: String,
+    version_number: u64,
+    min_version_number: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    created: OffsetDateTime,
+    chunking: CdcParams,
+    paging: Paging,
+    payloads: Vec<WirePayloadV3>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct WirePayloadV3 {
+    name: String,
+    size: u64,
+    /// `[list_hash, chunks, bytes, page_hash, page_len, stored]` per page, in payload order.
+    pages: Vec<WirePage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct WirePage(String, u32, u64, String, u32, u64);
+
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -190,6 +272,11 @@ impl Manifest {
                 let w: WireV2 = serde_json::from_slice(body)
                     .map_err(|e| VerifyError::BodyMalformed(e.to_string()))?;
                 Manifest::from_v2(w)?
+            }
+            3 => {
+                let w: WireV3 = serde_json::from_slice(body)
+                    .map_err(|e| VerifyError::BodyMalformed(e.to_string()))?;
+                Manifest::from_v3(w)?
             }
             v => return Err(VerifyError::UnsupportedVersion(v)),
         };
@@ -232,6 +319,7 @@ impl Manifest {
                 name: p.name,
                 size: p.size,
                 chunks,
+                pages: Vec::new(),
             });
         }
         Ok(Manifest {
@@ -287,6 +375,7 @@ impl Manifest {
                 name: p.name,
                 size: p.size,
                 chunks,
+                pages: Vec::new(),
             });
         }
         Ok(Manifest {
@@ -298,6 +387,80 @@ impl Manifest {
             min_version_number: w.min_version_number,
             created: w.created,
             chunking: Chunking::Cdc(w.chunking),
+            payloads,
+        })
+    }
+
+    /// Format 3: the page list only; chunks come with the pages (`bundle::Pending::resolve`).
+    fn from_v3(w: WireV3) -> Result<Manifest, VerifyError> {
+        let (cdc, paging) = (w.chunking, w.paging);
+        if !cdc.valid() || !paging.valid() {
+            return bad(format!(
+                "chunk sizes {cdc:?} or pages {paging:?} are out of range"
+            ));
+        }
+        let mut pages_total = 0u64;
+        for p in &w.payloads {
+            for WirePage(_, _, _, _, len, _) in &p.pages {
+                pages_total += u64::from(*len);
+            }
+        }
+        let (mut at, mut data) = (0u64, pages_total);
+        let mut payloads = Vec::new();
+        for p in w.payloads {
+            let mut pages = Vec::with_capacity(p.pages.len());
+            let mut covered = 0u64;
+            for (i, WirePage(list, chunks, bytes, hash, page_len, stored)) in
+                p.pages.iter().enumerate()
+            {
+                let n = u64::from(*chunks);
+                if *chunks == 0
+                    || *chunks > paging.max
+                    || !(n..=n * u64::from(cdc.max)).contains(bytes)
+                    || !(n..=*bytes).contains(stored)
+                    || !(chunks * pages::ENTRY_RAW..=chunks * pages::ENTRY_PACKED)
+                        .contains(page_len)
+                {
+                    return bad(format!("payload {} page {i} is out of range", p.name));
+                }
+                pages.push(PageRef {
+                    list_hash: hash_of(list, "page list hash")?,
+                    chunks: *chunks,
+                    bytes: *bytes,
+                    page_hash: hash_of(hash, "page hash")?,
+                    page_len: *page_len,
+                    stored: *stored,
+                    offset: at,
+                    data_offset: data,
+                });
+                at += u64::from(*page_len);
+                data = data
+                    .checked_add(*stored)
+                    .ok_or_else(|| VerifyError::BodyMalformed("sizes overflow".into()))?;
+                covered += bytes;
+            }
+            if covered != p.size {
+                return bad(format!(
+                    "payload {}: pages add up to {covered} bytes, not {}",
+                    p.name, p.size
+                ));
+            }
+            payloads.push(Payload {
+                name: p.name,
+                size: p.size,
+                chunks: Vec::new(),
+                pages,
+            });
+        }
+        Ok(Manifest {
+            format: 3,
+            board: w.board,
+            arch: w.arch,
+            version: w.version,
+            version_number: w.version_number,
+            min_version_number: w.min_version_number,
+            created: w.created,
+            chunking: Chunking::Paged { cdc, paging },
             payloads,
         })
     }
@@ -355,6 +518,39 @@ impl Manifest {
                     .collect(),
             })
             .map_err(enc),
+            Chunking::Paged { cdc, paging } => serde_json::to_vec(&WireV3 {
+                board: self.board.clone(),
+                arch: self.arch.clone(),
+                version: self.version.clone(),
+                version_number: self.version_number,
+                min_version_number: self.min_version_number,
+                created: self.created,
+                chunking: cdc,
+                paging,
+                payloads: self
+                    .payloads
+                    .iter()
+                    .map(|p| WirePayloadV3 {
+                        name: p.name.clone(),
+                        size: p.size,
+                        pages: p
+                            .pages
+                            .iter()
+                            .map(|g| {
+                                WirePage(
+                                    hexutil::encode(&g.list_hash),
+                                    g.chunks,
+                                    g.bytes,
+                                    hexutil::encode(&g.page_hash),
+                                    g.page_len,
+                                    g.stored,
+                                )
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .map_err(enc),
         }
     }
 
@@ -383,7 +579,10 @@ impl Manifest {
     pub fn total_payload_size(&self) -> Result<u64, VerifyError> {
         self.payloads
             .iter()
-            .try_fold(0u64, |acc, p| acc.checked_add(p.stored_size()))
+            .try_fold(0u64, |acc, p| {
+                acc.checked_add(p.stored_size())?
+                    .checked_add(p.pages_size())
+            })
             .ok_or_else(|| VerifyError::BodyMalformed("payload sizes overflow".into()))
     }
 
@@ -443,14 +642,62 @@ mod tests {
         }
     }
 
+    fn wire_v3(pages: serde_json::Value, size: u64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "board": "b", "arch": "x86_64", "version": "1", "version_number": 2,
+            "min_version_number": 0, "created": "2026-11-25T12:00:00Z",
+            "chunking": {"min": 1024, "avg": 4096, "max": 16384},
+            "paging": {"min": 2, "avg": 4, "max": 8},
+            "payloads": [{"name": "root", "size": size, "pages": pages}]
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn v3_pages_must_add_up_and_stay_in_their_limits() {
+        let h = "00".repeat(32);
+        let ok = wire_v3(
+            serde_json::json!([[h, 2, 5000, h, 80, 5000], [h, 1, 100, h, 72, 50]]),
+            5100,
+        );
+        let m = Manifest::decode(3, &ok).expect("valid");
+        let p = &m.payloads[0];
+        assert!(p.chunks.is_empty());
+        assert_eq!(
+            (p.pages[1].offset, p.pages[1].data_offset),
+            (80, 152 + 5000)
+        );
+        assert_eq!(p.pages[0].data_offset, 152);
+        assert_eq!(m.total_payload_size().ok(), Some(152 + 5050));
+        for (pages, size) in [
+            (serde_json::json!([[h, 2, 5000, h, 80, 5000]]), 5001), // sizes do not add up
+            (serde_json::json!([[h, 0, 0, h, 0, 0]]), 0),           // empty page
+            (serde_json::json!([[h, 9, 9000, h, 360, 9000]]), 9000), // above paging.max
+            (serde_json::json!([[h, 1, 20000, h, 40, 20000]]), 20000), // above chunking.max
+            (serde_json::json!([[h, 2, 5000, h, 79, 5000]]), 5000), // page too short
+            (serde_json::json!([[h, 2, 5000, h, 145, 5000]]), 5000), // page too long
+            (serde_json::json!([[h, 2, 5000, h, 80, 5001]]), 5000), // stored > bytes
+            (serde_json::json!([[h, 2, 5000, h, 80, 1]]), 5000),    // stored < chunks
+            (serde_json::json!([["zz", 2, 5000, h, 80, 5000]]), 5000),
+        ] {
+            assert!(
+                Manifest::decode(3, &wire_v3(pages.clone(), size)).is_err(),
+                "{pages}"
+            );
+        }
+        // A format-3 body is not a format-2 one.
+        assert!(Manifest::decode(2, &ok).is_err());
+    }
+
     #[test]
     fn a_v2_body_is_not_read_as_v1_nor_the_other_way() {
         let h = "00".repeat(32);
         let v2 = wire_v2(serde_json::json!([[h, 10, 10, null]]), 10);
         assert!(Manifest::decode(1, &v2).is_err());
+        assert!(Manifest::decode(3, &v2).is_err());
         assert!(matches!(
-            Manifest::decode(3, &v2),
-            Err(VerifyError::UnsupportedVersion(3))
+            Manifest::decode(4, &v2),
+            Err(VerifyError::UnsupportedVersion(4))
         ));
     }
 }

@@ -1,9 +1,10 @@
-//! The static update repository: `bundles/*.hota` and, per channel and board, two indexes:
-//! `index.hidx` names the latest format-1 bundle (read by devices on 0.1, which know nothing
-//! else) and `index-v2.hidx` the latest format-2 bundle (read by devices from 0.2 on). Any web
-//! server can serve it. Publishing copies the bundle in, then replaces the index atomically,
-//! so a reader sees either the old or the new release, never a mix. Both indexes share one
-//! serial counter, so a device that moves from one to the other never sees a serial go back.
+//! The static update repository: `bundles/*.hota` and, per channel and board, one index per
+//! bundle format: `index.hidx` names the latest format-1 bundle (read by devices on 0.1, which
+//! know nothing else), `index-v2.hidx` the latest format-2 bundle and `index-v3.hidx` the latest
+//! format-3 one. Any web server can serve it. Publishing copies the bundle in, then replaces the
+//! index atomically, so a reader sees either the old or the new release, never a mix. The
+//! indexes share one serial counter, and an index of a newer format is always above every older
+//! one, so a device that moves to a newer format's index never sees a serial go back.
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -11,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::bundle::{self, VerifiedBundle};
 use crate::format::{Trust, VerifyError};
-use crate::index::{self, INDEX_FILE, INDEX_FILE_V2, Index, Latest};
+use crate::index::{self, INDEX_FILE, INDEX_FILE_V2, INDEX_FILE_V3, Index, Latest};
 use crate::keylist::SignedKeyList;
 use crate::source::FileSource;
 
@@ -44,6 +45,13 @@ pub struct PublishRequest<'a> {
     pub trust: &'a Trust,
 }
 
+/// Every bundle format, oldest first.
+const FORMATS: [u16; 3] = [
+    crate::format::FORMAT_VERSION,
+    crate::format::FORMAT_VERSION_CDC,
+    crate::format::FORMAT_VERSION_PAGED,
+];
+
 /// Path of the index devices of today's format read (format 2).
 pub fn index_path(repo: &Path, channel: &str, board: &str) -> PathBuf {
     index_path_for(repo, channel, board, crate::format::FORMAT_VERSION_CDC)
@@ -51,10 +59,10 @@ pub fn index_path(repo: &Path, channel: &str, board: &str) -> PathBuf {
 
 /// Path of the index that names bundles of container format `format`.
 pub fn index_path_for(repo: &Path, channel: &str, board: &str, format: u16) -> PathBuf {
-    let file = if format == crate::format::FORMAT_VERSION {
-        INDEX_FILE
-    } else {
-        INDEX_FILE_V2
+    let file = match format {
+        crate::format::FORMAT_VERSION => INDEX_FILE,
+        crate::format::FORMAT_VERSION_CDC => INDEX_FILE_V2,
+        _ => INDEX_FILE_V3,
     };
     repo.join(channel).join(board).join(file)
 }
@@ -90,10 +98,7 @@ pub fn publish(req: &PublishRequest<'_>) -> Result<Index, PublishError> {
     let m = &verified.manifest;
     let index_file = index_path_for(req.repo, req.channel, &m.board, m.format);
     let mut serial = 0;
-    for format in [
-        crate::format::FORMAT_VERSION,
-        crate::format::FORMAT_VERSION_CDC,
-    ] {
+    for format in FORMATS {
         let path = index_path_for(req.repo, req.channel, &m.board, format);
         let Some(current) = current(&path, req.trust)? else {
             continue;
@@ -112,10 +117,11 @@ pub fn publish(req: &PublishRequest<'_>) -> Result<Index, PublishError> {
         m.version,
         m.board,
         m.version_number,
-        if m.format == crate::format::FORMAT_VERSION {
-            "-v1"
-        } else {
-            ""
+        // The bridge release is published in two formats: distinct names.
+        match m.format {
+            crate::format::FORMAT_VERSION => "-v1",
+            crate::format::FORMAT_VERSION_CDC => "",
+            _ => "-v3",
         }
     );
     copy_in(req.bundle, &req.repo.join(&rel))?;
@@ -131,21 +137,23 @@ pub fn publish(req: &PublishRequest<'_>) -> Result<Index, PublishError> {
     let dir = index_file.parent().unwrap_or(req.repo);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     crate::fsutil::write_atomic(&index_file, &bytes).map_err(io(&index_file))?;
-    // A device that updates through the format-1 index lands on a release that reads the
-    // format-2 one, and refuses an index whose serial is below the last it accepted: keep the
-    // format-2 index's serial above the format-1 one by re-signing it (same release).
-    let v2_file = index_path(req.repo, req.channel, &m.board);
-    if index_file != v2_file
-        && let Some(v2) = current(&v2_file, req.trust)?
-    {
-        let reissued = Index {
-            serial: serial + 1,
-            created: req.now,
-            expires: req.now + req.valid_for,
-            ..v2
-        };
-        let bytes = index::sign(&reissued, req.keylist, req.key);
-        crate::fsutil::write_atomic(&v2_file, &bytes).map_err(io(&v2_file))?;
+    // A device that updates through an older format's index lands on a release that reads a
+    // newer one, and refuses an index whose serial is below the last it accepted: keep every
+    // newer format's index above this one by re-signing it (same release), oldest first.
+    let mut serial = serial;
+    for format in FORMATS.into_iter().filter(|f| *f > m.format) {
+        let file = index_path_for(req.repo, req.channel, &m.board, format);
+        if let Some(newer) = current(&file, req.trust)? {
+            serial += 1;
+            let reissued = Index {
+                serial,
+                created: req.now,
+                expires: req.now + req.valid_for,
+                ..newer
+            };
+            let bytes = index::sign(&reissued, req.keylist, req.key);
+            crate::fsutil::write_atomic(&file, &bytes).map_err(io(&file))?;
+        }
     }
     Ok(index)
 }

@@ -24,7 +24,10 @@ struct Rig {
     v2: Vec<u8>,
     rt: tokio::runtime::Runtime,
     server: http_server::Server,
-    cdc: bool,
+    /// Bundle format published (1, 2 or 3).
+    format: u16,
+    /// Format 3: page bytes the last update downloaded.
+    pages_fetched: std::cell::Cell<u64>,
 }
 
 /// v1 is installed in slot a; v2 (one changed 100 KiB region) is published as a format-1
@@ -33,7 +36,7 @@ fn rig() -> Rig {
     let v1 = image_bytes(SIZE, 11);
     let mut v2 = v1.clone();
     v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
-    rig_with(v1, v2, false)
+    rig_with(v1, v2, 1)
 }
 
 /// The same as a format-2 bundle (content-defined chunks).
@@ -41,17 +44,17 @@ fn rig_cdc() -> Rig {
     let v1 = image_bytes(SIZE, 11);
     let mut v2 = v1.clone();
     v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
-    rig_with(v1, v2, true)
+    rig_with(v1, v2, 2)
 }
 
-fn rig_with(v1: Vec<u8>, v2: Vec<u8>, cdc: bool) -> Rig {
+fn rig_with(v1: Vec<u8>, v2: Vec<u8>, format: u16) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let keys = keys();
-    let b2 = if cdc {
-        bundle_with(&dir, &keys, &spec_v2(&dir, 2, &v2))
-    } else {
-        bundle(&dir, &keys, 2, &v2)
+    let b2 = match format {
+        1 => bundle(&dir, &keys, 2, &v2),
+        2 => bundle_with(&dir, &keys, &spec_v2(&dir, 2, &v2)),
+        _ => bundle_with(&dir, &keys, &spec_v3(&dir, 2, &v2)),
     };
     let repo = dir.join("repo");
     hearth_ota::repo::publish(&hearth_ota::repo::PublishRequest {
@@ -83,8 +86,20 @@ fn rig_with(v1: Vec<u8>, v2: Vec<u8>, cdc: bool) -> Rig {
         v2,
         rt,
         server,
-        cdc,
+        format,
+        pages_fetched: std::cell::Cell::new(0),
     }
+}
+
+/// The index naming bundles of `format`; format-1 bundles are named by the format-1 index
+/// (what devices on 0.1 read).
+fn index_for(base: &str, format: u16) -> String {
+    let file = match format {
+        1 => hearth_ota::index::INDEX_FILE,
+        2 => return index_url(base, "stable", "qemu-x86_64"),
+        _ => hearth_ota::index::INDEX_FILE_V3,
+    };
+    format!("{base}/stable/qemu-x86_64/{file}")
 }
 
 fn device() -> Device {
@@ -102,16 +117,7 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
         .rt
         .block_on(fetch_index(
             &client,
-            &if rig.cdc {
-                index_url(&rig.server.base, "stable", "qemu-x86_64")
-            } else {
-                // Format-1 bundles are named by the format-1 index (what devices on 0.1 read).
-                format!(
-                    "{}/stable/qemu-x86_64/{}",
-                    rig.server.base,
-                    hearth_ota::index::INDEX_FILE
-                )
-            },
+            &index_for(&rig.server.base, rig.format),
         ))
         .unwrap();
     let accepted =
@@ -124,21 +130,25 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
     let url = bundle_url(&rig.server.base, &accepted.index.latest.bundle).unwrap();
     let mut src = HttpSource::new(client, url, rig.rt.handle().clone())
         .with_idle_timeout(std::time::Duration::from_millis(500));
-    let bundle = hearth_ota::bundle::open(&mut src, &rig.keys.trust)?;
-    accepted.index.latest.matches(&bundle)?;
-    decide::check_manifest(&device(), &bundle.manifest)?;
+    // As the agent does: open the signed prefix, check it, then read (format 3: derive) pages.
+    let pending = hearth_ota::bundle::open_signed(&mut src, &rig.keys.trust)?;
+    accepted.index.latest.matches_pending(&pending)?;
+    decide::check_manifest(&device(), &pending.manifest)?;
     let mut target = FileSlot::open(&rig.dir.join("slot-b.img")).unwrap();
     let mut active = FileSlot::open_read_only(&rig.dir.join("slot-a.img")).unwrap();
     let mut boot = FileBoot::new(DirFs::new(&rig.dir.join("boot")));
     let mut phases = Vec::new();
+    let mut targets = vec![Target {
+        payload: "root".into(),
+        target: &mut target,
+        active: Some(&mut active),
+    }];
+    let bundle = hearth_ota::install::resolve(pending, &mut src, &mut targets)?;
+    rig.pages_fetched.set(bundle.pages_fetched);
     let result = install(InstallRequest {
         bundle: &bundle,
         source: &mut src,
-        targets: vec![Target {
-            payload: "root".into(),
-            target: &mut target,
-            active: Some(&mut active),
-        }],
+        targets,
         boot: &mut boot,
         slot: Slot::B,
         progress: &mut |p| {
@@ -233,16 +243,7 @@ fn a_downgrade_offered_by_the_index_is_refused() {
         .rt
         .block_on(fetch_index(
             &client,
-            &if rig.cdc {
-                index_url(&rig.server.base, "stable", "qemu-x86_64")
-            } else {
-                // Format-1 bundles are named by the format-1 index (what devices on 0.1 read).
-                format!(
-                    "{}/stable/qemu-x86_64/{}",
-                    rig.server.base,
-                    hearth_ota::index::INDEX_FILE
-                )
-            },
+            &index_for(&rig.server.base, rig.format),
         ))
         .unwrap();
     let accepted =
@@ -288,7 +289,10 @@ fn stored_total(rig: &Rig) -> (u64, u64) {
         &rig.keys.trust,
     )
     .unwrap();
-    assert!(matches!(b.manifest.chunking, Chunking::Cdc(_)));
+    assert!(matches!(
+        b.manifest.chunking,
+        Chunking::Cdc(_) | Chunking::Paged { .. }
+    ));
     (b.payload_start, b.manifest.total_payload_size().unwrap())
 }
 
@@ -309,13 +313,13 @@ fn cdc_an_insertion_early_in_the_image_does_not_shift_what_follows() {
     let v1 = image_bytes(SIZE, 11);
     let mut v2 = v1.clone();
     v2.splice(5_000..5_000, image_bytes(3_000, 13));
-    let rig = rig_with(v1.clone(), v2.clone(), true);
+    let rig = rig_with(v1.clone(), v2.clone(), 2);
     let report = update(&rig).unwrap();
     assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), v2);
     let d = report.plan.download_bytes;
     assert!(d < 3_000 + 2 * u64::from(TEST_CDC.max), "downloaded {d}");
     // Fixed chunks (format 1) lose everything after the insertion.
-    let fixed = rig_with(v1, v2, false);
+    let fixed = rig_with(v1, v2, 1);
     let report = update(&fixed).unwrap();
     assert!(
         report.plan.download_bytes > SIZE as u64 * 9 / 10,
@@ -360,6 +364,98 @@ fn cdc_an_interrupted_install_is_retried_and_fetches_only_the_rest() {
     assert!(
         // At most the chunk cut in half is fetched twice (plus the signed prefix again).
         total < stored + 2 * prefix + u64::from(TEST_CDC.max),
+        "downloaded {total} in all"
+    );
+    assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));
+}
+
+/// Format 3: the same insertion downloads the pages around it (not the whole chunk list) and
+/// the same chunks as format 2; in all, fewer bytes than format 2 with its whole chunk list in
+/// the signed prefix.
+#[test]
+fn paged_an_insertion_early_downloads_only_the_pages_and_chunks_around_it() {
+    let v1 = image_bytes(SIZE, 11);
+    let mut v2 = v1.clone();
+    v2.splice(5_000..5_000, image_bytes(3_000, 13));
+    let served = |rig: &Rig| rig.server.knobs.lock().unwrap().served_bytes;
+    let cdc = rig_with(v1.clone(), v2.clone(), 2);
+    let report2 = update(&cdc).unwrap();
+    let paged = rig_with(v1, v2.clone(), 3);
+    let report3 = update(&paged).unwrap();
+    assert_eq!(std::fs::read(paged.dir.join("slot-b.img")).unwrap(), v2);
+    assert_eq!(report3.plan.download_bytes, report2.plan.download_bytes);
+    let (prefix, stored) = stored_total(&paged);
+    let pages_total = pages_size(&paged);
+    let fetched = paged.pages_fetched.get();
+    // The page with the insertion and the last one (it ends where the payload does, which
+    // the running slot's cut does not know): a small part of all pages.
+    assert!(
+        fetched > 0 && fetched * 2 < pages_total,
+        "{fetched} of {pages_total}"
+    );
+    assert!(
+        served(&paged) < served(&cdc),
+        "{} {}",
+        served(&paged),
+        served(&cdc)
+    );
+    assert!(served(&paged) < prefix + fetched + report3.plan.download_bytes + 64 * 1024);
+    assert!(report3.plan.download_bytes < stored / 10);
+}
+
+/// Bytes of the pages of the published (format-3) bundle.
+fn pages_size(rig: &Rig) -> u64 {
+    let path = std::fs::read_dir(rig.dir.join("repo/bundles"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let b = hearth_ota::bundle::open(
+        &mut hearth_ota::source::FileSource::open(&path).unwrap(),
+        &rig.keys.trust,
+    )
+    .unwrap();
+    assert_eq!(b.manifest.format, 3);
+    b.manifest.payloads.iter().map(|p| p.pages_size()).sum()
+}
+
+#[test]
+fn paged_without_a_running_slot_downloads_every_page_and_chunk_once() {
+    let rig = rig_with(image_bytes(SIZE, 11), image_bytes(SIZE, 12), 3);
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap();
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    let pages = pages_size(&rig);
+    assert_eq!(rig.pages_fetched.get(), pages);
+    let (prefix, stored) = stored_total(&rig);
+    // `stored_total` counts the pages with the chunks.
+    assert_eq!(report.plan.download_bytes + pages, stored);
+    let served = rig.server.knobs.lock().unwrap().served_bytes;
+    assert!(served < prefix + stored + 8 * 1024, "served {served}");
+}
+
+#[test]
+fn paged_a_dropped_connection_and_an_interrupted_install_resume() {
+    let v1 = image_bytes(SIZE, 11);
+    let mut v2 = v1.clone();
+    v2[1_000_000..1_100_000].copy_from_slice(&image_bytes(100_000, 12));
+    let rig = rig_with(v1, v2, 3);
+    std::fs::write(rig.dir.join("slot-a.img"), b"").unwrap(); // no delta: every page and chunk
+    rig.server.knobs.lock().unwrap().drop_once_after = Some(10);
+    rig.server.knobs.lock().unwrap().budget = Some(1_500_000);
+    let err = update(&rig).unwrap_err();
+    assert!(matches!(err, InstallError::Source(_)), "{err}");
+    assert!(!boot_state(&rig).is_bootable(Slot::B));
+    rig.server.knobs.lock().unwrap().budget = None;
+    let report = update(&rig).unwrap();
+    assert_eq!(std::fs::read(rig.dir.join("slot-b.img")).unwrap(), rig.v2);
+    let (prefix, stored) = stored_total(&rig);
+    // The pages again (they are not kept), the chunks not yet in place.
+    assert!(report.plan.download_bytes + rig.pages_fetched.get() < stored);
+    let total = rig.server.knobs.lock().unwrap().served_bytes;
+    assert!(
+        total < stored + 2 * (prefix + pages_size(&rig)) + u64::from(TEST_CDC.max),
         "downloaded {total} in all"
     );
     assert_eq!(boot_state(&rig).trial, Some((Slot::B, 3)));

@@ -12,7 +12,7 @@ use hearth_ota::boot::file::FileBoot;
 use hearth_ota::boot::{DirFs, Slot};
 use hearth_ota::decide::{self, Decision, Device};
 use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url};
-use hearth_ota::index::{AcceptedIndex, INDEX_FILE, SeenIndex};
+use hearth_ota::index::{AcceptedIndex, INDEX_FILE, INDEX_FILE_V3, SeenIndex};
 use hearth_ota::install::{InstallRequest, Target, install};
 use hearth_ota::manifest::Chunking;
 use hearth_ota::storage::FileSlot;
@@ -24,6 +24,30 @@ const GOLDEN_V1: (usize, &str) = (
     54096,
     "f3c5b2f4f30020c9c2b7de6b393b7e0f50633d405005a66b7a8e52f1d2a07907",
 );
+
+/// Length and BLAKE3 of the format-2 bundle below, recorded when format 3 was added (the
+/// format-2 writer was left as main ad4b78a had it: only the format-3 path is new): devices on
+/// format 2 must keep reading what the bridge release publishes for them, so any change to
+/// these bytes is a format change.
+const GOLDEN_V2: (usize, &str) = (
+    204096,
+    "8f98e754f3f4e3ccb22dd43c6f3204898847c1c7e05e8e1ceeb5e67e9a37fb5e",
+);
+
+#[test]
+fn a_format_2_bundle_is_byte_for_byte_what_format_2_releases_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keys();
+    let spec = spec_v2(dir.path(), 3, &image_bytes(200_000, 7));
+    let bytes = std::fs::read(bundle_with(dir.path(), &keys, &spec)).unwrap();
+    assert_eq!(
+        (
+            bytes.len(),
+            blake3::hash(&bytes).to_hex().to_string().as_str()
+        ),
+        GOLDEN_V2
+    );
+}
 
 #[test]
 fn a_format_1_bundle_is_byte_for_byte_what_0_1_wrote() {
@@ -83,30 +107,38 @@ impl Rig {
     }
 
     /// Opens the bundle an index names over HTTP and installs it into slot b, with slot a as
-    /// the delta source; returns the bundle's container format and the bytes downloaded.
+    /// the delta source (as the agent does: format-3 pages derived from slot a); returns the
+    /// bundle's container format and the bytes downloaded after the signed prefix (pages and
+    /// chunks).
     fn install(&self, accepted: &AcceptedIndex, device: &Device) -> (u16, u64) {
         let url = bundle_url(&self.server.base, &accepted.index.latest.bundle).unwrap();
         let mut src = HttpSource::new(reqwest::Client::new(), url, self.rt.handle().clone());
-        let bundle = hearth_ota::bundle::open(&mut src, &self.keys.trust).unwrap();
-        accepted.index.latest.matches(&bundle).unwrap();
-        decide::check_manifest(device, &bundle.manifest).unwrap();
+        let pending = hearth_ota::bundle::open_signed(&mut src, &self.keys.trust).unwrap();
+        accepted.index.latest.matches_pending(&pending).unwrap();
+        decide::check_manifest(device, &pending.manifest).unwrap();
         let mut target = FileSlot::open(&self.dir.join("slot-b.img")).unwrap();
         let mut active = FileSlot::open_read_only(&self.dir.join("slot-a.img")).unwrap();
         let mut boot = FileBoot::new(DirFs::new(&self.dir.join("boot")));
+        let mut targets = vec![Target {
+            payload: "root".into(),
+            target: &mut target,
+            active: Some(&mut active),
+        }];
+        let bundle = hearth_ota::install::resolve(pending, &mut src, &mut targets).unwrap();
+        accepted.index.latest.matches(&bundle).unwrap();
         let report = install(InstallRequest {
             bundle: &bundle,
             source: &mut src,
-            targets: vec![Target {
-                payload: "root".into(),
-                target: &mut target,
-                active: Some(&mut active),
-            }],
+            targets,
             boot: &mut boot,
             slot: Slot::B,
             progress: &mut |_| {},
         })
         .unwrap();
-        (bundle.opened.version, report.plan.download_bytes)
+        (
+            bundle.opened.version,
+            bundle.pages_fetched + report.plan.download_bytes,
+        )
     }
 
     /// The trial of slot b boots and commits; b becomes a (the slots swap roles for the test).
@@ -195,6 +227,87 @@ fn a_device_on_0_1_reaches_the_first_format_2_release_then_follows_format_2() {
         "{downloaded}"
     );
     // Devices still on 0.1 keep being offered the format-1 release they can read.
+    let still_old = rig.accept(&old_url, Some(&seen_old.seen));
+    assert_eq!(still_old.index.latest.version_number, 2);
+}
+
+#[test]
+fn a_device_on_format_2_reaches_the_first_format_3_release_then_follows_format_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let keys = keys();
+    let v1 = image_bytes(4 * 1024 * 1024, 61);
+    let mut v2 = v1.clone();
+    v2.splice(10_000..10_000, image_bytes(5_000, 62));
+    let mut v3 = v2.clone();
+    v3.splice(2_000_000..2_000_000, image_bytes(5_000, 63));
+    // The first release of format 3 is published in both formats, format 3 first.
+    let (new_dir, old_dir) = (dir.join("format-3"), dir.join("format-2"));
+    std::fs::create_dir_all(&new_dir).unwrap();
+    std::fs::create_dir_all(&old_dir).unwrap();
+    let b2_new = bundle_with(&new_dir, &keys, &spec_v3(&new_dir, 2, &v2));
+    let b2_old = bundle_with(&old_dir, &keys, &spec_v2(&old_dir, 2, &v2));
+    std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
+    std::fs::write(dir.join("slot-b.img"), b"").unwrap();
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    FileBoot::new(DirFs::new(&dir.join("boot")))
+        .initialize(Slot::A)
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(http_server::start(dir.join("repo")));
+    let rig = Rig {
+        _tmp: tmp,
+        dir: dir.clone(),
+        keys,
+        rt,
+        server,
+    };
+    rig.publish(&b2_new);
+    rig.publish(&b2_old);
+
+    // A device on format 2: its URL is `index-v2.hidx`, and it names a format-2 bundle.
+    let old_url = index_url(&rig.server.base, "stable", "qemu-x86_64");
+    let seen_old = rig.accept(&old_url, None);
+    assert_eq!(
+        decide::decide(&device(1), &seen_old.index).unwrap(),
+        Decision::Update
+    );
+    let (format, _) = rig.install(&seen_old, &device(1));
+    assert_eq!(format, 2);
+    assert_eq!(std::fs::read(dir.join("slot-b.img")).unwrap(), v2);
+
+    // Now on format 3: it reads `index-v3.hidx`, which is not a replay of what it saw.
+    rig.boot_into_b();
+    let new_url = format!("{}/stable/qemu-x86_64/{INDEX_FILE_V3}", rig.server.base);
+    let seen_new = rig.accept(&new_url, Some(&seen_old.seen));
+    assert!(seen_new.index.serial > seen_old.index.serial);
+    assert_eq!(
+        decide::decide(&device(2), &seen_new.index).unwrap(),
+        Decision::UpToDate
+    );
+
+    // The next release is format 3 only; the device takes it with a small delta: the pages
+    // around the insertion and the chunks around it.
+    let b3 = bundle_with(&dir, &rig.keys, &spec_v3(&dir, 3, &v3));
+    rig.publish(&b3);
+    let seen3 = rig.accept(&new_url, Some(&seen_new.seen));
+    assert_eq!(
+        decide::decide(&device(2), &seen3.index).unwrap(),
+        Decision::Update
+    );
+    let before = rig.server.knobs.lock().unwrap().served_bytes;
+    let (format, downloaded) = rig.install(&seen3, &device(2));
+    assert_eq!(format, 3);
+    assert_eq!(std::fs::read(dir.join("slot-b.img")).unwrap(), v3);
+    let max_page =
+        u64::from(hearth_ota::pages::Paging::DEFAULT.max * hearth_ota::pages::ENTRY_PACKED);
+    assert!(
+        downloaded < 5_000 + 2 * u64::from(TEST_CDC.max) + 3 * max_page,
+        "{downloaded}"
+    );
+    let served = rig.server.knobs.lock().unwrap().served_bytes - before;
+    assert!(served < downloaded + 16 * 1024, "served {served}");
+    // Devices still on format 2 keep being offered the format-2 release they can read.
     let still_old = rig.accept(&old_url, Some(&seen_old.seen));
     assert_eq!(still_old.index.latest.version_number, 2);
 }

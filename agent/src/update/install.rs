@@ -125,9 +125,10 @@ impl Service {
             counter: counter.clone(),
         };
         let trust = self.trust(device)?;
-        let bundle = hearth_ota::bundle::open(&mut src, &trust).map_err(from_open)?;
+        // Format 3's pages are read after the slots are open (derived from the running slot).
+        let bundle = hearth_ota::bundle::open_signed(&mut src, &trust).map_err(from_open)?;
         latest
-            .matches(&bundle)
+            .matches_pending(&bundle)
             .map_err(UpdateError::BundleInvalid)?;
         let dev = hearth_ota::decide::Device {
             board: device.release.board.clone(),
@@ -155,7 +156,9 @@ impl Service {
             let active = FileSlot::open_read_only(&active_path).ok();
             slots.push((p.name.clone(), target, active));
         }
-        let targets = hearth_ota::install::Target::from_slots(&mut slots);
+        let mut targets = hearth_ota::install::Target::from_slots(&mut slots);
+        let bundle =
+            hearth_ota::install::resolve(bundle, &mut src, &mut targets).map_err(from_install)?;
         let live = self.live.clone();
         let mut last_phase = None;
         let mut progress = |p: hearth_ota::install::Progress| {

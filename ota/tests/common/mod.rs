@@ -106,6 +106,17 @@ pub fn spec_v2(dir: &Path, version_number: u64, root: &[u8]) -> BundleSpec {
     }
 }
 
+/// The same spec in format 3 (format 2's chunks, their list in pages).
+pub fn spec_v3(dir: &Path, version_number: u64, root: &[u8]) -> BundleSpec {
+    BundleSpec {
+        chunking: Chunking::Paged {
+            cdc: TEST_CDC,
+            paging: hearth_ota::pages::Paging::DEFAULT,
+        },
+        ..spec(dir, version_number, root)
+    }
+}
+
 pub fn bundle_with(dir: &Path, keys: &Keys, spec: &BundleSpec) -> PathBuf {
     let out = dir.join(format!("hearth-{}.hota", spec.version_number));
     build(
