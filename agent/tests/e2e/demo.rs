@@ -31,14 +31,21 @@ async fn update_to_v2() {
     c.check(
         "the dashboard's page answers 200 with HTML",
         page.0 == StatusCode::OK && page.1.to_ascii_lowercase().contains("<html"),
-        || format!("{} {}", page.0, page.1.chars().take(200).collect::<String>()),
+        || {
+            format!(
+                "{} {}",
+                page.0,
+                page.1.chars().take(200).collect::<String>()
+            )
+        },
     );
 
     // Claim with the setup code ci/demo printed (the last one on the serial console).
     let code = harness::setup_code();
     c.require(
         "a setup code on the serial console",
-        code.clone().ok_or_else(|| "no `setup code: XXXX-XXXX` line in serial.log".into()),
+        code.clone()
+            .ok_or_else(|| "no `setup code: XXXX-XXXX` line in serial.log".into()),
     );
     let (status, body, mut s) = harness::claim(&code.unwrap_or_default()).await;
     c.require(
