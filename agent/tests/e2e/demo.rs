@@ -7,6 +7,7 @@
 //! Reads `$HEARTH_DEMO_V1` and `$HEARTH_DEMO_V2` (the two versions `ci/demo` built). No
 //! guest checks: the demo's image has no SSH (it is the image a user boots).
 
+use crate::common::Session;
 use crate::harness::{self, Checks, var};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -78,53 +79,7 @@ async fn update_to_v2() {
         },
     );
 
-    // Install: progress while it runs, then the reboot prompt.
-    let t = Instant::now();
-    let (status, d) = s.send(Method::POST, "/api/v1/update/install", None).await;
-    c.require(
-        "Install answers 202 with a job id",
-        if status == StatusCode::ACCEPTED && d.get("job_id").is_some() {
-            Ok(())
-        } else {
-            Err(format!("{status} {d}"))
-        },
-    );
-    let progress = RefCell::new(Vec::<String>::new());
-    let ready = harness::wait_json(&mut s, "/api/v1/update", secs(1500), |d| {
-        let p = &d["progress"];
-        if p["total"].as_u64().is_some_and(|t| t > 0) {
-            progress.borrow_mut().push(format!(
-                "{} {} {}/{}",
-                d["state"].as_str().unwrap_or("?"),
-                p["phase"].as_str().unwrap_or("?"),
-                p["done"],
-                p["total"]
-            ));
-        }
-        d["state"] == "reboot_required" && d["pending_reboot"]["version"] == v2
-    })
-    .await;
-    let install_secs = t.elapsed().as_secs();
-    let d = ready.clone().unwrap_or(Value::Null);
-    c.require(
-        &format!("the install reaches the reboot prompt for {v2}"),
-        ready.map(|_| ()),
-    );
-    let progress = progress.into_inner();
-    c.note(&format!(
-        "install (Install to the reboot prompt): {install_secs} s; progress seen: {}",
-        progress.join(", ")
-    ));
-    c.check(
-        "the install reported its progress (done of total) while it ran",
-        !progress.is_empty(),
-        || "no GET /api/v1/update answer with progress.total > 0 during the install".into(),
-    );
-    c.check(
-        &format!("{v2} waits for its reboot on slot b"),
-        d["pending_reboot"]["slot"] == "b",
-        || format!("pending_reboot: {}", d["pending_reboot"]),
-    );
+    install(&mut c, &mut s, &v2).await;
 
     // Reboot now: the trial boot of v2, the health gate, the commit.
     let t = Instant::now();
@@ -179,6 +134,66 @@ async fn update_to_v2() {
         || format!("{status} {d}"),
     );
     c.finish();
+}
+
+/// Install: progress while it runs, then the restart prompt for `v2` on slot b.
+async fn install(c: &mut Checks, s: &mut Session, v2: &str) {
+    let t = Instant::now();
+    let (status, d) = s.send(Method::POST, "/api/v1/update/install", None).await;
+    c.require(
+        "Install answers 202 with a job id",
+        if status == StatusCode::ACCEPTED && d.get("job_id").is_some() {
+            Ok(())
+        } else {
+            Err(format!("{status} {d}"))
+        },
+    );
+    // What the dashboard's progress bar showed: per state and phase, the polls and the last
+    // `done of total`.
+    let progress = RefCell::new(Vec::<(String, usize, String)>::new());
+    let ready = harness::wait_json(s, "/api/v1/update", secs(1500), |d| {
+        let p = &d["progress"];
+        if p["total"].as_u64().is_some_and(|t| t > 0) {
+            let label = format!(
+                "{} {}",
+                d["state"].as_str().unwrap_or("?"),
+                p["phase"].as_str().unwrap_or("?")
+            );
+            let at = format!("{} of {}", p["done"], p["total"]);
+            let mut seen = progress.borrow_mut();
+            match seen.last_mut() {
+                Some(last) if last.0 == label => (last.1, last.2) = (last.1 + 1, at),
+                _ => seen.push((label, 1, at)),
+            }
+        }
+        d["state"] == "reboot_required" && d["pending_reboot"]["version"] == v2
+    })
+    .await;
+    let install_secs = t.elapsed().as_secs();
+    let d = ready.clone().unwrap_or(Value::Null);
+    c.require(
+        &format!("the install reaches the reboot prompt for {v2}"),
+        ready.map(|_| ()),
+    );
+    let progress = progress.into_inner();
+    c.note(&format!(
+        "install (Install to the reboot prompt): {install_secs} s; progress seen: {}",
+        progress
+            .iter()
+            .map(|(label, polls, at)| format!("{label} ({polls} polls, last {at})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    c.check(
+        "the install reported its progress (done of total) while it ran",
+        !progress.is_empty(),
+        || "no GET /api/v1/update answer with progress.total > 0 during the install".into(),
+    );
+    c.check(
+        &format!("{v2} waits for its reboot on slot b"),
+        d["pending_reboot"]["slot"] == "b",
+        || format!("pending_reboot: {}", d["pending_reboot"]),
+    );
 }
 
 fn secs(n: u64) -> Duration {
