@@ -182,3 +182,56 @@ run_phase() {
 
 # e2e_stopped: whether a phase asked the run to stop (a prerequisite failed).
 e2e_stopped() { test -e "$RUN_DIR/e2e-stop"; }
+
+# --- a local update repository (ci/e2e-ota, ci/demo) --------------------------------------------
+# ota_keys DIR: a fresh OTA root key, release key and root-signed key list (serial 1) in DIR
+# (`$HEARTH_OTA keygen`/`delegate`); sets OTA_KEY_ARGS, the builder's arguments that sign
+# with them (--ota-release-key, --ota-keylist, --ota-root-pub).
+ota_keys() {
+  "$HEARTH_OTA" keygen --out "$1/root.pem" >/dev/null
+  "$HEARTH_OTA" keygen --out "$1/release.pem" >/dev/null
+  "$HEARTH_OTA" delegate --root "$1/root.pem" --release "$1/release.pem.pub" --serial 1 \
+    --out "$1/keys.json" >/dev/null
+  OTA_KEY_ARGS=(--ota-release-key "$1/release.pem" --ota-keylist "$1/keys.json"
+    --ota-root-pub "$1/root.pem.pub")
+}
+
+# ota_publish REPO KEYDIR BUNDLE NOTES: `hearth-ota publish` of BUNDLE into the repository
+# folder REPO (channel stable), signed with the keys ota_keys made in KEYDIR.
+ota_publish() {
+  "$HEARTH_OTA" publish --repo "$1" --channel stable "$3" --key "$2/release.pem" \
+    --keys "$2/keys.json" --root "$2/root.pem.pub" --notes "$4"
+}
+
+# repo_serve REPO PORT DIR: serves the folder REPO on 127.0.0.1:PORT with nginx (Range
+# requests; the guest reaches it as http://10.0.2.2:PORT/), in the background: its
+# configuration, pid file and logs in DIR (access log DIR/nginx-access.log, one line per
+# request: `METHOD URI STATUS BYTES "RANGE"`). Sets REPO_SERVER_PID; waits until it answers.
+repo_serve() {
+  local repo=$1 port=$2 dir=$3
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes 1; pid $dir/nginx.pid; error_log $dir/nginx-error.log; daemon off;
+events { worker_connections 64; }
+http { log_format bytes '\$request_method \$uri \$status \$body_bytes_sent "\$http_range"';
+  access_log $dir/nginx-access.log bytes; client_body_temp_path $dir; proxy_temp_path $dir;
+  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  types { application/json json; } default_type application/octet-stream;
+  server { listen 127.0.0.1:$port; root $repo; } }
+CONF
+  nginx -c "$dir/nginx.conf" &
+  REPO_SERVER_PID=$!
+  wait_for 30 sh -c "curl -s -o /dev/null http://127.0.0.1:$port/ || ! kill -0 $REPO_SERVER_PID"
+  kill -0 "$REPO_SERVER_PID" 2>/dev/null || {
+    echo "nginx did not start: $(tail -3 "$dir/nginx-error.log" 2>/dev/null)" >&2
+    return 1
+  }
+}
+
+# repo_stop: stops the repository server repo_serve started (if any).
+repo_stop() {
+  if [ -n "${REPO_SERVER_PID:-}" ]; then
+    kill "$REPO_SERVER_PID" 2>/dev/null || true
+    wait "$REPO_SERVER_PID" 2>/dev/null || true
+    REPO_SERVER_PID=
+  fi
+}

@@ -16,6 +16,7 @@
 
 #[path = "../integration/common/mod.rs"]
 mod common;
+mod demo;
 mod harness;
 mod image;
 mod ota;
