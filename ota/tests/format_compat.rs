@@ -144,13 +144,35 @@ impl Rig {
     /// The trial of slot b boots and commits; b becomes a (the slots swap roles for the test).
     fn boot_into_b(&self) {
         std::fs::rename(self.dir.join("slot-b.img"), self.dir.join("slot-a.img")).unwrap();
-        std::fs::write(self.dir.join("slot-b.img"), b"").unwrap();
         let _ = std::fs::remove_dir_all(self.dir.join("boot"));
-        std::fs::create_dir_all(self.dir.join("boot")).unwrap();
-        FileBoot::new(DirFs::new(&self.dir.join("boot")))
-            .initialize(Slot::A)
-            .unwrap();
+        running_slot_a(&self.dir);
     }
+
+    /// A device running `running` on slot a with an empty slot b, and a repository served
+    /// over HTTP from `<dir>/repo`.
+    fn start(tmp: tempfile::TempDir, keys: Keys, running: &[u8]) -> Self {
+        let dir = tmp.path().to_path_buf();
+        std::fs::write(dir.join("slot-a.img"), running).unwrap();
+        running_slot_a(&dir);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = rt.block_on(http_server::start(dir.join("repo")));
+        Rig {
+            _tmp: tmp,
+            dir,
+            keys,
+            rt,
+            server,
+        }
+    }
+}
+
+/// Slot a runs and is committed; slot b is empty.
+fn running_slot_a(dir: &std::path::Path) {
+    std::fs::write(dir.join("slot-b.img"), b"").unwrap();
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    FileBoot::new(DirFs::new(&dir.join("boot")))
+        .initialize(Slot::A)
+        .unwrap();
 }
 
 #[test]
@@ -170,21 +192,7 @@ fn a_device_on_0_1_reaches_the_first_format_2_release_then_follows_format_2() {
     std::fs::create_dir_all(&old_dir).unwrap();
     let b2_new = bundle_with(&new_dir, &keys, &spec_v2(&new_dir, 2, &v2));
     let b2_old = bundle(&old_dir, &keys, 2, &v2);
-    std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
-    std::fs::write(dir.join("slot-b.img"), b"").unwrap();
-    std::fs::create_dir_all(dir.join("boot")).unwrap();
-    FileBoot::new(DirFs::new(&dir.join("boot")))
-        .initialize(Slot::A)
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(http_server::start(dir.join("repo")));
-    let rig = Rig {
-        _tmp: tmp,
-        dir: dir.clone(),
-        keys,
-        rt,
-        server,
-    };
+    let rig = Rig::start(tmp, keys, &v1);
     rig.publish(&b2_new);
     rig.publish(&b2_old);
 
@@ -247,21 +255,7 @@ fn a_device_on_format_2_reaches_the_first_format_3_release_then_follows_format_3
     std::fs::create_dir_all(&old_dir).unwrap();
     let b2_new = bundle_with(&new_dir, &keys, &spec_v3(&new_dir, 2, &v2));
     let b2_old = bundle_with(&old_dir, &keys, &spec_v2(&old_dir, 2, &v2));
-    std::fs::write(dir.join("slot-a.img"), &v1).unwrap();
-    std::fs::write(dir.join("slot-b.img"), b"").unwrap();
-    std::fs::create_dir_all(dir.join("boot")).unwrap();
-    FileBoot::new(DirFs::new(&dir.join("boot")))
-        .initialize(Slot::A)
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(http_server::start(dir.join("repo")));
-    let rig = Rig {
-        _tmp: tmp,
-        dir: dir.clone(),
-        keys,
-        rt,
-        server,
-    };
+    let rig = Rig::start(tmp, keys, &v1);
     rig.publish(&b2_new);
     rig.publish(&b2_old);
 
