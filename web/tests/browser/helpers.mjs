@@ -306,7 +306,10 @@ export async function openPage(browser, agent, options = {}) {
   page.on('console', (msg) => {
     const text = msg.text();
     if (/Content Security Policy|CSP violation/i.test(text)) problems.push(`CSP: ${text}`);
-    else if (msg.type() === 'error' && !expectedConsoleError(text)) problems.push(`console error: ${text}`);
+    else if (msg.type() === 'error' && !expectedConsoleError(text)) {
+      const url = msg.location()?.url;
+      problems.push(`console error: ${text}${url ? ` (${url})` : ''}`);
+    }
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   return { context, page, problems };
@@ -321,9 +324,10 @@ export async function openPage(browser, agent, options = {}) {
 function expectedConsoleError(text) {
   return (
     /Failed to load resource: the server responded with a status of (400|401|403|404|409|412|413|422|429)/.test(text) ||
-    // The test machine's interfaces change under Chromium (other test suites add and remove
-    // virtual links); it then drops open connections such as the event stream, which reconnects.
-    /Failed to load resource: net::ERR_NETWORK_CHANGED/.test(text)
+    // The test machine's interfaces change under Chromium (other test suites and the apps
+    // tests' containers add and remove virtual links); it then drops open connections such as
+    // the event stream, which reconnects. Chromium reports the drop as either error.
+    /Failed to load resource: net::ERR_(NETWORK_CHANGED|SOCKET_NOT_CONNECTED)/.test(text)
   );
 }
 
