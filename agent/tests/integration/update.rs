@@ -385,6 +385,44 @@ fn history_kinds(state: &Value) -> Vec<String> {
         .collect()
 }
 
+/// No update server set (a demo image): the Updates API still says what the device runs,
+/// from release.json and the kernel command line, here on a U-Boot board.
+#[tokio::test]
+async fn without_an_update_server_the_version_board_and_slot_still_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("agent.d")).unwrap();
+    std::fs::write(
+        dir.join("release.json"),
+        json!({"board": "qemu-arm64-uboot", "arch": "arm64", "version": "2.3.4",
+               "version_number": 7, "boot": "uboot", "build_id": "abc123"})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("cmdline"), "console=ttyAMA0 hearth.slot=b ro\n").unwrap();
+    std::fs::write(
+        dir.join("agent.d/50-update.toml"),
+        format!(
+            "[update]\nrelease_file = \"{}\"\ncmdline_file = \"{}\"\n",
+            dir.join("release.json").display(),
+            dir.join("cmdline").display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(dir);
+    let mut admin = agent.claim().await;
+    let body = get(&mut admin).await;
+    assert_eq!(body["configured"], false, "{body}");
+    let reason = body["not_configured_reason"].as_str().unwrap();
+    assert!(reason.contains("repo_url"), "{reason}");
+    assert_eq!(
+        body["current"],
+        json!({"version": "2.3.4", "version_number": 7, "board": "qemu-arm64-uboot",
+               "arch": "arm64", "slot": "b", "build_id": "abc123"})
+    );
+    assert!(body["boot"].is_null(), "{body}");
+}
+
 #[tokio::test]
 async fn unconfigured_updates_answer_409_and_members_get_403() {
     let tmp = tempfile::tempdir().unwrap();
