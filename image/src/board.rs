@@ -44,6 +44,40 @@ pub struct Board {
     pub partitions: Vec<PartitionSpec>,
     pub qemu: Option<QemuSpec>,
     pub rpi: Option<RpiSpec>,
+    /// How far this board's image is proven (`hearth-image list-boards` shows it).
+    pub verified: Verified,
+}
+
+/// `[verified]`: the strongest check the board's image passes, and the script or test that
+/// makes it (a path in the workspace that names the board).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Verified {
+    pub level: Verification,
+    pub by: String,
+}
+
+/// How a board's image is verified, strongest first.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verification {
+    /// The whole image boots in QEMU (firmware, boot loader, kernel, root, agent).
+    QemuBoot,
+    /// The image's own kernel, initrd and root boot in an emulated machine, without the
+    /// board's firmware.
+    EmulatedKernel,
+    /// Built and checked structurally only (partition table, boot files); never booted.
+    Structural,
+}
+
+impl Verification {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verification::QemuBoot => "booted in QEMU",
+            Verification::EmulatedKernel => "emulated kernel boot",
+            Verification::Structural => "structural check only",
+        }
+    }
 }
 
 /// Debian architecture name.
@@ -92,6 +126,16 @@ pub enum BootMethod {
     SystemdBoot,
     /// Raspberry Pi firmware: `autoboot.txt` with `tryboot_a_b=1`, one boot partition per slot.
     RpiTryboot,
+}
+
+impl BootMethod {
+    /// The board files' name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootMethod::SystemdBoot => "systemd-boot",
+            BootMethod::RpiTryboot => "rpi-tryboot",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -303,4 +347,37 @@ pub fn load_board_file(path: &Path) -> Result<Board, BoardError> {
         problem,
     })?;
     Ok(board)
+}
+
+/// The `hearth-image list-boards` table: one line per board (name, architecture, boot method,
+/// verification level and what verifies it, description) under a header, columns aligned.
+pub fn list(boards: &[Board]) -> String {
+    let rows: Vec<[String; 5]> = boards
+        .iter()
+        .map(|b| {
+            [
+                b.name.clone(),
+                b.arch.to_string(),
+                b.boot.name().to_string(),
+                format!("{} ({})", b.verified.level.describe(), b.verified.by),
+                b.description.clone(),
+            ]
+        })
+        .collect();
+    let header = ["BOARD", "ARCH", "BOOT", "VERIFIED", "DESCRIPTION"].map(String::from);
+    let mut width = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in width.iter().zip(row) {
+            out.push_str(&format!("{cell:<w$}  "));
+        }
+        out.push_str(&row[4]);
+        out.push('\n');
+    }
+    out
 }

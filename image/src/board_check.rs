@@ -57,6 +57,15 @@ pub fn validate(board: &Board, file_stem: &str) -> Result<(), String> {
             .into());
     }
     check_partitions(board.boot, &board.partitions)?;
+    let by = &board.verified.by;
+    if by.is_empty() || by.starts_with('/') || by.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(format!(
+            "verified.by {by:?} must be a path inside the workspace (the script or test)"
+        ));
+    }
+    if board.verified.level == crate::board::Verification::QemuBoot && board.qemu.is_none() {
+        return Err("verified.level \"qemu-boot\" needs a [qemu] table".into());
+    }
     match (board.boot, &board.rpi) {
         (BootMethod::RpiTryboot, None) => Err("an rpi-tryboot board needs an [rpi] table".into()),
         (BootMethod::SystemdBoot, Some(_)) => Err("[rpi] only applies to rpi-tryboot".into()),

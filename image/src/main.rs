@@ -28,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the boards this workspace can build.
+    /// List the boards this workspace can build: architecture, boot method and how far each
+    /// board's image is verified (booted in QEMU, emulated kernel boot, structural check only).
     ListBoards,
     /// Make a new ed25519 signing key (PKCS#8 PEM) and its public half (FILE.pub).
     Keygen {
@@ -317,10 +318,12 @@ fn main() -> Result<()> {
     match cli.command {
         Command::ListBoards => {
             let boards = workspace(cli.workspace)?.boards();
-            for name in boards.names()? {
-                let board = boards.load(&name)?;
-                println!("{:<12} {:<6} {}", board.name, board.arch, board.description);
-            }
+            let loaded = boards
+                .names()?
+                .iter()
+                .map(|name| boards.load(name))
+                .collect::<Result<Vec<_>, _>>()?;
+            print!("{}", hearth_image::board::list(&loaded));
         }
         Command::Keygen { out } => {
             keys::generate(&out)?;

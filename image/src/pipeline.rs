@@ -525,16 +525,14 @@ fn run_steps(
     entries.extend([rootfs, bundle, FileEntry::of(&manifest_path)?]);
     entries.extend(v1_bundle);
     if let (BootMethod::RpiTryboot, Some(image)) = (board.boot, &image) {
-        let list = rpi::os_list(&rpi::OsListInput {
+        let list = rpi::os_list_of(
             board,
-            version: &opts.version,
-            url: &image.file,
-            release_date: &rpi::date_of(epoch),
-            download_size: image.size,
-            download_sha256: &image.sha256,
-            extract_size: plan.disk_size,
-            extract_sha256: raw_sha.as_deref().unwrap_or(&image.sha256),
-        });
+            &opts.version,
+            epoch,
+            image,
+            plan.disk_size,
+            raw_sha.as_deref().unwrap_or(&image.sha256),
+        );
         let path = staging.join(format!("{prefix}.os_list.json"));
         std::fs::write(&path, serde_json::to_vec_pretty(&list)?)?;
         entries.push(FileEntry::of(&path)?);

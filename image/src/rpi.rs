@@ -285,11 +285,42 @@ pub struct OsListInput<'a> {
     pub extract_sha256: &'a str,
 }
 
+/// The entry's icon: one Imager bundles (`icons/…` names its own resources; Hearth publishes
+/// no icon of its own, and Imager's format requires one).
+pub const IMAGER_ICON: &str = "icons/cat_home_automation.png";
+
+/// The JSON Schema the `os_list` documents are checked against (tests; docs/image.md).
+pub const OS_LIST_SCHEMA: &str = include_str!("../schemas/rpi-imager-os-list.schema.json");
+
+/// The `os_list` of a built image, from its files: `image` is what Imager downloads (the
+/// `.img.xz`, or the `.img` of a `--no-xz` build), `raw_size`/`raw_sha256` the disk Imager
+/// writes (the uncompressed image).
+pub fn os_list_of(
+    board: &Board,
+    version: &str,
+    epoch: u64,
+    image: &crate::artifacts::FileEntry,
+    raw_size: u64,
+    raw_sha256: &str,
+) -> serde_json::Value {
+    os_list(&OsListInput {
+        board,
+        version,
+        url: &image.file,
+        release_date: &date_of(epoch),
+        download_size: image.size,
+        download_sha256: &image.sha256,
+        extract_size: raw_size,
+        extract_sha256: raw_sha256,
+    })
+}
+
 /// A Raspberry Pi Imager `os_list` document with one entry for this image.
 pub fn os_list(i: &OsListInput) -> serde_json::Value {
     json!({
         "os_list": [{
             "name": format!("Hearth {} ({})", i.version, i.board.description),
+            "icon": IMAGER_ICON,
             "description": "Hearth home cloud: apps, files and backups from a web dashboard. \
                             After the first boot open https://hearth.local/ and enter the setup \
                             code from hearth-setup.txt on the card's first partition.",
@@ -437,6 +468,110 @@ mod tests {
         assert_eq!(e["devices"][0], "pi5-64bit");
         assert_eq!(e["extract_size"], 20);
         assert_eq!(e["url"], "hearth-1.0-rpi5.img.xz");
+    }
+
+    fn os_list_schema() -> (boon::Schemas, boon::SchemaIndex) {
+        let schema: serde_json::Value = serde_json::from_str(OS_LIST_SCHEMA).expect("schema JSON");
+        let url = "https://hearth.invalid/schemas/rpi-imager-os-list.schema.json";
+        let (mut schemas, mut compiler) = (boon::Schemas::new(), boon::Compiler::new());
+        compiler.add_resource(url, schema).expect("add schema");
+        let index = compiler
+            .compile(url, &mut schemas)
+            .expect("schema compiles");
+        (schemas, index)
+    }
+
+    /// The builder's `os_list` for a small real image (random bytes, then zeros, xz as the
+    /// pipeline compresses it): valid for the schema kept in the repo, with the Pi's device
+    /// tag, and sizes and checksums that are those of the files (the download as written, the
+    /// disk as `xz -d` gives it back).
+    #[test]
+    fn the_os_list_of_a_built_image_is_valid_and_matches_its_files() {
+        use crate::artifacts::{FileEntry, compress_xz, sha256_file};
+        use sha2::Digest;
+        let (schemas, index) = os_list_schema();
+        let tmp = tempfile::tempdir().expect("tmp");
+        let raw = tmp.path().join("hearth-1.0-rpi4.img");
+        let mut bytes: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        bytes.resize(3 << 20, 0);
+        std::fs::write(&raw, &bytes).expect("write raw");
+        let xz = tmp.path().join("hearth-1.0-rpi4.img.xz");
+        compress_xz(&raw, &xz).expect("xz");
+        let raw_sha = sha256_file(&raw).expect("sha");
+        for (name, tag) in [("rpi4", "pi4-64bit"), ("rpi5", "pi5-64bit")] {
+            let image = FileEntry::of(&xz).expect("entry");
+            let list = os_list_of(
+                &board(name),
+                "1.0",
+                1_735_689_600,
+                &image,
+                bytes.len() as u64,
+                &raw_sha,
+            );
+            if let Err(e) = schemas.validate(&list, index) {
+                panic!("{name}: {e:#}\n{list:#}");
+            }
+            let e = &list["os_list"][0];
+            assert_eq!(e["devices"], json!([tag]), "{name}");
+            assert_eq!(e["url"], "hearth-1.0-rpi4.img.xz");
+            assert_eq!(e["icon"], IMAGER_ICON);
+            assert_eq!(
+                e["image_download_size"],
+                std::fs::metadata(&xz).expect("xz").len()
+            );
+            assert_eq!(e["image_download_sha256"], sha256_file(&xz).expect("sha"));
+            assert_ne!(e["image_download_sha256"], e["extract_sha256"]);
+            let out = Command::new("xz")
+                .args(["-dc", "--"])
+                .arg(&xz)
+                .output()
+                .expect("xz -d");
+            assert!(out.status.success());
+            assert_eq!(e["extract_size"], out.stdout.len() as u64);
+            let digest = sha2::Sha256::digest(&out.stdout);
+            assert_eq!(e["extract_sha256"], hearth_ota::hexutil::encode(&digest));
+        }
+    }
+
+    /// The schema is not a rubber stamp: what Imager would refuse or drop fails it.
+    #[test]
+    fn the_os_list_schema_refuses_what_imager_cannot_use() {
+        let (schemas, index) = os_list_schema();
+        let good = os_list(&OsListInput {
+            board: &board("rpi5"),
+            version: "1.0",
+            url: "hearth-1.0-rpi5.img.xz",
+            release_date: "2025-01-01",
+            download_size: 10,
+            download_sha256: &"a".repeat(64),
+            extract_size: 20,
+            extract_sha256: &"b".repeat(64),
+        });
+        assert!(schemas.validate(&good, index).is_ok(), "{good:#}");
+        let broken: [(&str, serde_json::Value); 6] = [
+            ("icon", serde_json::Value::Null),
+            ("devices", json!([])),
+            ("devices", json!(["raspberry-pi-5"])),
+            ("init_format", json!("firstboot")),
+            ("extract_sha256", json!("BB")),
+            ("release_date", json!("2025-13-01")),
+        ];
+        for (key, value) in broken {
+            let mut bad = good.clone();
+            let entry = bad["os_list"][0].as_object_mut().expect("entry");
+            if value.is_null() {
+                entry.remove(key);
+            } else {
+                entry.insert(key.into(), value.clone());
+            }
+            assert!(schemas.validate(&bad, index).is_err(), "{key}: {value}");
+        }
+        // A non-Pi board has no Imager device tag, so its list would be refused.
+        let mut x86 = good.clone();
+        x86["os_list"][0]["devices"] = json!(imager_devices("x86_64-efi"));
+        assert!(schemas.validate(&x86, index).is_err());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! boot entries and the updater look up, sizes, and 1 MiB alignment.
 use std::path::PathBuf;
 
-use hearth_image::board::{Board, BoardDir, BoardError, BootMethod, Role, load_board_file};
+use hearth_image::board::{
+    Board, BoardDir, BoardError, BootMethod, Role, Verification, load_board_file,
+};
 use hearth_image::partition::{ALIGN, Plan, gpt_type};
 
 fn boards() -> BoardDir {
@@ -189,4 +191,92 @@ fn root_on_the_board_cmdline_is_refused() {
     let err = load_board_file(&write_board(dir.path(), "qemu-x86_64", &text))
         .expect_err("must be refused");
     assert!(err.to_string().contains("root="), "{err}");
+}
+
+/// What each board claims about its verification is backed: the script or test it names
+/// exists and names the board, and a "booted in QEMU" board has a [qemu] table to boot with.
+#[test]
+fn every_board_names_what_verifies_it() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for board in all_boards() {
+        let by = root.join(&board.verified.by);
+        let text = std::fs::read_to_string(&by)
+            .unwrap_or_else(|e| panic!("{}: verified.by {}: {e}", board.name, by.display()));
+        assert!(
+            text.contains(&board.name),
+            "{}: {} does not name the board",
+            board.name,
+            board.verified.by
+        );
+        if board.verified.level == Verification::QemuBoot {
+            assert!(board.qemu.is_some(), "{}", board.name);
+        }
+    }
+    let level = |n: &str| boards().load(n).expect(n).verified.level;
+    assert_eq!(level("qemu-x86_64"), Verification::QemuBoot);
+    assert_eq!(level("arm64-efi"), Verification::QemuBoot);
+    assert_eq!(level("rpi4"), Verification::Structural, "never booted yet");
+}
+
+#[test]
+fn a_qemu_boot_claim_without_qemu_and_a_path_outside_the_workspace_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rpi = std::fs::read_to_string(boards().path().join("rpi4.toml")).expect("read");
+    let text = rpi.replace("level = \"structural\"", "level = \"qemu-boot\"");
+    let err = load_board_file(&write_board(dir.path(), "rpi4", &text)).expect_err("refused");
+    assert!(err.to_string().contains("[qemu]"), "{err}");
+    let text = qemu_board_text().replace("by = \"ci/e2e\"", "by = \"../elsewhere\"");
+    let err = load_board_file(&write_board(dir.path(), "qemu-x86_64", &text)).expect_err("refused");
+    assert!(err.to_string().contains("verified.by"), "{err}");
+    let text = qemu_board_text().replace("level = \"qemu-boot\"", "level = \"prayed-over\"");
+    let err = load_board_file(&write_board(dir.path(), "qemu-x86_64", &text)).expect_err("refused");
+    assert!(err.to_string().contains("prayed-over"), "{err}");
+}
+
+/// `hearth-image list-boards` (the binary, on this workspace): a header and one aligned line
+/// per board with its boot method and verification, read from the board files.
+#[test]
+fn list_boards_shows_boot_method_and_verification() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-image"))
+        .arg("--workspace")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .arg("list-boards")
+        .output()
+        .expect("run hearth-image");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + all_boards().len(), "{text}");
+    assert!(lines[0].starts_with("BOARD "), "{text}");
+    let boot_column = lines[0].find("BOOT ").expect("BOOT column");
+    let verified_column = lines[0].find("VERIFIED").expect("VERIFIED column");
+    let line = |name: &str| {
+        *lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    for (name, boot, verified) in [
+        ("qemu-x86_64", "systemd-boot", "booted in QEMU (ci/e2e)"),
+        ("arm64-efi", "systemd-boot", "booted in QEMU (ci/e2e-arm64)"),
+        (
+            "rpi4",
+            "rpi-tryboot",
+            "structural check only (ci/image-check-rpi)",
+        ),
+        (
+            "rpi5",
+            "rpi-tryboot",
+            "structural check only (ci/image-check-rpi)",
+        ),
+        (
+            "x86_64-efi",
+            "systemd-boot",
+            "structural check only (image/tests/board_files.rs)",
+        ),
+    ] {
+        let l = line(name);
+        assert!(l[boot_column..].starts_with(boot), "{l}");
+        assert!(l[verified_column..].starts_with(verified), "{l}");
+    }
 }

@@ -130,8 +130,9 @@ pub struct UpdateSection {
     pub check_secs: Option<u64>,
     /// Directory holding the slot partitions/files `root-a`, `root-b`, `boot-a`, …
     pub slot_dir: Option<PathBuf>,
-    /// Boot-control backend instead of the one release.json names: systemd-boot, rpi, file.
-    pub boot: Option<String>,
+    /// Boot-control backend instead of the one release.json names: systemd-boot, rpi, uboot,
+    /// file (the type release.json's `boot` has; an unknown name is an error naming the file).
+    pub boot: Option<hearth_ota::release::BootBackend>,
     /// Directory of the boot control: the file backend's state, the Pi `bootconfig` partition.
     pub boot_dir: Option<PathBuf>,
     /// Where the booted slot is read from (default /proc/cmdline).

@@ -88,7 +88,7 @@ pub struct UpdateConfig {
     pub check_every: Duration,
     pub slot_dir: PathBuf,
     /// `None`: the backend release.json names.
-    pub boot: Option<String>,
+    pub boot: Option<hearth_ota::release::BootBackend>,
     pub boot_dir: Option<PathBuf>,
     pub cmdline_file: PathBuf,
     pub esp: PathBuf,
@@ -372,14 +372,6 @@ fn resolve_update(u: file::UpdateSection) -> Result<UpdateConfig, ConfigError> {
             update.channel
         )));
     }
-    if let Some(b) = &update.boot
-        && !crate::update::BOOT_BACKENDS.contains(&b.as_str())
-    {
-        return Err(ConfigError::Invalid(format!(
-            "update.boot must be one of {}, got {b:?}",
-            crate::update::BOOT_BACKENDS.join(", ")
-        )));
-    }
     Ok(update)
 }
 
@@ -506,6 +498,37 @@ mod tests {
         assert!(cfg.setup_hotspot, "on outside --dev");
     }
 
+    /// `[update] boot` is release.json's type: every name hearth-ota has loads as that
+    /// backend; an unknown one is an error naming the file and the key.
+    #[test]
+    fn update_boot_is_a_backend_hearth_ota_has() {
+        use hearth_ota::release::BootBackend;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let overrides = Overrides {
+            config_dirs: vec![tmp.path().to_path_buf()],
+            ..Overrides::default()
+        };
+        for b in BootBackend::ALL {
+            write(
+                tmp.path(),
+                "10.toml",
+                &format!("[update]\nboot = \"{b}\"\n"),
+            );
+            assert_eq!(Config::load(&overrides).expect("load").update.boot, Some(b));
+        }
+        write(tmp.path(), "10.toml", "[update]\nboot = \"u-boot\"\n");
+        assert_eq!(
+            Config::load(&overrides).expect("alias").update.boot,
+            Some(BootBackend::UBoot)
+        );
+        write(tmp.path(), "10.toml", "[update]\nboot = \"grub\"\n");
+        let text = Config::load(&overrides).expect_err("grub").to_string();
+        assert!(
+            text.contains("10.toml") && text.contains("grub") && text.contains("uboot"),
+            "{text}"
+        );
+    }
+
     /// The image's own drop-in loads, and names the bundled store as the default store.
     #[test]
     fn the_images_drop_in_names_the_bundled_default_store() {
@@ -598,6 +621,7 @@ mod tests {
             | "app_store_ca_files"
             | "update_health_units"
             | "update_ca_files" => toml::Value::Array(Vec::new()),
+            "update_boot" => toml::Value::String("uboot".into()),
             _ => toml::Value::String("x".into()),
         };
         (key, v)

@@ -299,7 +299,7 @@ mod tests {
     fn device(dir: &std::path::Path, booted: &str) -> Config {
         let mut c = Config::dev(dir);
         c.update.release_file = dir.join("release.json");
-        c.update.boot = Some("file".into());
+        c.update.boot = Some(hearth_ota::release::BootBackend::File);
         c.update.boot_dir = Some(dir.join("boot"));
         c.update.cmdline_file = dir.join("cmdline");
         c.update.health_timeout = Duration::from_secs(1);

@@ -39,10 +39,6 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Names `update_boot` accepts (every [`hearth_ota::release::BootBackend`] and the aliases
-/// it reads).
-pub const BOOT_BACKENDS: [&str; 5] = ["systemd-boot", "rpi", "rpi-tryboot", "uboot", "file"];
-
 /// Where the gate leaves its verdict for the agent (in the data directory).
 pub const GATE_FILE: &str = "update-gate.json";
 /// What the agent tells the gate about the install waiting for its trial boot.
@@ -344,17 +340,6 @@ pub(crate) mod tests {
         assert!(channel_ok("stable") && channel_ok("beta-2"));
         for bad in ["", "Stable", "-x", "a/b", "a b"] {
             assert!(!channel_ok(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn update_boot_accepts_every_backend_hearth_ota_has() {
-        use hearth_ota::release::BootBackend;
-        for name in BOOT_BACKENDS {
-            assert!(name.parse::<BootBackend>().is_ok(), "{name}");
-        }
-        for b in BootBackend::ALL {
-            assert!(BOOT_BACKENDS.contains(&b.name()), "{b}");
         }
     }
 }

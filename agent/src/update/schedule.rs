@@ -215,7 +215,7 @@ mod tests {
             .expect("record");
         u.reboot_into_update().await.expect("reboot");
         assert_eq!(system.reboots(), vec![RebootRequest::tryboot()]);
-        u.config.boot = Some("file".into());
+        u.config.boot = Some(hearth_ota::release::BootBackend::File);
         u.reboot_into_update().await.expect("reboot");
         assert_eq!(system.reboots().last(), Some(&RebootRequest::Plain));
     }

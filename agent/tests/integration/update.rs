@@ -1,8 +1,10 @@
 //! Over-the-air updates through the real agent over HTTPS: real bundles made with the
 //! `hearth-ota` library, a repository published with it and served by a local HTTP server
-//! with Range support, file-backed slots and the `file` boot control. "Reboots" restart the
-//! agent with a kernel command line naming the booted slot, after the boot loader simulator
-//! (`FileBoot::simulate_boot`) has done what the firmware would.
+//! with Range support, file-backed slots and the `file` boot control (the main flow also on
+//! the `uboot` one: U-Boot's redundant environment in a file, as `fw_env.config` locates it).
+//! "Reboots" restart the agent with a kernel command line naming the booted slot, after the
+//! boot loader simulator (`FileBoot::simulate_boot`, `UBootEnv::simulate_boot`: what the
+//! firmware or Hearth's boot script does) has run.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
@@ -12,10 +14,12 @@ use crate::http_server;
 use common::{Agent, PASSWORD, Session, error_code};
 use ed25519_dalek::SigningKey;
 use hearth_ota::boot::file::FileBoot;
+use hearth_ota::boot::uboot::{Env, UBootEnv, encode};
 use hearth_ota::boot::{BootControl, BootState, DirFs, Slot};
 use hearth_ota::bundle::{BundleSpec, build};
 use hearth_ota::format::Trust;
 use hearth_ota::keylist::{KeyList, ReleaseKey, SignedKeyList};
+use hearth_ota::release::{BootBackend, fw_env_config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -75,6 +79,8 @@ struct Rig {
     keys: Keys,
     server: http_server::Server,
     v1: Vec<u8>,
+    /// What release.json names (`update_boot` is not set).
+    backend: BootBackend,
 }
 
 impl Rig {
@@ -136,7 +142,7 @@ impl Rig {
         std::fs::write(
             self.path("release.json"),
             json!({"board": BOARD, "arch": "x86_64", "version": format!("1.{version_number}.0"),
-                   "version_number": version_number, "boot": "file", "build_id": "test"})
+                   "version_number": version_number, "boot": self.backend, "build_id": "test"})
             .to_string(),
         )
         .unwrap();
@@ -151,12 +157,27 @@ impl Rig {
         .unwrap();
     }
 
-    fn boot(&self) -> FileBoot<DirFs> {
-        FileBoot::new(DirFs::new(&self.path("bootctl")))
+    fn boot(&self) -> Box<dyn BootControl + Send> {
+        let bootctl = self.path("bootctl");
+        self.backend.open(&bootctl, Some(&bootctl)).unwrap()
     }
 
     fn boot_state(&self) -> BootState {
         self.boot().state().unwrap()
+    }
+
+    /// A power-on: what the boot loader picks (and counts down) before the kernel starts.
+    fn simulate_boot(&self) -> Option<Slot> {
+        let bootctl = self.path("bootctl");
+        match self.backend {
+            BootBackend::File => FileBoot::new(DirFs::new(&bootctl)).simulate_boot(),
+            BootBackend::UBoot => {
+                UBootEnv::new(fw_env_config(&bootctl.join("fw_env.config")).unwrap())
+                    .simulate_boot()
+            }
+            other => panic!("no simulator for {other}"),
+        }
+        .unwrap()
     }
 
     fn slot(&self, s: &str) -> Vec<u8> {
@@ -188,6 +209,11 @@ impl Rig {
 
 /// A device running 1.1.0 from slot a; slot b holds old junk; nothing published yet.
 async fn rig(extra_config: &str) -> Rig {
+    rig_on(extra_config, BootBackend::File).await
+}
+
+/// [`rig`] on the boot-control `backend`, which release.json names.
+async fn rig_on(extra_config: &str, backend: BootBackend) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     for d in ["work", "repo", "slots", "bootctl", "agent.d"] {
@@ -198,13 +224,29 @@ async fn rig(extra_config: &str) -> Rig {
     let v1 = image_bytes(SIZE, 1);
     std::fs::write(dir.join("slots/root-a"), &v1).unwrap();
     std::fs::write(dir.join("slots/root-b"), vec![7u8; SIZE / 2]).unwrap();
-    FileBoot::new(DirFs::new(&dir.join("bootctl")))
-        .initialize(Slot::A)
-        .unwrap();
+    match backend {
+        BootBackend::File => FileBoot::new(DirFs::new(&dir.join("bootctl")))
+            .initialize(Slot::A)
+            .unwrap(),
+        BootBackend::UBoot => {
+            // As the image builder leaves it: both slots committed, a first; two 16 KiB
+            // copies in one file, the second never written yet (no valid CRC).
+            std::fs::write(
+                dir.join("bootctl/fw_env.config"),
+                "# device offset size\nuboot.env 0x0 0x4000\nuboot.env 0x4000 0x4000\n",
+            )
+            .unwrap();
+            let env = Env::from([("BOOT_ORDER".to_string(), "A B".to_string())]);
+            let mut image = encode(&env, 0x4000, 1).unwrap();
+            image.resize(0x8000, 0);
+            std::fs::write(dir.join("bootctl/uboot.env"), image).unwrap();
+        }
+        other => panic!("no rig for {other}"),
+    }
     let server = http_server::start(dir.join("repo")).await;
     let config = format!(
         "update_repo_url = \"{}\"\nupdate_root_key = \"{}\"\nupdate_release_file = \"{}\"\n\
-         update_slot_dir = \"{}\"\nupdate_boot = \"file\"\nupdate_boot_dir = \"{}\"\n\
+         update_slot_dir = \"{}\"\nupdate_boot_dir = \"{}\"\n\
          update_cmdline_file = \"{}\"\nupdate_health_timeout_secs = 3\n{extra_config}",
         server.base,
         dir.join("ota-root.pub").display(),
@@ -220,6 +262,7 @@ async fn rig(extra_config: &str) -> Rig {
         keys,
         server,
         v1,
+        backend,
     };
     rig.boot_as(1, Slot::A);
     rig
@@ -342,6 +385,44 @@ fn history_kinds(state: &Value) -> Vec<String> {
         .collect()
 }
 
+/// No update server set (a demo image): the Updates API still says what the device runs,
+/// from release.json and the kernel command line, here on a U-Boot board.
+#[tokio::test]
+async fn without_an_update_server_the_version_board_and_slot_still_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("agent.d")).unwrap();
+    std::fs::write(
+        dir.join("release.json"),
+        json!({"board": "qemu-arm64-uboot", "arch": "arm64", "version": "2.3.4",
+               "version_number": 7, "boot": "uboot", "build_id": "abc123"})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("cmdline"), "console=ttyAMA0 hearth.slot=b ro\n").unwrap();
+    std::fs::write(
+        dir.join("agent.d/50-update.toml"),
+        format!(
+            "[update]\nrelease_file = \"{}\"\ncmdline_file = \"{}\"\n",
+            dir.join("release.json").display(),
+            dir.join("cmdline").display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(dir);
+    let mut admin = agent.claim().await;
+    let body = get(&mut admin).await;
+    assert_eq!(body["configured"], false, "{body}");
+    let reason = body["not_configured_reason"].as_str().unwrap();
+    assert!(reason.contains("repo_url"), "{reason}");
+    assert_eq!(
+        body["current"],
+        json!({"version": "2.3.4", "version_number": 7, "board": "qemu-arm64-uboot",
+               "arch": "arm64", "slot": "b", "build_id": "abc123"})
+    );
+    assert!(body["boot"].is_null(), "{body}");
+}
+
 #[tokio::test]
 async fn unconfigured_updates_answer_409_and_members_get_403() {
     let tmp = tempfile::tempdir().unwrap();
@@ -391,6 +472,18 @@ async fn unconfigured_updates_answer_409_and_members_get_403() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
+    install_reboot_commit_then_rollback(BootBackend::File).await;
+}
+
+/// The same flow on U-Boot's environment (release.json names `uboot`): the Updates API reads
+/// and drives it as it does the file backend, and U-Boot's own counter rolls a trial that
+/// never comes up back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_reboot_commit_then_rollback_on_uboot() {
+    install_reboot_commit_then_rollback(BootBackend::UBoot).await;
+}
+
+async fn install_reboot_commit_then_rollback(backend: BootBackend) {
     // systemd (docker.service, hearth-agent.service active) and NetworkManager (online) on a
     // private bus, for the health gate's checks.
     let bus = common::dbus_mock::private_bus().await;
@@ -399,10 +492,10 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
         common::nm_mock::MockNetworkConfig::home(),
     )
     .await;
-    let rig = rig(&format!(
+    let rig = rig_on(&format!(
         "system_bus_address = \"{}\"\nupdate_health_units = [\"docker.service\", \"hearth-agent.service\"]\n",
         bus.address
-    ))
+    ), backend)
     .await;
     // 1.2.0 changes 200 KB in the middle of the root image.
     let mut v2 = rig.v1.clone();
@@ -486,7 +579,7 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
 
     // "Reboot": the boot loader tries b; the agent comes up on 1.2.0 from slot b.
     agent.terminate();
-    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::B));
+    assert_eq!(rig.simulate_boot(), Some(Slot::B));
     rig.boot_as(2, Slot::B);
     let client = agent.client();
     agent = rig.start_agent();
@@ -520,13 +613,63 @@ async fn install_reboot_commit_then_a_failed_trial_rolls_back() {
     // Running the gate again on a committed boot is a no-op.
     assert!(rig.gate(agent.port).status.success());
 
-    a_failed_trial_rolls_back(&rig, agent, &mut admin, &v2).await;
+    let agent = a_failed_trial_rolls_back(&rig, agent, &mut admin, &v2).await;
+    if backend == BootBackend::UBoot {
+        a_trial_that_never_comes_up_is_counted_down(&rig, agent, &mut admin, &v2).await;
+    }
+}
+
+/// 1.4.0 goes into slot a and hangs before anything could run the gate: U-Boot's boot script
+/// tries a three times (each try decrements `BOOT_A_LEFT` in the environment before booting),
+/// then boots b; the agent on b reports the rollback.
+async fn a_trial_that_never_comes_up_is_counted_down(
+    rig: &Rig,
+    mut agent: Agent,
+    admin: &mut Session,
+    v2: &[u8],
+) {
+    let mut v4 = v2.to_vec();
+    v4[SIZE - 100_000..].copy_from_slice(&image_bytes(100_000, 4));
+    let b4 = rig.bundle(4, &v4, BOARD, 1);
+    rig.publish(&b4, "Hangs at boot.");
+    let (status, body) = check(admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["available"]["version"], "1.4.0");
+    let id = install(admin).await;
+    assert_eq!(wait_job(admin, &id).await["state"], "done");
+    assert_eq!(rig.slot("a"), v4);
+    let body = get(admin).await;
+    assert_eq!(body["boot"]["trial"], json!({"slot": "a", "tries_left": 3}));
+    agent.terminate();
+    for left in [2, 1, 0] {
+        assert_eq!(rig.simulate_boot(), Some(Slot::A));
+        assert_eq!(rig.boot_state().trial, Some((Slot::A, left)));
+    }
+    assert_eq!(rig.simulate_boot(), Some(Slot::B), "the counter ran out");
+    rig.boot_as(2, Slot::B);
+    agent = rig.start_agent();
+    admin.client = agent.client();
+    admin.base = agent.url("");
+    let body = get(admin).await;
+    assert_eq!(body["history"][0]["kind"], "rolled_back", "{body}");
+    assert_eq!(body["history"][0]["to_version"], "1.4.0");
+    assert_eq!(body["current"]["version"], "1.2.0");
+    assert_eq!(body["current"]["slot"], "b");
+    assert_eq!(body["boot"]["primary"], "b");
+    assert_eq!(body["state"], "idle");
+    assert!(body["pending_reboot"].is_null());
+    drop(agent);
 }
 
 /// 1.3.0 is published, installed into slot a, and its trial boot is unhealthy: the agent does
 /// not come up (the gate cannot reach it within its 3 s), the slot is marked bad and the device
 /// falls back to 1.2.0 on b.
-async fn a_failed_trial_rolls_back(rig: &Rig, mut agent: Agent, admin: &mut Session, v2: &[u8]) {
+async fn a_failed_trial_rolls_back(
+    rig: &Rig,
+    mut agent: Agent,
+    admin: &mut Session,
+    v2: &[u8],
+) -> Agent {
     let mut v3 = v2.to_vec();
     v3[..100_000].copy_from_slice(&image_bytes(100_000, 3));
     let b3 = rig.bundle(3, &v3, BOARD, 1);
@@ -539,7 +682,7 @@ async fn a_failed_trial_rolls_back(rig: &Rig, mut agent: Agent, admin: &mut Sess
     assert_eq!(rig.slot("a"), v3);
     assert_eq!(rig.slot("b"), v2, "the committed slot is untouched");
     agent.terminate();
-    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::A));
+    assert_eq!(rig.simulate_boot(), Some(Slot::A));
     rig.boot_as(3, Slot::A);
     let out = rig.gate(common::free_port());
     assert!(!out.status.success(), "the gate must fail");
@@ -548,7 +691,7 @@ async fn a_failed_trial_rolls_back(rig: &Rig, mut agent: Agent, admin: &mut Sess
     assert_eq!(st.primary, Some(Slot::B));
 
     // The unit reboots; the boot loader falls back to b at once.
-    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::B));
+    assert_eq!(rig.simulate_boot(), Some(Slot::B));
     rig.boot_as(2, Slot::B);
     agent = rig.start_agent();
     admin.client = agent.client();
@@ -570,6 +713,7 @@ async fn a_failed_trial_rolls_back(rig: &Rig, mut agent: Agent, admin: &mut Sess
     assert_eq!(body["current"]["version"], "1.2.0");
     assert_eq!(body["state"], "idle");
     assert!(body["pending_reboot"].is_null());
+    agent
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1003,7 +1147,7 @@ async fn reboots_go_through_logind_and_the_window_installs_by_itself() {
 
     // The device comes back on 1.2.0 from slot b; the gate (agent check only here) commits.
     agent.terminate();
-    assert_eq!(rig.boot().simulate_boot().unwrap(), Some(Slot::B));
+    assert_eq!(rig.simulate_boot(), Some(Slot::B));
     rig.boot_as(2, Slot::B);
     agent = rig.start_agent();
     admin.client = agent.client();
