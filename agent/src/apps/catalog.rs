@@ -274,6 +274,7 @@ impl Catalog {
     /// Loads every configured and saved store from disk (zip stores from their cached copy;
     /// nothing is downloaded here: see [`Catalog::refresh_missing`]).
     pub fn open(o: CatalogOptions) -> Self {
+        let started = std::time::Instant::now();
         let extra: Vec<SavedStore> = match std::fs::read_to_string(&o.saved) {
             Ok(t) => serde_json::from_str(&t).unwrap_or_default(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => o
@@ -325,6 +326,12 @@ impl Catalog {
                 stores.push(s);
             }
         }
+        tracing::info!(
+            stores = stores.len(),
+            apps = stores.iter().map(|s| s.apps.len()).sum::<usize>(),
+            ms = started.elapsed().as_millis() as u64,
+            "app catalog loaded"
+        );
         Self {
             stores: Arc::new(RwLock::new(stores)),
             saved: o.saved,

@@ -110,12 +110,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
         // SAFETY: sync_file_range takes a file descriptor that `file` keeps open for the whole
         // call and plain integers; it touches no memory of this process.
         let _ = unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset,
-                len,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
         };
     }
     #[cfg(not(target_os = "linux"))]
@@ -285,7 +280,11 @@ mod tests {
                 .map(|f| f.unwrap())
                 .collect()
                 .await;
-            assert!(frames.iter().all(|f| f.len() <= READ_CHUNK && !f.is_empty()));
+            assert!(
+                frames
+                    .iter()
+                    .all(|f| f.len() <= READ_CHUNK && !f.is_empty())
+            );
             assert_eq!(frames.concat(), &data[start..start + len], "{start}+{len}");
         }
     }

@@ -192,9 +192,7 @@ impl Apps {
             self.progress(&plan.app_id, op, "create", &format!("creating {}", c.name));
         }
         let created = futures_util::future::join_all(
-            specs
-                .iter()
-                .map(|spec| self.runtime.create_container(spec)),
+            specs.iter().map(|spec| self.runtime.create_container(spec)),
         )
         .await;
         // Every container that was created goes into the undo log before any error is returned.
