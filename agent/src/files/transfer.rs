@@ -37,7 +37,7 @@ fn read_chunk(file: &File, n: usize) -> io::Result<Bytes> {
     let mut buf = Vec::with_capacity(n);
     // `read_to_end` reads into the spare capacity without zeroing it first; `take` stops it at
     // `n`, so it never grows the buffer.
-    (&*file).take(n as u64).read_to_end(&mut buf)?;
+    file.take(n as u64).read_to_end(&mut buf)?;
     Ok(Bytes::from(buf))
 }
 
@@ -203,7 +203,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_keeps_every_byte_in_order_across_batches_and_resumes() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test I/O");
         let path = dir.path().join("f");
         let data = pattern(3 * WRITE_BATCH + 12_345);
         // Frames of odd sizes, some tiny (more buffers than one writev takes), some empty.
@@ -224,23 +224,26 @@ mod tests {
         }
         let half = frames.len() / 2;
         let first: usize = frames[..half].iter().map(|f| f.len()).sum();
-        let mut w = Writer::new(File::create(&path).unwrap(), 0);
+        let mut w = Writer::new(File::create(&path).expect("test I/O"), 0);
         for f in &frames[..half] {
-            w.push(f.clone()).await.unwrap();
+            w.push(f.clone()).await.expect("test I/O");
         }
-        w.finish(false).await.unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), first as u64);
+        w.finish(false).await.expect("test I/O");
+        assert_eq!(
+            std::fs::metadata(&path).expect("test I/O").len(),
+            first as u64
+        );
         // A resumed upload appends.
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
-            .unwrap();
+            .expect("test I/O");
         let mut w = Writer::new(file, first as u64);
         for f in &frames[half..] {
-            w.push(f.clone()).await.unwrap();
+            w.push(f.clone()).await.expect("test I/O");
         }
-        w.finish(true).await.unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), data);
+        w.finish(true).await.expect("test I/O");
+        assert_eq!(std::fs::read(&path).expect("test I/O"), data);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,10 +266,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_reader_streams_exactly_the_range_asked_for() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test I/O");
         let path = dir.path().join("f");
         let data = pattern(2 * READ_CHUNK + 999);
-        std::fs::write(&path, &data).unwrap();
+        std::fs::write(&path, &data).expect("test I/O");
         for (start, len) in [
             (0usize, data.len()),
             (5, READ_CHUNK),
@@ -274,10 +277,10 @@ mod tests {
             (data.len() - 1, 1),
             (0, 0),
         ] {
-            let mut file = File::open(&path).unwrap();
-            file.seek(SeekFrom::Start(start as u64)).unwrap();
+            let mut file = File::open(&path).expect("test I/O");
+            file.seek(SeekFrom::Start(start as u64)).expect("test I/O");
             let frames: Vec<Bytes> = read_stream(file, len as u64)
-                .map(|f| f.unwrap())
+                .map(|f| f.expect("test I/O"))
                 .collect()
                 .await;
             assert!(
@@ -291,22 +294,22 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_file_that_shrinks_ends_the_stream_short() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test I/O");
         let path = dir.path().join("f");
-        std::fs::write(&path, pattern(3 * READ_CHUNK)).unwrap();
-        let file = File::open(&path).unwrap();
+        std::fs::write(&path, pattern(3 * READ_CHUNK)).expect("test I/O");
+        let file = File::open(&path).expect("test I/O");
         let mut stream = Box::pin(read_stream(file, 3 * READ_CHUNK as u64));
-        let first = stream.next().await.unwrap().unwrap();
+        let first = stream.next().await.expect("test I/O").expect("test I/O");
         assert_eq!(first.len(), READ_CHUNK);
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .unwrap()
+            .expect("test I/O")
             .set_len(READ_CHUNK as u64 + 10)
-            .unwrap();
+            .expect("test I/O");
         let mut rest = 0;
         while let Some(f) = stream.next().await {
-            rest += f.unwrap().len();
+            rest += f.expect("test I/O").len();
         }
         // The second chunk may have been read ahead before the file shrank.
         assert!(rest == 10 || rest == READ_CHUNK, "{rest}");
