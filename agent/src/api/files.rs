@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::io::SeekFrom;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use std::io::{Seek, SeekFrom};
+use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
 
 /// Files larger than this are not opened in the text editor.
@@ -400,11 +400,10 @@ async fn download(
             }
         },
     };
-    let mut file = tokio::fs::File::from_std(file);
+    let mut file = file;
     file.seek(SeekFrom::Start(start))
-        .await
         .map_err(|e| crate::files::confined::io_error(e, rel))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    let stream = crate::files::transfer::read_stream(file, len);
     let mut response = axum::body::Body::from_stream(stream).into_response();
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -509,9 +508,9 @@ pub async fn put_path(
     } else {
         root.open_append(&partial)?
     };
-    // Body frames are small (TLS records); one write per MiB instead of one blocking-pool trip
-    // per frame.
-    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    // Body frames are small (TLS records): they are gathered and written a MiB at a time on
+    // the blocking pool while the next ones arrive (files::transfer).
+    let mut file = crate::files::transfer::Writer::new(file, start);
     let mut written = start;
     let mut stream = body.into_data_stream();
     let io = |e| crate::files::confined::io_error(e, &rel);
@@ -520,17 +519,16 @@ pub async fn put_path(
             Ok(chunk) => chunk,
             Err(e) => {
                 // Keep what arrived, so a resumed upload continues from there.
-                file.flush().await.map_err(io)?;
+                file.finish(false).await.map_err(io)?;
                 return Err(
                     ServiceError::invalid("body", format!("the upload broke off: {e}")).into(),
                 );
             }
         };
-        file.write_all(&chunk).await.map_err(io)?;
         written += chunk.len() as u64;
+        file.push(chunk).await.map_err(io)?;
     }
-    file.flush().await.map_err(io)?;
-    file.get_ref().sync_all().await.map_err(io)?;
+    file.finish(true).await.map_err(io)?;
     if let Some((Some((_, end)), _)) = range
         && written != end + 1
     {

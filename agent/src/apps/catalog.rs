@@ -35,6 +35,9 @@ pub struct StoreApp {
     pub name: String,
     pub compose_path: PathBuf,
     pub meta: AppMeta,
+    /// An icon file in the app's store folder, found when the store was loaded (its type is
+    /// checked from its bytes when served).
+    pub icon_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,29 +163,30 @@ pub struct Catalog {
     clock: SharedClock,
 }
 
-/// Reads one store folder.
+/// Reads one store folder. The compose files are parsed on every core (most of a load is YAML
+/// parsing: 167 CasaOS apps took 155 ms on one core).
 pub fn load_store(dir: &Path) -> Result<(Vec<StoreApp>, Vec<Category>), String> {
     let apps_dir = dir.join("Apps");
     let entries =
         std::fs::read_dir(&apps_dir).map_err(|e| format!("{}: {e}", apps_dir.display()))?;
-    let mut apps = Vec::new();
-    for e in entries.flatten() {
-        let compose_path = e.path().join("docker-compose.yml");
-        let Ok(text) = source::read_text(&compose_path, super::compose::MAX_COMPOSE_BYTES) else {
-            continue;
-        };
-        let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
-            tracing::warn!(path = %compose_path.display(), "store app is not valid YAML; skipped");
-            continue;
-        };
-        let mut warnings = Vec::new();
-        let meta = casaos::app_meta(v.get("x-casaos"), &mut warnings);
-        apps.push(StoreApp {
-            name: e.file_name().to_string_lossy().into_owned(),
-            compose_path,
-            meta,
-        });
-    }
+    let folders: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let per_thread = folders.len().div_ceil(threads).max(1);
+    let mut apps: Vec<StoreApp> = std::thread::scope(|scope| {
+        let workers: Vec<_> = folders
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().filter_map(load_app).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
     if apps.is_empty() {
         return Err(format!("{} holds no apps", apps_dir.display()));
     }
@@ -192,6 +196,28 @@ pub fn load_store(dir: &Path) -> Result<(Vec<StoreApp>, Vec<Category>), String> 
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     Ok((apps, categories))
+}
+
+/// One app folder of a store; None (skipped) without a readable, valid compose file.
+fn load_app((name, folder): &(String, PathBuf)) -> Option<StoreApp> {
+    let compose_path = folder.join("docker-compose.yml");
+    let text = source::read_text(&compose_path, super::compose::MAX_COMPOSE_BYTES).ok()?;
+    let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        tracing::warn!(path = %compose_path.display(), "store app is not valid YAML; skipped");
+        return None;
+    };
+    let mut warnings = Vec::new();
+    let meta = casaos::app_meta(v.get("x-casaos"), &mut warnings);
+    let icon_file = ["icon.png", "icon.svg", "icon.jpg", "icon.webp"]
+        .into_iter()
+        .map(|f| folder.join(f))
+        .find(|p| p.is_file());
+    Some(StoreApp {
+        name: name.clone(),
+        compose_path,
+        meta,
+        icon_file,
+    })
 }
 
 /// A store id from its folder: `store-config.json`'s `store_id`, else the folder name,
@@ -248,6 +274,7 @@ impl Catalog {
     /// Loads every configured and saved store from disk (zip stores from their cached copy;
     /// nothing is downloaded here: see [`Catalog::refresh_missing`]).
     pub fn open(o: CatalogOptions) -> Self {
+        let started = std::time::Instant::now();
         let extra: Vec<SavedStore> = match std::fs::read_to_string(&o.saved) {
             Ok(t) => serde_json::from_str(&t).unwrap_or_default(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => o
@@ -299,6 +326,12 @@ impl Catalog {
                 stores.push(s);
             }
         }
+        tracing::info!(
+            stores = stores.len(),
+            apps = stores.iter().map(|s| s.apps.len()).sum::<usize>(),
+            ms = started.elapsed().as_millis() as u64,
+            "app catalog loaded"
+        );
         Self {
             stores: Arc::new(RwLock::new(stores)),
             saved: o.saved,
@@ -612,12 +645,8 @@ pub enum ImageKind {
 }
 
 /// An icon file in the app's store folder (its type is checked from its bytes when served).
-fn local_icon(a: &StoreApp) -> Option<PathBuf> {
-    let dir = a.compose_path.parent()?;
-    ["icon.png", "icon.svg", "icon.jpg", "icon.webp"]
-        .into_iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
+fn local_icon(a: &StoreApp) -> Option<&Path> {
+    a.icon_file.as_deref()
 }
 
 /// Loads a folder store again; `now` is the refresh time stamp.

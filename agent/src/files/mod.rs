@@ -9,6 +9,7 @@ pub mod confined;
 pub mod path;
 pub mod share_admin;
 pub mod shares;
+pub mod transfer;
 pub mod trash;
 
 pub use confined::{Entry, EntryKind, FsError, FsResult, Root};

@@ -10,6 +10,10 @@ use futures_util::StreamExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// How often a container's state is looked at while waiting for it (an inspect call is about a
+/// millisecond of the engine's time; a long interval is added to every dependency wait).
+const POLL: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone)]
 pub(super) enum Created {
     Container(String),
@@ -160,9 +164,10 @@ impl Apps {
         Ok(())
     }
 
-    /// Creates and starts the containers in plan order, each after its dependencies are in the
-    /// state they ask for, then waits until every container is running (and healthy if it has a
-    /// healthcheck).
+    /// Creates every container (at once: creation needs nothing from the others), then starts
+    /// them in plan order, each after its dependencies are in the state they ask for, then waits
+    /// until every container is running (and healthy if it has a healthcheck) — what
+    /// `docker compose up -d --wait` does.
     pub(super) async fn run_containers(
         &self,
         plan: &Plan,
@@ -171,23 +176,44 @@ impl Apps {
         undo: &mut Undo,
     ) -> Result<(), AppError> {
         self.verify_sources(plan)?;
-        for c in &plan.containers {
-            for d in &c.depends_on {
-                if let Some(dep) = plan.container(&d.service) {
-                    self.wait_for(dep, d.condition).await?;
-                }
-            }
-            let spec = match image_override.get(&c.service) {
+        let specs: Vec<std::borrow::Cow<'_, ContainerSpec>> = plan
+            .containers
+            .iter()
+            .map(|c| match image_override.get(&c.service) {
                 Some(id) => {
                     let mut s = c.clone();
                     s.image = id.clone();
                     std::borrow::Cow::Owned(s)
                 }
                 None => std::borrow::Cow::Borrowed(c),
-            };
+            })
+            .collect();
+        for c in &plan.containers {
             self.progress(&plan.app_id, op, "create", &format!("creating {}", c.name));
-            self.runtime.create_container(&spec).await?;
-            undo.0.push(Created::Container(c.name.clone()));
+        }
+        let created = futures_util::future::join_all(
+            specs.iter().map(|spec| self.runtime.create_container(spec)),
+        )
+        .await;
+        // Every container that was created goes into the undo log before any error is returned.
+        let mut first_error = None;
+        for (c, r) in plan.containers.iter().zip(created) {
+            match r {
+                Ok(_) => undo.0.push(Created::Container(c.name.clone())),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+        for c in &plan.containers {
+            for d in &c.depends_on {
+                if let Some(dep) = plan.container(&d.service) {
+                    self.wait_for(dep, d.condition).await?;
+                }
+            }
             self.runtime.start_container(&c.name).await?;
         }
         self.progress(
@@ -200,16 +226,20 @@ impl Apps {
             self.wait_for(c, DependencyCondition::ServiceHealthy)
                 .await?;
         }
+        // One last look at all of them: a container that was ready when it was checked but has
+        // stopped while the others were waited for is a failed install, not a running app.
+        for c in &plan.containers {
+            self.wait_for(c, DependencyCondition::ServiceStarted)
+                .await?;
+        }
         Ok(())
     }
 
     /// Waits until `c` satisfies `cond`: started (running), healthy (running and healthy, or
-    /// running without a healthcheck), or exited 0.
+    /// running without a healthcheck), or exited 0. Like `docker compose --wait`, a container
+    /// without a healthcheck counts as ready as soon as it runs; one that stops is a failure.
     async fn wait_for(&self, c: &ContainerSpec, cond: DependencyCondition) -> Result<(), AppError> {
         let deadline = Instant::now() + self.health_timeout;
-        // A container must stay up this long to count as started (catches instant crashes).
-        let settle = Duration::from_millis(1500);
-        let mut running_since: Option<Instant> = None;
         loop {
             let st = self
                 .runtime
@@ -229,17 +259,13 @@ impl Apps {
                         .await);
                 }
                 (DependencyCondition::ServiceCompletedSuccessfully, _) => false,
-                (_, ContainerState::Running) => {
-                    let since = *running_since.get_or_insert_with(Instant::now);
-                    match (cond, st.health) {
-                        (_, Health::Unhealthy) => {
-                            return Err(self.failure(c, "is unhealthy".into()).await);
-                        }
-                        (DependencyCondition::ServiceHealthy, Health::Healthy) => true,
-                        (DependencyCondition::ServiceHealthy, Health::Starting) => false,
-                        (_, _) => since.elapsed() >= settle,
+                (_, ContainerState::Running) => match (cond, st.health) {
+                    (_, Health::Unhealthy) => {
+                        return Err(self.failure(c, "is unhealthy".into()).await);
                     }
-                }
+                    (DependencyCondition::ServiceHealthy, Health::Starting) => false,
+                    (_, _) => true,
+                },
                 (_, ContainerState::Exited | ContainerState::Dead | ContainerState::Restarting) => {
                     let code = st
                         .exit_code
@@ -255,7 +281,7 @@ impl Apps {
             if Instant::now() >= deadline {
                 return Err(self.failure(c, "did not become ready in time".into()).await);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 

@@ -335,8 +335,15 @@ impl Apps {
         if !plan.architecture_supported {
             return Err(AppError::Architecture(self.device.architecture.clone()));
         }
-        for c in &plan.containers {
-            if self.runtime.inspect_container(&c.name).await?.is_some() {
+        // One round trip for all of them, not one after the other.
+        let existing = futures_util::future::join_all(
+            plan.containers
+                .iter()
+                .map(|c| self.runtime.inspect_container(&c.name)),
+        )
+        .await;
+        for (c, found) in plan.containers.iter().zip(existing) {
+            if found?.is_some() {
                 return Err(AppError::NameClash(c.name.clone()));
             }
         }
@@ -406,9 +413,15 @@ impl Apps {
     }
 
     async fn digests(&self, plan: &Plan) -> Result<BTreeMap<String, String>, AppError> {
+        let digests = futures_util::future::join_all(
+            plan.containers
+                .iter()
+                .map(|c| self.runtime.image_digest(&c.image)),
+        )
+        .await;
         let mut out = BTreeMap::new();
-        for c in &plan.containers {
-            if let Some(d) = self.runtime.image_digest(&c.image).await? {
+        for (c, d) in plan.containers.iter().zip(digests) {
+            if let Some(d) = d? {
                 out.insert(c.service.clone(), d);
             }
         }

@@ -71,7 +71,10 @@ async fn install_creates_in_dependency_order_and_records_the_app() {
             .unwrap_or_else(|| panic!("no {c} in {calls:?}"))
     };
     assert!(pos("create-network shop_default") < pos("create shop-db-1"));
-    assert!(pos("start shop-db-1") < pos("create shop-web-1"));
+    // Like `docker compose up`: every container is created, then they start in dependency
+    // order.
+    assert!(pos("create shop-web-1") < pos("start shop-db-1"));
+    assert!(pos("start shop-db-1") < pos("start shop-web-1"));
     assert_eq!(t.fake.volume_names(), ["shop_data"]);
     assert!(t.dir.path().join("app-data/shop/web").is_dir());
     assert!(
