@@ -576,3 +576,65 @@ fn read_back(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot in memory.
+    struct Mem(Vec<u8>);
+
+    impl SlotStorage for Mem {
+        fn capacity(&mut self) -> std::io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            let at = offset as usize;
+            buf.copy_from_slice(&self.0[at..at + buf.len()]);
+            Ok(())
+        }
+        fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> std::io::Result<()> {
+            unreachable!("indexing never writes")
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    #[test]
+    fn indexing_a_running_slot_reports_its_bytes_every_8_mib() {
+        const MIB: u64 = 1024 * 1024;
+        let mut slot = Mem(vec![1u8; 20 * MIB as usize]);
+        let mut seen = Vec::new();
+        let mut progress = |p: Progress| seen.push(p);
+        let mut count = IndexCount {
+            done: 0,
+            total: 20 * MIB,
+            next: 0,
+            progress: &mut progress,
+        };
+        count.report();
+        let mut read = Reporting {
+            inner: &mut slot,
+            count: &mut count,
+        };
+        let index =
+            delta::index_slot(&mut read, Chunking::Fixed { size: MIB }, 20 * MIB).expect("index");
+        assert_eq!(index.offsets.len(), 1, "twenty equal chunks");
+        assert!(
+            read.write_at(0, b"x").is_err(),
+            "the running slot is never written"
+        );
+        count.done = count.total;
+        count.report();
+        let done: Vec<u64> = seen.iter().map(|p| p.done / MIB).collect();
+        assert_eq!(done, [0, 8, 16, 20]);
+        assert!(
+            seen.iter()
+                .all(|p| p.phase == Phase::Index && p.total == 20 * MIB)
+        );
+    }
+}

@@ -720,7 +720,7 @@ async fn a_format_2_device_takes_the_bridge_bundle_and_refuses_format_3() {
     let mut v2 = rig.v1.clone();
     v2[..70_000].copy_from_slice(&image_bytes(70_000, 5));
     rig.publish(&rig.bundle(2, &v2, BOARD, 1), "Paged.");
-    let mut agent = rig.start_agent();
+    let agent = rig.start_agent();
     let mut admin = agent.claim().await;
     // Only `index-v3.hidx` exists: not what this device reads.
     let (status, body) = check(&mut admin).await;
