@@ -286,11 +286,14 @@ async fn v4_power_cut() {
     let (status, body) = s.send(Method::POST, "/api/v1/update/install", None).await;
     c.status("install answers 202", status, 202, &body);
     // The shell cuts the power as soon as this phase ends: when the install has written part
-    // of the slot (progress.done between 10 % and 90 %).
+    // of the slot (the write phase, progress.done between 10 % and 90 %; the index phase
+    // before it, reading the running slot, counts bytes too).
     let midway = harness::wait_json(&mut s, "/api/v1/update", secs_(900), |d| {
         let p = &d["progress"];
-        match (p["done"].as_f64(), p["total"].as_f64()) {
-            (Some(done), Some(total)) if total > 0.0 => (0.1..0.9).contains(&(done / total)),
+        match (p["phase"].as_str(), p["done"].as_f64(), p["total"].as_f64()) {
+            (Some("write"), Some(done), Some(total)) if total > 0.0 => {
+                (0.1..0.9).contains(&(done / total))
+            }
             _ => false,
         }
     })
