@@ -110,6 +110,14 @@ pub struct PartitionEntry {
     pub uuid: String,
 }
 
+/// A bridge bundle of the build manifest: its format and its file.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeBundle {
+    pub format: u16,
+    #[serde(flatten)]
+    pub bundle: FileEntry,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BundlePayload {
     pub name: String,
@@ -141,9 +149,12 @@ pub struct Manifest {
     pub min_version_number: u64,
     /// The OTA update bundle (`hearth-V-BOARD.bundle`) and its payloads.
     pub bundle: FileEntry,
-    /// The same release as a format-1 bundle (`--v1-bundle`), for devices on 0.1.
+    /// The bundle's format (3 since the switch to the paged manifest).
+    pub bundle_format: u16,
+    /// The same release in an older format (`--bridge-bundle N`), for devices on a release
+    /// that reads only that format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v1_bundle: Option<FileEntry>,
+    pub bridge_bundle: Option<BridgeBundle>,
     pub bundle_payloads: Vec<BundlePayload>,
     /// Key id (hex) of the OTA root key the image trusts.
     pub ota_root_key_id: String,

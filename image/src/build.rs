@@ -78,8 +78,9 @@ pub struct BuildOptions {
     pub extra_overlays: Vec<PathBuf>,
     /// Make the sealed root and the update bundle only (no disk image, no xz).
     pub bundle_only: bool,
-    /// Also write the release as a format-1 bundle (`*.v1.bundle`) for devices on 0.1.
-    pub v1_bundle: bool,
+    /// Also write the release in this older bundle format (1 or 2; `*.vN.bundle`) for devices
+    /// on a release that reads only that format (docs/ota-bundle.md, "Versioning").
+    pub bridge_bundle: Option<u16>,
 }
 
 /// What a finished build produced.

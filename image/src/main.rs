@@ -156,10 +156,11 @@ struct BuildArgs {
     /// Make only the sealed root and the update bundle (no disk image).
     #[arg(long)]
     bundle_only: bool,
-    /// Also write the update bundle in format 1 (`*.v1.bundle`), which devices on 0.1
-    /// read: publish it too for the first release of format 2 (docs/ota-bundle.md).
-    #[arg(long)]
-    v1_bundle: bool,
+    /// Also write the update bundle in this older format (`*.vN.bundle`): 2 for devices on a
+    /// format-2 release, 1 for devices on 0.1. Publish it too for the first release of a new
+    /// format (docs/ota-bundle.md, "Versioning").
+    #[arg(long, value_name = "FORMAT", value_parser = clap::value_parser!(u16).range(1..=2))]
+    bridge_bundle: Option<u16>,
 }
 
 fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
@@ -227,7 +228,7 @@ fn build(
         update_url,
         extra_overlays,
         bundle_only,
-        v1_bundle,
+        bridge_bundle,
     } = args;
     let ws = workspace(workspace_arg)?;
     let rootfs = match rootfs.as_deref() {
@@ -264,7 +265,7 @@ fn build(
         update_url,
         extra_overlays,
         bundle_only,
-        v1_bundle,
+        bridge_bundle,
     };
     let result = hearth_image::build::build(&ws, &opts)?;
     eprintln!("\n{}", result.summary);

@@ -380,31 +380,45 @@ fn run_steps(
         boot_fat.as_deref(),
     )?;
     let bundle_path = staging.join(format!("{prefix}.bundle"));
+    let cdc = hearth_ota::manifest::CdcParams::DEFAULT;
+    // Format 3 (paged manifest, docs/ota-bundle.md): what devices of this release read.
     let bundle_manifest = ota::build_bundle(
         board,
         &release,
         opts.min_version_number,
         payloads.clone(),
         &ota.keys,
-        hearth_ota::manifest::Chunking::Cdc(hearth_ota::manifest::CdcParams::DEFAULT),
+        hearth_ota::manifest::Chunking::Paged {
+            cdc,
+            paging: hearth_ota::pages::Paging::DEFAULT,
+        },
         &bundle_path,
     )?;
-    // The same release in format 1, for devices on 0.1 (their reader knows nothing newer):
-    // published to the repository's format-1 index, it carries them onto this release.
-    let v1_bundle_path = staging.join(format!("{prefix}.v1.bundle"));
-    if opts.v1_bundle {
-        ota::build_bundle(
-            board,
-            &release,
-            opts.min_version_number,
-            payloads,
-            &ota.keys,
-            hearth_ota::manifest::Chunking::Fixed {
-                size: hearth_ota::manifest::DEFAULT_CHUNK_SIZE,
-            },
-            &v1_bundle_path,
-        )?;
-    }
+    // The same release in an older format (`--bridge-bundle N`), for devices whose reader knows
+    // nothing newer: published to that format's index, it carries them onto this release.
+    let bridge_bundle = opts
+        .bridge_bundle
+        .map(|format| {
+            let path = staging.join(format!("{prefix}.v{format}.bundle"));
+            let chunking = match format {
+                1 => hearth_ota::manifest::Chunking::Fixed {
+                    size: hearth_ota::manifest::DEFAULT_CHUNK_SIZE,
+                },
+                2 => hearth_ota::manifest::Chunking::Cdc(cdc),
+                _ => bail!("--bridge-bundle {format}: only formats 1 and 2 are older"),
+            };
+            ota::build_bundle(
+                board,
+                &release,
+                opts.min_version_number,
+                payloads,
+                &ota.keys,
+                chunking,
+                &path,
+            )?;
+            Ok((format, path))
+        })
+        .transpose()?;
     progress.finish(&format!(
         "{} MiB, {} payloads",
         file_size(&bundle_path) >> 20,
@@ -459,9 +473,13 @@ fn run_steps(
     let image = image_path.as_deref().map(FileEntry::of).transpose()?;
     let rootfs = FileEntry::of(&root_out)?;
     let bundle = FileEntry::of(&bundle_path)?;
-    let v1_bundle = opts
-        .v1_bundle
-        .then(|| FileEntry::of(&v1_bundle_path))
+    let bridge_bundle = bridge_bundle
+        .map(|(format, path)| {
+            Ok::<_, artifacts::ArtifactError>(artifacts::BridgeBundle {
+                format,
+                bundle: FileEntry::of(&path)?,
+            })
+        })
         .transpose()?;
     let mut packages = artifacts::parse_packages(&base.packages);
     if let Some(fw) = &firmware {
@@ -485,7 +503,8 @@ fn run_steps(
         version_number: ota.version_number,
         min_version_number: opts.min_version_number,
         bundle: bundle.clone(),
-        v1_bundle: v1_bundle.clone(),
+        bundle_format: bundle_manifest.format,
+        bridge_bundle: bridge_bundle.clone(),
         bundle_payloads: bundle_manifest
             .payloads
             .iter()
@@ -523,7 +542,7 @@ fn run_steps(
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
     let mut entries: Vec<FileEntry> = image.iter().cloned().collect();
     entries.extend([rootfs, bundle, FileEntry::of(&manifest_path)?]);
-    entries.extend(v1_bundle);
+    entries.extend(bridge_bundle.map(|b| b.bundle));
     if let (BootMethod::RpiTryboot, Some(image)) = (board.boot, &image) {
         let list = rpi::os_list_of(
             board,

@@ -15,13 +15,20 @@ fn http(e: impl std::fmt::Display) -> SourceError {
 }
 
 /// URL of a channel's index in a repository whose root is `base` (ends with `/` or not): the
-/// one naming format-2 bundles, which this build installs best (`docs/ota-bundle.md`).
+/// one naming format-3 bundles, which this build installs best (`docs/ota-bundle.md`).
 pub fn index_url(base: &str, channel: &str, board: &str) -> String {
-    format!(
-        "{}/{channel}/{board}/{}",
-        base.trim_end_matches('/'),
-        crate::index::INDEX_FILE_V2
-    )
+    index_url_for(base, channel, board, crate::format::FORMAT_VERSION_PAGED)
+}
+
+/// URL of the channel's index naming bundles of container format `format` (`index.hidx` for
+/// format 1, `index-v2.hidx` for 2, `index-v3.hidx` for 3).
+pub fn index_url_for(base: &str, channel: &str, board: &str, format: u16) -> String {
+    let file = match format {
+        crate::format::FORMAT_VERSION => crate::index::INDEX_FILE,
+        crate::format::FORMAT_VERSION_CDC => crate::index::INDEX_FILE_V2,
+        _ => crate::index::INDEX_FILE_V3,
+    };
+    format!("{}/{channel}/{board}/{file}", base.trim_end_matches('/'))
 }
 
 /// URL of a bundle named by an index (`bundle` is relative to the repository root).
@@ -251,7 +258,17 @@ mod tests {
         }
         assert_eq!(
             index_url(base, "stable", "rpi4"),
-            "https://updates.example/hearth/stable/rpi4/index-v2.hidx"
+            "https://updates.example/hearth/stable/rpi4/index-v3.hidx"
         );
+        for (format, file) in [
+            (1, "index.hidx"),
+            (2, "index-v2.hidx"),
+            (3, "index-v3.hidx"),
+        ] {
+            assert_eq!(
+                index_url_for(base, "beta", "pi5", format),
+                format!("https://updates.example/hearth/beta/pi5/{file}")
+            );
+        }
     }
 }

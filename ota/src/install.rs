@@ -135,9 +135,25 @@ pub fn resolve(
     source: &mut dyn BundleSource,
     targets: &mut [Target<'_>],
 ) -> Result<VerifiedBundle, InstallError> {
+    resolve_reporting(pending, source, targets, &mut |_| {})
+}
+
+/// Bytes of the running slot read between two [`Phase::Index`] reports of [`resolve_reporting`].
+pub const INDEX_REPORT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// [`resolve`], reporting the read of the running slots (format 3 only; the longest part of it,
+/// about a minute for a root on an SD card) as [`Phase::Index`]: `done` of `total` bytes of
+/// the running copies, once before the first read, every [`INDEX_REPORT_BYTES`] and at the end.
+pub fn resolve_reporting(
+    pending: Pending,
+    source: &mut dyn BundleSource,
+    targets: &mut [Target<'_>],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifiedBundle, InstallError> {
     let chunking = pending.manifest.chunking;
     let mut local = Vec::new();
     if matches!(chunking, Chunking::Paged { .. }) {
+        let mut actives = Vec::new();
         for p in &pending.manifest.payloads {
             let Some(a) = targets
                 .iter_mut()
@@ -147,15 +163,91 @@ pub fn resolve(
                 continue;
             };
             let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
-            let index = delta::index_slot(a, chunking, len).map_err(storage("read", &*a))?;
-            local.push((p.name.clone(), index));
+            actives.push((p.name.clone(), len));
         }
+        let mut count = IndexCount {
+            done: 0,
+            total: actives.iter().map(|(_, len)| len).sum(),
+            next: 0,
+            progress,
+        };
+        count.report();
+        for (name, len) in actives {
+            let Some(a) = targets
+                .iter_mut()
+                .find(|t| t.payload == name)
+                .and_then(|t| t.active.as_deref_mut())
+            else {
+                continue;
+            };
+            let mut read = Reporting {
+                inner: a,
+                count: &mut count,
+            };
+            let index = delta::index_slot(&mut read, chunking, len);
+            local.push((name, index.map_err(storage("read", &*read.inner))?));
+        }
+        count.done = count.total;
+        count.report();
     }
     pending.resolve(source, local).map_err(|e| match e {
         // A page that could not be downloaded is a download failure, not a bad bundle.
         VerifyError::Source(s) => InstallError::Source(SourceError::Http(s)),
         other => other.into(),
     })
+}
+
+/// Bytes of the running slots read so far, for [`Phase::Index`] reports.
+struct IndexCount<'p> {
+    done: u64,
+    total: u64,
+    next: u64,
+    progress: &'p mut dyn FnMut(Progress),
+}
+
+impl IndexCount<'_> {
+    fn report(&mut self) {
+        (self.progress)(Progress {
+            phase: Phase::Index,
+            done: self.done.min(self.total),
+            total: self.total,
+        });
+        self.next = self.done + INDEX_REPORT_BYTES;
+    }
+}
+
+/// A running slot being indexed, its reads counted.
+struct Reporting<'a, 'p> {
+    inner: &'a mut dyn SlotStorage,
+    count: &'a mut IndexCount<'p>,
+}
+
+impl SlotStorage for Reporting<'_, '_> {
+    fn capacity(&mut self) -> std::io::Result<u64> {
+        self.inner.capacity()
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read_at(offset, buf)?;
+        let c = &mut *self.count;
+        c.done += buf.len() as u64;
+        if c.done >= c.next && c.done < c.total {
+            c.report();
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("the running slot is never written"))
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
 /// Installs `req.bundle` into `req.slot`. The bundle must come from `bundle::open` and be
@@ -483,4 +575,66 @@ fn read_back(
         progress(len as u64);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot in memory.
+    struct Mem(Vec<u8>);
+
+    impl SlotStorage for Mem {
+        fn capacity(&mut self) -> std::io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            let at = offset as usize;
+            buf.copy_from_slice(&self.0[at..at + buf.len()]);
+            Ok(())
+        }
+        fn write_at(&mut self, _offset: u64, _buf: &[u8]) -> std::io::Result<()> {
+            unreachable!("indexing never writes")
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    #[test]
+    fn indexing_a_running_slot_reports_its_bytes_every_8_mib() {
+        const MIB: u64 = 1024 * 1024;
+        let mut slot = Mem(vec![1u8; 20 * MIB as usize]);
+        let mut seen = Vec::new();
+        let mut progress = |p: Progress| seen.push(p);
+        let mut count = IndexCount {
+            done: 0,
+            total: 20 * MIB,
+            next: 0,
+            progress: &mut progress,
+        };
+        count.report();
+        let mut read = Reporting {
+            inner: &mut slot,
+            count: &mut count,
+        };
+        let index =
+            delta::index_slot(&mut read, Chunking::Fixed { size: MIB }, 20 * MIB).expect("index");
+        assert_eq!(index.offsets.len(), 1, "twenty equal chunks");
+        assert!(
+            read.write_at(0, b"x").is_err(),
+            "the running slot is never written"
+        );
+        count.done = count.total;
+        count.report();
+        let done: Vec<u64> = seen.iter().map(|p| p.done / MIB).collect();
+        assert_eq!(done, [0, 8, 16, 20]);
+        assert!(
+            seen.iter()
+                .all(|p| p.phase == Phase::Index && p.total == 20 * MIB)
+        );
+    }
 }

@@ -9,7 +9,7 @@ use common::*;
 use hearth_ota::boot::file::FileBoot;
 use hearth_ota::boot::{BootControl, DirFs, Slot};
 use hearth_ota::decide::{self, Decision, Device};
-use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url};
+use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url, index_url_for};
 use hearth_ota::install::{InstallError, InstallRequest, Target, install};
 use hearth_ota::manifest::Chunking;
 use hearth_ota::storage::FileSlot;
@@ -92,14 +92,12 @@ fn rig_with(v1: Vec<u8>, v2: Vec<u8>, format: u16) -> Rig {
 }
 
 /// The index naming bundles of `format`; format-1 bundles are named by the format-1 index
-/// (what devices on 0.1 read).
+/// (what devices on 0.1 read), format 3 by the one this build's devices read.
 fn index_for(base: &str, format: u16) -> String {
-    let file = match format {
-        1 => hearth_ota::index::INDEX_FILE,
-        2 => return index_url(base, "stable", "qemu-x86_64"),
-        _ => hearth_ota::index::INDEX_FILE_V3,
-    };
-    format!("{base}/stable/qemu-x86_64/{file}")
+    match format {
+        3 => index_url(base, "stable", "qemu-x86_64"),
+        f => index_url_for(base, "stable", "qemu-x86_64", f),
+    }
 }
 
 fn device() -> Device {
@@ -143,8 +141,35 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
         target: &mut target,
         active: Some(&mut active),
     }];
-    let bundle = hearth_ota::install::resolve(pending, &mut src, &mut targets)?;
+    // Format 3 reads the running slot here: reported as the index phase, in bytes.
+    let mut indexed = Vec::new();
+    let bundle =
+        hearth_ota::install::resolve_reporting(pending, &mut src, &mut targets, &mut |p| {
+            indexed.push(p)
+        })?;
     rig.pages_fetched.set(bundle.pages_fetched);
+    if rig.format == 3 {
+        let slot_len = std::fs::metadata(rig.dir.join("slot-a.img")).unwrap().len();
+        assert!(indexed.len() >= 2, "{indexed:?}");
+        assert!(
+            indexed
+                .iter()
+                .all(|p| p.phase == hearth_ota::install::Phase::Index && p.total == slot_len)
+        );
+        assert!(
+            indexed.windows(2).all(|w| w[0].done <= w[1].done),
+            "{indexed:?}"
+        );
+        assert_eq!(
+            (indexed[0].done, indexed.last().map(|p| p.done)),
+            (0, Some(slot_len))
+        );
+    } else {
+        assert!(
+            indexed.is_empty(),
+            "formats 1 and 2 index in install(): {indexed:?}"
+        );
+    }
     let result = install(InstallRequest {
         bundle: &bundle,
         source: &mut src,

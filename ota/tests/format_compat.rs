@@ -11,7 +11,7 @@ use common::*;
 use hearth_ota::boot::file::FileBoot;
 use hearth_ota::boot::{DirFs, Slot};
 use hearth_ota::decide::{self, Decision, Device};
-use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url};
+use hearth_ota::http::{HttpSource, bundle_url, fetch_index, index_url, index_url_for};
 use hearth_ota::index::{AcceptedIndex, INDEX_FILE, INDEX_FILE_V3, SeenIndex};
 use hearth_ota::install::{InstallRequest, Target, install};
 use hearth_ota::manifest::Chunking;
@@ -211,7 +211,7 @@ fn a_device_on_0_1_reaches_the_first_format_2_release_then_follows_format_2() {
 
     // Now on 0.2: it reads the format-2 index, which is not a replay of what it saw.
     rig.boot_into_b();
-    let new_url = index_url(&rig.server.base, "stable", "qemu-x86_64");
+    let new_url = index_url_for(&rig.server.base, "stable", "qemu-x86_64", 2);
     let seen_new = rig.accept(&new_url, Some(&seen_old.seen));
     assert!(seen_new.index.serial > seen_old.index.serial);
     assert_eq!(
@@ -260,7 +260,7 @@ fn a_device_on_format_2_reaches_the_first_format_3_release_then_follows_format_3
     rig.publish(&b2_old);
 
     // A device on format 2: its URL is `index-v2.hidx`, and it names a format-2 bundle.
-    let old_url = index_url(&rig.server.base, "stable", "qemu-x86_64");
+    let old_url = index_url_for(&rig.server.base, "stable", "qemu-x86_64", 2);
     let seen_old = rig.accept(&old_url, None);
     assert_eq!(
         decide::decide(&device(1), &seen_old.index).unwrap(),
@@ -272,7 +272,9 @@ fn a_device_on_format_2_reaches_the_first_format_3_release_then_follows_format_3
 
     // Now on format 3: it reads `index-v3.hidx`, which is not a replay of what it saw.
     rig.boot_into_b();
-    let new_url = format!("{}/stable/qemu-x86_64/{INDEX_FILE_V3}", rig.server.base);
+    // (this build's agent: `index_url` names it)
+    let new_url = index_url(&rig.server.base, "stable", "qemu-x86_64");
+    assert!(new_url.ends_with(INDEX_FILE_V3), "{new_url}");
     let seen_new = rig.accept(&new_url, Some(&seen_old.seen));
     assert!(seen_new.index.serial > seen_old.index.serial);
     assert_eq!(

@@ -145,6 +145,8 @@ pub struct UpdateSection {
     pub health_network: Option<bool>,
     /// Extra trust anchors (PEM files) for an https repository.
     pub ca_files: Option<Vec<PathBuf>>,
+    /// Newest bundle format installed (default 3): its index is read, newer bundles refused.
+    pub bundle_format: Option<u16>,
 }
 
 /// Flat keys of earlier releases → `(section, key)` today. Also the table in docs/agent.md.

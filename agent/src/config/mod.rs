@@ -95,6 +95,10 @@ pub struct UpdateConfig {
     pub health_units: Vec<String>,
     pub health_network: bool,
     pub ca_files: Vec<PathBuf>,
+    /// The newest OTA bundle format this device installs (1–3, default 3): the check reads the
+    /// index naming bundles of that format, the install refuses a newer one. Below 3 only to
+    /// stand in for a device on an older release (ci/e2e-ota, docs/testing.md).
+    pub bundle_format: u16,
 }
 
 /// Where apps live and what they run on.
@@ -358,7 +362,18 @@ fn resolve_update(u: file::UpdateSection) -> Result<UpdateConfig, ConfigError> {
             .unwrap_or_else(|| vec!["docker.service".into(), "NetworkManager.service".into()]),
         health_network: u.health_network.unwrap_or(true),
         ca_files: u.ca_files.unwrap_or_default(),
+        bundle_format: u
+            .bundle_format
+            .unwrap_or(hearth_ota::format::FORMAT_VERSION_PAGED),
     };
+    if !(hearth_ota::format::FORMAT_VERSION..=hearth_ota::format::FORMAT_VERSION_PAGED)
+        .contains(&update.bundle_format)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "update.bundle_format must be 1, 2 or 3, got {}",
+            update.bundle_format
+        )));
+    }
     if let Some(url) = &update.repo_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -589,6 +604,43 @@ mod tests {
         assert_eq!(cfg.apps.stores, vec![PathBuf::from("/srv/store")]);
         assert_eq!(cfg.network_rollback_secs, 90);
         assert!(cfg.disks_include_loop);
+    }
+
+    #[test]
+    fn bundle_format_defaults_to_3_and_only_known_formats_are_accepted() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let overrides = Overrides {
+            config_dirs: vec![tmp.path().to_path_buf()],
+            ..Overrides::default()
+        };
+        write(
+            tmp.path(),
+            "10-device.toml",
+            "[update]\nchannel = \"beta\"\n",
+        );
+        assert_eq!(
+            Config::load(&overrides).expect("load").update.bundle_format,
+            3
+        );
+        write(tmp.path(), "90-older.toml", "[update]\nbundle_format = 2\n");
+        assert_eq!(
+            Config::load(&overrides).expect("load").update.bundle_format,
+            2
+        );
+        for bad in [0, 4] {
+            write(
+                tmp.path(),
+                "90-older.toml",
+                &format!("[update]\nbundle_format = {bad}\n"),
+            );
+            let err = Config::load(&overrides)
+                .expect_err("unknown format")
+                .to_string();
+            assert!(
+                err.contains("update.bundle_format must be 1, 2 or 3"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

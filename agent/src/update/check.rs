@@ -96,7 +96,12 @@ impl Service {
         let base = self.config.repo_url.clone().unwrap_or_default();
         let policy = self.policy()?;
         let client = self.client()?;
-        let url = hearth_ota::http::index_url(&base, &policy.channel, &device.release.board);
+        let url = hearth_ota::http::index_url_for(
+            &base,
+            &policy.channel,
+            &device.release.board,
+            self.config.bundle_format,
+        );
         let bytes = hearth_ota::http::fetch_index(&client, &url)
             .await
             .map_err(|e| UpdateError::RepoUnreachable(e.to_string()))?;

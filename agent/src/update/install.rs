@@ -127,6 +127,16 @@ impl Service {
         let trust = self.trust(device)?;
         // Format 3's pages are read after the slots are open (derived from the running slot).
         let bundle = hearth_ota::bundle::open_signed(&mut src, &trust).map_err(from_open)?;
+        // A device configured for an older format (update.bundle_format) installs none newer.
+        if bundle.manifest.format > self.config.bundle_format {
+            return Err(UpdateError::BundleInvalid(VerifyError::BundleNotInIndex(
+                format!(
+                    "a format-{} bundle, and this device installs format {} at most \
+                     (update.bundle_format)",
+                    bundle.manifest.format, self.config.bundle_format
+                ),
+            )));
+        }
         latest
             .matches_pending(&bundle)
             .map_err(UpdateError::BundleInvalid)?;
@@ -157,8 +167,6 @@ impl Service {
             slots.push((p.name.clone(), target, active));
         }
         let mut targets = hearth_ota::install::Target::from_slots(&mut slots);
-        let bundle =
-            hearth_ota::install::resolve(bundle, &mut src, &mut targets).map_err(from_install)?;
         let live = self.live.clone();
         let mut last_phase = None;
         let mut progress = |p: hearth_ota::install::Progress| {
@@ -190,6 +198,10 @@ impl Service {
             }
             job.progress(p.done);
         };
+        // Format 3 reads the running slot here (its index phase), before install() starts.
+        let bundle =
+            hearth_ota::install::resolve_reporting(bundle, &mut src, &mut targets, &mut progress)
+                .map_err(from_install)?;
         let report = hearth_ota::install::install(hearth_ota::install::InstallRequest {
             bundle: &bundle,
             source: &mut src,

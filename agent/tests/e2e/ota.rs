@@ -1,11 +1,14 @@
 //! `ci/e2e-ota`: over-the-air updates on the qemu-x86_64 image, phase by phase (the shell
 //! builds v1–v4, publishes each into the repository before its phase, and cuts the power
 //! between `v4_power_cut` and `v4_retry`):
-//!  1. `v1_claim`: v1 1.0.0 claimed, its release, key and update URL in place;
-//!  2. `v2_delta_commit`: v2 installed as a delta (downloaded < half the bundle), reboot, the
-//!     health gate commits: 1.1.0 on slot b;
-//!  3. `v3_rollback`: the broken v3 installed; its trial boot fails the gate and the device
-//!     falls back to v2 by itself; the API reports the rollback with the gate's reason;
+//!  1. `v1_claim`: v1 1.0.0 claimed, its release, key and update URL in place; it stands in for
+//!     a device on a format-2 release (`update.bundle_format = 2`: reads `index-v2.hidx`);
+//!  2. `v2_delta_commit`: v2, the first format-3 release, installed through its format-2
+//!     bridge bundle as a delta (downloaded < half the bundle), reboot, the health gate
+//!     commits: 1.1.0 on slot b;
+//!  3. `v3_rollback`: the broken v3 installed from `index-v3.hidx` as a format-3 delta (at most
+//!     3× xdelta3 -9 of the same pair); its trial boot fails the gate and the device falls back
+//!     to v2 by itself; the API reports the rollback with the gate's reason;
 //!  4. `v4_power_cut`: v4's install started; when part of the slot is written the phase
 //!     creates `$HEARTH_E2E_RUN_DIR/e2e-midway` and ends, and the shell cuts the power;
 //!  5. `v4_retry`: after the power cut, still v2, the install reported interrupted; the retry
@@ -13,7 +16,8 @@
 //!
 //! Reads `$HEARTH_E2E_OTA_DIR` (bundles in `out/`, the repository's `nginx-access.log`),
 //! `$HEARTH_E2E_REPO_PORT` and, for phase 3, `$HEARTH_E2E_XDELTA_V3` (bytes of xdelta3 -9
-//! patches for the same pair, computed by the shell).
+//! patches for the same pair) and `$HEARTH_E2E_DELTA_V3` (`hearth-ota delta-size` of v3's
+//! bundle against v2's payloads), computed by the shell.
 
 use crate::common::Session;
 use crate::harness::{self, Checks, var};
@@ -46,6 +50,10 @@ async fn v1_claim() {
             r#"grep -q 'repo_url = "http://10.0.2.2:{}/"' /usr/lib/hearth/agent.d/10-device.toml"#,
             var("HEARTH_E2E_REPO_PORT")
         ),
+    );
+    c.guest(
+        "v1 stands in for a format-2 release (update.bundle_format = 2)",
+        "grep -qx 'bundle_format = 2' /usr/lib/hearth/agent.d/90-e2e-format2.toml",
     );
     harness::agent_started_cleanly(&mut c, "v1's first boot");
     c.guest(
@@ -81,7 +89,20 @@ async fn v2_delta_commit() {
     let installed = install(&mut c, &mut s).await;
     let d = installed.clone().unwrap_or(Value::Null);
     c.require("v2 installs", installed.map(|_| ()));
-    let bundle2 = bundle_size("1.1.0");
+    // Through the bridge: the format-2 index and the format-2 bundle, nothing of format 3.
+    let uris = requested();
+    c.check(
+        "v1 read index-v2.hidx and the format-2 bridge bundle only",
+        uris.iter().any(|u| u.ends_with("/index-v2.hidx"))
+            && uris
+                .iter()
+                .any(|u| is_bundle(u) && !u.ends_with("-v3.hota"))
+            && !uris
+                .iter()
+                .any(|u| u.ends_with("/index-v3.hidx") || u.ends_with("-v3.hota")),
+        || format!("requests: {uris:?}"),
+    );
+    let bundle2 = bundle_size("1.1.0", Some(2));
     let down2 = history_field(&d, "installed", "1.1.0", "downloaded_bytes");
     let reused2 = history_field(&d, "installed", "1.1.0", "reused_bytes");
     let served2 = served_bytes();
@@ -153,23 +174,39 @@ async fn v3_rollback() {
     c.note(&format!(
         "v2→v3 install: {} s; served {served} B of {} B",
         INSTALL_SECS.with(|t| t.get()),
-        bundle_size("1.2.0")
+        bundle_size("1.2.0", None)
     ));
+    // On v2 (format 3) the device reads index-v3.hidx and its format-3 bundle.
+    let uris = requested();
+    c.check(
+        "v2 read index-v3.hidx and the format-3 bundle",
+        uris.iter().any(|u| u.ends_with("/index-v3.hidx"))
+            && uris.iter().any(|u| u.ends_with("-v3.hota"))
+            && !uris.iter().any(|u| u.ends_with("/index-v2.hidx")),
+        || format!("requests: {uris:?}"),
+    );
     // v3 is the general kind of release (files added early in the tree): its delta must stay
     // within reach of a near-optimal binary diff of the same pair (xdelta3 -9 of root, kernel
-    // and initrd). Issue 14's goal is at most 3×; measured 2.95× and 3.04× on two builds of the
-    // same pair (a third of the download is the signed manifest, about 34 B per chunk, which
-    // xdelta3 does not pay). Until the manifest shrinks the goal is reported and the check
-    // guards against regressions (a delta that fetches much more than it did).
+    // and initrd): issue 14 asks for at most 3×, what the device fetched from the repository
+    // and what `hearth-ota delta-size` says it needs. (Format 2 paid ~34 B of signed manifest
+    // per chunk, about a third of this download; format 3's pages are derived on the device.)
     let xdelta: u64 = var("HEARTH_E2E_XDELTA_V3").parse().unwrap_or(0);
+    let predicted: u64 = var("HEARTH_E2E_DELTA_V3").parse().unwrap_or(0);
+    let ratio = |b: u64| b as f64 / xdelta.max(1) as f64;
     c.note(&format!(
-        "v2→v3 xdelta3 -9: {xdelta} B; Hearth served {served} B ({:.2}×)",
-        served as f64 / xdelta.max(1) as f64
+        "v2→v3 xdelta3 -9: {xdelta} B; Hearth served {served} B ({:.2}×), delta-size {predicted} B ({:.2}×)",
+        ratio(served),
+        ratio(predicted)
     ));
     c.check(
-        "v2→v3 download is at most 4× the xdelta3 patch",
-        xdelta > 0 && served <= 4 * xdelta,
+        "v2→v3 download (served) is at most 3× the xdelta3 patch",
+        xdelta > 0 && served > 0 && served <= 3 * xdelta,
         || format!("served {served} B, xdelta3 {xdelta} B"),
+    );
+    c.check(
+        "v2→v3 delta-size is at most 3× the xdelta3 patch",
+        xdelta > 0 && predicted > 0 && predicted <= 3 * xdelta,
+        || format!("delta-size {predicted} B, xdelta3 {xdelta} B"),
     );
     let t = Instant::now();
     let (status, body) = s.send(Method::POST, "/api/v1/update/reboot", None).await;
@@ -249,11 +286,14 @@ async fn v4_power_cut() {
     let (status, body) = s.send(Method::POST, "/api/v1/update/install", None).await;
     c.status("install answers 202", status, 202, &body);
     // The shell cuts the power as soon as this phase ends: when the install has written part
-    // of the slot (progress.done between 10 % and 90 %).
+    // of the slot (the write phase, progress.done between 10 % and 90 %; the index phase
+    // before it, reading the running slot, counts bytes too).
     let midway = harness::wait_json(&mut s, "/api/v1/update", secs_(900), |d| {
         let p = &d["progress"];
-        match (p["done"].as_f64(), p["total"].as_f64()) {
-            (Some(done), Some(total)) if total > 0.0 => (0.1..0.9).contains(&(done / total)),
+        match (p["phase"].as_str(), p["done"].as_f64(), p["total"].as_f64()) {
+            (Some("write"), Some(done), Some(total)) if total > 0.0 => {
+                (0.1..0.9).contains(&(done / total))
+            }
             _ => false,
         }
     })
@@ -309,7 +349,7 @@ async fn v4_retry() {
         INSTALL_SECS.with(|t| t.get()),
         history_field(&d, "installed", "1.3.0", "downloaded_bytes"),
         served_bytes(),
-        bundle_size("1.3.0")
+        bundle_size("1.3.0", None)
     ));
     let secs = reboot_into_update(&mut c, &mut s, "1.3.0").await;
     c.note(&format!("reboot into v4 to agent answering: {secs} s"));
@@ -429,7 +469,9 @@ fn history_field(d: &Value, kind: &str, version: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn bundle_size(version: &str) -> u64 {
+/// Size of the release's bundle the builder wrote: the format-3 one (`hearth-V-BOARD.bundle`),
+/// or with `bridge` the bridge bundle of that format (`hearth-V-BOARD.vN.bundle`).
+fn bundle_size(version: &str, bridge: Option<u16>) -> u64 {
     let out = ota_dir().join("out");
     std::fs::read_dir(&out)
         .ok()
@@ -438,7 +480,16 @@ fn bundle_size(version: &str) -> u64 {
         .flatten()
         .find(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(&format!("hearth-{version}-")) && name.ends_with(".bundle")
+            let Some(stem) = name
+                .strip_prefix(&format!("hearth-{version}-"))
+                .and_then(|n| n.strip_suffix(".bundle"))
+            else {
+                return false;
+            };
+            let format = stem
+                .rsplit_once(".v")
+                .and_then(|(_, f)| f.parse::<u16>().ok());
+            format == bridge
         })
         .and_then(|e| e.metadata().ok())
         .map_or(0, |m| m.len())
@@ -449,6 +500,19 @@ fn cut_log() {
     let _ = std::fs::File::create(ota_dir().join("nginx-access.log"));
 }
 
+/// The URIs requested from the repository since the log was last cut.
+fn requested() -> Vec<String> {
+    let log = std::fs::read_to_string(ota_dir().join("nginx-access.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| line.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+/// A bundle's URI (published bundles live under `bundles/`).
+fn is_bundle(uri: &str) -> bool {
+    uri.ends_with(".bundle") || uri.contains("bundles/")
+}
+
 /// Bytes the repository sent for bundle requests since the log was last cut (its lines are
 /// `METHOD URI STATUS BYTES "RANGE"`).
 fn served_bytes() -> u64 {
@@ -457,7 +521,7 @@ fn served_bytes() -> u64 {
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let uri = fields.get(1)?;
-            (uri.ends_with(".bundle") || uri.contains("bundles/"))
+            is_bundle(uri)
                 .then(|| fields.get(3)?.parse::<u64>().ok())
                 .flatten()
         })

@@ -88,8 +88,25 @@ impl Rig {
         self.dir.join(p)
     }
 
-    /// Builds a bundle of `root` as version `1.N.0` for `board`.
+    /// Builds a bundle of `root` as version `1.N.0` for `board`, in format 3 (releases' format).
     fn bundle(&self, n: u64, root: &[u8], board: &str, min: u64) -> PathBuf {
+        self.bundle_in(3, n, root, board, min)
+    }
+
+    /// The same in bundle format `format` (2: the bridge for devices on a format-2 release).
+    fn bundle_in(&self, format: u16, n: u64, root: &[u8], board: &str, min: u64) -> PathBuf {
+        let cdc = hearth_ota::manifest::CdcParams {
+            min: 4096,
+            avg: 16384,
+            max: 65536,
+        };
+        let chunking = match format {
+            2 => hearth_ota::manifest::Chunking::Cdc(cdc),
+            _ => hearth_ota::manifest::Chunking::Paged {
+                cdc,
+                paging: hearth_ota::pages::Paging::DEFAULT,
+            },
+        };
         let img = self.path(&format!("work/root-{n}-{board}.img"));
         std::fs::write(&img, root).unwrap();
         let spec = BundleSpec {
@@ -99,14 +116,10 @@ impl Rig {
             version_number: n,
             min_version_number: min,
             created: OffsetDateTime::now_utc() - time::Duration::hours(1),
-            chunking: hearth_ota::manifest::Chunking::Cdc(hearth_ota::manifest::CdcParams {
-                min: 4096,
-                avg: 16384,
-                max: 65536,
-            }),
+            chunking,
             payloads: vec![("root".into(), img)],
         };
-        let out = self.path(&format!("work/hearth-{n}-{board}.hota"));
+        let out = self.path(&format!("work/hearth-{n}-{board}-f{format}.hota"));
         build(
             &spec,
             &self.keys.keylist,
@@ -842,12 +855,70 @@ async fn foreign_and_revoked_signers_are_refused(
     std::fs::remove_file(index).unwrap();
 }
 
+/// A device on a format-2 release (`update.bundle_format = 2`: the stand-in ci/e2e-ota boots as
+/// v1) reads `index-v2.hidx` only: the first format-3 release reaches it through its format-2
+/// bridge bundle, and a format-3 bundle that index named would be refused, slots untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_2_device_takes_the_bridge_bundle_and_refuses_format_3() {
+    let rig = rig("[update]\nbundle_format = 2\n").await;
+    let mut v2 = rig.v1.clone();
+    v2[..70_000].copy_from_slice(&image_bytes(70_000, 5));
+    rig.publish(&rig.bundle(2, &v2, BOARD, 1), "Paged.");
+    let agent = rig.start_agent();
+    let mut admin = agent.claim().await;
+    // Only `index-v3.hidx` exists: not what this device reads.
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_GATEWAY, "update_repo_unreachable"),
+        "{body}"
+    );
+
+    // `index-v2.hidx` naming the format-3 bundle: the check takes the index, the install
+    // refuses the bundle before writing anything.
+    let dir = rig.path("repo/stable").join(BOARD);
+    std::fs::copy(dir.join("index-v3.hidx"), dir.join("index-v2.hidx")).unwrap();
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["available"]["version"], "1.2.0", "{body}");
+    let id = install(&mut admin).await;
+    let j = wait_job(&mut admin, &id).await;
+    assert_eq!(j["state"], "failed", "{j}");
+    assert_eq!(j["error_code"], "update_bundle_invalid", "{j}");
+    assert!(
+        j["error"].as_str().unwrap().contains("format-3 bundle"),
+        "{j}"
+    );
+    slots_unchanged(&rig);
+    assert_eq!(rig.slot("b"), vec![7u8; SIZE / 2], "slot b not written");
+
+    // The bridge: the same release in format 2, published after it (index-v2.hidx, the copy
+    // above removed: a repository never has it).
+    std::fs::remove_file(dir.join("index-v2.hidx")).unwrap();
+    rig.publish(&rig.bundle_in(2, 2, &v2, BOARD, 1), "Paged (bridge).");
+    let (status, body) = check(&mut admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = install(&mut admin).await;
+    let j = wait_job(&mut admin, &id).await;
+    assert_eq!(j["state"], "done", "{j}");
+    assert_eq!(
+        rig.slot("b"),
+        v2,
+        "slot b holds 1.2.0 from the bridge bundle"
+    );
+    let body = get(&mut admin).await;
+    assert_eq!(
+        body["pending_reboot"],
+        json!({"version": "1.2.0", "slot": "b"})
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_indexes_and_bundles_are_refused_with_codes_and_slots_untouched() {
     let rig = rig("").await;
     let mut agent = rig.start_agent();
     let mut admin = agent.claim().await;
-    let index = rig.path("repo/stable").join(BOARD).join("index-v2.hidx");
+    let index = rig.path("repo/stable").join(BOARD).join("index-v3.hidx");
 
     // Nothing published: the repository has no index for this board.
     let (status, body) = check(&mut admin).await;
@@ -869,7 +940,7 @@ async fn bad_indexes_and_bundles_are_refused_with_codes_and_slots_untouched() {
     let pi = rig.bundle(2, &v2, "rpi4", 1);
     rig.publish(&pi, "For a Pi.");
     std::fs::create_dir_all(index.parent().unwrap()).unwrap();
-    std::fs::copy(rig.path("repo/stable/rpi4/index-v2.hidx"), &index).unwrap();
+    std::fs::copy(rig.path("repo/stable/rpi4/index-v3.hidx"), &index).unwrap();
     let (status, body) = check(&mut admin).await;
     refused(status, &body, "update_index_invalid", "rpi4");
     let state = get(&mut admin).await;
