@@ -31,3 +31,4 @@ pub mod rootfs;
 pub mod rpi;
 pub mod run;
 pub mod seal;
+pub mod verity;
