@@ -474,7 +474,13 @@ fn boot_files(
     let slot_boot = match (&sealed.verity, board.boot) {
         (Some(v), BootMethod::SystemdBoot) => {
             let initrd = parts.join("initrd.img");
-            verity::boot_initrd(&efi::boot_file(root, "initrd.img-")?, v, b.epoch, &initrd)?;
+            verity::boot_initrd(
+                &efi::boot_file(root, "initrd.img-")?,
+                v,
+                &b.opts.version,
+                b.epoch,
+                &initrd,
+            )?;
             Some(efi::SlotBoot {
                 kernel: efi::boot_file(root, "vmlinuz-")?,
                 initrd,

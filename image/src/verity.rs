@@ -143,10 +143,11 @@ pub fn format(
 }
 
 /// The text of [`CONF`]: shell-readable `KEY=value` lines the initramfs script parses (it
-/// accepts only hex and digits).
-pub fn conf_text(info: &VerityInfo) -> String {
+/// accepts only hex and digits for the hash and offset). `HEARTH_VERSION` (the release the
+/// slot holds) goes into the record of a refused slot the agent reports.
+pub fn conf_text(info: &VerityInfo, version: &str) -> String {
     format!(
-        "HEARTH_VERITY_ROOT_HASH={}\nHEARTH_VERITY_HASH_OFFSET={}\n",
+        "HEARTH_VERITY_ROOT_HASH={}\nHEARTH_VERITY_HASH_OFFSET={}\nHEARTH_VERSION={version}\n",
         info.root_hash, info.hash_offset
     )
 }
@@ -156,6 +157,7 @@ pub fn conf_text(info: &VerityInfo) -> String {
 pub fn boot_initrd(
     root_initrd: &Path,
     info: &VerityInfo,
+    version: &str,
     epoch: u64,
     out: &Path,
 ) -> Result<(), VerityError> {
@@ -164,7 +166,7 @@ pub fn boot_initrd(
         bytes.push(0);
     }
     bytes.extend(crate::initrd::files_layer(
-        &[(CONF, conf_text(info).as_bytes())],
+        &[(CONF, conf_text(info, version).as_bytes())],
         epoch,
     ));
     std::fs::write(out, bytes).map_err(io(out))
@@ -299,13 +301,14 @@ mod tests {
             total_size: 8192,
         };
         let out = tmp.path().join("initrd.img");
-        boot_initrd(&root_initrd, &info, 0, &out).expect("initrd");
+        boot_initrd(&root_initrd, &info, "1.2.3", 0, &out).expect("initrd");
         let bytes = std::fs::read(&out).expect("read");
         assert_eq!(&bytes[..8], b"zstd!\0\0\0", "padded to 4 bytes");
         assert_eq!(&bytes[8..14], b"070701", "a newc archive follows");
         assert_eq!(root_hash_in_initrd(&out), Some("ab".repeat(32)));
         assert_eq!(root_hash_in_initrd(&root_initrd), None);
-        let conf = conf_text(&info);
+        let conf = conf_text(&info, "1.2.3");
         assert!(conf.contains("HEARTH_VERITY_HASH_OFFSET=4096\n"), "{conf}");
+        assert!(conf.ends_with("HEARTH_VERSION=1.2.3\n"), "{conf}");
     }
 }
