@@ -261,8 +261,8 @@ pub fn verify(image: &Path, key: &VerifyingKey, echo: bool) -> Result<Report> {
             sums_path.display()
         )
     })?;
-    let sig = std::fs::read(&sig_path)
-        .with_context(|| format!("cannot read {}", sig_path.display()))?;
+    let sig =
+        std::fs::read(&sig_path).with_context(|| format!("cannot read {}", sig_path.display()))?;
 
     // 1. The signature of the checksum list.
     let key_id = hearth_ota::hexutil::encode(&hearth_ota::keys::key_id(key));
@@ -478,10 +478,7 @@ mod tests {
             "22".repeat(32)
         );
         let bytes = [b"zstd".as_slice(), old.as_bytes(), b"\0\0", new.as_bytes()].concat();
-        assert_eq!(
-            verity_conf_in_initrd(&bytes),
-            Some(("22".repeat(32), 8192))
-        );
+        assert_eq!(verity_conf_in_initrd(&bytes), Some(("22".repeat(32), 8192)));
         assert_eq!(verity_conf_in_initrd(b"no layer"), None);
         let short = b"HEARTH_VERITY_ROOT_HASH=abc\nHEARTH_VERITY_HASH_OFFSET=1\n";
         assert_eq!(verity_conf_in_initrd(short), None);

@@ -125,7 +125,13 @@ fn tiny_image(root_hash_override: Option<&str>) -> Tiny {
         partitions: vec![
             placed("esp", Role::Esp, gpt_type::ESP, MIB, 8 * MIB),
             placed("root-a", Role::Root, gpt_type::ROOT_X86_64, ROOT_A, 4 * MIB),
-            placed("root-b", Role::Root, gpt_type::ROOT_X86_64, 13 * MIB, 4 * MIB),
+            placed(
+                "root-b",
+                Role::Root,
+                gpt_type::ROOT_X86_64,
+                13 * MIB,
+                4 * MIB,
+            ),
         ],
         disk_size: 18 * MIB,
     };
@@ -153,11 +159,8 @@ fn tiny_image(root_hash_override: Option<&str>) -> Tiny {
     .expect("manifest");
     let key = SigningKey::from_bytes(&[9u8; 32]);
     let public = work.join("signing.pem.pub");
-    std::fs::write(
-        &public,
-        hearth_ota::keys::public_pem(&key.verifying_key()),
-    )
-    .expect("public key");
+    std::fs::write(&public, hearth_ota::keys::public_pem(&key.verifying_key()))
+        .expect("public key");
     let tiny = Tiny {
         _tmp: tmp,
         out,
@@ -167,10 +170,7 @@ fn tiny_image(root_hash_override: Option<&str>) -> Tiny {
         info,
     };
     tiny.sign(
-        &[
-            &format!("{PREFIX}.img"),
-            &format!("{PREFIX}.manifest.json"),
-        ],
+        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
         &tiny.key,
     );
     tiny
@@ -226,7 +226,10 @@ fn a_flipped_byte_in_a_root_fails_even_when_the_list_is_signed_again() {
     t.flip(ROOT_A + 500_000);
     let (out, text) = t.verify(&t.image);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("FAIL sha256 of {PREFIX}.img: is ")), "{text}");
+    assert!(
+        text.contains(&format!("FAIL sha256 of {PREFIX}.img: is ")),
+        "{text}"
+    );
     assert!(
         text.contains("FAIL slot a's root (root-a) verifies against the initrd's root hash: dm-verity mismatch"),
         "{text}"
@@ -234,15 +237,15 @@ fn a_flipped_byte_in_a_root_fails_even_when_the_list_is_signed_again() {
     // Signed again (a key holder, or an image rebuilt from a corrupt root): the checksums match,
     // the root still does not.
     t.sign(
-        &[
-            &format!("{PREFIX}.img"),
-            &format!("{PREFIX}.manifest.json"),
-        ],
+        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
         &t.key,
     );
     let (out, text) = t.verify(&t.image);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("ok   sha256 of {PREFIX}.img")), "{text}");
+    assert!(
+        text.contains(&format!("ok   sha256 of {PREFIX}.img")),
+        "{text}"
+    );
     assert!(text.contains("FAIL slot a's root (root-a)"), "{text}");
     assert!(text.contains("1 failed"), "{text}");
 }
@@ -252,10 +255,7 @@ fn a_foreign_signature_or_root_hash_fails() {
     let t = tiny_image(None);
     let other = SigningKey::from_bytes(&[3u8; 32]);
     t.sign(
-        &[
-            &format!("{PREFIX}.img"),
-            &format!("{PREFIX}.manifest.json"),
-        ],
+        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
         &other,
     );
     let (out, text) = t.verify(&t.image);
@@ -283,5 +283,8 @@ fn a_foreign_signature_or_root_hash_fails() {
     std::fs::remove_file(t.out.join(format!("{PREFIX}.SHA256SUMS"))).expect("rm");
     let (out, text) = t.verify(&t.image);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("the signed checksum list published with the image"), "{text}");
+    assert!(
+        text.contains("the signed checksum list published with the image"),
+        "{text}"
+    );
 }

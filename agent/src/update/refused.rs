@@ -76,7 +76,9 @@ impl Service {
                     }
                     tracing::warn!(slot = %r.slot, reason = %r.reason, "the initramfs refused a slot at boot");
                 }
-                None => tracing::warn!(path = %path.display(), "ignoring a malformed refused-slot record"),
+                None => {
+                    tracing::warn!(path = %path.display(), "ignoring a malformed refused-slot record")
+                }
             }
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove the refused-slot record");
@@ -85,11 +87,10 @@ impl Service {
     }
 
     fn push_refusal(&self, r: &Refusal) -> Result<(), super::UpdateError> {
-        let at = r
-            .at
-            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-            .map(rfc3339)
-            .unwrap_or_else(|| self.now());
+        let at =
+            r.at.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                .map(rfc3339)
+                .unwrap_or_else(|| self.now());
         let running = super::device::read_release(&self.config.release_file)
             .map(|rel| rel.version)
             .unwrap_or_default();
@@ -99,10 +100,9 @@ impl Service {
             r.slot, r.reason
         );
         let history = self.store.update_history()?;
-        if history
-            .iter()
-            .any(|h| h.kind == HistoryKind::Refused && h.at == at && h.reason.as_ref() == Some(&reason))
-        {
+        if history.iter().any(|h| {
+            h.kind == HistoryKind::Refused && h.at == at && h.reason.as_ref() == Some(&reason)
+        }) {
             return Ok(());
         }
         self.store.push_update_history(HistoryEntry {
@@ -133,7 +133,10 @@ mod tests {
         assert_eq!(r.slot, "a");
         assert_eq!(r.at, Some(1_764_729_000));
         assert_eq!(r.version.as_deref(), Some("1.1.0"));
-        assert!(r.reason.starts_with("PARTLABEL=root-a does not match"), "{r:?}");
+        assert!(
+            r.reason.starts_with("PARTLABEL=root-a does not match"),
+            "{r:?}"
+        );
         let bare = parse("slot=b\nat=garbage\nversion=\n").expect("bare");
         assert_eq!(
             (bare.at, bare.version, bare.reason.as_str()),
@@ -167,7 +170,10 @@ mod tests {
         assert_eq!(h.kind, HistoryKind::Refused);
         assert_eq!(h.code.as_deref(), Some(CODE));
         assert_eq!(h.at, "2025-12-03T02:30:00Z", "the initramfs' time");
-        assert_eq!((h.from_version.as_str(), h.to_version.as_str()), ("1.1.0", "1.0.0"));
+        assert_eq!(
+            (h.from_version.as_str(), h.to_version.as_str()),
+            ("1.1.0", "1.0.0")
+        );
         let reason = h.reason.as_deref().unwrap_or_default();
         assert!(
             reason.starts_with("slot a was refused at boot and the device started slot b instead: PARTLABEL=root-a does not match"),
