@@ -346,96 +346,128 @@ pub fn verify(image: &Path, key: &VerifyingKey, echo: bool) -> Result<Report> {
         .partition("esp")
         .context("the manifest lists no esp partition")?;
     let runner = Runner::new(None, false)?;
+    let inputs = SlotInputs {
+        manifest: &manifest,
+        info,
+        raw: &raw,
+        esp_offset: esp.offset,
+        tmp: &tmp.0,
+        runner: &runner,
+    };
     for slot in ["a", "b"] {
-        let filled = manifest.slots_filled.iter().any(|s| s == slot);
-        let initrd = tmp.0.join(format!("initrd-{slot}.img"));
-        let copied = Command::new("mcopy")
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-n")
-            .arg("-i")
-            .arg(format!("{}@@{}", raw.display(), esp.offset))
-            .arg(format!("::/hearth/{slot}/initrd.img"))
-            .arg(&initrd)
-            .stderr(Stdio::null())
-            .status()
-            .context("cannot run mcopy")?
-            .success();
-        if !copied {
-            if filled {
-                report.push(
-                    Outcome::Fail,
-                    format!("slot {slot}'s initrd on the ESP"),
-                    "missing, but the manifest says the slot is filled",
-                );
-            } else {
-                report.push(
-                    Outcome::Skip,
-                    format!("slot {slot}"),
-                    "empty (no initrd on the ESP)",
-                );
-            }
-            continue;
-        }
-        let bytes = std::fs::read(&initrd)?;
-        let _ = std::fs::remove_file(&initrd);
-        let what = format!("slot {slot}'s initrd carries the signed manifest's root hash");
-        let Some((hash, offset)) = verity_conf_in_initrd(&bytes) else {
-            report.push(Outcome::Fail, what, "it carries no root hash");
-            continue;
-        };
-        if hash == info.root_hash && offset == info.hash_offset {
-            report.push(Outcome::Ok, what, hash.as_str());
-        } else {
-            report.push(
-                Outcome::Fail,
-                what,
-                format!(
-                    "it carries {hash} at offset {offset}, the manifest {} at {}",
-                    info.root_hash, info.hash_offset
-                ),
-            );
-        }
-        let part_name = format!("root-{slot}");
-        let Some(part) = manifest.partition(&part_name) else {
-            report.push(
-                Outcome::Fail,
-                format!("slot {slot}'s root"),
-                format!("the manifest lists no partition {part_name}"),
-            );
-            continue;
-        };
-        if info.total_size > part.size || offset >= part.size {
-            report.push(
-                Outcome::Fail,
-                format!("slot {slot}'s root"),
-                format!(
-                    "the root ({} bytes) does not fit its partition ({} bytes)",
-                    info.total_size, part.size
-                ),
-            );
-            continue;
-        }
-        let root = tmp.0.join(format!("root-{slot}.img"));
-        let mut src = File::open(&raw)?;
-        src.seek(SeekFrom::Start(part.offset))?;
-        copy_range(&mut src, &root, info.total_size.max(offset))?;
-        let what =
-            format!("slot {slot}'s root ({part_name}) verifies against the initrd's root hash");
-        match runner.output(&mut verity::verify_command(&root, offset, &hash)) {
-            Ok(_) => report.push(
-                Outcome::Ok,
-                what,
-                format!("{} MiB read", info.total_size >> 20),
-            ),
-            Err(e) => report.push(
-                Outcome::Fail,
-                what,
-                format!("dm-verity mismatch: {}", one_line(&e.to_string())),
-            ),
-        }
-        let _ = std::fs::remove_file(&root);
+        check_slot(&mut report, slot, &inputs)?;
     }
     Ok(report)
+}
+
+/// What every slot's check reads.
+struct SlotInputs<'a> {
+    manifest: &'a ManifestView,
+    info: &'a VerityInfo,
+    raw: &'a Path,
+    esp_offset: u64,
+    tmp: &'a Path,
+    runner: &'a Runner,
+}
+
+/// Slot `slot`: the root hash its ESP initrd carries against the manifest's, then its root
+/// partition against that hash.
+fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()> {
+    let SlotInputs {
+        manifest,
+        info,
+        raw,
+        esp_offset,
+        tmp,
+        runner,
+    } = *i;
+    let filled = manifest.slots_filled.iter().any(|s| s == slot);
+    let initrd = tmp.join(format!("initrd-{slot}.img"));
+    let copied = Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-n")
+        .arg("-i")
+        .arg(format!("{}@@{}", raw.display(), esp_offset))
+        .arg(format!("::/hearth/{slot}/initrd.img"))
+        .arg(&initrd)
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run mcopy")?
+        .success();
+    if !copied {
+        if filled {
+            report.push(
+                Outcome::Fail,
+                format!("slot {slot}'s initrd on the ESP"),
+                "missing, but the manifest says the slot is filled",
+            );
+        } else {
+            report.push(
+                Outcome::Skip,
+                format!("slot {slot}"),
+                "empty (no initrd on the ESP)",
+            );
+        }
+        return Ok(());
+    }
+    let bytes = std::fs::read(&initrd)?;
+    let _ = std::fs::remove_file(&initrd);
+    let what = format!("slot {slot}'s initrd carries the signed manifest's root hash");
+    let Some((hash, offset)) = verity_conf_in_initrd(&bytes) else {
+        report.push(Outcome::Fail, what, "it carries no root hash");
+        return Ok(());
+    };
+    if hash == info.root_hash && offset == info.hash_offset {
+        report.push(Outcome::Ok, what, hash.as_str());
+    } else {
+        report.push(
+            Outcome::Fail,
+            what,
+            format!(
+                "it carries {hash} at offset {offset}, the manifest {} at {}",
+                info.root_hash, info.hash_offset
+            ),
+        );
+    }
+    let part_name = format!("root-{slot}");
+    let Some(part) = manifest.partition(&part_name) else {
+        report.push(
+            Outcome::Fail,
+            format!("slot {slot}'s root"),
+            format!("the manifest lists no partition {part_name}"),
+        );
+        return Ok(());
+    };
+    if info.total_size > part.size || offset >= part.size {
+        report.push(
+            Outcome::Fail,
+            format!("slot {slot}'s root"),
+            format!(
+                "the root ({} bytes) does not fit its partition ({} bytes)",
+                info.total_size, part.size
+            ),
+        );
+        return Ok(());
+    }
+    let root = tmp.join(format!("root-{slot}.img"));
+    let mut src = File::open(raw)?;
+    src.seek(SeekFrom::Start(part.offset))?;
+    copy_range(&mut src, &root, info.total_size.max(offset))?;
+    let what = format!("slot {slot}'s root ({part_name}) verifies against the initrd's root hash");
+    match runner.output(&mut verity::verify_command(&root, offset, &hash)) {
+        Ok(_) => report.push(
+            Outcome::Ok,
+            what,
+            format!("{} MiB read", info.total_size >> 20),
+        ),
+        Err(e) => report.push(
+            Outcome::Fail,
+            what,
+            format!("dm-verity mismatch: {}", one_line(&e.to_string())),
+        ),
+    }
+    let _ = std::fs::remove_file(&root);
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {
@@ -455,13 +487,13 @@ mod tests {
     #[test]
     fn prefixes_and_checksum_lines_parse() {
         assert_eq!(
-            prefix_of(Path::new("/o/hearth-1.0.0-qemu-x86_64.img.xz")).unwrap(),
+            prefix_of(Path::new("/o/hearth-1.0.0-qemu-x86_64.img.xz")).expect("parses"),
             "hearth-1.0.0-qemu-x86_64"
         );
-        assert_eq!(prefix_of(Path::new("x.img")).unwrap(), "x");
+        assert_eq!(prefix_of(Path::new("x.img")).expect("parses"), "x");
         assert!(prefix_of(Path::new("x.bundle")).is_err());
         assert!(prefix_of(Path::new(".img")).is_err());
-        let sums = parse_sums(&format!("{}  a.img\n\n", "AB".repeat(32))).unwrap();
+        let sums = parse_sums(&format!("{}  a.img\n\n", "AB".repeat(32))).expect("parses");
         assert_eq!(sums, vec![("ab".repeat(32), "a.img".to_string())]);
         assert!(parse_sums("xyz  a.img\n").is_err());
         assert!(parse_sums(&format!("{} a.img\n", "ab".repeat(32))).is_err());
