@@ -16,7 +16,7 @@ use hearth_image::partition::{Placed, Plan, gpt_type};
 use hearth_image::{disk, verity};
 
 const MIB: u64 = 1 << 20;
-const ROOT_A: u64 = 9 * MIB;
+const ROOT_A: u64 = 17 * MIB;
 const PREFIX: &str = "hearth-1.0.0-tiny";
 
 fn bin() -> PathBuf {
@@ -118,22 +118,22 @@ fn tiny_image(root_hash_override: Option<&str>) -> Tiny {
     )
     .expect("boot initrd");
     let esp = work.join("esp.vfat");
-    disk::make_fat(&esp, 8 * MIB, "ESP", "1234ABCD", &esp_tree, 0, &runner).expect("fat");
+    disk::make_fat(&esp, 16 * MIB, "ESP", "1234ABCD", &esp_tree, 0, &runner).expect("fat");
 
     let plan = Plan {
         label_id: "12345678-1234-4234-8234-000000000001".into(),
         partitions: vec![
-            placed("esp", Role::Esp, gpt_type::ESP, MIB, 8 * MIB),
+            placed("esp", Role::Esp, gpt_type::ESP, MIB, 16 * MIB),
             placed("root-a", Role::Root, gpt_type::ROOT_X86_64, ROOT_A, 4 * MIB),
             placed(
                 "root-b",
                 Role::Root,
                 gpt_type::ROOT_X86_64,
-                13 * MIB,
+                21 * MIB,
                 4 * MIB,
             ),
         ],
-        disk_size: 18 * MIB,
+        disk_size: 26 * MIB,
     };
     let image = out.join(format!("{PREFIX}.img"));
     disk::assemble(
@@ -193,7 +193,7 @@ fn an_untouched_image_verifies_raw_and_compressed() {
         "skip slot b: empty",
         "0 failed",
     ] {
-        assert!(text.contains(want.as_str()), "{want:?} in:\n{text}");
+        assert!(text.contains(want), "{want:?} in:\n{text}");
     }
 
     // The same image compressed, listed and signed as the builder publishes it.
