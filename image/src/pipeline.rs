@@ -347,7 +347,7 @@ fn prepare_root(
     // /usr/share/hearth/stores/casaos as the default store, docs/apps.md).
     let stores = root.join("usr/share/hearth/stores");
     std::fs::create_dir_all(&stores)?;
-    crate::overlay::apply(&ws.root.join("stores"), &stores)?;
+    crate::overlay::apply(&b.ws.root.join("stores"), &stores)?;
     let release = ota::release(board, &opts.version, ota.version_number, &build_id);
     ota::write_into_root(
         &root,
