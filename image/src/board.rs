@@ -39,6 +39,10 @@ pub struct Board {
     /// Kernel command line shared by both slots; the builder adds the slot's root.
     pub kernel_cmdline: Vec<String>,
     pub boot: BootMethod,
+    /// systemd-boot boards: boot each slot from a unified kernel image (`crate::uki`) instead
+    /// of a separate kernel and initrd; the update bundle then carries the UKI.
+    #[serde(default)]
+    pub uki: bool,
     pub rootfs: RootFs,
     #[serde(rename = "partition")]
     pub partitions: Vec<PartitionSpec>,

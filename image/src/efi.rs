@@ -1,6 +1,9 @@
 //! Boot files of an EFI board: systemd-boot (also as the removable-media fallback), and per
-//! slot a kernel, an initramfs and a loader entry that names the slot's own root partition.
-//! Staged into a folder; the disk module packs it into the FAT ESP.
+//! slot a kernel, an initramfs and a loader entry that names the slot's own root partition;
+//! on boards with `uki = true` a unified kernel image per slot instead (`crate::uki`: kernel,
+//! initrd and the slot-independent command line with the root hash in one PE file) plus a
+//! per-slot command-line addon naming the slot's root (see [`uki_cmdline`]). Staged into a
+//! folder; the disk module packs it into the FAT ESP.
 use std::path::{Path, PathBuf};
 
 use crate::board::{Board, BootMethod, Slot};
@@ -59,6 +62,39 @@ pub fn cmdline(board: &Board, slot: Slot) -> String {
     args.join(" ")
 }
 
+/// The command line inside a board's UKI: everything of [`cmdline`] but the slot (the same
+/// UKI boots from either slot: the update bundle carries one), plus the root hash. The slot's
+/// own `root=`/`hearth.slot=` come from its addon ([`slot_addon_cmdline`]), which
+/// systemd-stub appends. `hearth.roothash=` and not systemd's `roothash=`: after the switch to
+/// the real root, systemd-veritysetup-generator would act on `roothash=` and set up a second
+/// mapping of its own; the initramfs script (`hearth-verity`) refuses a root hash on the
+/// command line that differs from the one in the initrd.
+pub fn uki_cmdline(board: &Board, root_hash: &str) -> String {
+    let mut args = vec![
+        format!("rootfstype={}", board.rootfs.name()),
+        "ro".to_string(),
+        format!("panic={PANIC_REBOOT_SECS}"),
+        format!("hearth.roothash={root_hash}"),
+    ];
+    args.extend(board.kernel_cmdline.iter().cloned());
+    args.join(" ")
+}
+
+/// The command line of a slot's UKI addon: its own root partition and slot letter.
+pub fn slot_addon_cmdline(slot: Slot) -> String {
+    format!("root=PARTLABEL=root-{0} hearth.slot={0}", slot.letter())
+}
+
+/// Where a slot's UKI lives on the ESP (the update bundle's `uki` payload).
+pub fn uki_path(slot: Slot) -> String {
+    format!("hearth/{}/hearth.efi", slot.letter())
+}
+
+/// Where a slot's addon lives: systemd-stub loads `*.addon.efi` from `<UKI>.extra.d/`.
+pub fn addon_path(slot: Slot) -> String {
+    format!("{}.extra.d/slot.addon.efi", uki_path(slot))
+}
+
 /// The loader entry file name of a slot. A slot the image leaves empty is marked bad
 /// (systemd-boot's boot counting: no tries left) so it is never picked by default.
 pub fn entry_name(slot: Slot, filled: bool) -> String {
@@ -78,12 +114,45 @@ pub fn entry(board: &Board, slot: Slot, version: &str) -> String {
     )
 }
 
+/// A UKI loader entry (Boot Loader Specification type 1 with `uki`): title, version and
+/// sort key stay in the entry, where the updater edits them for a trial (a type 2 entry takes
+/// them from the signed image, so a trial could not be put first); systemd-boot counts its
+/// boots by the file name and, under Secure Boot, offers no command-line editing for it (as
+/// for type 2 entries).
+pub fn uki_entry(slot: Slot, version: &str) -> String {
+    let s = slot.letter();
+    format!(
+        "title Hearth {version} (slot {s})\nversion {version}\nsort-key hearth-{s}\nuki /{}\n",
+        uki_path(slot)
+    )
+}
+
 /// A slot's kernel and initrd as the ESP and the update bundle carry them.
 #[derive(Debug, Clone)]
 pub struct SlotBoot {
     pub kernel: PathBuf,
     /// The root's initramfs with the slot's verity layer appended (`verity::boot_initrd`).
     pub initrd: PathBuf,
+    /// On `uki = true` boards: the UKI (kernel, that initrd, [`uki_cmdline`]) and each slot's
+    /// addon; the ESP and the bundle carry these instead of the kernel and initrd.
+    pub uki: Option<UkiBoot>,
+}
+
+/// A board's UKI and the two slots' addons.
+#[derive(Debug, Clone)]
+pub struct UkiBoot {
+    pub uki: PathBuf,
+    /// The addons of slot a and slot b.
+    pub addons: [PathBuf; 2],
+}
+
+impl UkiBoot {
+    pub fn addon(&self, slot: Slot) -> &Path {
+        match slot {
+            Slot::A => &self.addons[0],
+            Slot::B => &self.addons[1],
+        }
+    }
 }
 
 /// Writes the ESP's files into `staging`. `filled` lists the slots the image writes.
@@ -110,6 +179,18 @@ pub fn stage(
     for slot in Slot::ALL {
         let filled = filled.contains(&slot);
         let entries = staging.join("loader/entries");
+        if let Some(uki) = &boot.uki {
+            write(
+                &entries.join(entry_name(slot, filled)),
+                &uki_entry(slot, version),
+            )?;
+            // Both slots' addons: an update writes only the slot's UKI.
+            copy(uki.addon(slot), &staging.join(addon_path(slot)))?;
+            if filled {
+                copy(&uki.uki, &staging.join(uki_path(slot)))?;
+            }
+            continue;
+        }
         write(
             &entries.join(entry_name(slot, filled)),
             &entry(board, slot, version),
@@ -185,6 +266,7 @@ mod tests {
         let boot = SlotBoot {
             kernel: root.join("boot/vmlinuz-6.12"),
             initrd: tmp.path().join("initrd-verity"),
+            uki: None,
         };
         stage(&board(), &root, &esp, "1.0", &[Slot::A], &boot).expect("stage");
         assert!(esp.join("EFI/BOOT/BOOTX64.EFI").is_file());
@@ -196,5 +278,76 @@ mod tests {
         );
         assert!(!esp.join("hearth/b").exists());
         assert!(esp.join("loader/entries/hearth-b+0-0.conf").is_file());
+    }
+
+    #[test]
+    fn uki_boards_stage_one_uki_per_filled_slot_and_every_slots_addon() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib/systemd/boot/efi")).expect("mkdir");
+        std::fs::write(
+            root.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi"),
+            "e",
+        )
+        .expect("write");
+        for n in ["uki", "addon-a", "addon-b", "k", "i"] {
+            std::fs::write(tmp.path().join(n), n).expect("write");
+        }
+        let boot = SlotBoot {
+            kernel: tmp.path().join("k"),
+            initrd: tmp.path().join("i"),
+            uki: Some(UkiBoot {
+                uki: tmp.path().join("uki"),
+                addons: [tmp.path().join("addon-a"), tmp.path().join("addon-b")],
+            }),
+        };
+        let esp = tmp.path().join("esp");
+        stage(&board(), &root, &esp, "2.0", &[Slot::A], &boot).expect("stage");
+        let read = |p: &str| std::fs::read_to_string(esp.join(p)).unwrap_or_default();
+        assert_eq!(read("hearth/a/hearth.efi"), "uki");
+        assert!(!esp.join("hearth/b/hearth.efi").exists(), "slot b is empty");
+        assert!(!esp.join("hearth/a/vmlinuz").exists(), "no separate kernel");
+        assert_eq!(
+            read("hearth/a/hearth.efi.extra.d/slot.addon.efi"),
+            "addon-a"
+        );
+        assert_eq!(
+            read("hearth/b/hearth.efi.extra.d/slot.addon.efi"),
+            "addon-b"
+        );
+        let entry = read("loader/entries/hearth-a.conf");
+        assert!(entry.contains("\nuki /hearth/a/hearth.efi\n"), "{entry}");
+        assert!(entry.contains("sort-key hearth-a"), "{entry}");
+        assert!(
+            !entry.contains("options"),
+            "the UKI's own command line only: {entry}"
+        );
+        assert!(esp.join("loader/entries/hearth-b+0-0.conf").is_file());
+    }
+
+    #[test]
+    fn the_uki_command_line_carries_the_root_hash_and_no_slot() {
+        let b = board();
+        let hash = "ab".repeat(32);
+        let line = uki_cmdline(&b, &hash);
+        assert!(line.contains(&format!("hearth.roothash={hash}")), "{line}");
+        assert!(
+            !line.contains("root="),
+            "the slot's addon names the root: {line}"
+        );
+        assert!(
+            !line.contains(" roothash="),
+            "not systemd's own key: {line}"
+        );
+        assert!(!line.contains("hearth.slot"), "{line}");
+        assert!(line.contains("panic=10"), "{line}");
+        assert_eq!(
+            slot_addon_cmdline(Slot::B),
+            "root=PARTLABEL=root-b hearth.slot=b"
+        );
+        assert_eq!(
+            addon_path(Slot::A),
+            "hearth/a/hearth.efi.extra.d/slot.addon.efi"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::partition::{Plan, derived_uuid, derived_volume_id};
 use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
-use crate::{bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, verity};
+use crate::{bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, uki, verity};
 use hearth_ota::keys;
 
 const STEPS: usize = 11;
@@ -481,9 +481,16 @@ fn boot_files(
                 b.epoch,
                 &initrd,
             )?;
+            let kernel = efi::boot_file(root, "vmlinuz-")?;
+            let uki = if board.uki {
+                Some(slot_ukis(board, root, &parts, &kernel, &initrd, v)?)
+            } else {
+                None
+            };
             Some(efi::SlotBoot {
-                kernel: efi::boot_file(root, "vmlinuz-")?,
+                kernel,
                 initrd,
+                uki,
             })
         }
         _ => None,
@@ -553,11 +560,12 @@ fn update_bundle(
         .iter()
         .find(|(n, _)| n == "boot-a")
         .map(|(_, p)| p.clone());
-    let kernel_initrd = boot
-        .slot_boot
-        .as_ref()
-        .map(|s| (s.kernel.as_path(), s.initrd.as_path()));
-    let payloads = ota::payloads(board, &sealed.img, kernel_initrd, boot_fat.as_deref())?;
+    let payloads = ota::payloads(
+        board,
+        &sealed.img,
+        boot.slot_boot.as_ref(),
+        boot_fat.as_deref(),
+    )?;
     let path = staging.join(format!("{}.bundle", b.prefix));
     let manifest = ota::build_bundle(
         board,
@@ -822,6 +830,52 @@ fn agent_binary(
 }
 
 /// Makes the FAT partition files of the board; returns `(partition name, file)` pairs.
+/// The board's UKI (kernel, the slot's verity initrd, the command line with the root hash)
+/// and the two slots' command-line addons, in `parts`.
+fn slot_ukis(
+    board: &Board,
+    root: &Path,
+    parts: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    verity: &verity::VerityInfo,
+) -> Result<efi::UkiBoot> {
+    let suffix = board.arch.efi_suffix();
+    let osrel_path = root.join("usr/lib/os-release");
+    let osrel = std::fs::read_to_string(&osrel_path)
+        .with_context(|| format!("{}", osrel_path.display()))?;
+    let uki = parts.join("hearth.efi");
+    uki::assemble(
+        &uki::UkiParts {
+            stub: &uki::stub_path(root, suffix),
+            kernel,
+            initrd,
+            cmdline: &efi::uki_cmdline(board, &verity.root_hash),
+            osrel: &osrel,
+            uname: &uki::kernel_release(kernel),
+        },
+        &uki,
+    )?;
+    let addon_stub = uki::addon_stub_path(root, suffix);
+    let stub = std::fs::read(&addon_stub).with_context(|| format!("{}", addon_stub.display()))?;
+    let mut addons = Vec::new();
+    for slot in Slot::ALL {
+        let mut line = efi::slot_addon_cmdline(slot).into_bytes();
+        line.push(0);
+        let out = parts.join(format!("slot-{}.addon.efi", slot.letter()));
+        std::fs::write(&out, uki::add_sections(&stub, &[(".cmdline", &line)])?)
+            .with_context(|| format!("{}", out.display()))?;
+        addons.push(out);
+    }
+    let [a, b]: [PathBuf; 2] = addons
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two slots"))?;
+    Ok(efi::UkiBoot {
+        uki,
+        addons: [a, b],
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn boot_partitions(
     board: &Board,
