@@ -85,14 +85,44 @@ pub fn slot_addon_cmdline(slot: Slot) -> String {
     format!("root=PARTLABEL=root-{0} hearth.slot={0}", slot.letter())
 }
 
-/// Where a slot's UKI lives on the ESP (the update bundle's `uki` payload).
-pub fn uki_path(slot: Slot) -> String {
-    format!("hearth/{}/hearth.efi", slot.letter())
+/// Where the slots' UKIs live: systemd-boot's type 2 entries (Boot Loader Specification).
+pub const UKI_DIR: &str = "EFI/Linux";
+
+/// A slot's UKI on the ESP, a type 2 entry: `hearth-X.efi`, or `hearth-X+0-0.efi` (an empty
+/// placeholder file: systemd-boot skips it, the updater writes the slot's UKI into it) for a
+/// slot the image leaves empty. Boot counting renames it like a `.conf` entry.
+pub fn uki_path(slot: Slot, filled: bool) -> String {
+    let name = entry_name(slot, filled);
+    format!("{UKI_DIR}/{}.efi", name.trim_end_matches(".conf"))
 }
 
-/// Where a slot's addon lives: systemd-stub loads `*.addon.efi` from `<UKI>.extra.d/`.
+/// Where a slot's addon lives: systemd-stub loads `*.addon.efi` from `<UKI>.extra.d/`, the
+/// UKI's file name without its boot counter (seen in QEMU: `hearth-a+3-0.efi` booted with
+/// `hearth-a.efi.extra.d/slot.addon.efi`, and systemd-boot renamed it `hearth-a+2-1.efi`).
 pub fn addon_path(slot: Slot) -> String {
-    format!("{}.extra.d/slot.addon.efi", uki_path(slot))
+    format!(
+        "{UKI_DIR}/hearth-{}.efi.extra.d/slot.addon.efi",
+        slot.letter()
+    )
+}
+
+/// The UKI's `.osrel`: the root's os-release plus `IMAGE_ID=hearth` and `IMAGE_VERSION`, which
+/// systemd-boot uses as a type 2 entry's sort key and version (so a trial, always a newer
+/// release, sorts before the committed slot), and a `PRETTY_NAME` naming the release.
+pub fn uki_osrel(root_osrel: &str, version: &str) -> String {
+    let mut out: Vec<String> = root_osrel
+        .lines()
+        .filter(|l| {
+            !["IMAGE_ID=", "IMAGE_VERSION=", "PRETTY_NAME="]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(str::to_string)
+        .collect();
+    out.push(format!("PRETTY_NAME=\"Hearth {version}\""));
+    out.push("IMAGE_ID=hearth".into());
+    out.push(format!("IMAGE_VERSION={version}"));
+    out.join("\n") + "\n"
 }
 
 /// The loader entry file name of a slot. A slot the image leaves empty is marked bad
@@ -111,19 +141,6 @@ pub fn entry(board: &Board, slot: Slot, version: &str) -> String {
         "title Hearth {version} (slot {s})\nversion {version}\nsort-key hearth-{s}\n\
          linux /hearth/{s}/vmlinuz\ninitrd /hearth/{s}/initrd.img\noptions {}\n",
         cmdline(board, slot)
-    )
-}
-
-/// A UKI loader entry (Boot Loader Specification type 1 with `uki`): title, version and
-/// sort key stay in the entry, where the updater edits them for a trial (a type 2 entry takes
-/// them from the signed image, so a trial could not be put first); systemd-boot counts its
-/// boots by the file name and, under Secure Boot, offers no command-line editing for it (as
-/// for type 2 entries).
-pub fn uki_entry(slot: Slot, version: &str) -> String {
-    let s = slot.letter();
-    format!(
-        "title Hearth {version} (slot {s})\nversion {version}\nsort-key hearth-{s}\nuki /{}\n",
-        uki_path(slot)
     )
 }
 
@@ -174,20 +191,23 @@ pub fn stage(
     let systemd = format!("EFI/systemd/systemd-boot{suffix}.efi");
     copy(&sdboot, &staging.join(fallback))?;
     copy(&sdboot, &staging.join(systemd))?;
-    let loader = "timeout 2\ndefault hearth-a.conf\neditor no\nconsole-mode keep\n";
-    write(&staging.join("loader/loader.conf"), loader)?;
+    let first = if boot.uki.is_some() {
+        "hearth-a.efi"
+    } else {
+        "hearth-a.conf"
+    };
+    let loader = format!("timeout 2\ndefault {first}\neditor no\nconsole-mode keep\n");
+    write(&staging.join("loader/loader.conf"), &loader)?;
     for slot in Slot::ALL {
         let filled = filled.contains(&slot);
         let entries = staging.join("loader/entries");
         if let Some(uki) = &boot.uki {
-            write(
-                &entries.join(entry_name(slot, filled)),
-                &uki_entry(slot, version),
-            )?;
             // Both slots' addons: an update writes only the slot's UKI.
             copy(uki.addon(slot), &staging.join(addon_path(slot)))?;
             if filled {
-                copy(&uki.uki, &staging.join(uki_path(slot)))?;
+                copy(&uki.uki, &staging.join(uki_path(slot, true)))?;
+            } else {
+                write(&staging.join(uki_path(slot, false)), "")?;
             }
             continue;
         }
@@ -304,25 +324,31 @@ mod tests {
         let esp = tmp.path().join("esp");
         stage(&board(), &root, &esp, "2.0", &[Slot::A], &boot).expect("stage");
         let read = |p: &str| std::fs::read_to_string(esp.join(p)).unwrap_or_default();
-        assert_eq!(read("hearth/a/hearth.efi"), "uki");
-        assert!(!esp.join("hearth/b/hearth.efi").exists(), "slot b is empty");
+        assert_eq!(read("EFI/Linux/hearth-a.efi"), "uki");
+        assert!(
+            esp.join("EFI/Linux/hearth-b+0-0.efi").is_file(),
+            "slot b's placeholder"
+        );
+        assert_eq!(
+            read("EFI/Linux/hearth-b+0-0.efi"),
+            "",
+            "empty: systemd-boot skips it"
+        );
         assert!(!esp.join("hearth/a/vmlinuz").exists(), "no separate kernel");
         assert_eq!(
-            read("hearth/a/hearth.efi.extra.d/slot.addon.efi"),
+            read("EFI/Linux/hearth-a.efi.extra.d/slot.addon.efi"),
             "addon-a"
         );
         assert_eq!(
-            read("hearth/b/hearth.efi.extra.d/slot.addon.efi"),
+            read("EFI/Linux/hearth-b.efi.extra.d/slot.addon.efi"),
             "addon-b"
         );
-        let entry = read("loader/entries/hearth-a.conf");
-        assert!(entry.contains("\nuki /hearth/a/hearth.efi\n"), "{entry}");
-        assert!(entry.contains("sort-key hearth-a"), "{entry}");
         assert!(
-            !entry.contains("options"),
-            "the UKI's own command line only: {entry}"
+            !esp.join("loader/entries").exists(),
+            "type 2 entries only: {:?}",
+            std::fs::read_dir(esp.join("loader")).map(|d| d.count())
         );
-        assert!(esp.join("loader/entries/hearth-b+0-0.conf").is_file());
+        assert!(read("loader/loader.conf").contains("default hearth-a.efi\n"));
     }
 
     #[test]
@@ -347,7 +373,16 @@ mod tests {
         );
         assert_eq!(
             addon_path(Slot::A),
-            "hearth/a/hearth.efi.extra.d/slot.addon.efi"
+            "EFI/Linux/hearth-a.efi.extra.d/slot.addon.efi"
+        );
+        assert_eq!(uki_path(Slot::B, false), "EFI/Linux/hearth-b+0-0.efi");
+        let osrel = uki_osrel(
+            "ID=debian\nPRETTY_NAME=\"Debian\"\nIMAGE_VERSION=0\n",
+            "1.2.0",
+        );
+        assert_eq!(
+            osrel,
+            "ID=debian\nPRETTY_NAME=\"Hearth 1.2.0\"\nIMAGE_ID=hearth\nIMAGE_VERSION=1.2.0\n"
         );
     }
 }

@@ -483,7 +483,15 @@ fn boot_files(
             )?;
             let kernel = efi::boot_file(root, "vmlinuz-")?;
             let uki = if board.uki {
-                Some(slot_ukis(board, root, &parts, &kernel, &initrd, v)?)
+                Some(slot_ukis(
+                    board,
+                    root,
+                    &parts,
+                    &kernel,
+                    &initrd,
+                    v,
+                    &b.opts.version,
+                )?)
             } else {
                 None
             };
@@ -832,6 +840,7 @@ fn agent_binary(
 /// Makes the FAT partition files of the board; returns `(partition name, file)` pairs.
 /// The board's UKI (kernel, the slot's verity initrd, the command line with the root hash)
 /// and the two slots' command-line addons, in `parts`.
+#[allow(clippy::too_many_arguments)]
 fn slot_ukis(
     board: &Board,
     root: &Path,
@@ -839,6 +848,7 @@ fn slot_ukis(
     kernel: &Path,
     initrd: &Path,
     verity: &verity::VerityInfo,
+    version: &str,
 ) -> Result<efi::UkiBoot> {
     let suffix = board.arch.efi_suffix();
     let osrel_path = root.join("usr/lib/os-release");
@@ -851,7 +861,7 @@ fn slot_ukis(
             kernel,
             initrd,
             cmdline: &efi::uki_cmdline(board, &verity.root_hash),
-            osrel: &osrel,
+            osrel: &efi::uki_osrel(&osrel, version),
             uname: &uki::kernel_release(kernel),
         },
         &uki,

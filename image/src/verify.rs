@@ -8,7 +8,7 @@
 //!     signed manifest's, and the slot's root partition, file system and hash tree, verifies
 //!     against it (`veritysetup verify`: every block read). An empty slot is reported, not
 //!     failed; a slot the manifest says is filled but has no initrd fails. On UKI boards
-//!     (`hearth/SLOT/hearth.efi`) the initrd is the UKI's `.initrd` section, and first the UKI
+//!     (`EFI/Linux/hearth-SLOT.efi`) the initrd is the UKI's `.initrd` section, and first the UKI
 //!     has every section of a Hearth UKI, its `.cmdline` carries the manifest's root hash
 //!     (`hearth.roothash=`, exactly once) and the slot's addon names the slot's own root.
 //!
@@ -385,18 +385,18 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()>
         runner,
     } = *i;
     let filled = manifest.slots_filled.iter().any(|s| s == slot);
-    // A UKI board's slot boots hearth/SLOT/hearth.efi: its initrd is the UKI's `.initrd`.
+    // A UKI board's slot boots EFI/Linux/hearth-SLOT.efi: its initrd is the UKI's `.initrd`.
     let uki_file = tmp.join(format!("uki-{slot}.efi"));
     let bytes = if esp_file(
         raw,
         esp_offset,
-        &format!("hearth/{slot}/hearth.efi"),
+        &format!("EFI/Linux/hearth-{slot}.efi"),
         &uki_file,
     )? {
         let uki = std::fs::read(&uki_file)?;
         let _ = std::fs::remove_file(&uki_file);
         let addon = tmp.join(format!("addon-{slot}.efi"));
-        let addon_path = format!("hearth/{slot}/hearth.efi.extra.d/slot.addon.efi");
+        let addon_path = format!("EFI/Linux/hearth-{slot}.efi.extra.d/slot.addon.efi");
         let addon_bytes = if esp_file(raw, esp_offset, &addon_path, &addon)? {
             let b = std::fs::read(&addon)?;
             let _ = std::fs::remove_file(&addon);

@@ -101,12 +101,29 @@ pub fn target_path(
         "root" | "boot" => Ok(config.slot_dir.join(format!("{payload}-{l}"))),
         "kernel" => Ok(config.esp.join("hearth").join(l).join("vmlinuz")),
         "initrd" => Ok(config.esp.join("hearth").join(l).join("initrd.img")),
-        // A unified kernel image (image/src/uki.rs): kernel, initrd and command line in one.
-        "uki" => Ok(config.esp.join("hearth").join(l).join("hearth.efi")),
+        // A unified kernel image (image/src/uki.rs): kernel, initrd and command line in one,
+        // and the slot's type 2 loader entry, whose name carries the boot counter.
+        "uki" => Ok(uki_entry(&config.esp, slot)),
         other => Err(UpdateError::BundleInvalid(VerifyError::BodyMalformed(
             format!("payload {other:?} has no target on this device"),
         ))),
     }
+}
+
+/// The slot's UKI on the ESP: `EFI/Linux/hearth-X.efi` or `hearth-X+LEFT-DONE.efi`, whatever
+/// its boot counter is now; `hearth-X+0-0.efi` (unbootable) when there is none.
+pub fn uki_entry(esp: &Path, slot: Slot) -> PathBuf {
+    let dir = esp.join(hearth_ota::boot::systemd_boot::UKI_ENTRIES);
+    let (plain, counted) = (
+        format!("hearth-{}.efi", slot.letter()),
+        format!("hearth-{}+", slot.letter()),
+    );
+    let found = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| *n == plain || (n.starts_with(&counted) && n.ends_with(".efi")))
+    });
+    dir.join(found.unwrap_or_else(|| format!("hearth-{}+0-0.efi", slot.letter())))
 }
 
 /// Whether a bundle's boot payloads fit how this device boots `slot`: a UKI (`uki`, which
@@ -121,9 +138,8 @@ pub fn check_boot_payloads<'a>(
     let l = slot.letter();
     let uki_device = config
         .esp
-        .join("hearth")
-        .join(l)
-        .join("hearth.efi.extra.d/slot.addon.efi")
+        .join(hearth_ota::boot::systemd_boot::UKI_ENTRIES)
+        .join(format!("hearth-{l}.efi.extra.d/slot.addon.efi"))
         .is_file();
     let names: Vec<&str> = payloads.into_iter().collect();
     let uki_bundle = names.contains(&"uki");
@@ -192,7 +208,20 @@ mod tests {
         config.esp = tmp.path().join("esp");
         assert_eq!(
             target_path(&config, "uki", Slot::B).expect("uki"),
-            config.esp.join("hearth/b/hearth.efi")
+            config.esp.join("EFI/Linux/hearth-b+0-0.efi"),
+            "no UKI yet: the unbootable name"
+        );
+        std::fs::create_dir_all(config.esp.join("EFI/Linux")).expect("mkdir");
+        std::fs::write(config.esp.join("EFI/Linux/hearth-b+2-1.efi"), b"MZ").expect("uki");
+        std::fs::write(config.esp.join("EFI/Linux/hearth-a.efi"), b"MZ").expect("uki");
+        assert_eq!(
+            target_path(&config, "uki", Slot::B).expect("uki"),
+            config.esp.join("EFI/Linux/hearth-b+2-1.efi"),
+            "the slot's entry under its counted name"
+        );
+        assert_eq!(
+            target_path(&config, "uki", Slot::A).expect("uki"),
+            config.esp.join("EFI/Linux/hearth-a.efi")
         );
         // A kernel+initrd device: kernel bundles install, UKI bundles are refused.
         check_boot_payloads(&config, ["root", "kernel", "initrd"], Slot::B).expect("kernel");
@@ -205,7 +234,7 @@ mod tests {
         // With the slot's addon on the ESP it is the other way round.
         let addon = config
             .esp
-            .join("hearth/b/hearth.efi.extra.d/slot.addon.efi");
+            .join("EFI/Linux/hearth-b.efi.extra.d/slot.addon.efi");
         std::fs::create_dir_all(addon.parent().expect("dir")).expect("mkdir");
         std::fs::write(&addon, b"MZ").expect("addon");
         check_boot_payloads(&config, ["root", "uki"], Slot::B).expect("uki");
