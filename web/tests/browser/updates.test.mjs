@@ -72,7 +72,8 @@ async function makeUpdateFixture(dir) {
   const bundle = join(dir, 'v2.hota');
   const signed = ['--key', release, '--keys', keylist, '--root', `${root}.pub`];
   await ota(
-    'sign', ...signed, '--board', 'qemu-x86_64', '--arch', 'amd64', '--version', '2.0.0',
+    // Format 3: what releases are, and the index (index-v3.hidx) today's agent reads.
+    'sign', ...signed, '--format', '3', '--board', 'qemu-x86_64', '--arch', 'amd64', '--version', '2.0.0',
     '--version-number', '2000000', '--min-version-number', '1000000',
     '--payload', `root=${image}`, '--out', bundle,
   );
