@@ -142,6 +142,10 @@ pub struct Manifest {
     pub source_date_epoch: u64,
     pub rootfs_kind: String,
     pub rootfs: FileEntry,
+    /// EFI boards: the dm-verity tree appended to the root file and its root hash (the hash
+    /// the slot's ESP initrd carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity: Option<crate::verity::VerityInfo>,
     /// `None` for `--bundle-only` builds.
     pub image: Option<FileEntry>,
     pub image_raw_size: u64,

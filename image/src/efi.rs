@@ -3,7 +3,7 @@
 //! Staged into a folder; the disk module packs it into the FAT ESP.
 use std::path::{Path, PathBuf};
 
-use crate::board::{Board, Slot};
+use crate::board::{Board, BootMethod, Slot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootFilesError {
@@ -39,6 +39,11 @@ pub fn boot_file(root: &Path, prefix: &str) -> Result<PathBuf, BootFilesError> {
         .ok_or_else(|| BootFilesError::Missing(format!("/boot/{prefix}*")))
 }
 
+/// Seconds before a panic (of the kernel, or of the initramfs refusing an unverified root)
+/// reboots, so boot counting can fall back to the other slot instead of the device halting
+/// (EFI boards; without it the initramfs would open a root shell on its console).
+pub const PANIC_REBOOT_SECS: u32 = 10;
+
 /// Kernel command line of a slot: its own root, then the board's arguments.
 pub fn cmdline(board: &Board, slot: Slot) -> String {
     let mut args = vec![
@@ -47,6 +52,9 @@ pub fn cmdline(board: &Board, slot: Slot) -> String {
         "ro".to_string(),
         format!("hearth.slot={}", slot.letter()),
     ];
+    if board.boot == BootMethod::SystemdBoot {
+        args.push(format!("panic={PANIC_REBOOT_SECS}"));
+    }
     args.extend(board.kernel_cmdline.iter().cloned());
     args.join(" ")
 }
@@ -70,6 +78,14 @@ pub fn entry(board: &Board, slot: Slot, version: &str) -> String {
     )
 }
 
+/// A slot's kernel and initrd as the ESP and the update bundle carry them.
+#[derive(Debug, Clone)]
+pub struct SlotBoot {
+    pub kernel: PathBuf,
+    /// The root's initramfs with the slot's verity layer appended (`verity::boot_initrd`).
+    pub initrd: PathBuf,
+}
+
 /// Writes the ESP's files into `staging`. `filled` lists the slots the image writes.
 pub fn stage(
     board: &Board,
@@ -77,14 +93,14 @@ pub fn stage(
     staging: &Path,
     version: &str,
     filled: &[Slot],
+    boot: &SlotBoot,
 ) -> Result<(), BootFilesError> {
     let suffix = board.arch.efi_suffix();
     let sdboot = root.join(format!("usr/lib/systemd/boot/efi/systemd-boot{suffix}.efi"));
     if !sdboot.is_file() {
         return Err(BootFilesError::Missing(sdboot.display().to_string()));
     }
-    let kernel = boot_file(root, "vmlinuz-")?;
-    let initrd = boot_file(root, "initrd.img-")?;
+    let (kernel, initrd) = (&boot.kernel, &boot.initrd);
     let fallback = format!("EFI/BOOT/BOOT{}.EFI", suffix.to_uppercase());
     let systemd = format!("EFI/systemd/systemd-boot{suffix}.efi");
     copy(&sdboot, &staging.join(fallback))?;
@@ -100,8 +116,8 @@ pub fn stage(
         )?;
         if filled {
             let dir = staging.join("hearth").join(slot.letter());
-            copy(&kernel, &dir.join("vmlinuz"))?;
-            copy(&initrd, &dir.join("initrd.img"))?;
+            copy(kernel, &dir.join("vmlinuz"))?;
+            copy(initrd, &dir.join("initrd.img"))?;
         }
     }
     Ok(())
@@ -141,6 +157,7 @@ mod tests {
             assert!(text.contains(&format!("/hearth/{}/vmlinuz", slot.letter())));
             let other = format!("root-{}", if slot == Slot::A { "b" } else { "a" });
             assert!(!text.contains(&other), "{text}");
+            assert!(text.contains(" panic=10"), "a refused root reboots: {text}");
         }
     }
 
@@ -163,10 +180,20 @@ mod tests {
             "e",
         )
         .expect("write");
+        std::fs::write(tmp.path().join("initrd-verity"), "iv").expect("write");
         let esp = tmp.path().join("esp");
-        stage(&board(), &root, &esp, "1.0", &[Slot::A]).expect("stage");
+        let boot = SlotBoot {
+            kernel: root.join("boot/vmlinuz-6.12"),
+            initrd: tmp.path().join("initrd-verity"),
+        };
+        stage(&board(), &root, &esp, "1.0", &[Slot::A], &boot).expect("stage");
         assert!(esp.join("EFI/BOOT/BOOTX64.EFI").is_file());
         assert!(esp.join("hearth/a/vmlinuz").is_file());
+        assert_eq!(
+            std::fs::read(esp.join("hearth/a/initrd.img")).expect("initrd"),
+            b"iv",
+            "the ESP carries the slot's verity initrd, not the root's"
+        );
         assert!(!esp.join("hearth/b").exists());
         assert!(esp.join("loader/entries/hearth-b+0-0.conf").is_file());
     }

@@ -65,16 +65,31 @@ fn entry(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, mtime: u64, name: &
 
 /// The `newc` archive of the folder `dir` (paths relative to it), plus the marker file.
 pub fn layer(dir: &Path, mtime: u64, marker: &str) -> Result<Vec<u8>, InitrdError> {
+    layer_with_files(dir, mtime, marker, &[])
+}
+
+/// [`layer`] plus `extra` regular files (relative path, content), e.g. the board's verity marker.
+pub fn layer_with_files(
+    dir: &Path,
+    mtime: u64,
+    marker: &str,
+    extra: &[(&str, &[u8])],
+) -> Result<Vec<u8>, InitrdError> {
     let mut out = Vec::new();
     let mut ino = 0x4845_0000u32; // away from the base archive's numbers
     let mut names = walk_sorted(dir).map_err(io(dir))?;
     names.push(PathBuf::from(MARKER));
+    names.extend(extra.iter().map(|(n, _)| PathBuf::from(n)));
     names.sort();
     for rel in names {
         ino += 1;
         let name = rel.to_string_lossy().into_owned();
         if rel == Path::new(MARKER) {
             entry(&mut out, ino, 0o100644, 1, mtime, &name, marker.as_bytes());
+            continue;
+        }
+        if let Some((_, data)) = extra.iter().find(|(n, _)| Path::new(n) == rel) {
+            entry(&mut out, ino, 0o100644, 1, mtime, &name, data);
             continue;
         }
         let path = dir.join(&rel);
@@ -94,6 +109,21 @@ pub fn layer(dir: &Path, mtime: u64, marker: &str) -> Result<Vec<u8>, InitrdErro
     }
     entry(&mut out, 0, 0, 1, 0, "TRAILER!!!", &[]);
     Ok(out)
+}
+
+/// A `newc` archive of regular files only (sorted by name): a layer appended after the
+/// root's initramfs, such as the slot's verity root hash on the ESP.
+pub fn files_layer(files: &[(&str, &[u8])], mtime: u64) -> Vec<u8> {
+    let mut sorted: Vec<&(&str, &[u8])> = files.iter().collect();
+    sorted.sort_by_key(|(n, _)| *n);
+    let mut out = Vec::new();
+    let mut ino = 0x4856_0000u32;
+    for (name, data) in sorted {
+        ino += 1;
+        entry(&mut out, ino, 0o100644, 1, mtime, name, data);
+    }
+    entry(&mut out, 0, 0, 1, 0, "TRAILER!!!", &[]);
+    out
 }
 
 /// Appends `layer` to every `/boot/initrd.img-*` of `root` (zero-padded to the 4-byte
@@ -133,6 +163,11 @@ pub fn append_to_root(root: &Path, layer: &[u8]) -> Result<Vec<PathBuf>, InitrdE
 /// Whether the initramfs at `path` ends with a Hearth layer (its marker is in the last
 /// archive). Reads only the tail.
 pub fn has_layer(path: &Path) -> bool {
+    tail_contains(path, MARKER)
+}
+
+/// Whether the last 256 KiB of the initramfs at `path` (Hearth's layers) name `needle`.
+pub fn tail_contains(path: &Path, needle: &str) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
         return false;
@@ -145,7 +180,7 @@ pub fn has_layer(path: &Path) -> bool {
     if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut tail).is_err() {
         return false;
     }
-    tail.windows(MARKER.len()).any(|w| w == MARKER.as_bytes())
+    tail.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 #[cfg(test)]
@@ -211,6 +246,34 @@ mod tests {
         assert_eq!(entries[1].1, 0o040755);
         assert_eq!(entries[4].2, b"#!/bin/sh\nexit 0\n");
         assert_eq!(entries[0].2, b"v1");
+    }
+
+    #[test]
+    fn extra_files_and_file_layers_are_archived() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("layer");
+        std::fs::create_dir_all(dir.join("scripts")).expect("mkdir");
+        let l = layer_with_files(&dir, 0, "m", &[("etc/hearth-verity-required", b"1\n")])
+            .expect("layer");
+        let entries = parse(&l);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "etc/hearth-initrd-layer",
+                "etc/hearth-verity-required",
+                "scripts"
+            ]
+        );
+        assert_eq!(entries[1].2, b"1\n");
+        let f = files_layer(&[("b", b"2"), ("a", b"1")], 7);
+        let entries = parse(&f);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            (entries[0].0.as_str(), entries[0].2.as_slice()),
+            ("a", &b"1"[..])
+        );
+        assert_eq!(entries[1].1, 0o100644);
     }
 
     #[test]

@@ -31,3 +31,5 @@ pub mod rootfs;
 pub mod rpi;
 pub mod run;
 pub mod seal;
+pub mod verify;
+pub mod verity;

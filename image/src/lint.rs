@@ -79,6 +79,10 @@ pub const LINTS: &[Lint] = &[
         check: kernel_present,
     },
     Lint {
+        name: "dm-verity: veritysetup in the root, the initramfs opens the root through it",
+        check: verity_ready,
+    },
+    Lint {
         name: "update health gate present, enabled before boot-complete.target; systemd-bless-boot masked",
         check: health_gate,
     },
@@ -435,6 +439,32 @@ fn kernel_present(ctx: &LintContext) -> Vec<String> {
     problems
 }
 
+/// The initramfs hook copies veritysetup from the root (cryptsetup-bin), and Hearth's layer
+/// carries the script that opens the root with the slot's root hash.
+fn verity_ready(ctx: &LintContext) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !ctx.root.join("usr/sbin/veritysetup").is_file() {
+        problems.push("no /usr/sbin/veritysetup (package cryptsetup-bin)".to_string());
+    }
+    let boot = ctx.root.join("boot");
+    let initrds: Vec<String> = std::fs::read_dir(&boot)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("initrd.img-"))
+        .collect();
+    for name in initrds {
+        if !crate::initrd::tail_contains(&boot.join(&name), crate::verity::SCRIPT) {
+            problems.push(format!(
+                "/boot/{name} lacks {} (the dm-verity step)",
+                crate::verity::SCRIPT
+            ));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,5 +635,24 @@ mod tests {
                 .any(|p| p.contains("/var must be empty") || p.contains("/var must be an empty")),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn verity_needs_veritysetup_and_the_layers_script() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("boot")).expect("mkdir");
+        let initrd = root.join("boot/initrd.img-6.12");
+        std::fs::write(&initrd, b"base").expect("write");
+        let found = verity_ready(&ctx(root));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("veritysetup"), "{found:?}");
+        assert!(found[1].contains("hearth-verity"), "{found:?}");
+        std::fs::create_dir_all(root.join("usr/sbin")).expect("mkdir");
+        std::fs::write(root.join("usr/sbin/veritysetup"), b"elf").expect("write");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../overlays/initrd-layer");
+        let layer = crate::initrd::layer(&dir, 0, "id").expect("layer");
+        crate::initrd::append_to_root(root, &layer).expect("append");
+        assert_eq!(verity_ready(&ctx(root)), Vec::<String>::new());
     }
 }

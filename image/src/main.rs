@@ -85,6 +85,17 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Check a built image offline: the signature of its SHA256SUMS, the checksums of the files
+    /// beside it, and (dm-verity boards) every slot's root against the root hash its initrd
+    /// carries. Prints each check; exits non-zero on any mismatch.
+    Verify {
+        /// The image (.img or .img.xz), with its SHA256SUMS, .sig and manifest beside it.
+        image: PathBuf,
+        /// Public half of the image signing key (PEM, `hearth-image keygen`'s FILE.pub);
+        /// default: the development key in the cache.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Bootstrap (or find in the cache) a board's Debian base without building an image.
     Bootstrap {
         #[arg(long)]
@@ -314,6 +325,38 @@ fn flash(
     Ok(())
 }
 
+/// `hearth-image verify`: exits 1 when any check fails.
+fn verify(image: &std::path::Path, key: Option<PathBuf>, cache: Option<PathBuf>) -> Result<()> {
+    let key_path = match key {
+        Some(k) => k,
+        None => {
+            let dev = keys::public_path(&cache_dir(cache).join("dev-signing.pem"));
+            eprintln!(
+                "no --key: checking against the development key {}",
+                dev.display()
+            );
+            dev
+        }
+    };
+    let key = keys::load_verifying(&key_path)?;
+    let report = hearth_image::verify::verify(image, &key, true)?;
+    let failed = report.failed();
+    println!(
+        "{} checks, {} failed: {}",
+        report.checks.len(),
+        failed,
+        if failed == 0 {
+            "the image is the signed one"
+        } else {
+            "the image does NOT match what was signed"
+        }
+    );
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -375,6 +418,7 @@ fn main() -> Result<()> {
             force,
             quiet,
         } => flash(&image, &device, force, quiet)?,
+        Command::Verify { image, key } => verify(&image, key, cli.cache)?,
         Command::Bootstrap {
             board,
             print_entry: true,

@@ -15,7 +15,7 @@ use crate::partition::{Plan, derived_uuid, derived_volume_id};
 use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
-use crate::{bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal};
+use crate::{bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, verity};
 use hearth_ota::keys;
 
 const STEPS: usize = 11;
@@ -183,9 +183,55 @@ fn signing_key(opts: &BuildOptions) -> Result<ed25519_dalek::SigningKey> {
     }
 }
 
-// Split into one function per step on the image/verity branch (vboot2); this allow goes with
-// that merge.
-#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+/// What every step of one build reads: the inputs and where the work goes.
+struct Build<'a> {
+    ws: &'a Workspace,
+    opts: &'a BuildOptions,
+    board: Board,
+    epoch: u64,
+    work: &'a Path,
+    runner: &'a Runner,
+    /// `hearth-V-BOARD`: the outputs' file name prefix.
+    prefix: String,
+    /// `BOARD VERSION`: what derived UUIDs, volume ids and the verity salt hash.
+    seed: String,
+}
+
+/// The prepared root and what it was made from.
+struct PreparedRoot {
+    root: PathBuf,
+    base: bootstrap::Base,
+    agent_sha: String,
+    build_id: String,
+    release: ota::Release,
+}
+
+/// The sealed root: the file system, followed by its verity hash tree on EFI boards.
+struct SealedRoot {
+    img: PathBuf,
+    verity: Option<verity::VerityInfo>,
+}
+
+/// The partition files, and what the boot step staged for the bundle.
+struct BootFiles {
+    plan: Plan,
+    filled: Vec<Slot>,
+    firmware: Option<rpi::Firmware>,
+    boot_parts: Vec<(String, PathBuf)>,
+    data_img: Option<PathBuf>,
+    /// EFI boards: the slot's kernel and verity initrd (the ESP's and the bundle's).
+    slot_boot: Option<efi::SlotBoot>,
+}
+
+struct Bundles {
+    staging: PathBuf,
+    path: PathBuf,
+    manifest: hearth_ota::manifest::Manifest,
+    /// `--bridge-bundle N`: the same release in format N, for devices that read nothing newer.
+    bridge: Option<(u16, PathBuf)>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_steps(
     ws: &Workspace,
     opts: &BuildOptions,
@@ -198,16 +244,66 @@ fn run_steps(
     runner: &Runner,
     progress: &mut Progress,
 ) -> Result<BuildResult> {
-    let prefix = prefix(opts, board);
-    let seed = format!("{} {}", board.name, opts.version);
-    let rootfs_kind = opts.rootfs.unwrap_or(board.rootfs);
-    let board = &Board {
-        rootfs: rootfs_kind,
-        ..board.clone()
+    let b = Build {
+        ws,
+        opts,
+        board: Board {
+            rootfs: opts.rootfs.unwrap_or(board.rootfs),
+            ..board.clone()
+        },
+        epoch,
+        work,
+        runner,
+        prefix: prefix(opts, board),
+        seed: format!("{} {}", board.name, opts.version),
     };
+    let prepared = prepare_root(&b, key, ota, ssh_key.clone(), progress)?;
+    lint_root(&prepared.root, &b.board, ssh_key.is_some(), progress)?;
+    let sealed = seal_root(&b, &prepared.root, progress)?;
+    let boot = boot_files(&b, &prepared, &sealed, progress)?;
+    let bundles = update_bundle(&b, &prepared, &sealed, &boot, ota, progress)?;
+    let raw = assemble_disk(&b, &sealed, &boot, progress)?;
+    let (image_path, root_out, raw_sha) = compress(&b, &sealed, &bundles, &raw, progress)?;
+    progress.step("sign and publish");
+    let published = publish(
+        &b,
+        key,
+        ota,
+        &prepared,
+        &sealed,
+        &boot,
+        &bundles,
+        (image_path.as_deref(), &root_out, raw_sha.as_deref()),
+        progress,
+    )?;
+    progress.finish("");
+    let summary = progress.summary();
+    let bundle_out = opts
+        .out
+        .join(bundles.path.file_name().context("bundle name")?);
+    Ok(BuildResult {
+        image: match &image_path {
+            Some(p) => opts.out.join(p.file_name().context("image name")?),
+            None => bundle_out.clone(),
+        },
+        bundle: bundle_out,
+        files: published,
+        summary,
+    })
+}
 
+/// Steps 2–4: the agent, the cached base, and the root copied from it with overlays, agent,
+/// release identity and Hearth's initramfs layer.
+fn prepare_root(
+    b: &Build,
+    key: &ed25519_dalek::SigningKey,
+    ota: &OtaInputs,
+    ssh_key: Option<String>,
+    progress: &mut Progress,
+) -> Result<PreparedRoot> {
+    let (opts, board, runner) = (b.opts, &b.board, b.runner);
     progress.step("agent binary");
-    let agent = agent_binary(ws, board.arch, opts, runner)?;
+    let agent = agent_binary(b.ws, board.arch, opts, runner)?;
     let agent_sha = artifacts::sha256_file(&agent)?;
     progress.finish(&format!(
         "{} ({} KiB)",
@@ -216,7 +312,7 @@ fn run_steps(
     ));
 
     progress.step("bootstrap base");
-    let inputs = base_inputs(ws, board)?;
+    let inputs = base_inputs(b.ws, board)?;
     let base = bootstrap::ensure(&inputs, &opts.cache, &board.name, runner)?;
     progress.finish(if base.cached {
         "cached"
@@ -225,7 +321,7 @@ fn run_steps(
     });
 
     progress.step("prepare root");
-    let root = work.join("root");
+    let root = b.work.join("root");
     fsutil::remove_all(&root)?;
     runner.run(
         Command::new("cp")
@@ -234,8 +330,8 @@ fn run_steps(
             .arg(&root),
         false,
     )?;
-    let mut overlays = vec![ws.overlays().join("base")];
-    overlays.extend(board.overlays.iter().map(|o| ws.overlays().join(o)));
+    let mut overlays = vec![b.ws.overlays().join("base")];
+    overlays.extend(board.overlays.iter().map(|o| b.ws.overlays().join(o)));
     overlays.extend(opts.extra_overlays.iter().cloned());
     let build_id = build_id(&[&base.key, &agent_sha, &opts.version, &board.name]);
     let content = RootContent {
@@ -245,14 +341,14 @@ fn run_steps(
         version: opts.version.clone(),
         build_id: build_id.clone(),
         signing_public_pem: keys::public_pem(&key.verifying_key()),
-        ssh_authorized_key: ssh_key.clone(),
+        ssh_authorized_key: ssh_key,
     };
     rootfs::prepare(&root, &content, runner)?;
     // The bundled app stores (`stores/`, vendored; the image's agent drop-in names
     // /usr/share/hearth/stores/casaos as the default store, docs/apps.md).
     let stores = root.join("usr/share/hearth/stores");
     std::fs::create_dir_all(&stores)?;
-    crate::overlay::apply(&ws.root.join("stores"), &stores)?;
+    crate::overlay::apply(&b.ws.root.join("stores"), &stores)?;
     let release = ota::release(board, &opts.version, ota.version_number, &build_id);
     ota::write_into_root(
         &root,
@@ -260,25 +356,41 @@ fn run_steps(
         &ota.keys.root_pub_pem(),
         opts.update_url.as_deref(),
     )?;
-    let layer = initrd::layer(
-        &ws.overlays().join("initrd-layer"),
-        epoch,
+    // EFI roots are verity-protected: their initramfs refuses to boot without a root hash.
+    let extra: Vec<(&str, &[u8])> = match board.boot {
+        BootMethod::SystemdBoot => vec![(verity::REQUIRED_MARKER, b"1\n")],
+        BootMethod::RpiTryboot => Vec::new(),
+    };
+    let layer = initrd::layer_with_files(
+        &b.ws.overlays().join("initrd-layer"),
+        b.epoch,
         &format!("{build_id}\n"),
+        &extra,
     )?;
     initrd::append_to_root(&root, &layer)?;
     progress.finish(&format!(
         "initramfs layer {} KiB",
         layer.len().div_ceil(1024)
     ));
+    Ok(PreparedRoot {
+        root,
+        base,
+        agent_sha,
+        build_id,
+        release,
+    })
+}
 
+/// Step 5: a root with findings is not sealed.
+fn lint_root(root: &Path, board: &Board, ssh: bool, progress: &mut Progress) -> Result<()> {
     progress.step("lint root");
     let findings = lint::run(&lint::LintContext {
-        root: &root,
+        root,
         elf_machine: match board.arch {
             Arch::Amd64 => 62,
             Arch::Arm64 => 183,
         },
-        ssh_enabled: ssh_key.is_some(),
+        ssh_enabled: ssh,
     });
     if !findings.is_empty() {
         let list: Vec<String> = findings
@@ -288,33 +400,60 @@ fn run_steps(
         bail!("the root fails its lints:\n{}", list.join("\n"));
     }
     progress.finish(&format!("{} lints passed", lint::LINTS.len()));
+    Ok(())
+}
 
+/// Step 6: squashfs or EROFS, then (EFI boards) the verity hash tree appended.
+fn seal_root(b: &Build, root: &Path, progress: &mut Progress) -> Result<SealedRoot> {
     progress.step("seal root");
-    let parts = work.join("parts");
+    let kind = b.board.rootfs;
+    let parts = b.work.join("parts");
     std::fs::create_dir_all(&parts)?;
-    let root_img = parts.join(format!("{prefix}.root.{}", rootfs_kind.name()));
-    let uuid = derived_uuid(&seed, "rootfs");
-    let sort = work.join("squashfs.sort");
-    std::fs::write(&sort, ota::sort_file(&root))?;
-    let compression = if opts.fast {
+    let img = parts.join(format!("{}.root.{}", b.prefix, kind.name()));
+    let uuid = derived_uuid(&b.seed, "rootfs");
+    let sort = b.work.join("squashfs.sort");
+    std::fs::write(&sort, ota::sort_file(root))?;
+    let compression = if b.opts.fast {
         seal::Compression::Fast
     } else {
         seal::Compression::Release
     };
-    let cmd = seal::command(
-        rootfs_kind,
-        &root,
-        &root_img,
-        epoch,
-        &uuid,
-        Some(&sort),
-        compression,
-    );
-    let root_size = seal::seal(cmd, &root_img, runner)?;
-    progress.finish(&format!("{} {} MiB", rootfs_kind.name(), root_size >> 20));
+    let cmd = seal::command(kind, root, &img, b.epoch, &uuid, Some(&sort), compression);
+    let size = seal::seal(cmd, &img, b.runner)?;
+    let verity = match b.board.boot {
+        BootMethod::SystemdBoot => Some(verity::format(
+            &img,
+            &b.seed,
+            &derived_uuid(&b.seed, "verity"),
+            b.runner,
+        )?),
+        BootMethod::RpiTryboot => None,
+    };
+    progress.finish(&match &verity {
+        Some(v) => format!(
+            "{} {} MiB + verity tree {} KiB, root hash {}…",
+            kind.name(),
+            size >> 20,
+            (v.total_size - v.hash_offset) >> 10,
+            &v.root_hash[..12]
+        ),
+        None => format!("{} {} MiB", kind.name(), size >> 20),
+    });
+    Ok(SealedRoot { img, verity })
+}
 
+/// Step 7: the boot partitions (ESP, or the Pi's) and the data partition.
+fn boot_files(
+    b: &Build,
+    prepared: &PreparedRoot,
+    sealed: &SealedRoot,
+    progress: &mut Progress,
+) -> Result<BootFiles> {
+    let (opts, board, runner) = (b.opts, &b.board, b.runner);
     progress.step("boot files");
-    let plan = Plan::for_board(board, &seed);
+    let root = &prepared.root;
+    let parts = b.work.join("parts");
+    let plan = Plan::for_board(board, &b.seed);
     let filled: Vec<Slot> = if opts.both_slots {
         Slot::ALL.to_vec()
     } else {
@@ -322,7 +461,7 @@ fn run_steps(
     };
     let firmware = match board.boot {
         BootMethod::RpiTryboot => {
-            let common = ws.boards().common()?;
+            let common = b.ws.boards().common()?;
             Some(rpi::fetch_firmware(
                 board,
                 &common.mirror,
@@ -332,19 +471,38 @@ fn run_steps(
         }
         BootMethod::SystemdBoot => None,
     };
+    // EFI: the slot's initrd is the root's with the verity root hash appended.
+    let slot_boot = match (&sealed.verity, board.boot) {
+        (Some(v), BootMethod::SystemdBoot) => {
+            let initrd = parts.join("initrd.img");
+            verity::boot_initrd(
+                &efi::boot_file(root, "initrd.img-")?,
+                v,
+                &b.opts.version,
+                b.epoch,
+                &initrd,
+            )?;
+            Some(efi::SlotBoot {
+                kernel: efi::boot_file(root, "vmlinuz-")?,
+                initrd,
+            })
+        }
+        _ => None,
+    };
     // A --bundle-only build still stages the EFI files it bundles (kernel, initrd) from the
     // root, and on a Pi the boot partition image it bundles.
     let boot_parts = match (opts.bundle_only, board.boot) {
         (true, BootMethod::SystemdBoot) => Vec::new(),
         _ => boot_partitions(
             board,
-            &root,
+            root,
             &parts,
             &plan,
             &opts.version,
             &filled,
             firmware.as_ref(),
-            epoch,
+            slot_boot.as_ref(),
+            b.epoch,
             runner,
         )?,
     };
@@ -352,7 +510,14 @@ fn run_steps(
         None
     } else {
         Some(data_partition(
-            board, &root, &parts, &plan, &seed, &build_id, epoch, runner,
+            board,
+            root,
+            &parts,
+            &plan,
+            &b.seed,
+            &prepared.build_id,
+            b.epoch,
+            runner,
         )?)
     };
     progress.finish(if opts.bundle_only {
@@ -360,31 +525,46 @@ fn run_steps(
     } else {
         ""
     });
+    Ok(BootFiles {
+        plan,
+        filled,
+        firmware,
+        boot_parts,
+        data_img,
+        slot_boot,
+    })
+}
 
+/// Step 8: the signed update bundle (and the format-1 one with `--v1-bundle`).
+fn update_bundle(
+    b: &Build,
+    prepared: &PreparedRoot,
+    sealed: &SealedRoot,
+    boot: &BootFiles,
+    ota: &OtaInputs,
+    progress: &mut Progress,
+) -> Result<Bundles> {
+    let (opts, board) = (b.opts, &b.board);
     progress.step("update bundle");
     let staging = staging_dir(opts, board);
     fsutil::remove_all(&staging)?;
     std::fs::create_dir_all(&staging)?;
-    let (kernel, initrd) = (
-        efi::boot_file(&root, "vmlinuz-")?,
-        efi::boot_file(&root, "initrd.img-")?,
-    );
-    let boot_fat = boot_parts
+    let boot_fat = boot
+        .boot_parts
         .iter()
         .find(|(n, _)| n == "boot-a")
         .map(|(_, p)| p.clone());
-    let payloads = ota::payloads(
-        board,
-        &root_img,
-        Some((&kernel, &initrd)),
-        boot_fat.as_deref(),
-    )?;
-    let bundle_path = staging.join(format!("{prefix}.bundle"));
+    let kernel_initrd = boot
+        .slot_boot
+        .as_ref()
+        .map(|s| (s.kernel.as_path(), s.initrd.as_path()));
+    let payloads = ota::payloads(board, &sealed.img, kernel_initrd, boot_fat.as_deref())?;
+    let path = staging.join(format!("{}.bundle", b.prefix));
     let cdc = hearth_ota::manifest::CdcParams::DEFAULT;
     // Format 3 (paged manifest, docs/ota-bundle.md): what devices of this release read.
-    let bundle_manifest = ota::build_bundle(
+    let manifest = ota::build_bundle(
         board,
-        &release,
+        &prepared.release,
         opts.min_version_number,
         payloads.clone(),
         &ota.keys,
@@ -392,14 +572,14 @@ fn run_steps(
             cdc,
             paging: hearth_ota::pages::Paging::DEFAULT,
         },
-        &bundle_path,
+        &path,
     )?;
     // The same release in an older format (`--bridge-bundle N`), for devices whose reader knows
     // nothing newer: published to that format's index, it carries them onto this release.
-    let bridge_bundle = opts
+    let bridge = opts
         .bridge_bundle
         .map(|format| {
-            let path = staging.join(format!("{prefix}.v{format}.bundle"));
+            let bridge_path = staging.join(format!("{}.v{format}.bundle", b.prefix));
             let chunking = match format {
                 1 => hearth_ota::manifest::Chunking::Fixed {
                     size: hearth_ota::manifest::DEFAULT_CHUNK_SIZE,
@@ -409,80 +589,127 @@ fn run_steps(
             };
             ota::build_bundle(
                 board,
-                &release,
+                &prepared.release,
                 opts.min_version_number,
                 payloads,
                 &ota.keys,
                 chunking,
-                &path,
+                &bridge_path,
             )?;
-            Ok((format, path))
+            Ok((format, bridge_path))
         })
         .transpose()?;
     progress.finish(&format!(
         "{} MiB, {} payloads",
-        file_size(&bundle_path) >> 20,
-        bundle_manifest.payloads.len()
+        file_size(&path) >> 20,
+        manifest.payloads.len()
     ));
+    Ok(Bundles {
+        staging,
+        path,
+        manifest,
+        bridge,
+    })
+}
 
+/// Step 9: the GPT disk with the partition files placed sparsely; returns its path.
+fn assemble_disk(
+    b: &Build,
+    sealed: &SealedRoot,
+    boot: &BootFiles,
+    progress: &mut Progress,
+) -> Result<PathBuf> {
     progress.step("assemble disk");
-    let raw = parts.join(format!("{prefix}.img"));
-    if let Some(data_img) = &data_img {
-        let mut files: Vec<(String, PathBuf)> = boot_parts.clone();
-        for slot in &filled {
-            files.push((format!("root-{}", slot.letter()), root_img.clone()));
+    let raw = b.work.join("parts").join(format!("{}.img", b.prefix));
+    if let Some(data_img) = &boot.data_img {
+        let mut files: Vec<(String, PathBuf)> = boot.boot_parts.clone();
+        for slot in &boot.filled {
+            files.push((format!("root-{}", slot.letter()), sealed.img.clone()));
         }
         files.push(("data".to_string(), data_img.clone()));
         let refs: Vec<(&str, &Path)> = files
             .iter()
             .map(|(n, p)| (n.as_str(), p.as_path()))
             .collect();
-        disk::assemble(&plan, &refs, &raw, runner)?;
-        progress.finish(&format!("{} MiB", plan.disk_size >> 20));
+        disk::assemble(&boot.plan, &refs, &raw, b.runner)?;
+        progress.finish(&format!("{} MiB", boot.plan.disk_size >> 20));
     } else {
         progress.finish("skipped (--bundle-only)");
     }
+    Ok(raw)
+}
 
+/// Step 10: xz (or the raw image); moves image and root into the staging folder. Returns the
+/// image (none with `--bundle-only`), the staged root and, on a Pi, the raw image's SHA-256.
+fn compress(
+    b: &Build,
+    sealed: &SealedRoot,
+    bundles: &Bundles,
+    raw: &Path,
+    progress: &mut Progress,
+) -> Result<(Option<PathBuf>, PathBuf, Option<String>)> {
+    let opts = b.opts;
     progress.step("compress");
     // Raspberry Pi Imager checks the uncompressed image too.
-    let raw_sha = match board.boot {
+    let raw_sha = match b.board.boot {
         BootMethod::RpiTryboot if !opts.no_xz && !opts.fast && !opts.bundle_only => {
-            Some(artifacts::sha256_file(&raw)?)
+            Some(artifacts::sha256_file(raw)?)
         }
         _ => None,
     };
     let image_path = if opts.bundle_only {
         None
     } else if opts.no_xz || opts.fast {
-        let raw_out = staging.join(format!("{prefix}.img"));
-        std::fs::rename(&raw, &raw_out)?;
+        let raw_out = bundles.staging.join(format!("{}.img", b.prefix));
+        std::fs::rename(raw, &raw_out)?;
         Some(raw_out)
     } else {
-        let xz = staging.join(format!("{prefix}.img.xz"));
-        artifacts::compress_xz(&raw, &xz)?;
+        let xz = bundles.staging.join(format!("{}.img.xz", b.prefix));
+        artifacts::compress_xz(raw, &xz)?;
         Some(xz)
     };
-    let root_out = staging.join(root_img.file_name().context("root image name")?);
-    std::fs::rename(&root_img, &root_out)?;
+    let root_out = bundles
+        .staging
+        .join(sealed.img.file_name().context("root image name")?);
+    std::fs::rename(&sealed.img, &root_out)?;
     progress.finish(&match &image_path {
         Some(p) => format!("{} MiB", file_size(p) >> 20),
         None => "skipped (--bundle-only)".to_string(),
     });
+    Ok((image_path, root_out, raw_sha))
+}
 
-    progress.step("sign and publish");
-    let image = image_path.as_deref().map(FileEntry::of).transpose()?;
-    let rootfs = FileEntry::of(&root_out)?;
-    let bundle = FileEntry::of(&bundle_path)?;
-    let bridge_bundle = bridge_bundle
+/// Step 11: the manifest, the Pi's Imager list, `SHA256SUMS` and its signature, then the
+/// atomic rename of everything into `--out`.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    b: &Build,
+    key: &ed25519_dalek::SigningKey,
+    ota: &OtaInputs,
+    prepared: &PreparedRoot,
+    sealed: &SealedRoot,
+    boot: &BootFiles,
+    bundles: &Bundles,
+    (image_path, root_out, raw_sha): (Option<&Path>, &Path, Option<&str>),
+    progress: &Progress,
+) -> Result<Vec<PathBuf>> {
+    let (opts, board) = (b.opts, &b.board);
+    let staging = &bundles.staging;
+    let image = image_path.map(FileEntry::of).transpose()?;
+    let rootfs = FileEntry::of(root_out)?;
+    let bundle = FileEntry::of(&bundles.path)?;
+    let bridge_bundle = bundles
+        .bridge
+        .as_ref()
         .map(|(format, path)| {
             Ok::<_, artifacts::ArtifactError>(artifacts::BridgeBundle {
-                format,
-                bundle: FileEntry::of(&path)?,
+                format: *format,
+                bundle: FileEntry::of(path)?,
             })
         })
         .transpose()?;
-    let mut packages = artifacts::parse_packages(&base.packages);
-    if let Some(fw) = &firmware {
+    let mut packages = artifacts::parse_packages(&prepared.base.packages);
+    if let Some(fw) = &boot.firmware {
         packages.push(artifacts::Package {
             name: fw.package.clone(),
             version: fw.version.clone(),
@@ -493,19 +720,25 @@ fn run_steps(
         board: board.name.clone(),
         arch: board.arch.debian().to_string(),
         version: opts.version.clone(),
-        build_id,
-        base_key: base.key.clone(),
-        source_date_epoch: epoch,
-        rootfs_kind: rootfs_kind.name().to_string(),
+        build_id: prepared.build_id.clone(),
+        base_key: prepared.base.key.clone(),
+        source_date_epoch: b.epoch,
+        rootfs_kind: board.rootfs.name().to_string(),
         rootfs: rootfs.clone(),
+        verity: sealed.verity.clone(),
         image: image.clone(),
-        image_raw_size: if opts.bundle_only { 0 } else { plan.disk_size },
+        image_raw_size: if opts.bundle_only {
+            0
+        } else {
+            boot.plan.disk_size
+        },
         version_number: ota.version_number,
         min_version_number: opts.min_version_number,
         bundle: bundle.clone(),
-        bundle_format: bundle_manifest.format,
+        bundle_format: bundles.manifest.format,
         bridge_bundle: bridge_bundle.clone(),
-        bundle_payloads: bundle_manifest
+        bundle_payloads: bundles
+            .manifest
             .payloads
             .iter()
             .map(|p| artifacts::BundlePayload {
@@ -514,9 +747,10 @@ fn run_steps(
             })
             .collect(),
         ota_root_key_id: hearth_ota::hexutil::encode(&keys::key_id(&ota.keys.root_pub)),
-        slots_filled: filled.iter().map(|s| s.letter().to_string()).collect(),
-        agent_sha256: agent_sha,
-        partitions: plan
+        slots_filled: boot.filled.iter().map(|s| s.letter().to_string()).collect(),
+        agent_sha256: prepared.agent_sha.clone(),
+        partitions: boot
+            .plan
             .partitions
             .iter()
             .map(|p| PartitionEntry {
@@ -538,7 +772,7 @@ fn run_steps(
             })
             .collect(),
     };
-    let manifest_path = staging.join(format!("{prefix}.manifest.json"));
+    let manifest_path = staging.join(format!("{}.manifest.json", b.prefix));
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
     let mut entries: Vec<FileEntry> = image.iter().cloned().collect();
     entries.extend([rootfs, bundle, FileEntry::of(&manifest_path)?]);
@@ -547,31 +781,17 @@ fn run_steps(
         let list = rpi::os_list_of(
             board,
             &opts.version,
-            epoch,
+            b.epoch,
             image,
-            plan.disk_size,
-            raw_sha.as_deref().unwrap_or(&image.sha256),
+            boot.plan.disk_size,
+            raw_sha.unwrap_or(&image.sha256),
         );
-        let path = staging.join(format!("{prefix}.os_list.json"));
+        let path = staging.join(format!("{}.os_list.json", b.prefix));
         std::fs::write(&path, serde_json::to_vec_pretty(&list)?)?;
         entries.push(FileEntry::of(&path)?);
     }
-    artifacts::sign_checksums(&staging, &prefix, &entries, key)?;
-    let published = artifacts::publish(&staging, &opts.out)?;
-    progress.finish("");
-    let summary = progress.summary();
-    let bundle_out = opts
-        .out
-        .join(bundle_path.file_name().context("bundle name")?);
-    Ok(BuildResult {
-        image: match &image_path {
-            Some(p) => opts.out.join(p.file_name().context("image name")?),
-            None => bundle_out.clone(),
-        },
-        bundle: bundle_out,
-        files: published,
-        summary,
-    })
+    artifacts::sign_checksums(staging, &b.prefix, &entries, key)?;
+    Ok(artifacts::publish(staging, &opts.out)?)
 }
 
 fn file_size(p: &Path) -> u64 {
@@ -631,6 +851,7 @@ fn boot_partitions(
     version: &str,
     filled: &[Slot],
     firmware: Option<&rpi::Firmware>,
+    slot_boot: Option<&efi::SlotBoot>,
     epoch: u64,
     runner: &Runner,
 ) -> Result<Vec<(String, PathBuf)>> {
@@ -639,7 +860,8 @@ fn boot_partitions(
     let staged: Vec<(String, PathBuf)> = match board.boot {
         BootMethod::SystemdBoot => {
             let dir = parts.join("stage-esp");
-            efi::stage(board, root, &dir, version, filled)?;
+            let boot = slot_boot.context("the slot's kernel and verity initrd")?;
+            efi::stage(board, root, &dir, version, filled, boot)?;
             vec![("esp".to_string(), dir)]
         }
         BootMethod::RpiTryboot => rpi::stage(

@@ -11,6 +11,7 @@
 //! - [`check`], [`install`]: the repository check and the install job.
 //! - [`schedule`]: the periodic check, the maintenance window and rebooting per policy.
 //! - [`device`], [`error`], [`records`], [`gate`] (the health gate, a separate process).
+//! - [`refused`]: slots the initramfs refused at boot (dm-verity), into the history.
 
 pub mod check;
 pub mod device;
@@ -20,6 +21,7 @@ pub mod install;
 pub mod machine;
 pub mod reconcile;
 pub mod records;
+pub mod refused;
 pub mod schedule;
 pub mod status;
 

@@ -163,6 +163,7 @@ impl Service {
     /// At agent start: record what happened to an install of an earlier boot. A device whose
     /// update setup is broken (a malformed release.json, an unknown boot backend) says so here.
     pub fn reconcile_at_start(&self) {
+        self.record_refused_slots();
         let device = match self.device() {
             Ok(d) => d,
             Err(e) => {

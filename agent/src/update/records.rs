@@ -193,6 +193,9 @@ pub enum HistoryKind {
     RolledBack,
     Failed,
     Interrupted,
+    // The initramfs refused a slot at boot (dm-verity) and the device started the other
+    // one (`update::refused`).
+    Refused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

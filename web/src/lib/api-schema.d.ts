@@ -1954,7 +1954,7 @@ export interface components {
             to_version: string;
         };
         /** @enum {string} */
-        HistoryKind: "installed" | "committed" | "rolled_back" | "failed" | "interrupted";
+        HistoryKind: "installed" | "committed" | "rolled_back" | "failed" | "interrupted" | "refused";
         /** @description Why an installed app is held stopped. */
         Hold: {
             at: string;

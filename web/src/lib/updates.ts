@@ -126,15 +126,16 @@ const KINDS: Record<HistoryKind, MessageKey> = {
   rolled_back: 'updates.kind_rolled_back',
   failed: 'updates.kind_failed',
   interrupted: 'updates.kind_interrupted',
+  refused: 'updates.kind_refused',
 };
 
 export function historyKindKey(kind: HistoryKind): MessageKey {
   return KINDS[kind] ?? 'updates.kind_other';
 }
 
-/** Entries that mean an update did not make it: marked in the history. */
+/** Entries that mean an update did not make it, or a slot was refused at boot: marked in the history. */
 export function isBadOutcome(kind: HistoryKind): boolean {
-  return kind === 'failed' || kind === 'rolled_back' || kind === 'interrupted';
+  return kind === 'failed' || kind === 'rolled_back' || kind === 'interrupted' || kind === 'refused';
 }
 
 const REBOOTS: Record<RebootPolicy, MessageKey> = {

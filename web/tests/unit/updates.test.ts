@@ -106,7 +106,7 @@ describe('update policy form', () => {
 describe('update words', () => {
   it('has a translated text for every state, history kind, reboot choice and known phase', () => {
     const states: UpdateState[] = ['idle', 'checking', 'downloading', 'installing', 'reboot_required', 'trial'];
-    const kinds: HistoryKind[] = ['installed', 'committed', 'rolled_back', 'failed', 'interrupted'];
+    const kinds: HistoryKind[] = ['installed', 'committed', 'rolled_back', 'failed', 'interrupted', 'refused'];
     const keys = [
       ...states.map(stateKey),
       ...kinds.map(historyKindKey),
@@ -123,8 +123,9 @@ describe('update words', () => {
     expect(historyKindKey('exploded' as HistoryKind)).toBe('updates.kind_other');
   });
 
-  it('marks failed, rolled back and interrupted updates', () => {
+  it('marks failed, rolled back and interrupted updates and refused slots', () => {
     expect(isBadOutcome('failed')).toBe(true);
+    expect(isBadOutcome('refused')).toBe(true);
     expect(isBadOutcome('rolled_back')).toBe(true);
     expect(isBadOutcome('interrupted')).toBe(true);
     expect(isBadOutcome('installed')).toBe(false);

@@ -650,6 +650,7 @@ export const en = {
   'updates.kind_rolled_back': 'Rolled back',
   'updates.kind_failed': 'Failed',
   'updates.kind_interrupted': 'Interrupted',
+  'updates.kind_refused': 'Slot refused at boot',
   'updates.kind_other': 'Other',
   'update_banner.label': 'System update',
   'update_banner.committed': 'Hearth updated itself to {version} ({when}).',
