@@ -20,6 +20,13 @@ pub struct ChunkIndex {
     pub seq: Vec<([u8; 32], u32)>,
 }
 
+impl ChunkIndex {
+    /// Bytes of the slot this index covers (format 3: its chunk sequence; 0 otherwise).
+    pub fn bytes(&self) -> u64 {
+        self.seq.iter().map(|(_, len)| u64::from(*len)).sum()
+    }
+}
+
 /// Hashes a slot chunk by chunk, up to `limit` bytes (memory: one chunk + 40 bytes per chunk,
 /// and for format 3 another 36 bytes per chunk for the sequence pages are derived from).
 pub fn index_slot(
