@@ -1,12 +1,17 @@
 //! The streaming installer: writes a verified bundle into the inactive slot.
 //!
-//! Order (a two-phase commit): mark the target unbootable → write every chunk, each verified
+//! Order (a two-phase commit): plan (read only: which chunks are already in the target, which
+//! the running slot has) → mark the target unbootable → write every chunk, each verified
 //! against its signed hash before it is written (from the target itself when already in place,
 //! zeros, the active slot, or the bundle) → sync → read everything back and verify → make the
 //! target the next trial boot. A failure at any point leaves the target unbootable and the
 //! active slot untouched; a retry resumes (chunks already in place are not fetched again).
-//! Memory: two chunk buffers (stored and unpacked), the network's pieces, the manifest's chunk
-//! list and about 40 bytes per chunk of the active slot's index.
+//! Threads (targets that offer [`SlotStorage::handle`]: files and block devices): this one
+//! fetches, unpacks and checks; a writer writes; a third reads each written 8 MiB window back
+//! while the next ones are written, so the read-back no longer waits for the last write.
+//! Memory: two chunk buffers (stored and unpacked), up to 32 chunks (4 MiB) queued for
+//! the writer, the network's pieces, the manifest's chunk list and about 40 bytes per chunk of
+//! the active slot's index.
 //! Never writes to the active slot; never marks anything bootable before the read-back.
 use std::borrow::Cow;
 use std::ops::{ControlFlow, Range};
