@@ -9,9 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::*;
-use hearth_ota::boot::file::FileBoot;
-use hearth_ota::boot::{BootControl, BootState, DirFs, Slot};
-use hearth_ota::install::{InstallError, InstallRequest, Target, WRITEBACK_BYTES, install};
+use hearth_ota::boot::{BootControl, BootState, Slot};
+use hearth_ota::install::{InstallError, WRITEBACK_BYTES};
 use hearth_ota::source::FileSource;
 use hearth_ota::storage::{FileSlot, SlotStorage};
 
@@ -114,22 +113,8 @@ fn run(
         seen: Arc::new(Seen::default()),
         overlapped: overlapped.clone(),
     };
-    std::fs::create_dir_all(dir.join("boot")).unwrap();
-    let mut boot = FileBoot::new(DirFs::new(&dir.join("boot")));
-    boot.initialize(Slot::A).unwrap();
-    let result = install(InstallRequest {
-        bundle: &bundle,
-        source: &mut src,
-        targets: vec![Target {
-            payload: "root".into(),
-            target: &mut target,
-            active: None,
-        }],
-        boot: &mut boot,
-        slot: Slot::B,
-        progress: &mut |_| {},
-    })
-    .map(|_| ());
+    let (result, mut boot) = install_root(dir, &bundle, &mut src, &mut target);
+    let result = result.map(|_| ());
     if result.is_ok() {
         assert_eq!(std::fs::read(dir.join("slot-b.img")).unwrap(), image);
     }
