@@ -779,6 +779,15 @@ fn fetch_run(
     let mut feed = |mut piece: &[u8]| -> Result<(), InstallError> {
         while !piece.is_empty() && i < count {
             let want = chunks[i].stored as usize;
+            if pending.is_empty() && piece.len() >= want {
+                // The whole chunk is in this piece: unpacked from there, not copied first.
+                let content = unpack.unpack(p, first + i, &piece[..want])?;
+                out.write_verified(&chunks[i], content)?;
+                written += u64::from(chunks[i].len);
+                piece = &piece[want..];
+                i += 1;
+                continue;
+            }
             let take = (want - pending.len()).min(piece.len());
             pending.extend_from_slice(&piece[..take]);
             piece = &piece[take..];
