@@ -75,11 +75,23 @@ pub fn index_slot(
 pub fn in_place(target: &mut dyn SlotStorage, chunks: &[Chunk]) -> Vec<bool> {
     let max = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
     let mut buf = vec![0u8; max];
+    let mut ended = false;
     chunks
         .iter()
         .map(|c| {
+            if ended {
+                return false;
+            }
             let b = &mut buf[..c.len as usize];
-            target.read_at(c.offset, b).is_ok() && *blake3::hash(b).as_bytes() == c.hash
+            match target.read_at(c.offset, b) {
+                Ok(()) => *blake3::hash(b).as_bytes() == c.hash,
+                Err(e) => {
+                    // A target that ends here (a new or shorter file) has none of the chunks
+                    // after it (they come in offset order): no read for each.
+                    ended = e.kind() == std::io::ErrorKind::UnexpectedEof;
+                    false
+                }
+            }
         })
         .collect()
 }

@@ -123,11 +123,15 @@ pub struct InstallReport {
     pub fetched: u64,
 }
 
-fn storage(op: &'static str, target: &dyn SlotStorage) -> impl Fn(std::io::Error) -> InstallError {
-    let target = target.describe();
+/// The error for a failed `op` on `target` (described only when it happens: this runs for
+/// every chunk).
+fn storage<'t>(
+    op: &'static str,
+    target: &'t dyn SlotStorage,
+) -> impl Fn(std::io::Error) -> InstallError + 't {
     move |source| InstallError::Storage {
         op,
-        target: target.clone(),
+        target: target.describe(),
         source,
     }
 }
