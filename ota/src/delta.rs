@@ -150,10 +150,16 @@ pub fn plan<'i>(bundle: &VerifiedBundle, local: &dyn Fn(&str) -> LocalChunks<'i>
         let mut chunks = Vec::with_capacity(p.chunks.len());
         for (i, c) in p.chunks.iter().enumerate() {
             let len = u64::from(c.len);
-            let zero = *zeros.entry(c.len).or_insert_with(|| zero_hash(len));
+            // Whether the chunk is all zeros, known only by hashing `len` zero bytes: once per
+            // length with fixed chunks; content-defined chunks have thousands of lengths, so
+            // only a chunk stored at least 16:1 compressed (as zeros are) is asked.
+            let fixed = matches!(m.chunking, Chunking::Fixed { .. });
+            let may_be_zero = fixed || (c.stored > 0 && u64::from(c.stored) * 16 <= len);
+            let is_zero =
+                may_be_zero && c.hash == *zeros.entry(c.len).or_insert_with(|| zero_hash(len));
             let from = if have.in_place.and_then(|v| v.get(i)) == Some(&true) {
                 ChunkFrom::InPlace
-            } else if c.hash == zero {
+            } else if is_zero {
                 ChunkFrom::Zero
             } else if let Some(&offset) = active.and_then(|a| a.offsets.get(&c.hash)) {
                 ChunkFrom::Active(offset)
