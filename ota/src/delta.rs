@@ -20,6 +20,13 @@ pub struct ChunkIndex {
     pub seq: Vec<([u8; 32], u32)>,
 }
 
+impl ChunkIndex {
+    /// Bytes of the slot this index covers (format 3: its chunk sequence; 0 otherwise).
+    pub fn bytes(&self) -> u64 {
+        self.seq.iter().map(|(_, len)| u64::from(*len)).sum()
+    }
+}
+
 /// Hashes a slot chunk by chunk, up to `limit` bytes (memory: one chunk + 40 bytes per chunk,
 /// and for format 3 another 36 bytes per chunk for the sequence pages are derived from).
 pub fn index_slot(
@@ -68,11 +75,23 @@ pub fn index_slot(
 pub fn in_place(target: &mut dyn SlotStorage, chunks: &[Chunk]) -> Vec<bool> {
     let max = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
     let mut buf = vec![0u8; max];
+    let mut ended = false;
     chunks
         .iter()
         .map(|c| {
+            if ended {
+                return false;
+            }
             let b = &mut buf[..c.len as usize];
-            target.read_at(c.offset, b).is_ok() && *blake3::hash(b).as_bytes() == c.hash
+            match target.read_at(c.offset, b) {
+                Ok(()) => *blake3::hash(b).as_bytes() == c.hash,
+                Err(e) => {
+                    // A target that ends here (a new or shorter file) has none of the chunks
+                    // after it (they come in offset order): no read for each.
+                    ended = e.kind() == std::io::ErrorKind::UnexpectedEof;
+                    false
+                }
+            }
         })
         .collect()
 }
@@ -131,10 +150,16 @@ pub fn plan<'i>(bundle: &VerifiedBundle, local: &dyn Fn(&str) -> LocalChunks<'i>
         let mut chunks = Vec::with_capacity(p.chunks.len());
         for (i, c) in p.chunks.iter().enumerate() {
             let len = u64::from(c.len);
-            let zero = *zeros.entry(c.len).or_insert_with(|| zero_hash(len));
+            // Whether the chunk is all zeros, known only by hashing `len` zero bytes: once per
+            // length with fixed chunks; content-defined chunks have thousands of lengths, so
+            // only a chunk stored at least 16:1 compressed (as zeros are) is asked.
+            let fixed = matches!(m.chunking, Chunking::Fixed { .. });
+            let may_be_zero = fixed || (c.stored > 0 && u64::from(c.stored) * 16 <= len);
+            let is_zero =
+                may_be_zero && c.hash == *zeros.entry(c.len).or_insert_with(|| zero_hash(len));
             let from = if have.in_place.and_then(|v| v.get(i)) == Some(&true) {
                 ChunkFrom::InPlace
-            } else if c.hash == zero {
+            } else if is_zero {
                 ChunkFrom::Zero
             } else if let Some(&offset) = active.and_then(|a| a.offsets.get(&c.hash)) {
                 ChunkFrom::Active(offset)

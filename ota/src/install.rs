@@ -1,15 +1,21 @@
 //! The streaming installer: writes a verified bundle into the inactive slot.
 //!
-//! Order (a two-phase commit): mark the target unbootable → write every chunk, each verified
+//! Order (a two-phase commit): plan (read only: which chunks are already in the target, which
+//! the running slot has) → mark the target unbootable → write every chunk, each verified
 //! against its signed hash before it is written (from the target itself when already in place,
 //! zeros, the active slot, or the bundle) → sync → read everything back and verify → make the
 //! target the next trial boot. A failure at any point leaves the target unbootable and the
 //! active slot untouched; a retry resumes (chunks already in place are not fetched again).
-//! Memory: two chunk buffers (stored and unpacked), the network's pieces, the manifest's chunk
-//! list and about 40 bytes per chunk of the active slot's index.
+//! Threads (targets that offer [`SlotStorage::handle`]: files and block devices): this one
+//! fetches, unpacks and checks; a writer writes; a third reads each written 8 MiB window back
+//! while the next ones are written, so the read-back no longer waits for the last write.
+//! Memory: two chunk buffers (stored and unpacked), up to 32 chunks (4 MiB) queued for
+//! the writer, the network's pieces, the manifest's chunk list and about 40 bytes per chunk of
+//! the active slot's index.
 //! Never writes to the active slot; never marks anything bootable before the read-back.
 use std::borrow::Cow;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
+use std::sync::mpsc;
 
 use crate::boot::{BootControl, BootError, RebootRequest, Slot};
 use crate::bundle::{Pending, Unpacker, VerifiedBundle};
@@ -117,11 +123,15 @@ pub struct InstallReport {
     pub fetched: u64,
 }
 
-fn storage(op: &'static str, target: &dyn SlotStorage) -> impl Fn(std::io::Error) -> InstallError {
-    let target = target.describe();
+/// The error for a failed `op` on `target` (described only when it happens: this runs for
+/// every chunk).
+fn storage<'t>(
+    op: &'static str,
+    target: &'t dyn SlotStorage,
+) -> impl Fn(std::io::Error) -> InstallError + 't {
     move |source| InstallError::Storage {
         op,
-        target: target.clone(),
+        target: target.describe(),
         source,
     }
 }
@@ -142,8 +152,10 @@ pub fn resolve(
 pub const INDEX_REPORT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// [`resolve`], reporting the read of the running slots (format 3 only; the longest part of it,
-/// about a minute for a root on an SD card) as [`Phase::Index`]: `done` of `total` bytes of
-/// the running copies, once before the first read, every [`INDEX_REPORT_BYTES`] and at the end.
+/// about a minute for a root on an SD card) as [`Phase::Index`]: `done` of `total` bytes, once
+/// before the first read, every [`INDEX_REPORT_BYTES`] and at the end. `total` also counts the
+/// targets, which [`install`] reads next in the same phase (chunks an interrupted attempt left
+/// in place), so the phase's progress runs once from 0 to `total` over both calls.
 pub fn resolve_reporting(
     pending: Pending,
     source: &mut dyn BundleSource,
@@ -165,9 +177,10 @@ pub fn resolve_reporting(
             let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
             actives.push((p.name.clone(), len));
         }
+        let running: u64 = actives.iter().map(|(_, len)| len).sum();
         let mut count = IndexCount {
             done: 0,
-            total: actives.iter().map(|(_, len)| len).sum(),
+            total: running + target_check_bytes(&pending.manifest.payloads, targets),
             next: 0,
             progress,
         };
@@ -187,7 +200,8 @@ pub fn resolve_reporting(
             let index = delta::index_slot(&mut read, chunking, len);
             local.push((name, index.map_err(storage("read", &*read.inner))?));
         }
-        count.done = count.total;
+        // The phase goes on in `install`, which checks the targets (`plan_all`).
+        count.done = running;
         count.report();
     }
     pending.resolve(source, local).map_err(|e| match e {
@@ -195,6 +209,16 @@ pub fn resolve_reporting(
         VerifyError::Source(s) => InstallError::Source(SourceError::Http(s)),
         other => other.into(),
     })
+}
+
+/// Bytes of the targets `plan_all` reads to find chunks already in place: every payload that
+/// has a target.
+fn target_check_bytes(payloads: &[Payload], targets: &[Target<'_>]) -> u64 {
+    payloads
+        .iter()
+        .filter(|p| targets.iter().any(|t| t.payload == p.name))
+        .map(|p| p.size)
+        .sum()
 }
 
 /// Bytes of the running slots read so far, for [`Phase::Index`] reports.
@@ -276,38 +300,42 @@ pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, Install
     if req.boot.state()?.primary == Some(req.slot) {
         return Err(InstallError::TargetIsPrimary(req.slot));
     }
+    // Planning only reads (the running slot, and the target for chunks already in place), so
+    // it comes first and the index phase is one stretch with `resolve_reporting`'s.
+    let plan = plan_all(&mut req)?;
     (req.progress)(Progress {
         phase: Phase::MarkUnbootable,
         done: 0,
         total: 1,
     });
     req.boot.mark_unbootable(req.slot)?;
-    let plan = plan_all(&mut req)?;
-    write_all(&mut req, &plan)?;
-    let total = plan.total_bytes;
-    (req.progress)(Progress {
-        phase: Phase::Sync,
-        done: 0,
-        total: 1,
-    });
-    for p in &m.payloads {
-        let t = target_for(&mut req.targets, &p.name);
-        t.target
-            .truncate(p.size)
-            .map_err(storage("truncate", &*t.target))?;
-        t.target.sync().map_err(storage("sync", &*t.target))?;
-    }
-    let mut done = 0;
-    for p in &m.payloads {
-        let t = target_for(&mut req.targets, &p.name);
-        read_back(&mut *t.target, p, &mut |n| {
-            done += n;
-            (req.progress)(Progress {
-                phase: Phase::Verify,
-                done,
-                total,
-            });
-        })?;
+    // Writes and the read-back run on threads of their own when every target offers handles
+    // for them (files and block devices do).
+    let handles = |req: &mut InstallRequest<'_, '_>| -> Option<Vec<_>> {
+        m.payloads
+            .iter()
+            .map(|p| target_for(&mut req.targets, &p.name).target.handle())
+            .collect()
+    };
+    match handles(&mut req).zip(handles(&mut req)) {
+        Some((writers, readers)) => write_and_read_back(&mut req, &plan, writers, readers)?,
+        None => {
+            write_all(&mut req, &plan, &Sink::Direct)?;
+            sync_all(&mut req)?;
+            let total = plan.total_bytes;
+            let mut done = 0;
+            for p in &m.payloads {
+                let t = target_for(&mut req.targets, &p.name);
+                read_back(&mut *t.target, p, 0..p.chunks.len(), &mut |n| {
+                    done += n;
+                    (req.progress)(Progress {
+                        phase: Phase::Verify,
+                        done,
+                        total,
+                    });
+                })?;
+            }
+        }
     }
     (req.progress)(Progress {
         phase: Phase::Activate,
@@ -322,42 +350,236 @@ pub fn install(mut req: InstallRequest<'_, '_>) -> Result<InstallReport, Install
     })
 }
 
+/// Ends growable targets at their payload's size and makes every write durable.
+fn sync_all(req: &mut InstallRequest<'_, '_>) -> Result<(), InstallError> {
+    (req.progress)(Progress {
+        phase: Phase::Sync,
+        done: 0,
+        total: 1,
+    });
+    for p in &req.bundle.manifest.payloads {
+        let t = target_for(&mut req.targets, &p.name);
+        t.target
+            .truncate(p.size)
+            .map_err(storage("truncate", &*t.target))?;
+        t.target.sync().map_err(storage("sync", &*t.target))?;
+    }
+    Ok(())
+}
+
+/// Writes every payload through a writer thread while a third thread reads each written
+/// window back and checks its chunks against the manifest; this thread fetches, unpacks and
+/// checks the chunks. Then syncs and waits for the last windows. `writers` and `readers` are
+/// second handles on the targets (one each per payload, in manifest order). The read-back sees
+/// what the kernel returns for the target after the write, as a read-back after the sync does
+/// (page cache or disk); it only no longer waits for the last write.
+fn write_and_read_back(
+    req: &mut InstallRequest<'_, '_>,
+    plan: &Plan,
+    writers: Vec<Box<dyn SlotStorage + Send>>,
+    readers: Vec<Box<dyn SlotStorage + Send>>,
+) -> Result<(), InstallError> {
+    let payloads: &[Payload] = &req.bundle.manifest.payloads;
+    let total = plan.total_bytes;
+    std::thread::scope(|scope| {
+        let (windows, to_check) = mpsc::channel::<(usize, Range<usize>)>();
+        let (checked, checked_rx) = mpsc::channel::<u64>();
+        let checker = scope.spawn(move || {
+            let mut readers = readers;
+            for (payload, range) in to_check {
+                let p = &payloads[payload];
+                let mut bytes = 0;
+                read_back(&mut *readers[payload], p, range, &mut |n| bytes += n)?;
+                // The installer may have stopped waiting (it failed): nothing to report to.
+                let _ = checked.send(bytes);
+            }
+            Ok::<(), InstallError>(())
+        });
+        let (queue, from_queue) = mpsc::sync_channel::<ToWriter>(QUEUE_CHUNKS);
+        let writer = scope.spawn(move || write_queue(writers, from_queue, windows));
+        let written = write_all(req, plan, &Sink::Queue(&queue));
+        drop(queue);
+        let wrote = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The writer's own error explains a queue that stopped taking chunks.
+        let synced = wrote.and(written).and_then(|()| sync_all(req));
+        let mut done = 0;
+        if synced.is_ok() {
+            for n in checked_rx {
+                done += n;
+                (req.progress)(Progress {
+                    phase: Phase::Verify,
+                    done,
+                    total,
+                });
+            }
+        }
+        let checked = checker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // A read-back mismatch explains a stopped writer; otherwise the write's own error.
+        checked.and(synced)
+    })
+}
+
+/// Chunks the writer thread may hold queued (at most [`Manifest::max_chunk`] bytes each:
+/// 4 MiB at 128 KiB, inside the installer's 16 MiB budget).
+const QUEUE_CHUNKS: usize = 32;
+
+/// Work for the writer thread, in order.
+enum ToWriter {
+    /// Verified content for `payload`'s target at `offset`.
+    Chunk {
+        payload: usize,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    /// Chunks `range` of `payload` are all in the target: read them back.
+    Window(usize, Range<usize>),
+    /// Answer once everything before is written.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// The writer thread: writes each chunk at its place (starting the write-back every
+/// [`WRITEBACK_BYTES`]) and hands each finished window to the read-back. Stops when the queue
+/// closes or the read-back has stopped (it failed, and says why).
+fn write_queue(
+    mut targets: Vec<Box<dyn SlotStorage + Send>>,
+    queue: mpsc::Receiver<ToWriter>,
+    windows: mpsc::Sender<(usize, Range<usize>)>,
+) -> Result<(), InstallError> {
+    let mut writeback_from = vec![0; targets.len()];
+    for work in queue {
+        match work {
+            ToWriter::Chunk {
+                payload,
+                offset,
+                bytes,
+            } => write_chunk(
+                &mut *targets[payload],
+                offset,
+                &bytes,
+                &mut writeback_from[payload],
+            )?,
+            ToWriter::Window(payload, range) => {
+                if windows.send((payload, range)).is_err() {
+                    return Ok(());
+                }
+            }
+            ToWriter::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes verified bytes at `offset` and starts the write-back every [`WRITEBACK_BYTES`]
+/// (`writeback_from`: where it was last started in this target).
+fn write_chunk(
+    target: &mut dyn SlotStorage,
+    offset: u64,
+    bytes: &[u8],
+    writeback_from: &mut u64,
+) -> Result<(), InstallError> {
+    target
+        .write_at(offset, bytes)
+        .map_err(storage("write", target))?;
+    let end = offset + bytes.len() as u64;
+    let from = *writeback_from;
+    if end >= from + WRITEBACK_BYTES {
+        target.start_writeback(from, end - from);
+        *writeback_from = end;
+    }
+    Ok(())
+}
+
+/// The writer thread stopped taking work: its own result says why.
+fn writer_stopped() -> InstallError {
+    InstallError::Storage {
+        op: "write",
+        target: "the target (writer thread)".into(),
+        source: std::io::Error::other("the writer thread stopped"),
+    }
+}
+
+/// Where [`write_all`] puts verified chunks.
+enum Sink<'q> {
+    /// Into `req.targets`, on this thread.
+    Direct,
+    /// To the writer thread.
+    Queue(&'q mpsc::SyncSender<ToWriter>),
+}
+
 fn target_for<'t, 'b>(targets: &'t mut [Target<'b>], name: &str) -> &'t mut Target<'b> {
     let i = targets.iter().position(|t| t.payload == name).unwrap_or(0);
     &mut targets[i]
 }
 
+/// Plans every chunk, reporting [`Phase::Index`] over the bytes it reads: each target (chunks an
+/// interrupted attempt left in place) and, formats 1 and 2, each running slot. A format-3
+/// running slot was read by [`resolve_reporting`]: its bytes count as done, so the phase goes
+/// on from where that call left it.
 fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
     let bundle = req.bundle;
     let m = &bundle.manifest;
     let mut indexes: Vec<(String, Option<Cow<'_, ChunkIndex>>, Vec<bool>)> = Vec::new();
-    let total: u64 = m.payloads.iter().map(|p| p.size).sum();
-    let mut done = 0;
+    let mut lens = Vec::new();
+    let (mut done, mut total) = (0, target_check_bytes(&m.payloads, &req.targets));
     for p in &m.payloads {
-        (req.progress)(Progress {
-            phase: Phase::Index,
-            done,
-            total,
-        });
         let t = target_for(&mut req.targets, &p.name);
-        let in_place = delta::in_place(&mut *t.target, &p.chunks);
-        let active = match t.active.as_deref_mut() {
+        let len = match (t.active.as_deref_mut(), bundle.local_index(&p.name)) {
+            (Some(_), Some(local)) => {
+                done += local.bytes();
+                total += local.bytes();
+                None
+            }
+            (Some(a), None) => {
+                let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
+                total += len;
+                Some(len)
+            }
+            (None, _) => None,
+        };
+        lens.push(len);
+    }
+    let mut count = IndexCount {
+        done,
+        total,
+        next: 0,
+        progress: &mut *req.progress,
+    };
+    count.report();
+    for (p, len) in m.payloads.iter().zip(lens) {
+        let t = target_for(&mut req.targets, &p.name);
+        let in_place = delta::in_place(
+            &mut Reporting {
+                inner: &mut *t.target,
+                count: &mut count,
+            },
+            &p.chunks,
+        );
+        let active = match (t.active.as_deref_mut(), len) {
             // Format 3: the index its pages were derived from (already read; every chunk of a
             // derived page is in it, so none of those is planned for download).
-            Some(_) if bundle.local_index(&p.name).is_some() => {
-                bundle.local_index(&p.name).map(Cow::Borrowed)
-            }
-            Some(a) => {
-                let len = fs_extent::index_len(a).map_err(storage("read", &*a))?;
+            (Some(_), None) => bundle.local_index(&p.name).map(Cow::Borrowed),
+            (Some(a), Some(len)) => {
+                let mut read = Reporting {
+                    inner: a,
+                    count: &mut count,
+                };
                 Some(Cow::Owned(
-                    delta::index_slot(a, m.chunking, len).map_err(storage("read", &*a))?,
+                    delta::index_slot(&mut read, m.chunking, len)
+                        .map_err(storage("read", &*read.inner))?,
                 ))
             }
-            None => None,
+            (None, _) => None,
         };
-        done += p.size;
         indexes.push((p.name.clone(), active, in_place));
     }
+    count.done = count.total;
+    count.report();
     Ok(delta::plan(req.bundle, &|name| {
         indexes
             .iter()
@@ -370,21 +592,47 @@ fn plan_all(req: &mut InstallRequest<'_, '_>) -> Result<Plan, InstallError> {
     }))
 }
 
-fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), InstallError> {
+/// Writes every chunk the plan does not find in place, checked, into `sink`. A queue is also
+/// given every window of at least [`WRITEBACK_BYTES`] (and each payload's last one) after its
+/// chunks, to read back; writing stops early when the queue stops taking work (the writer or
+/// the read-back failed, and says why).
+fn write_all(
+    req: &mut InstallRequest<'_, '_>,
+    plan: &Plan,
+    sink: &Sink<'_>,
+) -> Result<(), InstallError> {
+    let written = |payload: usize, range: Range<usize>| match sink {
+        Sink::Direct => true,
+        Sink::Queue(q) => q.send(ToWriter::Window(payload, range)).is_ok(),
+    };
     let m = &req.bundle.manifest;
     let total = plan.total_bytes;
     let mut done = 0u64;
     let mut unpack = Unpacker::new(m.max_chunk());
     let mut buf = vec![0u8; m.max_chunk()];
-    for (p, pp) in m.payloads.iter().zip(&plan.payloads) {
+    for (n, (p, pp)) in m.payloads.iter().zip(&plan.payloads).enumerate() {
         let runs = delta::download_runs(pp, &p.chunks, MAX_RUN_BYTES);
         let mut writeback_from = 0;
         let mut next_run = 0;
         let mut i = 0usize;
+        let mut window = 0usize;
         while i < pp.chunks.len() {
+            if i > window && p.chunks[i].offset - p.chunks[window].offset >= WRITEBACK_BYTES {
+                if !written(n, window..i) {
+                    return Ok(());
+                }
+                window = i;
+            }
             let c = &p.chunks[i];
             let len = c.len as usize;
             if let ChunkFrom::Written { payload, offset } = pp.chunks[i] {
+                if let Sink::Queue(q) = sink {
+                    // The source chunk must be written before it is read.
+                    let (done, wait) = mpsc::sync_channel(1);
+                    q.send(ToWriter::Flush(done))
+                        .map_err(|_| writer_stopped())?;
+                    wait.recv().map_err(|_| writer_stopped())?;
+                }
                 // Read before `out` borrows the targets: the source may be another payload's.
                 let src = target_for(&mut req.targets, &m.payloads[payload].name);
                 src.target
@@ -392,7 +640,16 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
                     .map_err(storage("read", &*src.target))?;
             }
             let t = target_for(&mut req.targets, &p.name);
-            let mut out = SlotWriter::new(&mut *t.target, &mut writeback_from);
+            let mut out = SlotWriter {
+                dest: match sink {
+                    Sink::Direct => Dest::Direct(&mut *t.target),
+                    Sink::Queue(q) => Dest::Queue {
+                        queue: q,
+                        payload: n,
+                    },
+                },
+                writeback_from: &mut writeback_from,
+            };
             match pp.chunks[i] {
                 ChunkFrom::InPlace => {}
                 ChunkFrom::Zero => {
@@ -439,26 +696,30 @@ fn write_all(req: &mut InstallRequest<'_, '_>, plan: &Plan) -> Result<(), Instal
             });
             i += 1;
         }
+        if window < p.chunks.len() && !written(n, window..p.chunks.len()) {
+            return Ok(());
+        }
     }
     Ok(())
 }
 
-/// Writes one payload's chunks into its target, front to back, and starts the device's
-/// write-back every [`WRITEBACK_BYTES`].
+/// Writes one payload's chunks into its target (directly or through the writer thread), front
+/// to back.
 struct SlotWriter<'t> {
-    target: &'t mut dyn SlotStorage,
-    /// Where the write-back was last started (kept by the caller across chunks).
+    dest: Dest<'t>,
+    /// Where the write-back was last started (kept by the caller across chunks; direct only).
     writeback_from: &'t mut u64,
 }
 
-impl<'t> SlotWriter<'t> {
-    fn new(target: &'t mut dyn SlotStorage, writeback_from: &'t mut u64) -> Self {
-        SlotWriter {
-            target,
-            writeback_from,
-        }
-    }
+enum Dest<'t> {
+    Direct(&'t mut dyn SlotStorage),
+    Queue {
+        queue: &'t mpsc::SyncSender<ToWriter>,
+        payload: usize,
+    },
+}
 
+impl SlotWriter<'_> {
     /// Verifies chunk `i` of `p` and writes it at its place.
     fn put(&mut self, p: &Payload, i: usize, bytes: &[u8]) -> Result<(), InstallError> {
         let c = &p.chunks[i];
@@ -476,16 +737,18 @@ impl<'t> SlotWriter<'t> {
     /// by [`Unpacker::unpack`], which returns only content it checked: hashing it again would
     /// only cost time).
     fn write_verified(&mut self, c: &Chunk, bytes: &[u8]) -> Result<(), InstallError> {
-        self.target
-            .write_at(c.offset, bytes)
-            .map_err(storage("write", &*self.target))?;
-        let end = c.offset + u64::from(c.len);
-        let from = *self.writeback_from;
-        if end >= from + WRITEBACK_BYTES {
-            self.target.start_writeback(from, end - from);
-            *self.writeback_from = end;
+        match &mut self.dest {
+            Dest::Direct(target) => {
+                write_chunk(&mut **target, c.offset, bytes, self.writeback_from)
+            }
+            Dest::Queue { queue, payload } => queue
+                .send(ToWriter::Chunk {
+                    payload: *payload,
+                    offset: c.offset,
+                    bytes: bytes.to_vec(),
+                })
+                .map_err(|_| writer_stopped()),
         }
-        Ok(())
     }
 }
 
@@ -520,6 +783,15 @@ fn fetch_run(
     let mut feed = |mut piece: &[u8]| -> Result<(), InstallError> {
         while !piece.is_empty() && i < count {
             let want = chunks[i].stored as usize;
+            if pending.is_empty() && piece.len() >= want {
+                // The whole chunk is in this piece: unpacked from there, not copied first.
+                let content = unpack.unpack(p, first + i, &piece[..want])?;
+                out.write_verified(&chunks[i], content)?;
+                written += u64::from(chunks[i].len);
+                piece = &piece[want..];
+                i += 1;
+                continue;
+            }
             let take = (want - pending.len()).min(piece.len());
             pending.extend_from_slice(&piece[..take]);
             piece = &piece[take..];
@@ -553,15 +825,17 @@ fn fetch_run(
     Ok(written)
 }
 
-/// Reads a payload back from its target and checks every chunk.
+/// Reads chunks `range` of a payload back from its target and checks each.
 fn read_back(
     target: &mut dyn SlotStorage,
     p: &Payload,
+    range: Range<usize>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), InstallError> {
-    let max = p.chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
+    let chunks = &p.chunks[range.clone()];
+    let max = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
     let mut buf = vec![0u8; max];
-    for (i, c) in p.chunks.iter().enumerate() {
+    for (i, c) in range.zip(chunks) {
         let len = c.len as usize;
         target
             .read_at(c.offset, &mut buf[..len])

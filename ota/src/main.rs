@@ -109,10 +109,11 @@ struct SignArgs {
     version_number: u64,
     #[arg(long, default_value_t = 0)]
     min_version_number: u64,
-    /// Bundle format: 2 (content-defined, compressed chunks; devices from 0.2 on), 3 (the same
-    /// chunks, their list in pages a device derives from its running slot) or 1 (fixed
-    /// chunks; what devices on 0.1 read).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=3))]
+    /// Bundle format: 3 (content-defined, compressed chunks, their list in pages a device
+    /// derives from its running slot; what the image builder makes), 2 (the same chunks, one
+    /// signed list; devices from 0.2 on, the bridge for them) or 1 (fixed chunks; devices on
+    /// 0.1).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=3))]
     format: u16,
     /// Chunk size of a format-1 bundle.
     #[arg(long, default_value_t = hearth_ota::manifest::DEFAULT_CHUNK_SIZE)]
@@ -449,6 +450,11 @@ fn strip_chunks(mut v: serde_json::Value) -> serde_json::Value {
                     _ => 0,
                 };
                 *c = serde_json::Value::String(format!("<{n} chunk hashes>"));
+            }
+            // Format 3: the page list (hash, chunks, bytes, ... per page).
+            if let Some(serde_json::Value::Array(pages)) = p.get_mut("pages") {
+                let n = pages.len();
+                p["pages"] = serde_json::Value::String(format!("<{n} pages>"));
             }
         }
     }

@@ -22,6 +22,13 @@ pub trait SlotStorage {
     }
     /// For messages.
     fn describe(&self) -> String;
+    /// Another handle on the same storage, for another thread: the installer writes on one and
+    /// reads each written window back on another while it unpacks and checks the next chunks.
+    /// `None` (the default): it does all of that on its own thread, the read-back after all
+    /// writes.
+    fn handle(&self) -> Option<Box<dyn SlotStorage + Send>> {
+        None
+    }
 }
 
 pub struct FileSlot {
@@ -99,6 +106,15 @@ impl SlotStorage for FileSlot {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn handle(&self) -> Option<Box<dyn SlotStorage + Send>> {
+        let file = self.file.try_clone().ok()?;
+        Some(Box::new(FileSlot {
+            path: self.path.clone(),
+            file,
+            growable: self.growable,
+        }))
     }
 }
 

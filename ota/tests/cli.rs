@@ -50,16 +50,16 @@ fn verify_and_inspect(b2: &Path, root_pub: &Path, release_pub: &Path) {
     let text = ok(&["inspect", p(b2), "--key", p(root_pub)]);
     assert!(
         text.contains("\"version_number\": 2")
-            && text.contains("\"format\": 2")
+            && text.contains("\"format\": 3")
             && text.contains("\"chunks\": "),
         "{text}"
     );
     let text = ok(&["inspect", p(b2)]);
-    // The (compressed) format-2 manifest is shown, chunk lists summarized.
+    // The format-3 manifest is shown, its lists summarized.
     assert!(
         text.contains("verified: NO")
             && text.contains("\"chunking\"")
-            && text.contains(" chunk hashes>"),
+            && text.contains("\"pages\": \"<1 pages>\""),
         "{text}"
     );
 }
@@ -150,7 +150,7 @@ fn keygen_delegate_sign_verify_publish() {
     assert!(published, "{text}");
     let (again, text) = publish(&b2);
     assert!(!again && text.contains("not newer"), "{text}");
-    let index_file = repo.join("stable/qemu-x86_64/index-v2.hidx");
+    let index_file = repo.join("stable/qemu-x86_64/index-v3.hidx");
     let bytes = std::fs::read(&index_file).unwrap();
     let trust =
         hearth_ota::format::Trust::new(hearth_ota::keys::load_verifying(&root_pub).unwrap());

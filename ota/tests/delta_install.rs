@@ -148,13 +148,16 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
             indexed.push(p)
         })?;
     rig.pages_fetched.set(bundle.pages_fetched);
+    // The phase also counts the target, which install() reads next (chunks already in place).
+    let target_len: u64 = bundle.manifest.payloads.iter().map(|p| p.size).sum();
+    let slot_len = std::fs::metadata(rig.dir.join("slot-a.img")).unwrap().len();
     if rig.format == 3 {
-        let slot_len = std::fs::metadata(rig.dir.join("slot-a.img")).unwrap().len();
         assert!(indexed.len() >= 2, "{indexed:?}");
         assert!(
             indexed
                 .iter()
-                .all(|p| p.phase == hearth_ota::install::Phase::Index && p.total == slot_len)
+                .all(|p| p.phase == hearth_ota::install::Phase::Index
+                    && p.total == slot_len + target_len)
         );
         assert!(
             indexed.windows(2).all(|w| w[0].done <= w[1].done),
@@ -170,6 +173,7 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
             "formats 1 and 2 index in install(): {indexed:?}"
         );
     }
+    let mut planned = Vec::new();
     let result = install(InstallRequest {
         bundle: &bundle,
         source: &mut src,
@@ -177,6 +181,9 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
         boot: &mut boot,
         slot: Slot::B,
         progress: &mut |p| {
+            if p.phase == hearth_ota::install::Phase::Index {
+                planned.push(p);
+            }
             if phases.last() != Some(&p.phase) {
                 phases.push(p.phase);
             }
@@ -184,10 +191,28 @@ fn update(rig: &Rig) -> Result<hearth_ota::install::InstallReport, InstallError>
     });
     if result.is_ok() {
         use hearth_ota::install::Phase::*;
+        // Planning only reads, so the index phase is one stretch before the slot is marked.
         assert_eq!(
             phases,
-            vec![MarkUnbootable, Index, Write, Sync, Verify, Activate]
+            vec![Index, MarkUnbootable, Write, Sync, Verify, Activate]
         );
+        // install() goes on from where resolve_reporting stopped (format 3: the running slot's
+        // bytes; formats 1 and 2: 0) to the end, never back.
+        let total = planned[0].total;
+        let start = if rig.format == 3 { slot_len } else { 0 };
+        assert!(total >= target_len, "{planned:?}");
+        assert_eq!(
+            (planned[0].done, planned.last().map(|p| p.done)),
+            (start, Some(total)),
+            "{planned:?}"
+        );
+        assert!(
+            planned
+                .windows(2)
+                .all(|w| w[0].done <= w[1].done && w[1].total == total),
+            "{planned:?}"
+        );
+        assert!(indexed.iter().all(|p| p.total == total), "{indexed:?}");
     }
     result
 }

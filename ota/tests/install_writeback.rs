@@ -65,22 +65,7 @@ fn write_back_is_started_in_order_behind_the_writes_and_the_slot_is_still_synced
         writebacks: Vec::new(),
         syncs: 0,
     };
-    std::fs::create_dir_all(dir.join("boot")).unwrap();
-    let mut boot = FileBoot::new(DirFs::new(&dir.join("boot")));
-    boot.initialize(Slot::A).unwrap();
-    install(InstallRequest {
-        bundle: &bundle,
-        source: &mut src,
-        targets: vec![Target {
-            payload: "root".into(),
-            target: &mut target,
-            active: None,
-        }],
-        boot: &mut boot,
-        slot: Slot::B,
-        progress: &mut |_| {},
-    })
-    .unwrap();
+    install_root(dir, &bundle, &mut src, &mut target).0.unwrap();
     assert_eq!(std::fs::read(dir.join("slot-b.img")).unwrap(), image);
     assert_eq!(target.syncs, 1);
     assert_eq!(target.writebacks.len(), 3, "{:?}", target.writebacks);

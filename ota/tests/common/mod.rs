@@ -133,3 +133,34 @@ pub fn bundle_with(dir: &Path, keys: &Keys, spec: &BundleSpec) -> PathBuf {
 pub fn bundle(dir: &Path, keys: &Keys, version_number: u64, root: &[u8]) -> PathBuf {
     bundle_with(dir, keys, &spec(dir, version_number, root))
 }
+
+/// Installs `bundle` (opened from `src`) as payload `root` into `target`, with a file boot
+/// control in `dir/boot` whose committed slot is A; returns the result and that boot control.
+pub fn install_root(
+    dir: &Path,
+    bundle: &hearth_ota::bundle::VerifiedBundle,
+    src: &mut dyn hearth_ota::source::BundleSource,
+    target: &mut dyn hearth_ota::storage::SlotStorage,
+) -> (
+    Result<hearth_ota::install::InstallReport, hearth_ota::install::InstallError>,
+    hearth_ota::boot::file::FileBoot<hearth_ota::boot::DirFs>,
+) {
+    use hearth_ota::boot::{DirFs, Slot, file::FileBoot};
+    use hearth_ota::install::{InstallRequest, Target, install};
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    let mut boot = FileBoot::new(DirFs::new(&dir.join("boot")));
+    boot.initialize(Slot::A).unwrap();
+    let result = install(InstallRequest {
+        bundle,
+        source: src,
+        targets: vec![Target {
+            payload: "root".into(),
+            target,
+            active: None,
+        }],
+        boot: &mut boot,
+        slot: Slot::B,
+        progress: &mut |_| {},
+    });
+    (result, boot)
+}
