@@ -640,15 +640,15 @@ fn write_all(
                     .map_err(storage("read", &*src.target))?;
             }
             let t = target_for(&mut req.targets, &p.name);
-            let mut out = SlotWriter {
-                dest: match sink {
-                    Sink::Direct => Dest::Direct(&mut *t.target),
-                    Sink::Queue(q) => Dest::Queue {
-                        queue: q,
-                        payload: n,
-                    },
+            let mut out = match sink {
+                Sink::Direct => SlotWriter::Direct {
+                    target: &mut *t.target,
+                    writeback_from: &mut writeback_from,
                 },
-                writeback_from: &mut writeback_from,
+                Sink::Queue(q) => SlotWriter::Queue {
+                    queue: q,
+                    payload: n,
+                },
             };
             match pp.chunks[i] {
                 ChunkFrom::InPlace => {}
@@ -705,14 +705,12 @@ fn write_all(
 
 /// Writes one payload's chunks into its target (directly or through the writer thread), front
 /// to back.
-struct SlotWriter<'t> {
-    dest: Dest<'t>,
-    /// Where the write-back was last started (kept by the caller across chunks; direct only).
-    writeback_from: &'t mut u64,
-}
-
-enum Dest<'t> {
-    Direct(&'t mut dyn SlotStorage),
+enum SlotWriter<'t> {
+    Direct {
+        target: &'t mut dyn SlotStorage,
+        /// Where the write-back was last started (kept by the caller across chunks).
+        writeback_from: &'t mut u64,
+    },
     Queue {
         queue: &'t mpsc::SyncSender<ToWriter>,
         payload: usize,
@@ -737,11 +735,12 @@ impl SlotWriter<'_> {
     /// by [`Unpacker::unpack`], which returns only content it checked: hashing it again would
     /// only cost time).
     fn write_verified(&mut self, c: &Chunk, bytes: &[u8]) -> Result<(), InstallError> {
-        match &mut self.dest {
-            Dest::Direct(target) => {
-                write_chunk(&mut **target, c.offset, bytes, self.writeback_from)
-            }
-            Dest::Queue { queue, payload } => queue
+        match self {
+            SlotWriter::Direct {
+                target,
+                writeback_from,
+            } => write_chunk(&mut **target, c.offset, bytes, writeback_from),
+            SlotWriter::Queue { queue, payload } => queue
                 .send(ToWriter::Chunk {
                     payload: *payload,
                     offset: c.offset,
