@@ -119,21 +119,22 @@ fn build_apps(
     .with_clock(adapters.clock.clone());
     let fetcher = crate::apps::fetch::Fetcher::new(&c.ca_files, true, true)
         .map_err(|e| anyhow::anyhow!("app stores: {e}"))?;
-    let catalog = crate::apps::catalog::Catalog::open(crate::apps::catalog::CatalogOptions {
-        dirs: c.stores.clone(),
-        urls: c.store_urls.clone(),
-        saved: config.data_dir.join("app-stores.json"),
-        default_store: c.default_store.clone(),
-        cache_dir: config.data_dir.join("app-stores"),
-        arch: host_architecture().into(),
-        fetcher: Some(fetcher),
-        media: Some(crate::apps::media::MediaCache::new(
-            config.data_dir.join("app-media"),
-            crate::apps::fetch::Fetcher::new(&c.ca_files, c.media_allow_private, false)
-                .map_err(|e| anyhow::anyhow!("app images: {e}"))?,
-        )),
-        clock: adapters.clock.clone(),
-    });
+    let catalog =
+        crate::apps::catalog::Catalog::open_in_background(crate::apps::catalog::CatalogOptions {
+            dirs: c.stores.clone(),
+            urls: c.store_urls.clone(),
+            saved: config.data_dir.join("app-stores.json"),
+            default_store: c.default_store.clone(),
+            cache_dir: config.data_dir.join("app-stores"),
+            arch: host_architecture().into(),
+            fetcher: Some(fetcher),
+            media: Some(crate::apps::media::MediaCache::new(
+                config.data_dir.join("app-media"),
+                crate::apps::fetch::Fetcher::new(&c.ca_files, c.media_allow_private, false)
+                    .map_err(|e| anyhow::anyhow!("app images: {e}"))?,
+            )),
+            clock: adapters.clock.clone(),
+        });
     Ok((apps, catalog))
 }
 
@@ -176,7 +177,9 @@ pub fn spawn_apps_reconcile(state: AppState) {
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reconcile apps yet; retrying");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
+                    // Docker usually answers seconds after the agent's start (the agent
+                    // does not wait for it): retry soon, never more than 10 s apart.
+                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
@@ -210,17 +213,27 @@ pub fn spawn_status_task(state: AppState) {
 }
 
 /// Re-checks the server certificate hourly (expiry, new names or addresses) and swaps it in.
+/// Keeps the server certificate valid and naming the device's addresses. The agent starts
+/// before the network is configured (it does not wait for DHCP), and addresses come and go
+/// later (a new network, Docker's bridge): the names are compared every 30 s and the
+/// certificate re-issued when one is missing; expiry is re-checked hourly.
 fn spawn_cert_renewal(state: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        tick.tick().await;
+        const STEP: Duration = Duration::from_secs(30);
+        const FULL: Duration = Duration::from_secs(3600);
+        let mut last = tls::wanted_names(&state.hostname());
+        let mut since_full = Duration::ZERO;
         loop {
-            tick.tick().await;
-            if let Err(e) = state
-                .tls
-                .refresh(&tls::wanted_names(&state.hostname()), state.clock.now())
-            {
-                tracing::warn!(error = %e, "certificate renewal failed");
+            tokio::time::sleep(STEP).await;
+            since_full += STEP;
+            let wanted = tls::wanted_names(&state.hostname());
+            if wanted == last && since_full < FULL {
+                continue;
+            }
+            since_full = Duration::ZERO;
+            match state.tls.refresh(&wanted, state.clock.now()) {
+                Ok(()) => last = wanted,
+                Err(e) => tracing::warn!(error = %e, "certificate renewal failed"),
             }
         }
     });

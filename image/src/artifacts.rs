@@ -85,6 +85,52 @@ pub struct Package {
     pub name: String,
     pub version: String,
     pub arch: String,
+    /// Bytes of this package's regular files in the sealed root (uncompressed; files listed
+    /// in `seal::NOT_SHIPPED` and files another package already counted are not counted).
+    /// `None` for what is not in the root (the Pi's boot firmware).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipped_bytes: Option<u64>,
+}
+
+/// Fills each package's `shipped_bytes` from dpkg's file lists (`NAME.list` or
+/// `NAME:ARCH.list` in `info`, the prepared root's `…/var/lib/dpkg/info`, which the builder
+/// moves under `/usr/share/factory`). A file reached by two paths (the merged /usr's `/bin`
+/// aliases, hard links) counts once, for the first package that lists it.
+pub fn measure_packages(
+    root: &Path,
+    info: &Path,
+    packages: &mut [Package],
+) -> Result<(), ArtifactError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    for p in packages.iter_mut() {
+        let list = [
+            info.join(format!("{}.list", p.name)),
+            info.join(format!("{}:{}.list", p.name, p.arch)),
+        ]
+        .into_iter()
+        .find(|l| l.is_file());
+        let Some(list) = list else {
+            p.shipped_bytes = Some(0);
+            continue;
+        };
+        let text = std::fs::read_to_string(&list).map_err(io(&list))?;
+        let mut total = 0;
+        for line in text.lines() {
+            let rel = line.trim_start_matches('/');
+            if rel.is_empty() || crate::seal::not_shipped(rel) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(root.join(rel)) else {
+                continue; // dpkg path-exclude'd (docs, man pages) or removed by an overlay
+            };
+            if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+        p.shipped_bytes = Some(total);
+    }
+    Ok(())
 }
 
 /// Parses `name<TAB>version<TAB>arch` lines.
@@ -96,6 +142,7 @@ pub fn parse_packages(tsv: &str) -> Vec<Package> {
                 name: f.next()?.to_string(),
                 version: f.next()?.to_string(),
                 arch: f.next()?.to_string(),
+                shipped_bytes: None,
             })
         })
         .collect()
@@ -234,6 +281,46 @@ mod tests {
         let sig = ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes");
         key.verifying_key().verify(&text, &sig).expect("verifies");
         assert!(String::from_utf8_lossy(&text).ends_with("  a.img.xz\n"));
+    }
+
+    #[test]
+    fn packages_are_measured_from_dpkg_lists_once_per_file_without_the_unshipped() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let put = |rel: &str, bytes: usize| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, vec![b'x'; bytes]).expect("write");
+        };
+        put("usr/bin/dockerd", 1000);
+        put("usr/bin/ctr", 500);
+        put("usr/lib/x/libz.so", 70);
+        put("boot/vmlinuz-6.12", 9000);
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).expect("symlink");
+        std::fs::create_dir_all(root.join("var/lib/dpkg/info")).expect("mkdir");
+        std::fs::write(
+            root.join("var/lib/dpkg/info/docker.io.list"),
+            "/.\n/usr\n/usr/bin\n/usr/bin/dockerd\n/usr/bin/ctr\n/usr/share/doc/docker.io/README\n",
+        )
+        .expect("list");
+        std::fs::write(
+            root.join("var/lib/dpkg/info/zlib1g:amd64.list"),
+            "/usr/lib/x/libz.so\n/bin/dockerd\n",
+        )
+        .expect("list");
+        std::fs::write(
+            root.join("var/lib/dpkg/info/linux-image.list"),
+            "/boot/vmlinuz-6.12\n",
+        )
+        .expect("list");
+        let mut p = parse_packages(
+            "docker.io\t1\tamd64\nzlib1g\t1\tamd64\nlinux-image\t1\tamd64\nghost\t1\tall\n",
+        );
+        measure_packages(root, &root.join("var/lib/dpkg/info"), &mut p).expect("measure");
+        let sizes: Vec<_> = p.iter().map(|p| p.shipped_bytes).collect();
+        // docker.io: dockerd only (ctr is not shipped, the README was path-excluded);
+        // zlib1g: its library, not dockerd again through the /bin alias; the kernel: nothing.
+        assert_eq!(sizes, [Some(1000), Some(70), Some(0), Some(0)]);
     }
 
     #[test]

@@ -53,6 +53,9 @@ enum Command {
         /// Size of the virtual disk in GiB (the data partition grows into it).
         #[arg(long, default_value_t = 8)]
         disk_gib: u64,
+        /// Guest memory in MiB (default: the board's `[qemu] memory_mib`).
+        #[arg(long)]
+        memory_mib: Option<u32>,
         #[arg(long, default_value_t = 8443)]
         https_port: u16,
         #[arg(long, default_value_t = 8080)]
@@ -384,6 +387,7 @@ fn main() -> Result<()> {
             out,
             run_dir,
             disk_gib,
+            memory_mib,
             https_port,
             http_port,
             ssh_port,
@@ -403,6 +407,7 @@ fn main() -> Result<()> {
                 image,
                 run_dir,
                 disk_size: disk_gib << 30,
+                memory_mib,
                 https_port,
                 http_port,
                 ssh_port,

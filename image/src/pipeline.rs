@@ -709,11 +709,20 @@ fn publish(
         })
         .transpose()?;
     let mut packages = artifacts::parse_packages(&prepared.base.packages);
+    artifacts::measure_packages(
+        &prepared.root,
+        &prepared
+            .root
+            .join(crate::rootfs::FACTORY_VAR)
+            .join("lib/dpkg/info"),
+        &mut packages,
+    )?;
     if let Some(fw) = &boot.firmware {
         packages.push(artifacts::Package {
             name: fw.package.clone(),
             version: fw.version.clone(),
             arch: format!("{} (boot partitions only)", board.arch.debian()),
+            shipped_bytes: None,
         });
     }
     let manifest = Manifest {
@@ -924,7 +933,7 @@ fn data_partition(
     runner.run(
         Command::new("cp")
             .args(["-a", "--"])
-            .arg(root.join("usr/share/factory/var"))
+            .arg(root.join(crate::rootfs::FACTORY_VAR))
             .arg(&content),
         false,
     )?;

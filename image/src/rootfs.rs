@@ -114,9 +114,12 @@ fn empty_dir(dir: &Path) -> Result<(), RootError> {
     Ok(())
 }
 
+/// Where the prepared root keeps the factory `/var` (relative to the root).
+pub const FACTORY_VAR: &str = "usr/share/factory/var";
+
 fn move_var_to_factory(root: &Path) -> Result<(), RootError> {
     let var = root.join("var");
-    let factory = root.join("usr/share/factory/var");
+    let factory = root.join(FACTORY_VAR);
     std::fs::create_dir_all(&factory).map_err(io(&factory))?;
     for entry in std::fs::read_dir(&var).map_err(io(&var))? {
         let entry = entry.map_err(io(&var))?;

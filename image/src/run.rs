@@ -18,6 +18,9 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// The virtual disk is enlarged to this size (the data partition grows into it).
     pub disk_size: u64,
+    /// Guest memory in MiB instead of the board's `[qemu] memory_mib` (the memory
+    /// benchmark boots with 512).
+    pub memory_mib: Option<u32>,
     pub https_port: u16,
     pub http_port: u16,
     pub ssh_port: Option<u16>,
@@ -61,7 +64,12 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
         format!("file,id=serial0,path={}", opts.serial_log().display())
     };
     cmd.args(["-accel", "tcg", "-machine", &q.machine, "-cpu", &q.cpu])
-        .args(["-m", &q.memory_mib.to_string(), "-smp", "2"])
+        .args([
+            "-m",
+            &opts.memory_mib.unwrap_or(q.memory_mib).to_string(),
+            "-smp",
+            "2",
+        ])
         .arg("-drive")
         .arg(format!(
             "if=pflash,format=raw,unit=0,readonly=on,file={}",

@@ -155,3 +155,36 @@ async fn catalog_install_open_logs_and_uninstall_over_https() {
     let (_, list) = s.send(Method::GET, "/api/v1/apps", None).await;
     assert_eq!(list.as_array().map(Vec::len), Some(0));
 }
+
+/// The agent starts before Docker (its unit does not wait) and must stay up when the engine
+/// never comes, its socket not even there: the dashboard answers, the catalog loads, and an
+/// install gets a clear 503 `runtime_unavailable` and leaves nothing behind. (bollard refuses
+/// a missing socket path; the agent used to exit at start with "Socket not found".)
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_engine_socket_the_agent_serves_and_installs_answer_503() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("agent.d")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("agent.d/10-apps.toml"),
+        format!(
+            "[apps]\nstores = [{:?}]\ncontainer_socket = {:?}\n",
+            test_store().display().to_string(),
+            dir.path().join("missing/docker.sock").display().to_string()
+        ),
+    )
+    .expect("drop-in");
+    let agent = Agent::start(dir.path());
+    let mut s = agent.claim().await;
+    let (status, stores) = s.send(Method::GET, "/api/v1/stores", None).await;
+    assert_eq!(status, StatusCode::OK, "{stores}");
+    let store = stores[0]["id"].as_str().expect("id").to_string();
+    let body = json!({"store": store, "app": "WebApp", "app_id": "no-engine"});
+    let (status, err) = s.send(Method::POST, "/api/v1/apps", Some(body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(error_code(&err), "runtime_unavailable", "{err}");
+    let (status, apps) = s.send(Method::GET, "/api/v1/apps", None).await;
+    assert_eq!(status, StatusCode::OK, "{apps}");
+    assert_eq!(apps.as_array().map(Vec::len), Some(0), "{apps}");
+    let (status, _) = s.send(Method::GET, "/api/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+}

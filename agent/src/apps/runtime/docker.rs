@@ -17,10 +17,15 @@ use bollard::models::{
 use bollard::query_parameters as q;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
-    docker: Docker,
+    /// The client, made on first use: bollard refuses a socket path that does not exist yet,
+    /// and the agent must come up (and stay up) while the engine and its socket are absent.
+    docker: Arc<std::sync::OnceLock<Docker>>,
+    path: String,
+    version: bollard::ClientVersion,
 }
 
 fn map_err(what: &str, e: BollardError) -> RuntimeError {
@@ -53,7 +58,22 @@ impl DockerRuntime {
             .negotiate_version()
             .await
             .map_err(|e| map_err("connect", e))?;
-        Ok(Self { docker })
+        let version = docker.client_version();
+        Ok(Self {
+            docker: Arc::new(std::sync::OnceLock::from(docker)),
+            path: path.to_string(),
+            version,
+        })
+    }
+
+    /// The client; connects (checks the socket exists) on first use.
+    fn client(&self) -> RtResult<&Docker> {
+        if let Some(d) = self.docker.get() {
+            return Ok(d);
+        }
+        let d = Docker::connect_with_socket(&self.path, 120, &self.version)
+            .map_err(|e| map_err("connect", e))?;
+        Ok(self.docker.get_or_init(|| d))
     }
 }
 
@@ -61,14 +81,21 @@ impl DockerRuntime {
     /// A client for the socket at `path` that connects on first use, speaking API 1.41
     /// (Docker 20.10 and later, Podman 4 and later). Used at start-up so the agent comes up
     /// even while the engine is down.
+    /// A missing socket is not an error here: every call then answers "unavailable" until
+    /// the socket appears.
     pub fn lazy(path: &str) -> RtResult<Self> {
-        let v = bollard::ClientVersion {
-            major_version: 1,
-            minor_version: 41,
+        let rt = Self {
+            docker: Arc::new(std::sync::OnceLock::new()),
+            path: path.to_string(),
+            version: bollard::ClientVersion {
+                major_version: 1,
+                minor_version: 41,
+            },
         };
-        let docker =
-            Docker::connect_with_socket(path, 120, &v).map_err(|e| map_err("connect", e))?;
-        Ok(Self { docker })
+        match rt.client() {
+            Ok(_) | Err(RuntimeError::Unavailable(_)) => Ok(rt),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -337,7 +364,10 @@ fn create_body(spec: &plan::ContainerSpec) -> ContainerCreateBody {
 impl ContainerRuntime for DockerRuntime {
     fn ping(&self) -> BoxFuture<'_, RtResult<()>> {
         async move {
-            self.docker.ping().await.map_err(|e| map_err("ping", e))?;
+            self.client()?
+                .ping()
+                .await
+                .map_err(|e| map_err("ping", e))?;
             Ok(())
         }
         .boxed()
@@ -354,7 +384,7 @@ impl ContainerRuntime for DockerRuntime {
                 from_image: Some(reference.clone()),
                 ..Default::default()
             };
-            let mut stream = self.docker.create_image(Some(opts), None, None);
+            let mut stream = self.client()?.create_image(Some(opts), None, None);
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| RuntimeError::Pull {
                     image: image.to_string(),
@@ -381,7 +411,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn image_id<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<Option<String>>> {
         async move {
-            match self.docker.inspect_image(&with_tag(image)).await {
+            match self.client()?.inspect_image(&with_tag(image)).await {
                 Ok(i) => Ok(i.id),
                 Err(e) => match map_err("image", e) {
                     RuntimeError::NotFound(_) => Ok(None),
@@ -394,7 +424,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn image_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<Option<String>>> {
         async move {
-            match self.docker.inspect_image(&with_tag(image)).await {
+            match self.client()?.inspect_image(&with_tag(image)).await {
                 Ok(i) => {
                     // The digest of this image's repository (an image can be in several).
                     let tagged = with_tag(image);
@@ -421,7 +451,7 @@ impl ContainerRuntime for DockerRuntime {
     fn registry_digest<'a>(&'a self, image: &'a str) -> BoxFuture<'a, RtResult<String>> {
         async move {
             let d = self
-                .docker
+                .client()?
                 .inspect_registry_image(&with_tag(image), None)
                 .await
                 .map_err(|e| match map_err(&format!("image {image}"), e) {
@@ -450,7 +480,7 @@ impl ContainerRuntime for DockerRuntime {
                 labels: Some(spec.labels.clone().into_iter().collect()),
                 ..Default::default()
             };
-            self.docker
+            self.client()?
                 .create_network(req)
                 .await
                 .map_err(|e| map_err(&format!("network {}", spec.name), e))?;
@@ -461,7 +491,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
         async move {
-            self.docker
+            self.client()?
                 .remove_network(name)
                 .await
                 .map_err(|e| map_err(&format!("network {name}"), e))
@@ -472,7 +502,7 @@ impl ContainerRuntime for DockerRuntime {
     fn network_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>> {
         async move {
             match self
-                .docker
+                .client()?
                 .inspect_network(name, None::<q::InspectNetworkOptions>)
                 .await
             {
@@ -495,7 +525,7 @@ impl ContainerRuntime for DockerRuntime {
                 labels: Some(spec.labels.clone().into_iter().collect()),
                 ..Default::default()
             };
-            self.docker
+            self.client()?
                 .create_volume(req)
                 .await
                 .map_err(|e| map_err(&format!("volume {}", spec.name), e))?;
@@ -506,7 +536,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
         async move {
-            self.docker
+            self.client()?
                 .remove_volume(name, Some(q::RemoveVolumeOptions { force: true }))
                 .await
                 .map_err(|e| map_err(&format!("volume {name}"), e))
@@ -516,7 +546,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn volume_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<bool>> {
         async move {
-            match self.docker.inspect_volume(name).await {
+            match self.client()?.inspect_volume(name).await {
                 Ok(_) => Ok(true),
                 Err(e) => match map_err("volume", e) {
                     RuntimeError::NotFound(_) => Ok(false),
@@ -537,7 +567,7 @@ impl ContainerRuntime for DockerRuntime {
                 restart_policy: Some(restart_policy(policy)),
                 ..Default::default()
             };
-            self.docker
+            self.client()?
                 .update_container(name, body)
                 .await
                 .map_err(|e| map_err(&format!("container {name}"), e))
@@ -556,7 +586,7 @@ impl ContainerRuntime for DockerRuntime {
                 platform: String::new(),
             };
             let created = self
-                .docker
+                .client()?
                 .create_container(Some(opts), create_body(spec))
                 .await
                 .map_err(|e| map_err(&what, e))?;
@@ -567,7 +597,7 @@ impl ContainerRuntime for DockerRuntime {
                         container: created.id.clone(),
                         endpoint_config: Some(endpoint(n)),
                     };
-                    self.docker
+                    self.client()?
                         .connect_network(&n.network, req)
                         .await
                         .map_err(|e| map_err(&what, e))?;
@@ -580,7 +610,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn start_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
         async move {
-            self.docker
+            self.client()?
                 .start_container(name, None::<q::StartContainerOptions>)
                 .await
                 .map_err(|e| map_err(&format!("container {name}"), e))
@@ -598,7 +628,7 @@ impl ContainerRuntime for DockerRuntime {
                 t: timeout_s.map(|t| t as i32),
                 signal: None,
             };
-            match self.docker.stop_container(name, Some(opts)).await {
+            match self.client()?.stop_container(name, Some(opts)).await {
                 Ok(()) => Ok(()),
                 // 304: already stopped.
                 Err(BollardError::DockerResponseServerError {
@@ -612,7 +642,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn restart_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<()>> {
         async move {
-            self.docker
+            self.client()?
                 .restart_container(name, None::<q::RestartContainerOptions>)
                 .await
                 .map_err(|e| map_err(&format!("container {name}"), e))
@@ -627,7 +657,7 @@ impl ContainerRuntime for DockerRuntime {
                 v: true,
                 link: false,
             };
-            self.docker
+            self.client()?
                 .remove_container(name, Some(opts))
                 .await
                 .map_err(|e| map_err(&format!("container {name}"), e))
@@ -641,7 +671,7 @@ impl ContainerRuntime for DockerRuntime {
     ) -> BoxFuture<'a, RtResult<Option<ContainerStatus>>> {
         async move {
             let c = match self
-                .docker
+                .client()?
                 .inspect_container(name, None::<q::InspectContainerOptions>)
                 .await
             {
@@ -690,7 +720,7 @@ impl ContainerRuntime for DockerRuntime {
         async move {
             let what = "list";
             let containers = self
-                .docker
+                .client()?
                 .list_containers(Some(q::ListContainersOptions {
                     all: true,
                     filters: Some(label_filter(project)),
@@ -699,14 +729,14 @@ impl ContainerRuntime for DockerRuntime {
                 .await
                 .map_err(|e| map_err(what, e))?;
             let networks = self
-                .docker
+                .client()?
                 .list_networks(Some(q::ListNetworksOptions {
                     filters: Some(label_filter(project)),
                 }))
                 .await
                 .map_err(|e| map_err(what, e))?;
             let volumes = self
-                .docker
+                .client()?
                 .list_volumes(Some(q::ListVolumesOptions {
                     filters: Some(label_filter(project)),
                 }))
@@ -763,7 +793,11 @@ impl ContainerRuntime for DockerRuntime {
             tail: opts.tail.map_or("all".to_string(), |t| t.to_string()),
             ..Default::default()
         };
-        self.docker
+        let docker = match self.client() {
+            Ok(d) => d,
+            Err(e) => return futures_util::stream::once(async move { Err(e) }).boxed(),
+        };
+        docker
             .logs(name, Some(o))
             .map_err(move |e| map_err(&format!("logs of {name}"), e))
             .try_filter_map(move |out| async move {
@@ -789,7 +823,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn stats<'a>(&'a self, name: &'a str) -> BoxFuture<'a, RtResult<Stats>> {
         async move {
-            let mut s = self.docker.stats(
+            let mut s = self.client()?.stats(
                 name,
                 Some(q::StatsOptions {
                     stream: false,
@@ -851,6 +885,35 @@ impl ContainerRuntime for DockerRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The agent starts while Docker is down, its socket not even there (the unit does not
+    /// wait for Docker): calls answer "unavailable", and work once the socket appears.
+    #[tokio::test]
+    async fn a_missing_socket_is_unavailable_until_it_appears() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("docker.sock");
+        let rt = DockerRuntime::lazy(path.to_str().expect("utf-8")).expect("a missing socket");
+        let err = rt.ping().await.expect_err("nothing listens");
+        assert!(matches!(err, RuntimeError::Unavailable(_)), "{err}");
+        // Something that answers /_ping the way the engine does.
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).await.expect("read");
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK",
+            )
+            .await
+            .expect("write");
+            request
+        });
+        rt.ping().await.expect("answers once the socket is there");
+        let request = server.await.expect("server");
+        assert!(request.starts_with("GET /_ping "), "{request}");
+    }
 
     #[test]
     fn bare_image_names_get_the_latest_tag() {
