@@ -212,7 +212,6 @@ pub fn spawn_status_task(state: AppState) {
     });
 }
 
-/// Re-checks the server certificate hourly (expiry, new names or addresses) and swaps it in.
 /// Keeps the server certificate valid and naming the device's addresses. The agent starts
 /// before the network is configured (it does not wait for DHCP), and addresses come and go
 /// later (a new network, Docker's bridge): the names are compared every 30 s and the
