@@ -336,6 +336,18 @@ pub fn show(v: &Value) -> String {
     v.to_string()
 }
 
+/// The health gate finished on this boot and passed. The agent answers before Docker has
+/// started (issue 17's boot order) and the gate runs after Docker, so the check first waits
+/// until the boot's start-up jobs are done (`is-system-running --wait`, bounded by the gate's
+/// own limit) instead of reading the gate's state while its job is still queued.
+pub fn health_gate_passed(c: &mut Checks, name: &str) {
+    c.guest(
+        name,
+        "timeout 1200 systemctl is-system-running --wait >/dev/null; \
+         systemctl is-active --quiet hearth-health-gate.service",
+    );
+}
+
 /// The agent started on this boot without help: no job of the boot failed, was cancelled or
 /// timed out on a dependency (a `RequiresMountsFor=` mount that came late once kept the agent
 /// from starting at all on busy boots), the agent was never restarted, and it is active; plus
