@@ -116,7 +116,8 @@ fn build_apps(
         device,
         events.clone(),
     )
-    .with_clock(adapters.clock.clone());
+    .with_clock(adapters.clock.clone())
+    .with_engine_containers_dir(std::path::PathBuf::from(ENGINE_CONTAINERS_DIR));
     let fetcher = crate::apps::fetch::Fetcher::new(&c.ca_files, true, true)
         .map_err(|e| anyhow::anyhow!("app stores: {e}"))?;
     let catalog =
@@ -137,6 +138,11 @@ fn build_apps(
         });
     Ok((apps, catalog))
 }
+
+/// Docker's container folder under the `data-root` of the image's
+/// `overlays/base/etc/docker/daemon.json`: containers there make the agent start the engine at
+/// boot even with no app installed (see `Apps::reconcile_at_start`).
+const ENGINE_CONTAINERS_DIR: &str = "/var/lib/docker/containers";
 
 /// Checks installed apps for updates on the configured schedule (first one minute after start,
 /// or one period if that is shorter) and updates those with `auto_update` on.
@@ -164,14 +170,22 @@ pub fn spawn_store_refresh(state: AppState) {
     });
 }
 
-/// Reconciles the apps with the container engine once it answers (retrying while it is down).
+/// Reconciles the apps with the container engine once it answers (retrying while it is down);
+/// with no app installed the engine is left alone until the first install (Docker starts on
+/// demand).
 pub fn spawn_apps_reconcile(state: AppState) {
     tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
         loop {
-            match state.apps.reconcile().await {
-                Ok(report) => {
+            match state.apps.reconcile_at_start().await {
+                Ok(Some(report)) => {
                     tracing::info!(?report, "apps reconciled with the container engine");
+                    return;
+                }
+                Ok(None) => {
+                    tracing::info!(
+                        "no app installed: the container engine is left alone until an install"
+                    );
                     return;
                 }
                 Err(e) => {

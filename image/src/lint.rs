@@ -27,7 +27,7 @@ pub struct LintContext<'a> {
 const REQUIRED_UNITS: [&str; 7] = [
     "hearth-agent.service",
     "hearth-firewall.service",
-    "docker.service",
+    "docker.socket",
     "NetworkManager.service",
     "avahi-daemon.service",
     "systemd-timesyncd.service",
@@ -45,6 +45,10 @@ const FORBIDDEN_UNITS: [&str; 6] = [
     "e2scrub_all.timer",
 ];
 
+/// The container engine starts on demand through docker.socket (a required unit): enabled at
+/// boot, these would cost a device without apps about 140 MB (docs/apps.md).
+const ON_DEMAND_UNITS: [&str; 2] = ["docker.service", "containerd.service"];
+
 pub const LINTS: &[Lint] = &[
     Lint {
         name: "required units present and enabled",
@@ -53,6 +57,10 @@ pub const LINTS: &[Lint] = &[
     Lint {
         name: "no unit that writes the root is enabled",
         check: forbidden_units,
+    },
+    Lint {
+        name: "the container engine starts on demand, not at boot",
+        check: on_demand_units,
     },
     Lint {
         name: "agent binary present for this architecture",
@@ -175,6 +183,14 @@ fn forbidden_units(ctx: &LintContext) -> Vec<String> {
         .iter()
         .filter(|u| is_enabled(ctx.root, u))
         .map(|u| format!("{u} is enabled"))
+        .collect()
+}
+
+fn on_demand_units(ctx: &LintContext) -> Vec<String> {
+    ON_DEMAND_UNITS
+        .iter()
+        .filter(|u| is_enabled(ctx.root, u))
+        .map(|u| format!("{u} is enabled at boot (it starts on demand through docker.socket)"))
         .collect()
 }
 
@@ -506,6 +522,28 @@ mod tests {
         )
         .expect("symlink");
         assert_eq!(ssh_off(&ctx(tmp.path())).len(), 1);
+    }
+
+    /// Enabled the way Debian's packages enable them (a multi-user.target want), the engine's
+    /// services are reported; the socket that starts them on demand is not.
+    #[test]
+    fn an_engine_enabled_at_boot_is_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let etc = tmp.path().join("etc/systemd/system");
+        for (target, unit) in [
+            ("sockets.target.wants", "docker.socket"),
+            ("multi-user.target.wants", "containerd.service"),
+        ] {
+            std::fs::create_dir_all(etc.join(target)).expect("mkdir");
+            std::os::unix::fs::symlink(
+                format!("/usr/lib/systemd/system/{unit}"),
+                etc.join(target).join(unit),
+            )
+            .expect("symlink");
+        }
+        let found = on_demand_units(&ctx(tmp.path()));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("containerd.service"), "{found:?}");
     }
 
     #[test]

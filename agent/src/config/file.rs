@@ -143,6 +143,9 @@ pub struct UpdateSection {
     pub health_units: Option<Vec<String>>,
     /// Whether the health gate requires NetworkManager to report an address (default true).
     pub health_network: Option<bool>,
+    /// Whether the health gate requires the container engine to answer (default true). Docker
+    /// starts on demand (socket activation): the gate's ping is what starts it on a trial boot.
+    pub health_engine: Option<bool>,
     /// Extra trust anchors (PEM files) for an https repository.
     pub ca_files: Option<Vec<PathBuf>>,
     /// Newest bundle format installed (default 3): its index is read, newer bundles refused.

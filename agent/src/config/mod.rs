@@ -94,6 +94,9 @@ pub struct UpdateConfig {
     pub esp: PathBuf,
     pub health_units: Vec<String>,
     pub health_network: bool,
+    /// The gate pings the container engine (`apps.container_socket`); its socket activation
+    /// starts Docker on a trial boot, so an update whose engine cannot start is rolled back.
+    pub health_engine: bool,
     pub ca_files: Vec<PathBuf>,
     /// The newest OTA bundle format this device installs (1–3, default 3): the check reads the
     /// index naming bundles of that format, the install refuses a newer one. Below 3 only to
@@ -359,8 +362,9 @@ fn resolve_update(u: file::UpdateSection) -> Result<UpdateConfig, ConfigError> {
         esp: u.esp.unwrap_or_else(|| PathBuf::from("/efi")),
         health_units: u
             .health_units
-            .unwrap_or_else(|| vec!["docker.service".into(), "NetworkManager.service".into()]),
+            .unwrap_or_else(|| vec!["docker.socket".into(), "NetworkManager.service".into()]),
         health_network: u.health_network.unwrap_or(true),
+        health_engine: u.health_engine.unwrap_or(true),
         ca_files: u.ca_files.unwrap_or_default(),
         bundle_format: u
             .bundle_format

@@ -1,13 +1,15 @@
 //! `hearth-agent health-gate`: run once per boot by `hearth-health-gate.service`, ordered
 //! before `boot-complete.target`. On a trial boot it checks that the booted slot is the one the
 //! update went to, that the agent answers its health endpoint, that the required units are
-//! active and that the network has an address — all within `update_health_timeout_secs` — and
-//! then commits the slot. Otherwise it records why (`<data_dir>/update-gate.json`), marks the
+//! active, that the container engine answers (Docker starts on demand, through its socket: the
+//! gate's ping is what starts it on a trial boot) and that the network has an address — all
+//! within `update_health_timeout_secs` — and then commits the slot. Otherwise it records why (`<data_dir>/update-gate.json`), marks the
 //! trial slot unbootable (so the next boot falls back at once) and fails; the unit reboots.
 //! Nothing to do (a committed boot, or one where the boot loader already fell back) is success.
 
 use super::device::{backend, boot_control, read_booted, read_release};
 use super::{GATE_FILE, GateVerdict, PENDING_FILE, PendingInstall, rfc3339};
+use crate::apps::runtime::ContainerRuntime;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::network::NetworkControl;
@@ -30,14 +32,18 @@ pub trait HealthChecks {
     fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>>;
 }
 
-/// The real checks: the agent over HTTPS on loopback, units through [`SystemControl`] and the
-/// network through [`NetworkControl`] (D-Bus adapters in production, fakes in unit tests).
+/// The real checks: the agent over HTTPS on loopback, units through [`SystemControl`], the
+/// container engine through [`ContainerRuntime`] and the network through [`NetworkControl`]
+/// (D-Bus and Docker adapters in production, fakes in unit tests).
 pub struct SystemChecks {
     health_url: String,
     ca_pem: Option<Vec<u8>>,
     system: Arc<dyn SystemControl>,
     network_control: Arc<dyn NetworkControl>,
     units: Vec<String>,
+    /// `None` when `update.health_engine` is off; `Err` when no client could be made (an
+    /// unusable socket path: the check fails with that reason).
+    engine: Option<Result<Arc<dyn ContainerRuntime>, String>>,
     network: bool,
 }
 
@@ -52,13 +58,20 @@ impl SystemChecks {
             config.system_bus_address.clone(),
             Duration::from_secs(45),
         );
-        Self::with(config, Arc::new(system), Arc::new(network))
+        // A client that connects on first use: a socket that is missing now fails the engine
+        // check (and is retried) instead of the gate's start.
+        let engine =
+            crate::apps::runtime::docker::DockerRuntime::lazy(&config.apps.container_socket)
+                .map(|d| Arc::new(d) as Arc<dyn ContainerRuntime>)
+                .map_err(|e| e.to_string());
+        Self::with(config, Arc::new(system), Arc::new(network), engine)
     }
 
     pub fn with(
         config: &Config,
         system: Arc<dyn SystemControl>,
         network_control: Arc<dyn NetworkControl>,
+        engine: Result<Arc<dyn ContainerRuntime>, String>,
     ) -> Self {
         let addr = config
             .listen
@@ -84,6 +97,7 @@ impl SystemChecks {
             system,
             network_control,
             units: config.update.health_units.clone(),
+            engine: config.update.health_engine.then_some(engine),
             network: config.update.health_network,
         }
     }
@@ -137,6 +151,21 @@ impl SystemChecks {
         Ok(())
     }
 
+    /// The container engine answers its ping. Docker is socket-activated: on a device without
+    /// apps nothing else starts it, so this is where a trial boot proves that the new system's
+    /// engine starts at all.
+    pub async fn engine(&self) -> Result<(), String> {
+        let engine = match &self.engine {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(format!("no client for the container engine: {e}")),
+            Some(Ok(engine)) => engine,
+        };
+        engine
+            .ping()
+            .await
+            .map_err(|e| format!("the container engine does not answer: {e}"))
+    }
+
     /// Some interface has an address. A home network without internet access is a working
     /// network for a home server.
     pub async fn network(&self) -> Result<(), String> {
@@ -160,6 +189,7 @@ impl HealthChecks for SystemChecks {
         Box::pin(async move {
             self.agent().await?;
             self.units().await?;
+            self.engine().await?;
             self.network().await
         })
     }
@@ -274,6 +304,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apps::runtime::fake::FakeRuntime;
     use crate::clock::ManualClock;
     use crate::network::fake::FakeNetwork;
     use crate::system::fake::FakeSystem;
@@ -329,7 +360,46 @@ mod tests {
     }
 
     fn checks(c: &Config, system: FakeSystem, network: FakeNetwork) -> SystemChecks {
-        SystemChecks::with(c, Arc::new(system), Arc::new(network))
+        SystemChecks::with(
+            c,
+            Arc::new(system),
+            Arc::new(network),
+            Ok(Arc::new(FakeRuntime::new())),
+        )
+    }
+
+    /// The engine check pings the engine (what starts a socket-activated Docker), fails with
+    /// the engine's reason while it does not answer, and is skipped when turned off.
+    #[tokio::test]
+    async fn the_engine_must_answer_unless_the_check_is_off() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut c = device(tmp.path(), "b");
+        let engine = Arc::new(FakeRuntime::new());
+        let with = |c: &Config, e: Result<Arc<dyn ContainerRuntime>, String>| {
+            SystemChecks::with(
+                c,
+                Arc::new(FakeSystem::default()),
+                Arc::new(FakeNetwork::new(true)),
+                e,
+            )
+        };
+        assert!(c.update.health_engine, "on by default");
+        assert_eq!(with(&c, Ok(engine.clone())).engine().await, Ok(()));
+        engine.set_down(true);
+        let e = with(&c, Ok(engine.clone())).engine().await;
+        assert!(
+            e.as_ref().is_err_and(|e| e.contains("does not answer") && e.contains("down")),
+            "{e:?}"
+        );
+        let e = with(&c, Err("bad path".into())).engine().await;
+        assert!(e.is_err_and(|e| e.contains("bad path")));
+        c.update.health_engine = false;
+        assert_eq!(with(&c, Ok(engine.clone())).engine().await, Ok(()));
+        assert!(
+            engine.calls().iter().filter(|c| c.starts_with("ping")).count() == 2,
+            "{:?}",
+            engine.calls()
+        );
     }
 
     #[tokio::test]

@@ -111,6 +111,15 @@ pub struct Apps {
     checks: Arc<std::sync::Mutex<BTreeMap<String, update::DigestCheck>>>,
     /// Time stamps of records, holds and checks.
     clock: SharedClock,
+    /// Set when the start-up reconcile was put off because no app is installed (Docker starts
+    /// on demand: touching the engine would start it). The first install reconciles first, so
+    /// leftovers of an install whose undo could not reach the engine are cleaned before it.
+    deferred: Arc<std::sync::atomic::AtomicBool>,
+    /// The engine's own container folder (Docker's `<data-root>/containers`): when it holds
+    /// any container, even one Hearth does not manage (a user's `docker run --restart`), the
+    /// start-up reconcile runs with no app installed, so the engine starts and restarts them.
+    /// `None`: no app installed always defers.
+    engine_containers: Option<PathBuf>,
 }
 
 impl Apps {
@@ -130,7 +139,15 @@ impl Apps {
             proc_net: PathBuf::from("/proc/net"),
             checks: Arc::default(),
             clock: Arc::new(crate::clock::SystemClock),
+            deferred: Arc::default(),
+            engine_containers: None,
         }
+    }
+
+    /// Where the engine keeps its containers (see the field).
+    pub fn with_engine_containers_dir(mut self, dir: PathBuf) -> Self {
+        self.engine_containers = Some(dir);
+        self
     }
 
     /// The clock for time stamps (the system clock by default).
@@ -319,6 +336,7 @@ impl Apps {
     /// Installs an app. On any failure everything this call created is removed and no record
     /// is left.
     pub async fn install(&self, req: InstallRequest) -> Result<AppRecord, AppError> {
+        self.reconcile_if_deferred().await?;
         let _guard = self.lock.lock().await;
         let id = plan::app_id_of(&req.compose, req.app_id.as_deref())?;
         if self.store.app(&id)?.is_some() {

@@ -12,6 +12,7 @@ use crate::apps::record::{AppRecord, Hold, RecordState};
 use crate::apps::runtime::RuntimeError;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
@@ -37,8 +38,41 @@ pub struct ReconcileReport {
 }
 
 impl Apps {
+    /// The reconcile at the agent's start: `None` (and the engine left alone) when no app is
+    /// installed and the engine has no container of its own. Docker is socket-activated on the
+    /// device, so a call here would start it on every boot of a device without apps (about
+    /// 140 MB of dockerd and containerd, docs/apps.md); the first install reconciles instead.
+    pub async fn reconcile_at_start(&self) -> Result<Option<ReconcileReport>, AppError> {
+        let engine_has_containers = self.engine_containers.as_ref().is_some_and(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some())
+        });
+        if !engine_has_containers && self.store.apps()?.is_empty() {
+            self.deferred.store(true, Ordering::SeqCst);
+            return Ok(None);
+        }
+        self.reconcile().await.map(Some)
+    }
+
+    /// Runs the reconcile the start put off, once; a failure leaves it pending.
+    pub(super) async fn reconcile_if_deferred(&self) -> Result<(), AppError> {
+        if !self.deferred.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        match self.reconcile().await {
+            Ok(report) => {
+                tracing::info!(?report, "apps reconciled with the container engine");
+                Ok(())
+            }
+            Err(e) => {
+                self.deferred.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
     pub async fn reconcile(&self) -> Result<ReconcileReport, AppError> {
         let _guard = self.lock.lock().await;
+        self.deferred.store(false, Ordering::SeqCst);
         let mut report = ReconcileReport::default();
         let objects = self.runtime.project_objects(None).await?;
         let records = self.store.apps()?;
