@@ -388,7 +388,8 @@ mod tests {
         engine.set_down(true);
         let e = with(&c, Ok(engine.clone())).engine().await;
         assert!(
-            e.as_ref().is_err_and(|e| e.contains("does not answer") && e.contains("down")),
+            e.as_ref()
+                .is_err_and(|e| e.contains("does not answer") && e.contains("down")),
             "{e:?}"
         );
         let e = with(&c, Err("bad path".into())).engine().await;
@@ -396,7 +397,12 @@ mod tests {
         c.update.health_engine = false;
         assert_eq!(with(&c, Ok(engine.clone())).engine().await, Ok(()));
         assert!(
-            engine.calls().iter().filter(|c| c.starts_with("ping")).count() == 2,
+            engine
+                .calls()
+                .iter()
+                .filter(|c| c.starts_with("ping"))
+                .count()
+                == 2,
             "{:?}",
             engine.calls()
         );

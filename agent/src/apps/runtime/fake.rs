@@ -59,11 +59,6 @@ impl FakeRuntime {
         self.lock().fail_on = Some(prefix.to_string());
     }
 
-    /// Undoes `fail_on`.
-    pub fn clear_failure(&self) {
-        self.lock().fail_on = None;
-    }
-
     /// Every call fails as if the engine were unreachable, until `set_down(false)`.
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
