@@ -3,9 +3,28 @@
 # test VM, the QEMU monitor, and running the Rust end-to-end scenarios phase by phase.
 # ci/image-vm.sh (starting and stopping QEMU) sources this file too.
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now, chosen below the
+# kernel's ephemeral range: a port from that range (what bind to port 0 gives) can be taken by
+# any outgoing connection before the caller binds it, minutes later in ci/e2e-ota (its update
+# repository's port is baked into the v1 image; one run lost it to another test's connection).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(10000, max(low, 10001))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port below the ephemeral range")
+PY
 }
 
 # step TEXT: a heading, with the minutes and seconds since the script started (CI's log then

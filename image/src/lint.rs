@@ -178,20 +178,25 @@ fn required_units(ctx: &LintContext) -> Vec<String> {
         .collect()
 }
 
-fn forbidden_units(ctx: &LintContext) -> Vec<String> {
-    FORBIDDEN_UNITS
+/// `<unit> is enabled<why>` for each of `units` enabled in the root.
+fn enabled_of(ctx: &LintContext, units: &[&str], why: &str) -> Vec<String> {
+    units
         .iter()
         .filter(|u| is_enabled(ctx.root, u))
-        .map(|u| format!("{u} is enabled"))
+        .map(|u| format!("{u} is enabled{why}"))
         .collect()
 }
 
+fn forbidden_units(ctx: &LintContext) -> Vec<String> {
+    enabled_of(ctx, &FORBIDDEN_UNITS, "")
+}
+
 fn on_demand_units(ctx: &LintContext) -> Vec<String> {
-    ON_DEMAND_UNITS
-        .iter()
-        .filter(|u| is_enabled(ctx.root, u))
-        .map(|u| format!("{u} is enabled at boot (it starts on demand through docker.socket)"))
-        .collect()
+    enabled_of(
+        ctx,
+        &ON_DEMAND_UNITS,
+        " at boot (it starts on demand through docker.socket)",
+    )
 }
 
 fn agent_binary(ctx: &LintContext) -> Vec<String> {
