@@ -3,8 +3,9 @@
 //! update went to, that the agent answers its health endpoint, that the required units are
 //! active, that the container engine answers (Docker starts on demand, through its socket: the
 //! gate's ping is what starts it on a trial boot) and that the network has an address — all
-//! within `update_health_timeout_secs` — and then commits the slot. Otherwise it records why (`<data_dir>/update-gate.json`), marks the
-//! trial slot unbootable (so the next boot falls back at once) and fails; the unit reboots.
+//! within `update_health_timeout_secs` — and then commits the slot. Otherwise it records why
+//! (`<data_dir>/update-gate.json`), marks the trial slot unbootable (so the next boot falls back
+//! at once) and fails; the unit reboots.
 //! Nothing to do (a committed boot, or one where the boot loader already fell back) is success.
 
 use super::device::{backend, boot_control, read_booted, read_release};
