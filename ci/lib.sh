@@ -123,6 +123,13 @@ guest() {
   ssh "${opts[@]}" root@127.0.0.1 "$@"
 }
 
+# guest_started_up: waits (at most 20 minutes, the health gate's own limit) until the guest's
+# boot has no start-up job left: the agent answers before the rest of start-up (Docker, the
+# health gate), so a unit's state read earlier may be that of a queued job.
+guest_started_up() {
+  guest 'timeout 1200 systemctl is-system-running --wait >/dev/null' || true
+}
+
 # guest_ssh_script PATH: writes an executable that runs its arguments in the guest (`PATH CMD`),
 # for programs that take a command rather than a shell function (the Rust scenarios).
 guest_ssh_script() {

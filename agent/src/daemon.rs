@@ -178,10 +178,7 @@ pub fn spawn_apps_reconcile(state: AppState) {
         let mut delay = Duration::from_secs(1);
         loop {
             match state.apps.reconcile_at_start().await {
-                Ok(Some(report)) => {
-                    tracing::info!(?report, "apps reconciled with the container engine");
-                    return;
-                }
+                Ok(Some(_)) => return,
                 Ok(None) => {
                     tracing::info!(
                         "no app installed: the container engine is left alone until an install"

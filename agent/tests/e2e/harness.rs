@@ -336,15 +336,17 @@ pub fn show(v: &Value) -> String {
     v.to_string()
 }
 
-/// The health gate finished on this boot and passed. The agent answers before Docker has
-/// started (issue 17's boot order) and the gate runs after Docker, so the check first waits
-/// until the boot's start-up jobs are done (`is-system-running --wait`, bounded by the gate's
-/// own limit) instead of reading the gate's state while its job is still queued.
-pub fn health_gate_passed(c: &mut Checks, name: &str) {
+/// `unit` is active once the boot's start-up jobs are done. The agent answers before the rest
+/// of start-up (issue 17's boot order: the health gate, for one, runs after Docker), so the
+/// check first waits for them (`is-system-running --wait`, bounded by the gate's own limit)
+/// instead of reading a unit whose job is still queued.
+pub fn unit_active(c: &mut Checks, name: &str, unit: &str) {
     c.guest(
         name,
-        "timeout 1200 systemctl is-system-running --wait >/dev/null; \
-         systemctl is-active --quiet hearth-health-gate.service",
+        &format!(
+            "timeout 1200 systemctl is-system-running --wait >/dev/null; \
+             systemctl is-active --quiet {unit}"
+        ),
     );
 }
 

@@ -211,15 +211,7 @@ fn inside(c: &mut Checks) {
         "avahi-daemon",
         "systemd-timesyncd",
     ] {
-        // The agent answers before the rest of start-up is done (issue 17's boot order):
-        // wait for the boot's start-up jobs before reading a unit's state.
-        c.guest(
-            &format!("{unit} active"),
-            &format!(
-                "timeout 600 systemctl is-system-running --wait >/dev/null; \
-                 systemctl is-active --quiet {unit}"
-            ),
-        );
+        harness::unit_active(c, &format!("{unit} active"), unit);
     }
     // Docker starts on demand (docs/apps.md): with no app and no container nothing has
     // connected to its socket, so neither dockerd nor containerd runs.

@@ -56,7 +56,11 @@ async fn v1_claim() {
         "grep -qx 'bundle_format = 2' /usr/lib/hearth/agent.d/90-e2e-format2.toml",
     );
     harness::agent_started_cleanly(&mut c, "v1's first boot");
-    harness::health_gate_passed(&mut c, "health gate ran and passed on a committed boot");
+    harness::unit_active(
+        &mut c,
+        "health gate ran and passed on a committed boot",
+        "hearth-health-gate.service",
+    );
     c.guest(
         "systemd-bless-boot is masked",
         r#"test "$(systemctl is-enabled systemd-bless-boot.service 2>/dev/null)" = masked"#,
@@ -156,7 +160,11 @@ async fn v2_delta_commit() {
         // booted slot, fails for the other).
         r#"grep -q "hearth.slot=b" /proc/cmdline && b=$(basename "$(readlink -f /dev/disk/by-partlabel/root-b)") && mm=$(findmnt -no MAJ:MIN / | tr -d ' ') && { [ "$mm" = "$(cat /sys/class/block/$b/dev)" ] || [ -e "/sys/dev/block/$mm/slaves/$b" ]; }"#,
     );
-    harness::health_gate_passed(&mut c, "health gate active on v2");
+    harness::unit_active(
+        &mut c,
+        "health gate active on v2",
+        "hearth-health-gate.service",
+    );
     harness::agent_started_cleanly(&mut c, "v2's trial boot");
     c.finish();
 }

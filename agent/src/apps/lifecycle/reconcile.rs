@@ -53,26 +53,18 @@ impl Apps {
         self.reconcile().await.map(Some)
     }
 
-    /// Runs the reconcile the start put off, once; a failure leaves it pending.
+    /// Runs the reconcile the start put off; a failure leaves it pending.
     pub(super) async fn reconcile_if_deferred(&self) -> Result<(), AppError> {
-        if !self.deferred.swap(false, Ordering::SeqCst) {
-            return Ok(());
+        if self.deferred.load(Ordering::SeqCst) {
+            self.reconcile().await?;
         }
-        match self.reconcile().await {
-            Ok(report) => {
-                tracing::info!(?report, "apps reconciled with the container engine");
-                Ok(())
-            }
-            Err(e) => {
-                self.deferred.store(true, Ordering::SeqCst);
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
+    /// Rebuilds the view from the engine (module comment); a success also ends a put-off
+    /// start reconcile.
     pub async fn reconcile(&self) -> Result<ReconcileReport, AppError> {
         let _guard = self.lock.lock().await;
-        self.deferred.store(false, Ordering::SeqCst);
         let mut report = ReconcileReport::default();
         let objects = self.runtime.project_objects(None).await?;
         let records = self.store.apps()?;
@@ -140,6 +132,8 @@ impl Apps {
             report.removed_orphans.push(id);
         }
         report.unmanaged = unmanaged.into_iter().collect();
+        self.deferred.store(false, Ordering::SeqCst);
+        tracing::info!(?report, "apps reconciled with the container engine");
         Ok(report)
     }
 }
