@@ -1,5 +1,9 @@
 //! Embeds the built dashboard (`web/dist`) into the agent binary. Without a built dashboard the
 //! agent still builds and serves a page saying how to build it.
+//!
+//! For release builds it also sets the binary's link: symbols stripped, and on x86_64 (linked by
+//! LLD) the code the agent runs at start and at idle placed together, in the order of
+//! `link-order.txt` (docs/agent.md, "Memory: the code that runs, together").
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,33 @@ fn collect(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
         } else if let Ok(rel) = path.strip_prefix(base) {
             out.push((rel.to_string_lossy().replace('\\', "/"), path));
         }
+    }
+}
+
+/// Release link arguments of the `hearth-agent` binary.
+///
+/// The symbols are stripped here, by the linker, and not by the profile's `strip`: the profile is
+/// part of every crate's hash, and so of every symbol's name. `ci/agent-link-order` builds with
+/// `HEARTH_KEEP_SYMBOLS=1` to read which functions ran; the names it writes match this build's
+/// only because nothing but this script's output differs between the two.
+fn release_link(manifest: &Path) {
+    println!("cargo:rerun-if-env-changed=HEARTH_KEEP_SYMBOLS");
+    if std::env::var("PROFILE").as_deref() != Ok("release") {
+        return;
+    }
+    if std::env::var_os("HEARTH_KEEP_SYMBOLS").is_none() {
+        println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
+    }
+    // Rust links x86_64 Linux with its own LLD, which takes an ordering file; the arm64
+    // cross-build links with the chroot's GNU ld, which does not.
+    let order = manifest.join("link-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    if std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu") && order.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
 }
 
@@ -49,4 +80,5 @@ fn main() {
     let out =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("web_assets.rs");
     std::fs::write(out, code).expect("write web_assets.rs");
+    release_link(&manifest);
 }

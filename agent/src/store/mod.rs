@@ -131,11 +131,14 @@ fn tx_error(error: TransactionError<StoreError>) -> StoreError {
 impl Store {
     /// Opens (creating if needed) the store in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 * 1024 * 1024)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
+        let db =
+            crate::memory::with_mmap_threshold(crate::memory::STORE_OPEN_MMAP_THRESHOLD, || {
+                sled::Config::new()
+                    .path(dir)
+                    .cache_capacity(16 * 1024 * 1024)
+                    .mode(sled::Mode::LowSpace)
+                    .open()
+            })?;
         let tree = |t: Table| db.open_tree(t.name());
         let store = Store {
             meta: tree(Table::Meta)?,
