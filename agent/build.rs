@@ -3,7 +3,7 @@
 //!
 //! For release builds it also sets the binary's link: symbols stripped, and on x86_64 (linked by
 //! LLD) the code the agent runs at start and at idle placed together, in the order of
-//! `link-order.txt` (docs/agent.md, "Memory: the code that runs, together").
+//! `link-order.txt` (docs/image.md, "The agent's memory").
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,15 @@ else:
 PY
 }
 
+# A drop-in folder for a `hearth-agent --dev` run configured as on a device: the image's drop-in
+# (overlays/base/usr/lib/hearth/agent.d) names the bundled CasaOS store, here the repository's.
+# Prints the folder, for --config-dir.
+device_config() { # DIR
+  mkdir -p "$1"
+  printf '[apps]\ndefault_store_dir = "%s"\n' "$PWD/stores/casaos" >"$1/10-store.toml"
+  echo "$1"
+}
+
 # step TEXT: a heading, with the minutes and seconds since the script started (CI's log then
 # shows where a run's time went).
 step() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
