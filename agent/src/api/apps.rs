@@ -422,23 +422,18 @@ pub async fn catalog_app(
             error: e.0.to_string(),
         },
     };
+    let meta = crate::apps::catalog::full_meta(&a);
     Ok(Json(CatalogApp {
-        description: a
-            .meta
-            .description
-            .pick(&lang)
-            .unwrap_or_default()
-            .to_string(),
-        tips: a.meta.tips.before_install.pick(&lang).map(str::to_string),
-        screenshots: (0..a.meta.screenshot_link.len())
+        description: meta.description.pick(&lang).unwrap_or_default().to_string(),
+        tips: meta.tips.before_install.pick(&lang).map(str::to_string),
+        screenshots: (0..meta.screenshot_link.len())
             .map(|n| format!("/api/v1/catalog/{}/{}/screenshots/{n}", entry.store, a.name))
             .collect(),
-        thumbnail: a
-            .meta
+        thumbnail: meta
             .thumbnail
             .as_ref()
             .map(|_| format!("/api/v1/catalog/{}/{}/thumbnail", entry.store, a.name)),
-        meta: a.meta.clone(),
+        meta,
         store: entry.store,
         app: entry.app,
         title: entry.title,

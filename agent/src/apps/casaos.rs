@@ -136,6 +136,21 @@ const APP_KEYS: &[&str] = &[
 ];
 
 /// Reads the app-level block. Unknown or malformed fields become `warnings`.
+impl AppMeta {
+    /// What the catalog keeps of every app: all but the long texts only the app's own page shows
+    /// (release notes, tips, the settings' descriptions), which that page reads again from the
+    /// compose file. The title, tagline and description stay, in every language: the search
+    /// matches them in the reader's language (docs/apps.md, "The catalog in memory").
+    pub fn for_listing(self) -> Self {
+        Self {
+            release_notes: Localized::default(),
+            tips: Tips::default(),
+            fields: ServiceMeta::default(),
+            ..self
+        }
+    }
+}
+
 pub fn app_meta(v: Option<&Value>, warnings: &mut Vec<String>) -> AppMeta {
     let Some(Value::Mapping(m)) = v else {
         if v.is_some_and(|v| !v.is_null()) {

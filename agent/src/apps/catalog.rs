@@ -227,16 +227,27 @@ pub fn load_store(dir: &Path) -> Result<(Vec<StoreApp>, Vec<Category>), String> 
     Ok((apps, categories))
 }
 
-/// One app folder of a store; None (skipped) without a readable, valid compose file.
-fn load_app((name, folder): &(String, PathBuf)) -> Option<StoreApp> {
-    let compose_path = folder.join("docker-compose.yml");
-    let text = source::read_text(&compose_path, super::compose::MAX_COMPOSE_BYTES).ok()?;
+/// The `x-casaos` metadata of a compose file; None when it cannot be read or is not YAML.
+fn read_meta(compose_path: &Path) -> Option<AppMeta> {
+    let text = source::read_text(compose_path, super::compose::MAX_COMPOSE_BYTES).ok()?;
     let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
         tracing::warn!(path = %compose_path.display(), "store app is not valid YAML; skipped");
         return None;
     };
-    let mut warnings = Vec::new();
-    let meta = casaos::app_meta(v.get("x-casaos"), &mut warnings);
+    Some(casaos::app_meta(v.get("x-casaos"), &mut Vec::new()))
+}
+
+/// An app's whole metadata, read again from its compose file: the catalog keeps only
+/// [`AppMeta::for_listing`]. When the file cannot be read any more (a store refresh removed
+/// it), what the catalog kept.
+pub fn full_meta(app: &StoreApp) -> AppMeta {
+    read_meta(&app.compose_path).unwrap_or_else(|| app.meta.clone())
+}
+
+/// One app folder of a store; None (skipped) without a readable, valid compose file.
+fn load_app((name, folder): &(String, PathBuf)) -> Option<StoreApp> {
+    let compose_path = folder.join("docker-compose.yml");
+    let meta = read_meta(&compose_path)?.for_listing();
     let icon_file = ["icon.png", "icon.svg", "icon.jpg", "icon.webp"]
         .into_iter()
         .map(|f| folder.join(f))
@@ -930,6 +941,64 @@ mod tests {
 
     /// The agent's catalog loads on its own thread; whoever reads it first waits for the
     /// whole load (never an empty or partial catalog), and sees what a direct load sees.
+    #[test]
+    fn listing_keeps_search_texts_and_the_page_reads_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Catalog::load(&[casaos()], dir.path().join("stores.json"), "amd64");
+        let apps = c.stores()[0].apps.clone();
+        // An app whose compose file has all the long texts.
+        let (kept, full) = apps
+            .iter()
+            .map(|a| (a, full_meta(a)))
+            .find(|(_, f)| {
+                !f.release_notes.is_empty()
+                    && !f.tips.before_install.is_empty()
+                    && !f.fields.envs.is_empty()
+            })
+            .expect("a CasaOS app with release notes, tips and documented settings");
+        // The catalog holds none of them...
+        assert!(kept.meta.release_notes.is_empty());
+        assert!(kept.meta.tips.before_install.is_empty() && kept.meta.tips.other.is_empty());
+        assert!(kept.meta.fields.envs.is_empty());
+        // ...but every text the grid and the search use, in every language.
+        assert_eq!(kept.meta.title, full.title);
+        assert_eq!(kept.meta.tagline, full.tagline);
+        assert_eq!(kept.meta.description, full.description);
+        assert!(
+            full.description.0.len() > 1,
+            "{:?}",
+            full.description.0.keys()
+        );
+        assert_eq!(kept.meta.screenshot_link, full.screenshot_link);
+        // A word only in an app's German description is still found by a German reader.
+        let (app, word) = apps
+            .iter()
+            .find_map(|a| {
+                let de = a.meta.description.pick("de_DE")?;
+                let en = a
+                    .meta
+                    .description
+                    .pick("en_US")
+                    .unwrap_or_default()
+                    .to_lowercase();
+                let word = de
+                    .split(|ch: char| !ch.is_alphabetic())
+                    .find(|w| w.chars().count() >= 9 && !en.contains(&w.to_lowercase()))?;
+                Some((a.name.clone(), word.to_string()))
+            })
+            .expect("a German description word not in the English one");
+        assert!(
+            c.search(&word, None, "de_DE").iter().any(|e| e.app == app),
+            "{word} finds {app}"
+        );
+        // A compose file gone since the load (a store refresh removed it): the page shows what
+        // the catalog kept.
+        let mut gone = kept.clone();
+        gone.compose_path = dir.path().join("missing/docker-compose.yml");
+        assert_eq!(full_meta(&gone).description, kept.meta.description);
+        assert!(full_meta(&gone).release_notes.is_empty());
+    }
+
     #[test]
     fn a_catalog_opened_in_the_background_is_whole_when_first_read() {
         let dir = tempfile::tempdir().expect("tempdir");
