@@ -36,17 +36,39 @@ fn release_link(manifest: &Path) {
     if std::env::var_os("HEARTH_KEEP_SYMBOLS").is_none() {
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
     }
-    // Rust links x86_64 Linux with its own LLD, which takes an ordering file; the arm64
-    // cross-build links with the chroot's GNU ld, which does not.
+    // Only x86_64: the symbol names are those of an x86_64 build (the target is part of every
+    // crate's hash), and the arm64 cross-build's names differ.
     let order = manifest.join("link-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
-    if std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu") && order.is_file() {
-        println!(
-            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-            order.display()
-        );
-        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
+        return;
     }
+    let Ok(names) = std::fs::read_to_string(&order) else {
+        return;
+    };
+    let script =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("link-order.ld");
+    std::fs::write(&script, link_script(&names)).expect("write link-order.ld");
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+}
+
+/// A linker script that puts the listed functions' sections (`-ffunction-sections`: one
+/// `.text.NAME` per function) first, in an output section of their own before `.text`; the rest
+/// of the layout stays the linker's default (`INSERT`). A script and not an ordering file
+/// (`--symbol-ordering-file`), because a script matches patterns: thin LTO renames the local
+/// functions it shares between modules `NAME.llvm.HASH`, HASH a digest of the module's code, so
+/// any edit of a module renames them; `NAME.llvm.*` still matches.
+fn link_script(names: &str) -> String {
+    let mut script = String::from("SECTIONS {\n  .text.hearth_hot : {\n");
+    for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let pattern = match name.find(".llvm.") {
+            Some(at) => format!("{}.llvm.*", &name[..at]),
+            None => name.to_string(),
+        };
+        let _ = writeln!(script, "    *(.text.{pattern})");
+    }
+    script.push_str("  }\n}\nINSERT BEFORE .text;\n");
+    script
 }
 
 fn main() {
