@@ -43,14 +43,28 @@ fn release_link(manifest: &Path) {
     if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
         return;
     }
-    let Ok(names) = std::fs::read_to_string(&order) else {
+    println!("cargo:rerun-if-env-changed=HEARTH_LINK_PROBE");
+    let text = if std::env::var_os("HEARTH_LINK_PROBE").is_some() {
+        // ci/agent-link-order's device build: every function on pages of its own, so a code
+        // page the agent touches names exactly one function.
+        PROBE_SCRIPT.to_string()
+    } else if let Ok(names) = std::fs::read_to_string(&order) {
+        link_script(&names)
+    } else {
         return;
     };
     let script =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("link-order.ld");
-    std::fs::write(&script, link_script(&names)).expect("write link-order.ld");
+    std::fs::write(&script, text).expect("write link-order.ld");
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
 }
+
+/// Each function's section 4 KiB-aligned (`SUBALIGN`), in an output section before `.text`.
+const PROBE_SCRIPT: &str = "SECTIONS {
+  .text.hearth_probe : SUBALIGN(4096) { *(.text.*) }
+}
+INSERT BEFORE .text;
+";
 
 /// A linker script that puts the listed functions' sections (`-ffunction-sections`: one
 /// `.text.NAME` per function) first, in an output section of their own before `.text`; the rest

@@ -129,4 +129,37 @@ mod tests {
             "resident {baseline} KiB at the start, {before} KiB before the trim, {after} KiB after"
         );
     }
+
+    /// Bytes in chunks glibc serves from `mmap`.
+    #[allow(unsafe_code)]
+    fn mmapped_bytes() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's counters under its lock.
+        unsafe { libc::mallinfo2() }.hblkhd
+    }
+
+    /// What the store's open relies on: zero-filled buffers of sled's histogram size come from
+    /// the heap at the agent's threshold, and from `mmap` (pages untouched until written) under
+    /// the lowered one.
+    #[test]
+    fn zeroed_buffers_under_the_lowered_threshold_come_from_mmap() {
+        const HISTOGRAM: usize = 512 << 10;
+        let histograms = || {
+            (0..8)
+                .map(|_| vec![0u64; HISTOGRAM / 8])
+                .collect::<Vec<_>>()
+        };
+        let mmapped_by = |threshold: usize| {
+            let before = mmapped_bytes();
+            let buffers = with_mmap_threshold(threshold, histograms);
+            let grew = mmapped_bytes().saturating_sub(before);
+            assert!(buffers.iter().all(|b| b.iter().all(|&x| x == 0)));
+            grew
+        };
+        let at_agents = mmapped_by(MMAP_THRESHOLD);
+        let lowered = mmapped_by(STORE_OPEN_MMAP_THRESHOLD);
+        assert!(
+            at_agents < 8 * HISTOGRAM && lowered >= 8 * HISTOGRAM,
+            "mmapped for 8 histograms: {at_agents} B at 1 MiB, {lowered} B at 128 KiB"
+        );
+    }
 }
