@@ -135,7 +135,6 @@ const APP_KEYS: &[&str] = &[
     "devices",
 ];
 
-/// Reads the app-level block. Unknown or malformed fields become `warnings`.
 impl AppMeta {
     /// What the catalog keeps of every app: all but the long texts only the app's own page shows
     /// (release notes, tips, the settings' descriptions), which that page reads again from the
@@ -151,6 +150,7 @@ impl AppMeta {
     }
 }
 
+/// Reads the app-level block. Unknown or malformed fields become `warnings`.
 pub fn app_meta(v: Option<&Value>, warnings: &mut Vec<String>) -> AppMeta {
     let Some(Value::Mapping(m)) = v else {
         if v.is_some_and(|v| !v.is_null()) {

@@ -939,8 +939,7 @@ mod tests {
         assert!(c.categories().iter().any(|k| k.name == "Media"));
     }
 
-    /// The agent's catalog loads on its own thread; whoever reads it first waits for the
-    /// whole load (never an empty or partial catalog), and sees what a direct load sees.
+    /// The catalog holds only what lists and searches use; an app's page still shows the rest.
     #[test]
     fn listing_keeps_search_texts_and_the_page_reads_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -999,6 +998,8 @@ mod tests {
         assert!(full_meta(&gone).release_notes.is_empty());
     }
 
+    /// The agent's catalog loads on its own thread; whoever reads it first waits for the
+    /// whole load (never an empty or partial catalog), and sees what a direct load sees.
     #[test]
     fn a_catalog_opened_in_the_background_is_whole_when_first_read() {
         let dir = tempfile::tempdir().expect("tempdir");
