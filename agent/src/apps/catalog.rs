@@ -231,7 +231,7 @@ pub fn load_store(dir: &Path) -> Result<(Vec<StoreApp>, Vec<Category>), String> 
 fn read_meta(compose_path: &Path) -> Option<AppMeta> {
     let text = source::read_text(compose_path, super::compose::MAX_COMPOSE_BYTES).ok()?;
     let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
-        tracing::warn!(path = %compose_path.display(), "store app is not valid YAML; skipped");
+        tracing::warn!(path = %compose_path.display(), "store app's compose file is not valid YAML");
         return None;
     };
     Some(casaos::app_meta(v.get("x-casaos"), &mut Vec::new()))
