@@ -66,9 +66,12 @@ const PROBE_SCRIPT: &str = "SECTIONS {
 INSERT BEFORE .text;
 ";
 
-/// A linker script that puts the listed functions' sections (`-ffunction-sections`: one
-/// `.text.NAME` per function) first, in an output section of their own before `.text`; the rest
-/// of the layout stays the linker's default (`INSERT`). A script and not an ordering file
+/// A linker script that puts the listed functions' sections first, in an output section of
+/// their own before `.text`: with `-ffunction-sections` each function is `.text.NAME`, or
+/// `.text.unlikely.NAME` when LLVM deems it cold (`#[cold]`: a growing `Vec`'s slow path, a
+/// contended lock, a one-time initialisation), which the linker's default layout would otherwise
+/// gather at the start of `.text` among thousands that never run. The rest of the layout stays
+/// the linker's default (`INSERT`). A script and not an ordering file
 /// (`--symbol-ordering-file`), because a script matches patterns: thin LTO renames the local
 /// functions it shares between modules `NAME.llvm.HASH`, HASH a digest of the module's code, so
 /// any edit of a module renames them; `NAME.llvm.*` still matches.
@@ -79,7 +82,7 @@ fn link_script(names: &str) -> String {
             Some(at) => format!("{}.llvm.*", &name[..at]),
             None => name.to_string(),
         };
-        let _ = writeln!(script, "    *(.text.{pattern})");
+        let _ = writeln!(script, "    *(.text.{pattern} .text.unlikely.{pattern})");
     }
     script.push_str("  }\n}\nINSERT BEFORE .text;\n");
     script

@@ -2,12 +2,12 @@
 //! read leniently. A field of the wrong shape becomes a warning and is left out; it never stops
 //! an app from being planned, because store metadata is decoration around the compose file.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 
 /// Text in several languages, keyed by CasaOS locale (`en_US`, `zh_CN`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Localized(pub BTreeMap<String, String>);
 
 impl Localized {
@@ -18,32 +18,43 @@ impl Localized {
     /// The text for `lang` (`de-DE`, `de_DE` or `de`): the exact locale, else the same language
     /// in another region, else `en_US`, else any English, else the first one.
     pub fn pick(&self, lang: &str) -> Option<&str> {
-        let want = lang.replace('-', "_");
-        let base = want
-            .split('_')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let exact = self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(&want));
-        let same_lang = || {
-            self.0.iter().find(|(k, _)| {
-                k.split('_')
-                    .next()
-                    .unwrap_or_default()
-                    .eq_ignore_ascii_case(&base)
-            })
-        };
-        let english = || {
-            self.0
-                .get_key_value("en_US")
-                .or_else(|| self.0.iter().find(|(k, _)| k.starts_with("en")))
-        };
-        exact
-            .or_else(same_lang)
-            .or_else(english)
-            .or_else(|| self.0.iter().next())
-            .map(|(_, v)| v.as_str())
+        pick_locale(&self.0, lang).map(String::as_str)
     }
+}
+
+/// [`Localized::pick`]'s choice for any map keyed by CasaOS locale (the catalog keeps its
+/// descriptions packed per locale, `catalog::PackedText`).
+pub fn pick_locale<'a, K, V>(map: &'a BTreeMap<K, V>, lang: &str) -> Option<&'a V>
+where
+    K: Ord + std::borrow::Borrow<str>,
+{
+    let want = lang.replace('-', "_");
+    let base = want
+        .split('_')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let exact = map
+        .iter()
+        .find(|(k, _)| k.borrow().eq_ignore_ascii_case(&want));
+    let same_lang = || {
+        map.iter().find(|(k, _)| {
+            k.borrow()
+                .split('_')
+                .next()
+                .unwrap_or_default()
+                .eq_ignore_ascii_case(&base)
+        })
+    };
+    let english = || {
+        map.get_key_value("en_US")
+            .or_else(|| map.iter().find(|(k, _)| k.borrow().starts_with("en")))
+    };
+    exact
+        .or_else(same_lang)
+        .or_else(english)
+        .or_else(|| map.iter().next())
+        .map(|(_, v)| v)
 }
 
 /// App-level `x-casaos`.
@@ -136,12 +147,14 @@ const APP_KEYS: &[&str] = &[
 ];
 
 impl AppMeta {
-    /// What the catalog keeps of every app: all but the long texts only the app's own page shows
-    /// (release notes, tips, the settings' descriptions), which that page reads again from the
-    /// compose file. The title, tagline and description stay, in every language: the search
-    /// matches them in the reader's language (docs/apps.md, "The catalog in memory").
+    /// What the catalog keeps of every app as it is: all but the long texts only the app's own
+    /// page shows (release notes, tips, the settings' descriptions), which that page reads again
+    /// from the compose file, and the description, which the catalog keeps compressed for the
+    /// search (`catalog::PackedText`). The title and tagline stay, in every language: the grid
+    /// shows them in the reader's language (docs/apps.md, "The catalog in memory").
     pub fn for_listing(self) -> Self {
         Self {
+            description: Localized::default(),
             release_notes: Localized::default(),
             tips: Tips::default(),
             fields: ServiceMeta::default(),

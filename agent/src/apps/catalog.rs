@@ -17,6 +17,7 @@ use super::fetch::Fetcher;
 use super::{source, store_zip};
 use crate::clock::SharedClock;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -34,10 +35,87 @@ pub struct StoreApp {
     /// The folder name under `Apps/`.
     pub name: String,
     pub compose_path: PathBuf,
+    /// [`AppMeta::for_listing`]: the title, tagline and every short field.
     pub meta: AppMeta,
+    /// The description in every language, compressed: most of a store's text, and read only by
+    /// a search and by the app's page.
+    pub description: PackedText,
     /// An icon file in the app's store folder, found when the store was loaded (its type is
     /// checked from its bytes when served).
     pub icon_file: Option<PathBuf>,
+}
+
+/// Text the catalog keeps compressed: an app's description in every language, one zstd frame
+/// per language. The CasaOS store's descriptions are 2.29 MB of text in up to 24 languages
+/// (two thirds of the catalog's memory on a device that sits idle); packed, 1.18 MB. A search
+/// unpacks the reader's language and English only (docs/apps.md, "The catalog in memory"); one
+/// frame for every language would pack to 1.00 MB, but a search would then unpack all of them:
+/// 5.3 ms for a search instead of 0.8 (`ci/bench-catalog`).
+#[derive(Debug, Clone, Default)]
+pub struct PackedText(BTreeMap<Box<str>, Box<[u8]>>);
+
+impl PackedText {
+    /// zstd's own default: unpacking is as fast at any level, and higher ones gain a few percent
+    /// on text this short for several times the load's time.
+    const LEVEL: i32 = 3;
+
+    /// A compression context for [`PackedText::pack`], one per loading thread: a context made
+    /// for each of a store's ~1,800 texts took more time than compressing them.
+    pub fn packer() -> Option<zstd::bulk::Compressor<'static>> {
+        zstd::bulk::Compressor::new(Self::LEVEL)
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "no zstd compression context; store apps' descriptions are not kept");
+            })
+            .ok()
+    }
+
+    pub fn pack(text: &casaos::Localized, z: &mut zstd::bulk::Compressor<'_>) -> Self {
+        let mut packed = BTreeMap::new();
+        for (lang, t) in &text.0 {
+            match z.compress(t.as_bytes()) {
+                Ok(bytes) => {
+                    packed.insert(lang.as_str().into(), bytes.into_boxed_slice());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, lang, "could not pack a store app's description; kept none in that language");
+                }
+            }
+        }
+        Self(packed)
+    }
+
+    /// Every language, as the app's page shows it.
+    pub fn unpack(&self) -> casaos::Localized {
+        let Ok(mut z) = zstd::bulk::Decompressor::new() else {
+            return casaos::Localized::default();
+        };
+        casaos::Localized(
+            self.0
+                .iter()
+                .filter_map(|(lang, bytes)| Some((lang.to_string(), unpack_frame(&mut z, bytes)?)))
+                .collect(),
+        )
+    }
+
+    /// The frame of the text [`casaos::Localized::pick`] would choose for `lang`.
+    fn pick_frame(&self, lang: &str) -> Option<&[u8]> {
+        casaos::pick_locale(&self.0, lang).map(|b| &b[..])
+    }
+
+    /// Bytes held, for the memory figures in the tests.
+    #[cfg(test)]
+    fn packed_len(&self) -> usize {
+        self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+/// One frame's text; `bulk::compress` wrote its size in the frame's header.
+fn unpack_frame(z: &mut zstd::bulk::Decompressor<'_>, bytes: &[u8]) -> Option<String> {
+    let size = zstd::zstd_safe::get_frame_content_size(bytes)
+        .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())?;
+    String::from_utf8(z.decompress(bytes, size).ok()?).ok()
 }
 
 #[derive(Debug, Clone)]
@@ -206,10 +284,18 @@ pub fn load_store(dir: &Path) -> Result<(Vec<StoreApp>, Vec<Category>), String> 
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let per_thread = folders.len().div_ceil(threads).max(1);
-    let mut apps: Vec<StoreApp> = std::thread::scope(|scope| {
+    let apps: Vec<StoreApp> = std::thread::scope(|scope| {
         let workers: Vec<_> = folders
             .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().filter_map(load_app).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut packer = PackedText::packer();
+                    chunk
+                        .iter()
+                        .filter_map(|folder| load_app(folder, packer.as_mut()))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         workers
             .into_iter()
@@ -219,6 +305,11 @@ pub fn load_store(dir: &Path) -> Result<(Vec<StoreApp>, Vec<Category>), String> 
     if apps.is_empty() {
         return Err(format!("{} holds no apps", apps_dir.display()));
     }
+    // Copied here, then the workers' copies dropped: each worker kept its apps in its own
+    // allocator arena, scattered among the freed remains of the YAML it parsed, which pinned
+    // that arena's pages. The copies lie together; the arenas empty and go back to the system
+    // at the next heap trim (0.8 MB anonymous, natively; docs/image.md, "The agent's memory").
+    let mut apps: Vec<StoreApp> = apps.iter().map(StoreApp::clone).collect();
     apps.sort_by_key(|a| a.name.to_lowercase());
     let categories = std::fs::read_to_string(dir.join("category-list.json"))
         .ok()
@@ -241,13 +332,23 @@ fn read_meta(compose_path: &Path) -> Option<AppMeta> {
 /// [`AppMeta::for_listing`]. When the file cannot be read any more (a store refresh removed
 /// it), what the catalog kept.
 pub fn full_meta(app: &StoreApp) -> AppMeta {
-    read_meta(&app.compose_path).unwrap_or_else(|| app.meta.clone())
+    read_meta(&app.compose_path).unwrap_or_else(|| AppMeta {
+        description: app.description.unpack(),
+        ..app.meta.clone()
+    })
 }
 
 /// One app folder of a store; None (skipped) without a readable, valid compose file.
-fn load_app((name, folder): &(String, PathBuf)) -> Option<StoreApp> {
+fn load_app(
+    (name, folder): &(String, PathBuf),
+    packer: Option<&mut zstd::bulk::Compressor<'_>>,
+) -> Option<StoreApp> {
     let compose_path = folder.join("docker-compose.yml");
-    let meta = read_meta(&compose_path)?.for_listing();
+    let meta = read_meta(&compose_path)?;
+    let description = packer
+        .map(|z| PackedText::pack(&meta.description, z))
+        .unwrap_or_default();
+    let meta = meta.for_listing();
     let icon_file = ["icon.png", "icon.svg", "icon.jpg", "icon.webp"]
         .into_iter()
         .map(|f| folder.join(f))
@@ -256,6 +357,7 @@ fn load_app((name, folder): &(String, PathBuf)) -> Option<StoreApp> {
         name: name.clone(),
         compose_path,
         meta,
+        description,
         icon_file,
     })
 }
@@ -279,19 +381,29 @@ fn store_id(dir: &Path) -> String {
     super::names::app_id_from(&raw)
 }
 
-fn matches(meta: &AppMeta, name: &str, q: &str, lang: &str) -> bool {
+/// Whether `q` is in the app's folder name, or in its title, tagline or description in the
+/// reader's language or English. The description is unpacked only when nothing else matched.
+fn matches(app: &StoreApp, q: &str, lang: &str, z: &mut zstd::bulk::Decompressor<'_>) -> bool {
     if q.is_empty() {
         return true;
     }
     let q = q.to_lowercase();
-    let texts = [&meta.title, &meta.tagline, &meta.description];
-    name.to_lowercase().contains(&q)
-        || texts.iter().any(|t| {
-            [t.pick(lang), t.pick("en_US")]
-                .into_iter()
-                .flatten()
-                .any(|s| s.to_lowercase().contains(&q))
-        })
+    let found = |t: &casaos::Localized| {
+        [t.pick(lang), t.pick("en_US")]
+            .into_iter()
+            .flatten()
+            .any(|s| s.to_lowercase().contains(&q))
+    };
+    app.name.to_lowercase().contains(&q) || found(&app.meta.title) || found(&app.meta.tagline) || {
+        let mine = app.description.pick_frame(lang);
+        let english = app.description.pick_frame("en_US");
+        let english = english.filter(|e| mine.is_none_or(|m| !std::ptr::eq(*e, m)));
+        [mine, english]
+            .into_iter()
+            .flatten()
+            .filter_map(|frame| unpack_frame(z, frame))
+            .any(|s| s.to_lowercase().contains(&q))
+    }
 }
 
 impl Catalog {
@@ -625,6 +737,10 @@ impl Catalog {
     /// Search over every store; `q` matches title, tagline, description (and folder name).
     pub fn search(&self, q: &str, category: Option<&str>, lang: &str) -> Vec<CatalogEntry> {
         let mut out = Vec::new();
+        let Ok(mut z) = zstd::bulk::Decompressor::new() else {
+            tracing::warn!("no zstd decompression context for the catalog search");
+            return out;
+        };
         for s in self.read().iter() {
             for a in &s.apps {
                 let cat_ok = category.is_none_or(|c| {
@@ -633,7 +749,7 @@ impl Catalog {
                         .as_deref()
                         .is_some_and(|ac| ac.eq_ignore_ascii_case(c))
                 });
-                if cat_ok && matches(&a.meta, &a.name, q.trim(), lang) {
+                if cat_ok && matches(a, q.trim(), lang, &mut z) {
                     out.push(self.entry(&s.id, a, lang));
                 }
             }
@@ -962,24 +1078,41 @@ mod tests {
         // ...but every text the grid and the search use, in every language.
         assert_eq!(kept.meta.title, full.title);
         assert_eq!(kept.meta.tagline, full.tagline);
-        assert_eq!(kept.meta.description, full.description);
+        assert!(kept.meta.description.is_empty(), "kept packed, not as text");
+        assert_eq!(kept.description.unpack(), full.description);
         assert!(
             full.description.0.len() > 1,
             "{:?}",
             full.description.0.keys()
+        );
+        // Packed, every app's descriptions take little more than half their text.
+        let (text, packed) = apps.iter().fold((0, 0), |(text, packed), a| {
+            let all: usize = a.description.unpack().0.values().map(String::len).sum();
+            (text + all, packed + a.description.packed_len())
+        });
+        eprintln!("descriptions: {text} bytes of text, {packed} packed");
+        assert!(
+            text > 1_000_000 && packed * 10 < text * 6,
+            "{packed} of {text}"
         );
         assert_eq!(kept.meta.screenshot_link, full.screenshot_link);
         // A word only in an app's German description is still found by a German reader.
         let (app, word) = apps
             .iter()
             .find_map(|a| {
-                let de = a.meta.description.pick("de_DE")?;
-                let en = a
-                    .meta
-                    .description
-                    .pick("en_US")
-                    .unwrap_or_default()
-                    .to_lowercase();
+                let description = a.description.unpack();
+                let de = description.pick("de_DE")?;
+                let en = [
+                    description.pick("en_US"),
+                    a.meta.title.pick("en_US"),
+                    a.meta.tagline.pick("en_US"),
+                    Some(a.name.as_str()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
                 let word = de
                     .split(|ch: char| !ch.is_alphabetic())
                     .find(|w| w.chars().count() >= 9 && !en.contains(&w.to_lowercase()))?;
@@ -990,11 +1123,16 @@ mod tests {
             c.search(&word, None, "de_DE").iter().any(|e| e.app == app),
             "{word} finds {app}"
         );
+        // An English reader's search unpacks English only.
+        assert!(
+            !c.search(&word, None, "en_US").iter().any(|e| e.app == app),
+            "{word} is not in {app}'s English texts"
+        );
         // A compose file gone since the load (a store refresh removed it): the page shows what
         // the catalog kept.
         let mut gone = kept.clone();
         gone.compose_path = dir.path().join("missing/docker-compose.yml");
-        assert_eq!(full_meta(&gone).description, kept.meta.description);
+        assert_eq!(full_meta(&gone).description, full.description);
         assert!(full_meta(&gone).release_notes.is_empty());
     }
 
