@@ -6,13 +6,15 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # vm_start IMAGE [--reuse-disk] [--extra-disk FILE]: starts QEMU in the background; sets VM_PID
-# and VM_STARTED.
+# and VM_STARTED. With VM_SECURE_BOOT=1, under Secure Boot with the development key set the
+# builder signed with enrolled (`hearth-image run --secure-boot`).
 vm_start() {
   local image=$1
   shift
   VM_STARTED=$(date +%s)
   "$HEARTH_IMAGE" run --board "$BOARD" --image "$image" --run-dir "$RUN_DIR" \
-    --https-port "$HTTPS_PORT" --http-port "$HTTP_PORT" --ssh-port "$SSH_PORT" "$@" \
+    --https-port "$HTTPS_PORT" --http-port "$HTTP_PORT" --ssh-port "$SSH_PORT" \
+    ${VM_SECURE_BOOT:+--secure-boot} "$@" \
     >"$RUN_DIR/run.out" 2>&1 &
   VM_PID=$!
 }

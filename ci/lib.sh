@@ -103,16 +103,18 @@ build_steps() {
   jq -r '[.steps[] | "\(.step) \(.seconds * 10 | round / 10) s"] | join(", ")' "$1"
 }
 
-# bundle_payloads HEARTH_OTA BUNDLE ROOT_KEY DIR: the bundle's payloads as plain files DIR/root,
-# DIR/kernel and DIR/initrd (hearth-ota installs the bundle into them, every chunk checked). The
+# bundle_payloads HEARTH_OTA BUNDLE ROOT_KEY DIR: the bundle's payloads as plain files DIR/root and DIR/uki,
+# or DIR/kernel and DIR/initrd (hearth-ota installs the bundle into them, every chunk checked). The
 # sealed root does not carry the kernel and initramfs (NOT_SHIPPED in image/src/seal.rs): scripts
 # that compare payloads take them from here.
 bundle_payloads() {
   local p
   mkdir -p "$4/boot-state"
-  for p in root kernel initrd; do : >"$4/$p"; done
+  for p in root kernel initrd uki; do : >"$4/$p"; done
   "$1" install "$2" --key "$3" --target "root=$4/root" --target "kernel=$4/kernel" \
-    --target "initrd=$4/initrd" --boot-dir "$4/boot-state" >/dev/null
+    --target "initrd=$4/initrd" --target "uki=$4/uki" --boot-dir "$4/boot-state" >/dev/null
+  # A bundle carries kernel and initrd or a UKI: the others stay empty.
+  find "$4" -maxdepth 1 -type f -empty -delete
 }
 
 # strip_ansi: removes terminal escapes (the serial console's colours) from stdin.

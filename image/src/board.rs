@@ -39,6 +39,10 @@ pub struct Board {
     /// Kernel command line shared by both slots; the builder adds the slot's root.
     pub kernel_cmdline: Vec<String>,
     pub boot: BootMethod,
+    /// systemd-boot boards: boot each slot from a unified kernel image (`crate::uki`) instead
+    /// of a separate kernel and initrd; the update bundle then carries the UKI.
+    #[serde(default)]
+    pub uki: bool,
     pub rootfs: RootFs,
     #[serde(rename = "partition")]
     pub partitions: Vec<PartitionSpec>,
@@ -226,6 +230,11 @@ pub struct QemuSpec {
     /// UEFI code image (read-only) and the variable store template copied per run.
     pub firmware_code: PathBuf,
     pub firmware_vars: PathBuf,
+    /// UEFI code image built with Secure Boot (OVMF's `*.secboot.fd`, which needs SMM), for
+    /// `hearth-image run --secure-boot`; the variables come from `firmware_vars` with the
+    /// release's keys enrolled.
+    #[serde(default)]
+    pub firmware_code_secure_boot: Option<PathBuf>,
 }
 
 /// Raspberry Pi boot files.

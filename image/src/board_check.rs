@@ -66,6 +66,11 @@ pub fn validate(board: &Board, file_stem: &str) -> Result<(), String> {
     if board.verified.level == crate::board::Verification::QemuBoot && board.qemu.is_none() {
         return Err("verified.level \"qemu-boot\" needs a [qemu] table".into());
     }
+    if board.uki && board.boot != BootMethod::SystemdBoot {
+        return Err(
+            "uki = true needs boot = \"systemd-boot\" (unified kernel images are EFI)".into(),
+        );
+    }
     match (board.boot, &board.rpi) {
         (BootMethod::RpiTryboot, None) => Err("an rpi-tryboot board needs an [rpi] table".into()),
         (BootMethod::SystemdBoot, Some(_)) => Err("[rpi] only applies to rpi-tryboot".into()),
@@ -168,5 +173,15 @@ mod tests {
         assert!(!is_simple_name("../etc"));
         assert!(!is_simple_name(".hidden"));
         assert!(!is_simple_name("a/b"));
+    }
+
+    #[test]
+    fn unified_kernel_images_are_for_efi_boards_only() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../board-configs");
+        let mut pi = crate::board::load_board_file(&dir.join("rpi4.toml")).expect("rpi4");
+        let mut efi = crate::board::load_board_file(&dir.join("qemu-x86_64.toml")).expect("qemu");
+        (pi.uki, efi.uki) = (true, true);
+        assert!(validate(&pi, "rpi4").expect_err("pi").contains("uki"));
+        validate(&efi, "qemu-x86_64").expect("an EFI board may");
     }
 }

@@ -81,6 +81,10 @@ pub struct BuildOptions {
     /// Also write the release in this older bundle format (1 or 2; `*.vN.bundle`) for devices
     /// on a release that reads only that format (docs/ota-bundle.md, "Versioning").
     pub bridge_bundle: Option<u16>,
+    /// The release's Secure Boot key set (`hearth-image keygen`'s FILE.secureboot/), which
+    /// signs systemd-boot, the UKIs and the addons on `uki = true` boards; `None` uses (and on
+    /// first use makes) a development key set in the cache.
+    pub secure_boot_keys: Option<PathBuf>,
 }
 
 /// What a finished build produced.
@@ -94,7 +98,7 @@ pub struct BuildResult {
 }
 
 /// Programs the pipeline runs; checked before anything starts.
-pub(crate) const TOOLS: [&str; 11] = [
+pub(crate) const TOOLS: [&str; 15] = [
     "mmdebstrap",
     "mksquashfs",
     "mkfs.erofs",
@@ -106,6 +110,10 @@ pub(crate) const TOOLS: [&str; 11] = [
     "xz",
     "systemctl",
     "dpkg-query",
+    "openssl",
+    "sbsign",
+    "cert-to-efi-sig-list",
+    "sign-efi-sig-list",
 ];
 
 /// Free space the work folder needs (base copy, sealed root, partition files, image). A

@@ -31,5 +31,7 @@ pub mod rootfs;
 pub mod rpi;
 pub mod run;
 pub mod seal;
+pub mod secureboot;
+pub mod uki;
 pub mod verify;
 pub mod verity;

@@ -31,7 +31,9 @@ enum Command {
     /// List the boards this workspace can build: architecture, boot method and how far each
     /// board's image is verified (booted in QEMU, emulated kernel boot, structural check only).
     ListBoards,
-    /// Make a new ed25519 signing key (PKCS#8 PEM) and its public half (FILE.pub).
+    /// Make a new ed25519 signing key (PKCS#8 PEM) and its public half (FILE.pub), and the
+    /// release's Secure Boot key set (PK, KEK, db: keys, certificates and the signed lists
+    /// for enrolment) in the folder FILE.secureboot.
     Keygen {
         #[arg(long, default_value = "hearth-signing.pem")]
         out: PathBuf,
@@ -72,6 +74,14 @@ enum Command {
         /// repeatable. The guest sees them as vdb, vdc, … in order.
         #[arg(long = "extra-disk")]
         extra_disks: Vec<PathBuf>,
+        /// Boot with Secure Boot enforced: the board's Secure Boot firmware, with the key set's
+        /// PK, KEK and db enrolled in a fresh variable store.
+        #[arg(long)]
+        secure_boot: bool,
+        /// The key set to enroll with --secure-boot (default: the development key set the
+        /// builder signs with when it is given none).
+        #[arg(long, value_name = "DIR", requires = "secure_boot")]
+        secure_boot_keys: Option<PathBuf>,
     },
     /// Write an image (.img or .img.xz) to a whole disk, with progress, fsync and a read-back
     /// check. Refuses the running system's disk always, disks in use, and non-removable disks
@@ -98,6 +108,11 @@ enum Command {
         /// default: the development key in the cache.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// The release's Secure Boot db certificate (`hearth-image keygen`'s
+        /// FILE.secureboot/db.crt): systemd-boot, the UKIs and their addons must be signed by
+        /// it; default: the development key set's in the cache, if there is one.
+        #[arg(long, value_name = "FILE")]
+        secure_boot_cert: Option<PathBuf>,
     },
     /// Bootstrap (or find in the cache) a board's Debian base without building an image.
     Bootstrap {
@@ -175,6 +190,17 @@ struct BuildArgs {
     /// format (docs/ota-bundle.md, "Versioning").
     #[arg(long, value_name = "FORMAT", value_parser = clap::value_parser!(u16).range(1..=2))]
     bridge_bundle: Option<u16>,
+    /// The release's Secure Boot key set (`hearth-image keygen`'s FILE.secureboot/) for boards
+    /// with unified kernel images; default: the development key set in the cache.
+    #[arg(long, value_name = "DIR")]
+    secure_boot_keys: Option<PathBuf>,
+}
+
+/// Where `keygen --out FILE` puts the Secure Boot key set: FILE.secureboot.
+fn secure_boot_dir(out: &std::path::Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".secureboot");
+    PathBuf::from(name)
 }
 
 fn cache_dir(arg: Option<PathBuf>) -> PathBuf {
@@ -243,6 +269,7 @@ fn build(
         extra_overlays,
         bundle_only,
         bridge_bundle,
+        secure_boot_keys,
     } = args;
     let ws = workspace(workspace_arg)?;
     let rootfs = match rootfs.as_deref() {
@@ -280,6 +307,7 @@ fn build(
         extra_overlays,
         bundle_only,
         bridge_bundle,
+        secure_boot_keys,
     };
     let result = hearth_image::build::build(&ws, &opts)?;
     eprintln!("\n{}", result.summary);
@@ -329,7 +357,22 @@ fn flash(
 }
 
 /// `hearth-image verify`: exits 1 when any check fails.
-fn verify(image: &std::path::Path, key: Option<PathBuf>, cache: Option<PathBuf>) -> Result<()> {
+fn verify(
+    image: &std::path::Path,
+    key: Option<PathBuf>,
+    secure_boot_cert: Option<PathBuf>,
+    cache: Option<PathBuf>,
+) -> Result<()> {
+    let secure_boot_cert = secure_boot_cert.or_else(|| {
+        let dev = hearth_image::secureboot::dev_dir(&cache_dir(cache.clone())).join("db.crt");
+        dev.is_file().then(|| {
+            eprintln!(
+                "no --secure-boot-cert: checking Secure Boot signatures against the development db {}",
+                dev.display()
+            );
+            dev
+        })
+    });
     let key_path = match key {
         Some(k) => k,
         None => {
@@ -342,7 +385,7 @@ fn verify(image: &std::path::Path, key: Option<PathBuf>, cache: Option<PathBuf>)
         }
     };
     let key = keys::load_verifying(&key_path)?;
-    let report = hearth_image::verify::verify(image, &key, true)?;
+    let report = hearth_image::verify::verify(image, &key, secure_boot_cert.as_deref(), true)?;
     let failed = report.failed();
     println!(
         "{} checks, {} failed: {}",
@@ -373,11 +416,22 @@ fn main() -> Result<()> {
             print!("{}", hearth_image::board::list(&loaded));
         }
         Command::Keygen { out } => {
+            let sb_dir = secure_boot_dir(&out);
+            if out.exists() || sb_dir.exists() {
+                anyhow::bail!(
+                    "{} or {} exists already: keygen never replaces keys",
+                    out.display(),
+                    sb_dir.display()
+                );
+            }
             keys::generate(&out)?;
+            let runner = hearth_image::cmd::Runner::new(None, cli.verbose)?;
+            hearth_image::secureboot::SecureBootKeys::generate(&sb_dir, "Hearth release", &runner)?;
             println!(
-                "wrote {} (private) and {} (public)",
+                "wrote {} (private), {} (public) and the Secure Boot key set {} (db.crt is what the release's UKIs verify under)",
                 out.display(),
-                keys::public_path(&out).display()
+                keys::public_path(&out).display(),
+                sb_dir.display()
             );
         }
         Command::Build(args) => build(args, cli.workspace, cli.cache, cli.verbose)?,
@@ -394,6 +448,8 @@ fn main() -> Result<()> {
             console,
             reuse_disk,
             extra_disks,
+            secure_boot,
+            secure_boot_keys,
         } => {
             let ws = workspace(cli.workspace)?;
             let board = ws.boards().load(&board)?;
@@ -401,8 +457,13 @@ fn main() -> Result<()> {
                 Some(i) => i,
                 None => newest_image(&out, &board.name)?,
             };
-            let run_dir =
-                run_dir.unwrap_or_else(|| cache_dir(cli.cache).join("run").join(&board.name));
+            let cache = cache_dir(cli.cache);
+            let run_dir = run_dir.unwrap_or_else(|| cache.join("run").join(&board.name));
+            let secure_boot = match (secure_boot, secure_boot_keys) {
+                (false, _) => None,
+                (true, Some(dir)) => Some(dir),
+                (true, None) => Some(hearth_image::secureboot::dev_dir(&cache)),
+            };
             let opts = RunOptions {
                 image,
                 run_dir,
@@ -414,6 +475,7 @@ fn main() -> Result<()> {
                 console,
                 reuse_disk,
                 extra_disks,
+                secure_boot,
             };
             hearth_image::run::run(&board, &opts)?;
         }
@@ -423,7 +485,11 @@ fn main() -> Result<()> {
             force,
             quiet,
         } => flash(&image, &device, force, quiet)?,
-        Command::Verify { image, key } => verify(&image, key, cli.cache)?,
+        Command::Verify {
+            image,
+            key,
+            secure_boot_cert,
+        } => verify(&image, key, secure_boot_cert, cli.cache)?,
         Command::Bootstrap {
             board,
             print_entry: true,

@@ -233,20 +233,31 @@ pub fn write_into_root(
 }
 
 /// Payloads of a board's bundle, in bundle order: `root` (the sealed root) on every board; on
-/// EFI boards `kernel` and `initrd` (the files a slot's loader entry boots); on Raspberry Pi
+/// EFI boards `kernel` and `initrd` (the files a slot's loader entry boots), or `uki` (the
+/// unified kernel image, the same for both slots) on `uki = true` boards; on Raspberry Pi
 /// `boot` (the slot's FAT partition image, the same for both slots).
 pub fn payloads(
     board: &Board,
     root_img: &Path,
-    kernel_initrd: Option<(&Path, &Path)>,
+    efi_boot: Option<&crate::efi::SlotBoot>,
     boot_fat: Option<&Path>,
 ) -> Result<Vec<(String, PathBuf)>> {
     let mut out = vec![("root".to_string(), root_img.to_path_buf())];
     match board.boot {
         BootMethod::SystemdBoot => {
-            let (k, i) = kernel_initrd.context("kernel and initrd for the bundle")?;
-            out.push(("kernel".into(), k.to_path_buf()));
-            out.push(("initrd".into(), i.to_path_buf()));
+            let boot = efi_boot.context("kernel and initrd for the bundle")?;
+            match (&boot.uki, board.uki) {
+                (Some(uki), true) => out.push(("uki".into(), uki.uki.clone())),
+                (None, false) => {
+                    out.push(("kernel".into(), boot.kernel.clone()));
+                    out.push(("initrd".into(), boot.initrd.clone()));
+                }
+                _ => bail!(
+                    "board {}: uki = {} but the build made no UKI",
+                    board.name,
+                    board.uki
+                ),
+            }
         }
         BootMethod::RpiTryboot => {
             out.push((
@@ -450,7 +461,9 @@ mod tests {
     fn bundles_carry_the_boards_payloads_and_verify_under_the_root_key() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let keys = load_keys(None, tmp.path()).expect("keys");
-        let b = board("qemu-x86_64");
+        // First as a board that boots kernel and initrd files (as arm64-efi does).
+        let mut b = board("qemu-x86_64");
+        b.uki = false;
         let (root_img, kernel, initrd) = (
             tmp.path().join("root.img"),
             tmp.path().join("vmlinuz"),
@@ -460,7 +473,12 @@ mod tests {
         std::fs::write(&kernel, b"kernel").expect("write");
         std::fs::write(&initrd, b"initrd").expect("write");
         let release = release(&b, "1.2.0", 1_002_000, "id");
-        let list = payloads(&b, &root_img, Some((&kernel, &initrd)), None).expect("payloads");
+        let slot_boot = crate::efi::SlotBoot {
+            kernel: kernel.clone(),
+            initrd: initrd.clone(),
+            uki: None,
+        };
+        let list = payloads(&b, &root_img, Some(&slot_boot), None).expect("payloads");
         let out = tmp.path().join("x.bundle");
         let m = build_bundle(&b, &release, 1_000, list, &keys, CDC, &out).expect("bundle");
         let names: Vec<&str> = m.payloads.iter().map(|p| p.name.as_str()).collect();
@@ -480,6 +498,32 @@ mod tests {
         let pi = board("rpi4");
         let p = payloads(&pi, &root_img, None, Some(&kernel)).expect("pi payloads");
         assert_eq!(p[1].0, "boot");
+        // A UKI board bundles the UKI instead of the kernel and initrd.
+        let mut uki_board = b.clone();
+        uki_board.uki = true;
+        let with_uki = crate::efi::SlotBoot {
+            uki: Some(crate::efi::UkiBoot {
+                uki: tmp.path().join("hearth.efi"),
+                addons: [tmp.path().join("a"), tmp.path().join("b")],
+                loader: tmp.path().join("systemd-bootx64.efi"),
+                enrol: Vec::new(),
+            }),
+            ..slot_boot
+        };
+        let p = payloads(&uki_board, &root_img, Some(&with_uki), None).expect("uki payloads");
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["root", "uki"]);
+        assert!(
+            payloads(&uki_board, &root_img, Some(&with_uki_none(&with_uki)), None).is_err(),
+            "a UKI board whose build made no UKI is an error"
+        );
+    }
+
+    fn with_uki_none(b: &crate::efi::SlotBoot) -> crate::efi::SlotBoot {
+        crate::efi::SlotBoot {
+            uki: None,
+            ..b.clone()
+        }
     }
 
     const CDC: hearth_ota::manifest::Chunking =

@@ -15,7 +15,9 @@ use crate::partition::{Plan, derived_uuid, derived_volume_id};
 use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
-use crate::{bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, verity};
+use crate::{
+    bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, secureboot, uki, verity,
+};
 use hearth_ota::keys;
 
 const STEPS: usize = 11;
@@ -482,9 +484,28 @@ fn boot_files(
                 b.epoch,
                 &initrd,
             )?;
+            let kernel = efi::boot_file(root, "vmlinuz-")?;
+            let uki = if board.uki {
+                let keys =
+                    secureboot::load_or_dev(opts.secure_boot_keys.as_deref(), &opts.cache, runner)?;
+                Some(slot_ukis(
+                    board,
+                    root,
+                    &parts,
+                    &kernel,
+                    &initrd,
+                    v,
+                    &b.opts.version,
+                    &keys,
+                    runner,
+                )?)
+            } else {
+                None
+            };
             Some(efi::SlotBoot {
-                kernel: efi::boot_file(root, "vmlinuz-")?,
+                kernel,
                 initrd,
+                uki,
             })
         }
         _ => None,
@@ -554,11 +575,12 @@ fn update_bundle(
         .iter()
         .find(|(n, _)| n == "boot-a")
         .map(|(_, p)| p.clone());
-    let kernel_initrd = boot
-        .slot_boot
-        .as_ref()
-        .map(|s| (s.kernel.as_path(), s.initrd.as_path()));
-    let payloads = ota::payloads(board, &sealed.img, kernel_initrd, boot_fat.as_deref())?;
+    let payloads = ota::payloads(
+        board,
+        &sealed.img,
+        boot.slot_boot.as_ref(),
+        boot_fat.as_deref(),
+    )?;
     let path = staging.join(format!("{}.bundle", b.prefix));
     let cdc = hearth_ota::manifest::CdcParams::DEFAULT;
     // Format 3 (paged manifest, docs/ota-bundle.md): what devices of this release read.
@@ -848,6 +870,67 @@ fn agent_binary(
             Ok(bin)
         }
     }
+}
+
+/// The board's UKI (kernel, the slot's verity initrd, the command line with the root hash),
+/// the two slots' command-line addons and systemd-boot, each signed with the Secure Boot db
+/// key, in `parts`.
+#[allow(clippy::too_many_arguments)]
+fn slot_ukis(
+    board: &Board,
+    root: &Path,
+    parts: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    verity: &verity::VerityInfo,
+    version: &str,
+    keys: &secureboot::SecureBootKeys,
+    runner: &Runner,
+) -> Result<efi::UkiBoot> {
+    let suffix = board.arch.efi_suffix();
+    let osrel_path = root.join("usr/lib/os-release");
+    let osrel = std::fs::read_to_string(&osrel_path)
+        .with_context(|| format!("{}", osrel_path.display()))?;
+    let uki = parts.join("hearth.efi");
+    uki::assemble(
+        &uki::UkiParts {
+            stub: &uki::stub_path(root, suffix),
+            kernel,
+            initrd,
+            cmdline: &efi::uki_cmdline(board, &verity.root_hash),
+            osrel: &efi::uki_osrel(&osrel, version),
+            uname: &uki::kernel_release(kernel),
+        },
+        &uki,
+    )?;
+    let addon_stub = uki::addon_stub_path(root, suffix);
+    let stub = std::fs::read(&addon_stub).with_context(|| format!("{}", addon_stub.display()))?;
+    let mut addons = Vec::new();
+    for slot in Slot::ALL {
+        let mut line = efi::slot_addon_cmdline(slot).into_bytes();
+        line.push(0);
+        let out = parts.join(format!("slot-{}.addon.efi", slot.letter()));
+        std::fs::write(&out, uki::add_sections(&stub, &[(".cmdline", &line)])?)
+            .with_context(|| format!("{}", out.display()))?;
+        keys.sign(&out, &out, runner)?;
+        addons.push(out);
+    }
+    let [a, b]: [PathBuf; 2] = addons
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two slots"))?;
+    keys.sign(&uki, &uki, runner)?;
+    let loader = parts.join(format!("systemd-boot{suffix}.efi"));
+    keys.sign(
+        &root.join(format!("usr/lib/systemd/boot/efi/systemd-boot{suffix}.efi")),
+        &loader,
+        runner,
+    )?;
+    Ok(efi::UkiBoot {
+        uki,
+        addons: [a, b],
+        loader,
+        enrol: keys.enrolment_files(),
+    })
 }
 
 /// Makes the FAT partition files of the board; returns `(partition name, file)` pairs.

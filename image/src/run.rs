@@ -31,6 +31,8 @@ pub struct RunOptions {
     /// More disks attached as virtio block devices (`vdb`, `vdc`, …), in order; `.qcow2`
     /// files as qcow2, anything else raw. Each gets the serial `hearth-extra<N>`.
     pub extra_disks: Vec<PathBuf>,
+    /// Boot with Secure Boot enforced, this key set enrolled (`crate::secureboot`).
+    pub secure_boot: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -63,7 +65,16 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
     } else {
         format!("file,id=serial0,path={}", opts.serial_log().display())
     };
-    cmd.args(["-accel", "tcg", "-machine", &q.machine, "-cpu", &q.cpu])
+    // OVMF's Secure Boot build keeps its variables safe from the OS with SMM: the machine
+    // needs it, and the variable flash is only writable from SMM.
+    let (machine, code) = match (&opts.secure_boot, &q.firmware_code_secure_boot) {
+        (Some(_), Some(code)) => (format!("{},smm=on", q.machine), code),
+        _ => (q.machine.clone(), &q.firmware_code),
+    };
+    if opts.secure_boot.is_some() {
+        cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+    }
+    cmd.args(["-accel", "tcg", "-machine", &machine, "-cpu", &q.cpu])
         .args([
             "-m",
             &opts.memory_mib.unwrap_or(q.memory_mib).to_string(),
@@ -73,7 +84,7 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
         .arg("-drive")
         .arg(format!(
             "if=pflash,format=raw,unit=0,readonly=on,file={}",
-            q.firmware_code.display()
+            code.display()
         ))
         .arg("-drive")
         .arg(format!(
@@ -114,6 +125,35 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
         .arg("-pidfile")
         .arg(opts.run_dir.join("qemu.pid"));
     cmd
+}
+
+/// Writes `out`: the board's variable store template with the key set's PK, KEK and db
+/// enrolled and Secure Boot on (`virt-fw-vars`, python3-virt-firmware).
+pub fn enrolled_vars(q: &QemuSpec, keys_dir: &Path, out: &Path) -> Result<()> {
+    let keys = crate::secureboot::SecureBootKeys::load(keys_dir)?;
+    let owner = keys.owner()?;
+    let status = Command::new("virt-fw-vars")
+        .arg("--input")
+        .arg(&q.firmware_vars)
+        .arg("--output")
+        .arg(out)
+        .args(["--set-pk", &owner])
+        .arg(keys.cert("PK"))
+        .args(["--add-kek", &owner])
+        .arg(keys.cert("KEK"))
+        .args(["--add-db", &owner])
+        .arg(keys.cert("db"))
+        .arg("--secure-boot")
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot start virt-fw-vars (python3-virt-firmware; ci/image-deps installs it)")?;
+    if !status.success() {
+        bail!(
+            "virt-fw-vars could not enroll {} ({status})",
+            keys_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes the VM's disk from `image` (`.img` or `.img.xz`), sparse, then enlarges it.
@@ -182,6 +222,12 @@ pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
             board.name
         )
     })?;
+    if opts.secure_boot.is_some() && q.firmware_code_secure_boot.is_none() {
+        bail!(
+            "board {} has no Secure Boot firmware ([qemu] firmware_code_secure_boot)",
+            board.name
+        );
+    }
     std::fs::create_dir_all(&opts.run_dir)?;
     for extra in &opts.extra_disks {
         if !extra.is_file() {
@@ -195,8 +241,14 @@ pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
             opts.image.display()
         );
         prepare_disk(&opts.image, &opts.disk(), opts.disk_size)?;
-        std::fs::copy(&q.firmware_vars, opts.run_dir.join("efivars.fd"))
-            .with_context(|| format!("cannot copy {}", q.firmware_vars.display()))?;
+        let vars = opts.run_dir.join("efivars.fd");
+        match &opts.secure_boot {
+            Some(dir) => enrolled_vars(q, dir, &vars)?,
+            None => {
+                std::fs::copy(&q.firmware_vars, &vars)
+                    .with_context(|| format!("cannot copy {}", q.firmware_vars.display()))?;
+            }
+        }
     }
     let _ = std::fs::remove_file(opts.serial_log());
     eprintln!(

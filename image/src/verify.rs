@@ -7,7 +7,10 @@
 //!     signed bundle's `initrd` payload; what the initramfs opens the root with) equals the
 //!     signed manifest's, and the slot's root partition, file system and hash tree, verifies
 //!     against it (`veritysetup verify`: every block read). An empty slot is reported, not
-//!     failed; a slot the manifest says is filled but has no initrd fails.
+//!     failed; a slot the manifest says is filled but has no initrd fails. On UKI boards
+//!     (`EFI/Linux/hearth-SLOT.efi`) the initrd is the UKI's `.initrd` section, and first the UKI
+//!     has every section of a Hearth UKI, its `.cmdline` carries the manifest's root hash
+//!     (`hearth.roothash=`, exactly once) and the slot's addon names the slot's own root.
 //!
 //! Every check is printed (`ok`, `FAIL`, `skip`); any `FAIL` makes the command exit non-zero.
 //! Nothing is written beside the image: the ESP is read in place (mtools' `image@@offset`),
@@ -236,7 +239,14 @@ fn raw_image(image: &Path, tmp: &Path) -> Result<PathBuf> {
 /// Checks `image` (and the files beside it) against the image signing key `key`; prints each
 /// check as it ends when `echo`. Errors are for what makes checking impossible (a missing
 /// checksum list, an unreadable image, tools missing); mismatches are failed checks.
-pub fn verify(image: &Path, key: &VerifyingKey, echo: bool) -> Result<Report> {
+/// `sb_cert`: the release's Secure Boot db certificate; systemd-boot, the UKIs and their
+/// addons must carry its signature (checked with `sbverify`).
+pub fn verify(
+    image: &Path,
+    key: &VerifyingKey,
+    sb_cert: Option<&Path>,
+    echo: bool,
+) -> Result<Report> {
     let mut report = Report {
         echo,
         ..Report::default()
@@ -353,11 +363,40 @@ pub fn verify(image: &Path, key: &VerifyingKey, echo: bool) -> Result<Report> {
         esp_offset: esp.offset,
         tmp: &tmp.0,
         runner: &runner,
+        sb_cert,
     };
+    let mut ukis = false;
     for slot in ["a", "b"] {
-        check_slot(&mut report, slot, &inputs)?;
+        ukis |= check_slot(&mut report, slot, &inputs)?;
+    }
+    // 4. The boot loader's Secure Boot signature (UKI boards sign it with the UKIs).
+    if ukis {
+        for name in ["EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/BOOTAA64.EFI"] {
+            let file = tmp.0.join("loader.efi");
+            if esp_file(&raw, esp.offset, name, &file)? {
+                secure_boot_check(&mut report, name, &file, &inputs);
+            }
+        }
     }
     Ok(report)
+}
+
+/// The Secure Boot signature of `file` (`what` names it) against the db certificate, or a
+/// skip without one.
+fn secure_boot_check(report: &mut Report, what: &str, file: &Path, i: &SlotInputs<'_>) {
+    let what = format!("Secure Boot signature of {what}");
+    match i.sb_cert {
+        None => report.push(
+            Outcome::Skip,
+            what,
+            "no --secure-boot-cert (the release's db.crt)",
+        ),
+        Some(cert) => match crate::secureboot::verify_signature(file, cert, i.runner) {
+            Ok(()) => report.push(Outcome::Ok, what, format!("signed by {}", cert.display())),
+            Err(e) => report.push(Outcome::Fail, what, format!("{e:#}")),
+        },
+    }
+    let _ = std::fs::remove_file(file);
 }
 
 /// What every slot's check reads.
@@ -368,11 +407,12 @@ struct SlotInputs<'a> {
     esp_offset: u64,
     tmp: &'a Path,
     runner: &'a Runner,
+    sb_cert: Option<&'a Path>,
 }
 
 /// Slot `slot`: the root hash its ESP initrd carries against the manifest's, then its root
-/// partition against that hash.
-fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()> {
+/// partition against that hash. True when the slot boots a UKI.
+fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<bool> {
     let SlotInputs {
         manifest,
         info,
@@ -380,42 +420,65 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()>
         esp_offset,
         tmp,
         runner,
+        ..
     } = *i;
     let filled = manifest.slots_filled.iter().any(|s| s == slot);
-    let initrd = tmp.join(format!("initrd-{slot}.img"));
-    let copied = Command::new("mcopy")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .arg("-n")
-        .arg("-i")
-        .arg(format!("{}@@{}", raw.display(), esp_offset))
-        .arg(format!("::/hearth/{slot}/initrd.img"))
-        .arg(&initrd)
-        .stderr(Stdio::null())
-        .status()
-        .context("cannot run mcopy")?
-        .success();
-    if !copied {
-        if filled {
-            report.push(
-                Outcome::Fail,
-                format!("slot {slot}'s initrd on the ESP"),
-                "missing, but the manifest says the slot is filled",
-            );
+    // A UKI board's slot boots EFI/Linux/hearth-SLOT.efi: its initrd is the UKI's `.initrd`.
+    let uki_file = tmp.join(format!("uki-{slot}.efi"));
+    let uki_boot = esp_file(
+        raw,
+        esp_offset,
+        &format!("EFI/Linux/hearth-{slot}.efi"),
+        &uki_file,
+    )?;
+    let bytes = if uki_boot {
+        let uki = std::fs::read(&uki_file)?;
+        secure_boot_check(report, &format!("slot {slot}'s UKI"), &uki_file, i);
+        let addon = tmp.join(format!("addon-{slot}.efi"));
+        let addon_path = format!("EFI/Linux/hearth-{slot}.efi.extra.d/slot.addon.efi");
+        let addon_bytes = if esp_file(raw, esp_offset, &addon_path, &addon)? {
+            let b = std::fs::read(&addon)?;
+            secure_boot_check(report, &format!("slot {slot}'s addon"), &addon, i);
+            Some(b)
         } else {
-            report.push(
-                Outcome::Skip,
-                format!("slot {slot}"),
-                "empty (no initrd on the ESP)",
-            );
+            None
+        };
+        let Some(initrd) = check_uki(report, slot, &uki, addon_bytes.as_deref(), info) else {
+            return Ok(true);
+        };
+        initrd
+    } else {
+        let initrd = tmp.join(format!("initrd-{slot}.img"));
+        let copied = esp_file(
+            raw,
+            esp_offset,
+            &format!("hearth/{slot}/initrd.img"),
+            &initrd,
+        )?;
+        if !copied {
+            if filled {
+                report.push(
+                    Outcome::Fail,
+                    format!("slot {slot}'s initrd on the ESP"),
+                    "missing, but the manifest says the slot is filled",
+                );
+            } else {
+                report.push(
+                    Outcome::Skip,
+                    format!("slot {slot}"),
+                    "empty (no initrd on the ESP)",
+                );
+            }
+            return Ok(uki_boot);
         }
-        return Ok(());
-    }
-    let bytes = std::fs::read(&initrd)?;
-    let _ = std::fs::remove_file(&initrd);
+        let bytes = std::fs::read(&initrd)?;
+        let _ = std::fs::remove_file(&initrd);
+        bytes
+    };
     let what = format!("slot {slot}'s initrd carries the signed manifest's root hash");
     let Some((hash, offset)) = verity_conf_in_initrd(&bytes) else {
         report.push(Outcome::Fail, what, "it carries no root hash");
-        return Ok(());
+        return Ok(uki_boot);
     };
     if hash == info.root_hash && offset == info.hash_offset {
         report.push(Outcome::Ok, what, hash.as_str());
@@ -436,7 +499,7 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()>
             format!("slot {slot}'s root"),
             format!("the manifest lists no partition {part_name}"),
         );
-        return Ok(());
+        return Ok(uki_boot);
     };
     if info.total_size > part.size || offset >= part.size {
         report.push(
@@ -447,7 +510,7 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()>
                 info.total_size, part.size
             ),
         );
-        return Ok(());
+        return Ok(uki_boot);
     }
     let root = tmp.join(format!("root-{slot}.img"));
     let mut src = File::open(raw)?;
@@ -467,7 +530,84 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<()>
         ),
     }
     let _ = std::fs::remove_file(&root);
-    Ok(())
+    Ok(uki_boot)
+}
+
+/// Copies `path` from the ESP at `esp_offset` of `raw` to `out`; false when it is not there.
+fn esp_file(raw: &Path, esp_offset: u64, path: &str, out: &Path) -> Result<bool> {
+    Ok(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-n")
+        .arg("-i")
+        .arg(format!("{}@@{}", raw.display(), esp_offset))
+        .arg(format!("::/{path}"))
+        .arg(out)
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run mcopy")?
+        .success())
+}
+
+/// A slot's UKI (`uki`) and its command-line addon (`addon`): the UKI has the sections a
+/// Hearth UKI is made of, its command line carries the signed manifest's root hash, and the
+/// addon names the slot's own root. Returns the UKI's initrd for the root-hash checks that
+/// follow, or None when the UKI cannot be read (already reported).
+pub fn check_uki(
+    report: &mut Report,
+    slot: &str,
+    uki: &[u8],
+    addon: Option<&[u8]>,
+    info: &VerityInfo,
+) -> Option<Vec<u8>> {
+    let what = format!(
+        "slot {slot}'s UKI has the sections {}",
+        crate::uki::SECTIONS.join(" ")
+    );
+    let names = match crate::uki::sections(uki) {
+        Ok(s) => s.into_iter().map(|s| s.name).collect::<Vec<_>>(),
+        Err(e) => {
+            report.push(Outcome::Fail, what, e.to_string());
+            return None;
+        }
+    };
+    let missing: Vec<&str> = crate::uki::SECTIONS
+        .iter()
+        .copied()
+        .filter(|n| !names.iter().any(|m| m == n))
+        .collect();
+    if missing.is_empty() {
+        report.push(Outcome::Ok, what, "");
+    } else {
+        report.push(
+            Outcome::Fail,
+            what,
+            format!("missing {}", missing.join(" ")),
+        );
+        return None;
+    }
+    let what = format!("slot {slot}'s UKI command line carries the signed manifest's root hash");
+    let line = crate::uki::cmdline(uki).ok().flatten().unwrap_or_default();
+    let hashes: Vec<&str> = line
+        .split_whitespace()
+        .filter_map(|a| a.strip_prefix("hearth.roothash="))
+        .collect();
+    if hashes == [info.root_hash.as_str()] {
+        report.push(Outcome::Ok, what, "");
+    } else {
+        report.push(Outcome::Fail, what, format!("its command line is {line:?}"));
+    }
+    let what = format!("slot {slot}'s UKI addon names root-{slot}");
+    let want = format!("root=PARTLABEL=root-{slot} hearth.slot={slot}");
+    match addon.map(crate::uki::cmdline) {
+        Some(Ok(Some(l))) if l == want => report.push(Outcome::Ok, what, ""),
+        Some(Ok(Some(l))) => report.push(Outcome::Fail, what, format!("it says {l:?}")),
+        Some(_) => report.push(Outcome::Fail, what, "the addon has no command line"),
+        None => report.push(Outcome::Fail, what, "no addon on the ESP"),
+    }
+    match crate::uki::section(uki, ".initrd") {
+        Ok(Some(i)) => Some(i.to_vec()),
+        _ => None,
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -514,5 +654,88 @@ mod tests {
         assert_eq!(verity_conf_in_initrd(b"no layer"), None);
         let short = b"HEARTH_VERITY_ROOT_HASH=abc\nHEARTH_VERITY_HASH_OFFSET=1\n";
         assert_eq!(verity_conf_in_initrd(short), None);
+    }
+
+    fn uki_with(cmdline: &str, initrd: &[u8]) -> Vec<u8> {
+        let mut line = cmdline.as_bytes().to_vec();
+        line.push(0);
+        crate::uki::add_sections(
+            &crate::uki::tests::fake_stub(2),
+            &[
+                (".osrel", b"ID=debian\n"),
+                (".cmdline", &line),
+                (".uname", b"6.12"),
+                (".initrd", initrd),
+                (".linux", b"MZ kernel"),
+            ],
+        )
+        .expect("uki")
+    }
+
+    fn info(hash: &str) -> VerityInfo {
+        VerityInfo {
+            root_hash: hash.to_string(),
+            hash_offset: 4096,
+            data_blocks: 1,
+            salt: String::new(),
+            uuid: String::new(),
+            total_size: 8192,
+        }
+    }
+
+    #[test]
+    fn a_uki_is_checked_for_its_sections_root_hash_and_slot_addon() {
+        let hash = "ab".repeat(32);
+        let conf = format!("HEARTH_VERITY_ROOT_HASH={hash}\nHEARTH_VERITY_HASH_OFFSET=4096\n");
+        let good = uki_with(&format!("ro hearth.roothash={hash} quiet"), conf.as_bytes());
+        let addon = |l: &str| {
+            crate::uki::add_sections(
+                &crate::uki::tests::fake_stub(1),
+                &[(".cmdline", format!("{l}\0").as_bytes())],
+            )
+            .expect("addon")
+        };
+        let addon_b = addon("root=PARTLABEL=root-b hearth.slot=b");
+        let mut r = Report::default();
+        let initrd = check_uki(&mut r, "b", &good, Some(&addon_b), &info(&hash));
+        assert!(r.passed(), "{:?}", r.checks);
+        assert_eq!(r.checks.len(), 3);
+        assert_eq!(
+            verity_conf_in_initrd(&initrd.expect("initrd")).map(|c| c.0),
+            Some(hash.clone())
+        );
+
+        // Another root hash on the command line, the other slot's addon, no addon.
+        let other = uki_with(&format!("ro hearth.roothash={}", "cd".repeat(32)), b"x");
+        let mut r = Report::default();
+        check_uki(
+            &mut r,
+            "b",
+            &other,
+            Some(&addon("root=PARTLABEL=root-a hearth.slot=a")),
+            &info(&hash),
+        );
+        assert_eq!(r.failed(), 2, "{:?}", r.checks);
+        let mut r = Report::default();
+        check_uki(&mut r, "b", &good, None, &info(&hash));
+        assert_eq!(r.failed(), 1);
+        // Two root hashes (one appended by an edit) are not the signed one.
+        let twice = uki_with(
+            &format!("hearth.roothash={hash} hearth.roothash={}", "cd".repeat(32)),
+            b"x",
+        );
+        let mut r = Report::default();
+        check_uki(&mut r, "b", &twice, Some(&addon_b), &info(&hash));
+        assert_eq!(r.failed(), 1);
+        // A PE without the kernel section, and not a PE at all.
+        let no_linux =
+            crate::uki::add_sections(&crate::uki::tests::fake_stub(1), &[(".cmdline", b"x\0")])
+                .expect("pe");
+        let mut r = Report::default();
+        assert!(check_uki(&mut r, "a", &no_linux, Some(&addon_b), &info(&hash)).is_none());
+        assert!(r.checks[0].detail.contains(".linux"), "{:?}", r.checks);
+        let mut r = Report::default();
+        assert!(check_uki(&mut r, "a", b"not a PE", None, &info(&hash)).is_none());
+        assert_eq!(r.failed(), 1);
     }
 }

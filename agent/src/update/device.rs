@@ -96,10 +96,61 @@ pub fn target_path(
         "root" | "boot" => Ok(config.slot_dir.join(format!("{payload}-{l}"))),
         "kernel" => Ok(config.esp.join("hearth").join(l).join("vmlinuz")),
         "initrd" => Ok(config.esp.join("hearth").join(l).join("initrd.img")),
+        // A unified kernel image (image/src/uki.rs): kernel, initrd and command line in one,
+        // and the slot's type 2 loader entry, whose name carries the boot counter.
+        "uki" => Ok(uki_entry(&config.esp, slot)),
         other => Err(UpdateError::BundleInvalid(VerifyError::BodyMalformed(
             format!("payload {other:?} has no target on this device"),
         ))),
     }
+}
+
+/// The slot's UKI on the ESP: `EFI/Linux/hearth-X.efi` or `hearth-X+LEFT-DONE.efi`, whatever
+/// its boot counter is now; `hearth-X+0-0.efi` (unbootable) when there is none.
+pub fn uki_entry(esp: &Path, slot: Slot) -> PathBuf {
+    let dir = esp.join(hearth_ota::boot::systemd_boot::UKI_ENTRIES);
+    let (plain, counted) = (
+        format!("hearth-{}.efi", slot.letter()),
+        format!("hearth-{}+", slot.letter()),
+    );
+    let found = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| *n == plain || (n.starts_with(&counted) && n.ends_with(".efi")))
+    });
+    dir.join(found.unwrap_or_else(|| format!("hearth-{}+0-0.efi", slot.letter())))
+}
+
+/// Whether a bundle's boot payloads fit how this device boots `slot`: a UKI (`uki`, which
+/// needs the slot's command-line addon the image put on the ESP: it names the slot's root) or
+/// a kernel and initrd (its loader entry names them). A device flashed with one cannot switch
+/// to the other by an update: the entry would boot the wrong files (docs/image.md).
+pub fn check_boot_payloads<'a>(
+    config: &UpdateConfig,
+    payloads: impl IntoIterator<Item = &'a str>,
+    slot: Slot,
+) -> Result<(), UpdateError> {
+    let l = slot.letter();
+    let uki_device = config
+        .esp
+        .join(hearth_ota::boot::systemd_boot::UKI_ENTRIES)
+        .join(format!("hearth-{l}.efi.extra.d/slot.addon.efi"))
+        .is_file();
+    let names: Vec<&str> = payloads.into_iter().collect();
+    let uki_bundle = names.contains(&"uki");
+    let kernel_bundle = names.contains(&"kernel") || names.contains(&"initrd");
+    let why = match (uki_device, uki_bundle, kernel_bundle) {
+        (false, true, _) => {
+            "the bundle boots a unified kernel image, but this device boots a kernel and initrd (no UKI addon for the slot on the ESP): flash a UKI image"
+        }
+        (true, _, true) => {
+            "the bundle carries a kernel and initrd, but this device boots unified kernel images"
+        }
+        _ => return Ok(()),
+    };
+    Err(UpdateError::BundleInvalid(VerifyError::BodyMalformed(
+        format!("slot {l}: {why}"),
+    )))
 }
 
 #[cfg(test)]
@@ -138,5 +189,47 @@ mod tests {
             backend(&config, &release).expect("backend"),
             BootBackend::File
         );
+    }
+
+    #[test]
+    fn uki_bundles_go_only_to_uki_devices_and_back() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut config = crate::config::Config::dev(tmp.path()).update;
+        config.esp = tmp.path().join("esp");
+        assert_eq!(
+            target_path(&config, "uki", Slot::B).expect("uki"),
+            config.esp.join("EFI/Linux/hearth-b+0-0.efi"),
+            "no UKI yet: the unbootable name"
+        );
+        std::fs::create_dir_all(config.esp.join("EFI/Linux")).expect("mkdir");
+        std::fs::write(config.esp.join("EFI/Linux/hearth-b+2-1.efi"), b"MZ").expect("uki");
+        std::fs::write(config.esp.join("EFI/Linux/hearth-a.efi"), b"MZ").expect("uki");
+        assert_eq!(
+            target_path(&config, "uki", Slot::B).expect("uki"),
+            config.esp.join("EFI/Linux/hearth-b+2-1.efi"),
+            "the slot's entry under its counted name"
+        );
+        assert_eq!(
+            target_path(&config, "uki", Slot::A).expect("uki"),
+            config.esp.join("EFI/Linux/hearth-a.efi")
+        );
+        // A kernel+initrd device: kernel bundles install, UKI bundles are refused.
+        check_boot_payloads(&config, ["root", "kernel", "initrd"], Slot::B).expect("kernel");
+        let Err(UpdateError::BundleInvalid(e)) =
+            check_boot_payloads(&config, ["root", "uki"], Slot::B)
+        else {
+            panic!("a UKI bundle accepted on a kernel+initrd device")
+        };
+        assert!(e.to_string().contains("flash a UKI image"), "{e}");
+        // With the slot's addon on the ESP it is the other way round.
+        let addon = config
+            .esp
+            .join("EFI/Linux/hearth-b.efi.extra.d/slot.addon.efi");
+        std::fs::create_dir_all(addon.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&addon, b"MZ").expect("addon");
+        check_boot_payloads(&config, ["root", "uki"], Slot::B).expect("uki");
+        assert!(check_boot_payloads(&config, ["root", "kernel", "initrd"], Slot::B).is_err());
+        // Pi bundles (root and boot) are not concerned.
+        check_boot_payloads(&config, ["root", "boot"], Slot::B).expect("pi");
     }
 }

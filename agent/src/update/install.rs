@@ -147,12 +147,17 @@ impl Service {
         };
         hearth_ota::decide::check_manifest(&dev, &bundle.manifest)
             .map_err(UpdateError::BundleInvalid)?;
+        super::device::check_boot_payloads(
+            &self.config,
+            bundle.manifest.payloads.iter().map(|p| p.name.as_str()),
+            slot,
+        )?;
         let storage =
             |e: std::io::Error, p: &Path| UpdateError::Storage(format!("{}: {e}", p.display()));
         let mut slots: Vec<(String, FileSlot, Option<FileSlot>)> = Vec::new();
         for p in &bundle.manifest.payloads {
             let path = target_path(&self.config, &p.name, slot)?;
-            if matches!(p.name.as_str(), "kernel" | "initrd") && !path.exists() {
+            if matches!(p.name.as_str(), "kernel" | "initrd" | "uki") && !path.exists() {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| storage(e, dir))?;
                 }

@@ -11,11 +11,21 @@
 //!   entry boots again. Committed entries carry no counter, so they are never counted.
 //! - commit: what `systemd-bless-boot` does (rename to `hearth-X.conf`), plus `sort-key
 //!   hearth-1` and `default hearth-X.conf`.
+//!
+//! Boards with unified kernel images (image/src/uki.rs) have type 2 entries instead: the
+//! slot's UKI itself, `EFI/Linux/hearth-X[+LEFT-DONE].efi`, renamed the same way (an empty
+//! slot's is an empty placeholder file systemd-boot skips). Their title, version and sort key
+//! come from the signed UKI's `.osrel` (sort key `hearth`, version the release), so nothing is
+//! edited: a trial sorts first because its release is newer than the committed one (Hearth
+//! installs only newer releases), and `default hearth-*` picks it. Which kind a device has is
+//! seen from the ESP: any `EFI/Linux/hearth-[ab]*.efi` means type 2.
 use std::cmp::Ordering;
 
 use super::{BootControl, BootError, BootFs, BootState, RebootRequest, Slot, TRIAL_TRIES, io_err};
 
 pub const ENTRIES: &str = "loader/entries";
+/// Where type 2 entries (UKIs) live.
+pub const UKI_ENTRIES: &str = "EFI/Linux";
 pub const LOADER_CONF: &str = "loader/loader.conf";
 const TRIAL_SORT_KEY: &str = "hearth-0";
 const COMMITTED_SORT_KEY: &str = "hearth-1";
@@ -27,12 +37,18 @@ pub struct Entry {
     pub slot: Slot,
     pub tries_left: Option<u32>,
     pub tries_done: u32,
+    /// `conf` (type 1) or `efi` (type 2, a UKI).
+    pub ext: &'static str,
 }
 
 impl Entry {
-    /// Parses `hearth-b.conf`, `hearth-b+3.conf`, `hearth-b+2-1.conf`.
+    /// Parses `hearth-b.conf`, `hearth-b+3.conf`, `hearth-b+2-1.conf` (and the same `.efi`).
     pub fn parse(file: &str) -> Option<Entry> {
-        let stem = file.strip_prefix("hearth-")?.strip_suffix(".conf")?;
+        let rest = file.strip_prefix("hearth-")?;
+        let (stem, ext) = match rest.strip_suffix(".conf") {
+            Some(stem) => (stem, "conf"),
+            None => (rest.strip_suffix(".efi")?, "efi"),
+        };
         let (letter, counter) = match stem.split_once('+') {
             Some((l, c)) => (l, Some(c)),
             None => (stem, None),
@@ -50,21 +66,22 @@ impl Entry {
             slot,
             tries_left,
             tries_done,
+            ext,
         })
     }
 
     pub fn id(&self) -> String {
-        format!("hearth-{}.conf", self.slot.letter())
+        format!("hearth-{}.{}", self.slot.letter(), self.ext)
     }
 
     pub fn is_bad(&self) -> bool {
         self.tries_left == Some(0)
     }
 
-    fn name(slot: Slot, counter: Option<(u32, u32)>) -> String {
+    fn name(slot: Slot, counter: Option<(u32, u32)>, ext: &str) -> String {
         match counter {
-            Some((left, done)) => format!("hearth-{}+{left}-{done}.conf", slot.letter()),
-            None => format!("hearth-{}.conf", slot.letter()),
+            Some((left, done)) => format!("hearth-{}+{left}-{done}.{ext}", slot.letter()),
+            None => format!("hearth-{}.{ext}", slot.letter()),
         }
     }
 }
@@ -83,9 +100,31 @@ impl<F: BootFs> SystemdBoot<F> {
         &mut self.fs
     }
 
+    /// The entries of the kind this ESP has: type 2 (UKIs in `EFI/Linux`) when there are
+    /// any, else type 1.
     fn entries(&self) -> Result<Vec<Entry>, BootError> {
+        let ukis: Vec<Entry> = self
+            .fs
+            .list(UKI_ENTRIES)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| Entry::parse(n))
+            .filter(|e| e.ext == "efi")
+            .collect();
+        if !ukis.is_empty() {
+            return Ok(ukis);
+        }
         let names = self.fs.list(ENTRIES).map_err(io_err(&self.fs, ENTRIES))?;
-        Ok(names.iter().filter_map(|n| Entry::parse(n)).collect())
+        Ok(names
+            .iter()
+            .filter_map(|n| Entry::parse(n))
+            .filter(|e| e.ext == "conf")
+            .collect())
+    }
+
+    /// The entry file names' extension on this ESP.
+    fn ext(&self) -> Result<&'static str, BootError> {
+        Ok(self.entries()?.first().map_or("conf", |e| e.ext))
     }
 
     fn entry(&self, slot: Slot) -> Result<Entry, BootError> {
@@ -99,7 +138,11 @@ impl<F: BootFs> SystemdBoot<F> {
     }
 
     fn path(file: &str) -> String {
-        format!("{ENTRIES}/{file}")
+        if file.ends_with(".efi") {
+            format!("{UKI_ENTRIES}/{file}")
+        } else {
+            format!("{ENTRIES}/{file}")
+        }
     }
 
     fn read_text(&self, name: &str) -> Result<String, BootError> {
@@ -127,8 +170,12 @@ impl<F: BootFs> SystemdBoot<F> {
             .map_err(io_err(&self.fs, &Self::path(from)))
     }
 
-    /// Rewrites lines of an entry in place (atomically), keeping everything else.
+    /// Rewrites lines of an entry in place (atomically), keeping everything else. A type 2
+    /// entry (a signed UKI) is never edited.
     fn edit_entry(&mut self, file: &str, edits: &[(&str, &str)]) -> Result<(), BootError> {
+        if file.ends_with(".efi") {
+            return Ok(());
+        }
         let mut text = self.read_text(&Self::path(file))?;
         for (key, value) in edits {
             text = set_key(&text, key, value);
@@ -142,9 +189,22 @@ impl<F: BootFs> SystemdBoot<F> {
     fn sorted(&self) -> Result<Vec<(Entry, String, String)>, BootError> {
         let mut list = Vec::new();
         for e in self.entries()? {
-            let text = self.read_text(&Self::path(&e.file))?;
-            let key = key_value(&text, "sort-key").unwrap_or_default();
-            let version = key_value(&text, "version").unwrap_or_default();
+            let (key, version) = if e.ext == "efi" {
+                // A UKI's sort key and version are in its `.osrel` (section of a 50 MB file,
+                // not read here): the same sort key for both slots; version order is
+                // approximated by the trial first (a trial is always the newer release).
+                let v = if e.tries_left.is_some_and(|l| l > 0) {
+                    "1"
+                } else {
+                    "0"
+                };
+                ("hearth".to_string(), v.to_string())
+            } else {
+                let text = self.read_text(&Self::path(&e.file))?;
+                let key = key_value(&text, "sort-key").unwrap_or_default();
+                let version = key_value(&text, "version").unwrap_or_default();
+                (key, version)
+            };
             list.push((e, key, version));
         }
         list.sort_by(|(a, ka, va), (b, kb, vb)| {
@@ -177,7 +237,7 @@ impl<F: BootFs> SystemdBoot<F> {
         if let Some(left) = e.tries_left.filter(|l| *l > 0) {
             self.rename(
                 &e.file,
-                &Entry::name(e.slot, Some((left - 1, e.tries_done + 1))),
+                &Entry::name(e.slot, Some((left - 1, e.tries_done + 1)), e.ext),
             )?;
         }
         Ok(Some(e.slot))
@@ -216,11 +276,12 @@ impl<F: BootFs> BootControl for SystemdBoot<F> {
     }
 
     fn mark_unbootable(&mut self, slot: Slot) -> Result<(), BootError> {
+        let ext = self.ext()?;
         if self.state()?.primary == Some(slot) {
-            self.set_default(&Entry::name(slot.other(), None))?;
+            self.set_default(&Entry::name(slot.other(), None, ext))?;
         }
         let e = self.entry(slot)?;
-        self.rename(&e.file, &Entry::name(slot, Some((0, 0))))
+        self.rename(&e.file, &Entry::name(slot, Some((0, 0)), e.ext))
     }
 
     fn set_trial(&mut self, slot: Slot, version: &str) -> Result<RebootRequest, BootError> {
@@ -234,7 +295,7 @@ impl<F: BootFs> BootControl for SystemdBoot<F> {
                 ("sort-key", TRIAL_SORT_KEY),
             ],
         )?;
-        self.rename(&e.file, &Entry::name(slot, Some((TRIAL_TRIES, 0))))?;
+        self.rename(&e.file, &Entry::name(slot, Some((TRIAL_TRIES, 0)), e.ext))?;
         self.set_default("hearth-*")?;
         Ok(self.reboot_request())
     }
@@ -246,8 +307,8 @@ impl<F: BootFs> BootControl for SystemdBoot<F> {
             return Err(BootError::NotBootable(slot));
         }
         self.edit_entry(&e.file, &[("sort-key", COMMITTED_SORT_KEY)])?;
-        self.rename(&e.file, &Entry::name(slot, None))?;
-        self.set_default(&Entry::name(slot, None))
+        self.rename(&e.file, &Entry::name(slot, None, e.ext))?;
+        self.set_default(&Entry::name(slot, None, e.ext))
     }
 }
 
@@ -381,5 +442,85 @@ mod tests {
         assert_eq!(version_cmp("1.10.0", "1.9.0"), Ordering::Greater);
         assert_eq!(version_cmp("1.2", "1.2"), Ordering::Equal);
         assert!(glob("hearth-*", "hearth-b.conf") && !glob("hearth-a.conf", "hearth-b.conf"));
+    }
+
+    #[test]
+    fn uki_entries_are_counted_renamed_and_never_edited() {
+        use super::super::BootControl;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let esp = tmp.path();
+        let ukis = esp.join(UKI_ENTRIES);
+        std::fs::create_dir_all(&ukis).expect("dir");
+        std::fs::create_dir_all(esp.join(ENTRIES)).expect("dir");
+        std::fs::write(esp.join(LOADER_CONF), "timeout 2\ndefault hearth-a.efi\n").expect("loader");
+        std::fs::write(ukis.join("hearth-a.efi"), "MZ a").expect("a");
+        std::fs::write(ukis.join("hearth-b+0-0.efi"), "").expect("b");
+        let mut boot = SystemdBoot::new(super::super::DirFs::new(esp));
+        let state = boot.state().expect("state");
+        assert_eq!(
+            (state.primary, state.bootable.clone()),
+            (Some(Slot::A), vec![Slot::A])
+        );
+        assert_eq!(
+            Entry::parse("hearth-b+2-1.efi").map(|e| e.id()),
+            Some("hearth-b.efi".to_string())
+        );
+
+        // The updater wrote slot b's UKI into its placeholder; a trial renames it, no edit.
+        std::fs::write(ukis.join("hearth-b+0-0.efi"), "MZ b").expect("b");
+        boot.set_trial(Slot::B, "2.0").expect("trial");
+        assert_eq!(
+            std::fs::read(ukis.join("hearth-b+3-0.efi")).expect("b"),
+            b"MZ b"
+        );
+        let conf = std::fs::read_to_string(esp.join(LOADER_CONF)).expect("conf");
+        assert!(conf.contains("default hearth-*"), "{conf}");
+        // systemd-boot boots the trial (sorted first) and counts it down.
+        assert_eq!(boot.simulate_boot().expect("boot"), Some(Slot::B));
+        assert!(ukis.join("hearth-b+2-1.efi").is_file());
+        assert_eq!(boot.state().expect("state").trial, Some((Slot::B, 2)));
+        boot.commit(Slot::B).expect("commit");
+        assert!(ukis.join("hearth-b.efi").is_file());
+        let conf = std::fs::read_to_string(esp.join(LOADER_CONF)).expect("conf");
+        assert!(conf.contains("default hearth-b.efi"), "{conf}");
+        assert_eq!(boot.state().expect("state").primary, Some(Slot::B));
+        assert_eq!(
+            std::fs::read(ukis.join("hearth-b.efi")).expect("b"),
+            b"MZ b"
+        );
+        // Marking a unbootable renames its UKI.
+        boot.mark_unbootable(Slot::A).expect("bad");
+        assert!(ukis.join("hearth-a+0-0.efi").is_file());
+        assert!(
+            std::fs::read_dir(esp.join(ENTRIES))
+                .expect("dir")
+                .next()
+                .is_none(),
+            "no type 1 entry written"
+        );
+    }
+
+    #[test]
+    fn a_failed_uki_trial_falls_back_to_the_committed_slot() {
+        use super::super::BootControl;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let esp = tmp.path();
+        let ukis = esp.join(UKI_ENTRIES);
+        std::fs::create_dir_all(&ukis).expect("dir");
+        std::fs::create_dir_all(esp.join("loader")).expect("dir");
+        std::fs::write(esp.join(LOADER_CONF), "default hearth-a.efi\n").expect("loader");
+        std::fs::write(ukis.join("hearth-a.efi"), "MZ a").expect("a");
+        std::fs::write(ukis.join("hearth-b+0-0.efi"), "MZ b").expect("b");
+        let mut boot = SystemdBoot::new(super::super::DirFs::new(esp));
+        boot.set_trial(Slot::B, "2.0").expect("trial");
+        for _ in 0..TRIAL_TRIES {
+            assert_eq!(boot.simulate_boot().expect("boot"), Some(Slot::B));
+        }
+        assert_eq!(
+            boot.simulate_boot().expect("boot"),
+            Some(Slot::A),
+            "tries used up"
+        );
+        assert!(ukis.join(format!("hearth-b+0-{TRIAL_TRIES}.efi")).is_file());
     }
 }
