@@ -116,6 +116,8 @@ bundle_payloads() {
   # A bundle carries kernel and initrd or a UKI: the others stay empty.
   find "$4" -maxdepth 1 -type f -empty -delete
 }
+# payload_names DIR: the payloads bundle_payloads wrote into DIR, one name per line.
+payload_names() { find "$1" -maxdepth 1 -type f -printf '%P\n' | sort; }
 
 # strip_ansi: removes terminal escapes (the serial console's colours) from stdin.
 strip_ansi() { sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
