@@ -6,7 +6,7 @@
 //! folder; the disk module packs it into the FAT ESP.
 use std::path::{Path, PathBuf};
 
-use crate::board::{Board, BootMethod, Slot};
+use crate::board::{Board, Slot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootFilesError {
@@ -43,8 +43,10 @@ pub fn boot_file(root: &Path, prefix: &str) -> Result<PathBuf, BootFilesError> {
 }
 
 /// Seconds before a panic (of the kernel, or of the initramfs refusing an unverified root)
-/// reboots, so boot counting can fall back to the other slot instead of the device halting
-/// (EFI boards; without it the initramfs would open a root shell on its console).
+/// reboots, so the boot loader can fall back to the other slot instead of the device halting:
+/// systemd-boot's boot counting on EFI boards, on a Raspberry Pi the firmware's `[all]` slot
+/// (a plain reboot never repeats a one-shot tryboot). Without it the initramfs would open a
+/// root shell on its console and the kernel would hang.
 pub const PANIC_REBOOT_SECS: u32 = 10;
 
 /// Kernel command line of a slot: its own root, then the board's arguments.
@@ -54,10 +56,8 @@ pub fn cmdline(board: &Board, slot: Slot) -> String {
         format!("rootfstype={}", board.rootfs.name()),
         "ro".to_string(),
         format!("hearth.slot={}", slot.letter()),
+        format!("panic={PANIC_REBOOT_SECS}"),
     ];
-    if board.boot == BootMethod::SystemdBoot {
-        args.push(format!("panic={PANIC_REBOOT_SECS}"));
-    }
     args.extend(board.kernel_cmdline.iter().cloned());
     args.join(" ")
 }

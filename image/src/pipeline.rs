@@ -208,10 +208,10 @@ struct PreparedRoot {
     release: ota::Release,
 }
 
-/// The sealed root: the file system, followed by its verity hash tree on EFI boards.
+/// The sealed root: the file system, followed by its verity hash tree.
 struct SealedRoot {
     img: PathBuf,
-    verity: Option<verity::VerityInfo>,
+    verity: verity::VerityInfo,
 }
 
 /// The partition files, and what the boot step staged for the bundle.
@@ -358,16 +358,13 @@ fn prepare_root(
         &ota.keys.root_pub_pem(),
         opts.update_url.as_deref(),
     )?;
-    // EFI roots are verity-protected: their initramfs refuses to boot without a root hash.
-    let extra: Vec<(&str, &[u8])> = match board.boot {
-        BootMethod::SystemdBoot => vec![(verity::REQUIRED_MARKER, b"1\n")],
-        BootMethod::RpiTryboot => Vec::new(),
-    };
+    // Every root is verity-protected: its initramfs refuses to boot without a root hash, and
+    // knows how to refuse a slot on this board's boot method.
     let layer = initrd::layer_with_files(
         &b.ws.overlays().join("initrd-layer"),
         b.epoch,
         &format!("{build_id}\n"),
-        &extra,
+        &verity::root_layer_files(board.boot),
     )?;
     initrd::append_to_root(&root, &layer)?;
     progress.finish(&format!(
@@ -405,7 +402,7 @@ fn lint_root(root: &Path, board: &Board, ssh: bool, progress: &mut Progress) -> 
     Ok(())
 }
 
-/// Step 6: squashfs or EROFS, then (EFI boards) the verity hash tree appended.
+/// Step 6: squashfs or EROFS, then the verity hash tree appended.
 fn seal_root(b: &Build, root: &Path, progress: &mut Progress) -> Result<SealedRoot> {
     progress.step("seal root");
     let kind = b.board.rootfs;
@@ -422,25 +419,14 @@ fn seal_root(b: &Build, root: &Path, progress: &mut Progress) -> Result<SealedRo
     };
     let cmd = seal::command(kind, root, &img, b.epoch, &uuid, Some(&sort), compression);
     let size = seal::seal(cmd, &img, b.runner)?;
-    let verity = match b.board.boot {
-        BootMethod::SystemdBoot => Some(verity::format(
-            &img,
-            &b.seed,
-            &derived_uuid(&b.seed, "verity"),
-            b.runner,
-        )?),
-        BootMethod::RpiTryboot => None,
-    };
-    progress.finish(&match &verity {
-        Some(v) => format!(
-            "{} {} MiB + verity tree {} KiB, root hash {}…",
-            kind.name(),
-            size >> 20,
-            (v.total_size - v.hash_offset) >> 10,
-            &v.root_hash[..12]
-        ),
-        None => format!("{} {} MiB", kind.name(), size >> 20),
-    });
+    let verity = verity::format(&img, &b.seed, &derived_uuid(&b.seed, "verity"), b.runner)?;
+    progress.finish(&format!(
+        "{} {} MiB + verity tree {} KiB, root hash {}…",
+        kind.name(),
+        size >> 20,
+        (verity.total_size - verity.hash_offset) >> 10,
+        &verity.root_hash[..12]
+    ));
     Ok(SealedRoot { img, verity })
 }
 
@@ -473,17 +459,19 @@ fn boot_files(
         }
         BootMethod::SystemdBoot => None,
     };
-    // EFI: the slot's initrd is the root's with the verity root hash appended.
-    let slot_boot = match (&sealed.verity, board.boot) {
-        (Some(v), BootMethod::SystemdBoot) => {
-            let initrd = parts.join("initrd.img");
-            verity::boot_initrd(
-                &efi::boot_file(root, "initrd.img-")?,
-                v,
-                &b.opts.version,
-                b.epoch,
-                &initrd,
-            )?;
+    // The slot's initrd (the ESP's, or the Pi boot partition's): the root's with the verity
+    // root hash appended. One for both slots: they hold the same release's root.
+    let initrd = parts.join("initrd.img");
+    verity::boot_initrd(
+        &efi::boot_file(root, "initrd.img-")?,
+        &sealed.verity,
+        &b.opts.version,
+        b.epoch,
+        &initrd,
+    )?;
+    let v = &sealed.verity;
+    let slot_boot = match board.boot {
+        BootMethod::SystemdBoot => {
             let kernel = efi::boot_file(root, "vmlinuz-")?;
             let uki = if board.uki {
                 let keys =
@@ -504,11 +492,11 @@ fn boot_files(
             };
             Some(efi::SlotBoot {
                 kernel,
-                initrd,
+                initrd: initrd.clone(),
                 uki,
             })
         }
-        _ => None,
+        BootMethod::RpiTryboot => None,
     };
     // A --bundle-only build still stages the EFI files it bundles (kernel, initrd) from the
     // root, and on a Pi the boot partition image it bundles.
@@ -523,6 +511,7 @@ fn boot_files(
             &filled,
             firmware.as_ref(),
             slot_boot.as_ref(),
+            &initrd,
             b.epoch,
             runner,
         )?,
@@ -756,7 +745,7 @@ fn publish(
         source_date_epoch: b.epoch,
         rootfs_kind: board.rootfs.name().to_string(),
         rootfs: rootfs.clone(),
-        verity: sealed.verity.clone(),
+        verity: Some(sealed.verity.clone()),
         image: image.clone(),
         image_raw_size: if opts.bundle_only {
             0
@@ -944,6 +933,7 @@ fn boot_partitions(
     filled: &[Slot],
     firmware: Option<&rpi::Firmware>,
     slot_boot: Option<&efi::SlotBoot>,
+    slot_initrd: &Path,
     epoch: u64,
     runner: &Runner,
 ) -> Result<Vec<(String, PathBuf)>> {
@@ -962,6 +952,7 @@ fn boot_partitions(
             parts,
             filled,
             firmware.context("Raspberry Pi firmware")?,
+            slot_initrd,
         )?,
     };
     // A Pi's filled boot partitions have the same content in both slots (the OTA bundle's

@@ -9,7 +9,10 @@
 //! initramfs, the device trees, `config.txt` and one `cmdline-<slot>.txt` per slot; the
 //! `[boot_partition=N]` filters of `config.txt` pick the one naming the booted slot's root. So
 //! both slots' boot partitions have the same content, and one FAT image (the OTA bundle's
-//! `boot` payload) fits either slot.
+//! `boot` payload) fits either slot. The initramfs is the slot initrd of `verity::boot_initrd`:
+//! it carries the root hash of the release's root (the same root goes into either slot, so one
+//! hash serves both), and the firmware checks none of these files (docs/image.md, "Chain of
+//! trust").
 //!
 //! The firmware comes from Debian's `raspi-firmware` package, downloaded with apt into the
 //! builder's cache and extracted (never installed into the root: its kernel hooks assume a
@@ -206,14 +209,17 @@ fn dtb_dir(root: &Path) -> Result<PathBuf> {
 }
 
 /// Stages `bootconfig` and the slots' boot partitions into `parts`; returns
-/// `(partition, folder)` pairs. A slot the image leaves empty gets only a marker file: the
-/// firmware finds no `config.txt` there, and a tryboot of it falls back to the other slot.
+/// `(partition, folder)` pairs. A filled slot's `initrd.img` is `slot_initrd` (the root's
+/// initramfs with the verity root hash appended), not the root's own. A slot the image leaves
+/// empty gets only a marker file: the firmware finds no `config.txt` there, and a tryboot of it
+/// falls back to the other slot.
 pub fn stage(
     board: &Board,
     root: &Path,
     parts: &Path,
     filled: &[Slot],
     firmware: &Firmware,
+    slot_initrd: &Path,
 ) -> Result<Vec<(String, PathBuf)>> {
     let spec = board.rpi.as_ref().context("an [rpi] table")?;
     let mut out = Vec::new();
@@ -223,7 +229,6 @@ pub fn stage(
     out.push(("bootconfig".to_string(), bootconfig));
 
     let kernel = boot_file(root, "vmlinuz-")?;
-    let initrd = boot_file(root, "initrd.img-")?;
     let dtbs = dtb_dir(root)?;
     for slot in Slot::ALL {
         let dir = parts.join(format!("stage-boot-{}", slot.letter()));
@@ -252,7 +257,7 @@ pub fn stage(
             copy(&from, &dir.join(name))?;
         }
         copy(&kernel, &dir.join("vmlinuz"))?;
-        copy(&initrd, &dir.join("initrd.img"))?;
+        copy(slot_initrd, &dir.join("initrd.img"))?;
         write(&dir.join("config.txt"), &config_txt(board)?)?;
         for s in Slot::ALL {
             write(&dir.join(cmdline_file(s)), &cmdline_txt(board, s))?;
@@ -389,6 +394,9 @@ mod tests {
                 "{bb}"
             );
             assert_eq!(a.lines().count(), 1);
+            // A trial whose initramfs panics (no root hash) or whose kernel panics reboots,
+            // and a plain reboot boots the committed slot.
+            assert!(a.contains(" panic=10 ") && bb.contains(" panic=10 "), "{a}");
         }
     }
 
@@ -405,8 +413,10 @@ mod tests {
         );
     }
 
+    /// Issue 13 item 4: the Pi's boot partition carries the slot initrd with the root hash,
+    /// not the root's own initramfs (which cannot hold it: the hash covers that file).
     #[test]
-    fn staging_fills_slot_a_and_marks_b_empty() {
+    fn staging_fills_slot_a_with_the_verity_initrd_and_marks_b_empty() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("root");
         let dtb = root.join("usr/lib/linux-image-6.12-arm64/broadcom");
@@ -429,7 +439,24 @@ mod tests {
             version: "1".into(),
         };
         let parts = tmp.path().join("parts");
-        let staged = stage(&b, &root, &parts, &[Slot::A], &firmware).expect("stage");
+        let info = crate::verity::VerityInfo {
+            root_hash: "5a".repeat(32),
+            hash_offset: 4096,
+            data_blocks: 1,
+            salt: "00".into(),
+            uuid: "u".into(),
+            total_size: 8192,
+        };
+        let slot_initrd = tmp.path().join("initrd.img");
+        crate::verity::boot_initrd(
+            &root.join("boot/initrd.img-6.12-arm64"),
+            &info,
+            "1.0",
+            0,
+            &slot_initrd,
+        )
+        .expect("slot initrd");
+        let staged = stage(&b, &root, &parts, &[Slot::A], &firmware, &slot_initrd).expect("stage");
         let names: Vec<&str> = staged.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["bootconfig", "boot-a", "boot-b"]);
         let a = &staged[1].1;
@@ -445,7 +472,13 @@ mod tests {
         ] {
             assert!(a.join(f).is_file(), "{f}");
         }
+        assert_eq!(
+            crate::verity::root_hash_in_initrd(&a.join("initrd.img")),
+            Some("5a".repeat(32)),
+            "the boot partition's initrd carries the root hash"
+        );
         assert!(staged[2].1.join(EMPTY_SLOT_FILE).is_file());
+        assert!(!staged[2].1.join("initrd.img").exists());
         assert!(!staged[2].1.join("config.txt").exists());
         assert!(staged[0].1.join("autoboot.txt").is_file());
     }

@@ -1,8 +1,10 @@
-//! dm-verity for a sealed root (EFI boards): `veritysetup format` writes the hash tree into the
+//! dm-verity for a sealed root (every board): `veritysetup format` writes the hash tree into the
 //! same file, right after the file system (padded to 4 KiB), so a slot's root partition and the
 //! OTA bundle's `root` payload carry data and tree together and the A/B install needs no new
 //! partition or payload. The root hash goes into a small initramfs layer appended to the slot's
-//! initrd on the ESP (the signed bundle's `initrd` payload); the early-boot script
+//! initrd ([`boot_initrd`]): on EFI boards the one on the ESP (the signed bundle's `initrd`
+//! payload, or inside the UKI), on a Raspberry Pi the `initrd.img` of the boot partition (the
+//! bundle's `boot` payload). The early-boot script
 //! `overlays/initrd-layer/scripts/local-premount/hearth-verity` opens the root with it.
 //!
 //! Salt and UUID are derived from the build's seed, so the same root gives the same tree and
@@ -13,6 +15,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::board::BootMethod;
 use crate::cmd::{CmdError, Runner};
 
 /// Data and hash block size: the page size, what the kernel reads the root in.
@@ -22,6 +25,10 @@ pub const CONF: &str = "etc/hearth-verity.conf";
 /// In the root's own initramfs layer on boards whose roots are verity-protected: an initrd that
 /// has this marker but no [`CONF`] refuses to boot (it was stripped of its root hash).
 pub const REQUIRED_MARKER: &str = "etc/hearth-verity-required";
+/// In the root's own initramfs layer: the board's boot method ([`BootMethod::name`]), which
+/// tells the early-boot script how to refuse a slot (systemd-boot's loader entries on the ESP,
+/// or the Pi's `autoboot.txt` on `bootconfig`). Missing in older initrds: systemd-boot.
+pub const BOOT_METHOD_FILE: &str = "etc/hearth-boot-method";
 /// The early-boot script (in `overlays/initrd-layer`) that opens the root.
 pub const SCRIPT: &str = "scripts/local-premount/hearth-verity";
 
@@ -142,6 +149,17 @@ pub fn format(
     })
 }
 
+/// The files Hearth's layer in the root's own initramfs carries for dm-verity: the marker that
+/// makes an initrd without a root hash refuse to boot, and the boot method the refusal acts on.
+/// Every board's root is verity-protected, so both are always there.
+pub fn root_layer_files(boot: BootMethod) -> [(&'static str, &'static [u8]); 2] {
+    let method: &'static [u8] = match boot {
+        BootMethod::SystemdBoot => b"systemd-boot\n",
+        BootMethod::RpiTryboot => b"rpi-tryboot\n",
+    };
+    [(REQUIRED_MARKER, b"1\n"), (BOOT_METHOD_FILE, method)]
+}
+
 /// The text of [`CONF`]: shell-readable `KEY=value` lines the initramfs script parses (it
 /// accepts only hex and digits for the hash and offset). `HEARTH_VERSION` (the release the
 /// slot holds) goes into the record of a refused slot the agent reports.
@@ -152,8 +170,8 @@ pub fn conf_text(info: &VerityInfo, version: &str) -> String {
     )
 }
 
-/// The slot's initrd for the ESP: the root's initramfs (with Hearth's layer) followed by a
-/// layer holding [`CONF`]. Written to `out`.
+/// The slot's initrd (the ESP's, or a Pi boot partition's `initrd.img`): the root's initramfs
+/// (with Hearth's layer) followed by a layer holding [`CONF`]. Written to `out`.
 pub fn boot_initrd(
     root_initrd: &Path,
     info: &VerityInfo,
@@ -172,7 +190,7 @@ pub fn boot_initrd(
     std::fs::write(out, bytes).map_err(io(out))
 }
 
-/// The root hash an ESP initrd carries (its last [`CONF`]), if any: for checks of a built image.
+/// The root hash a slot's initrd carries (its last [`CONF`]), if any: for checks of a built image.
 pub fn root_hash_in_initrd(initrd: &Path) -> Option<String> {
     let bytes = std::fs::read(initrd).ok()?;
     let key = b"HEARTH_VERITY_ROOT_HASH=";
@@ -310,5 +328,28 @@ mod tests {
         let conf = conf_text(&info, "1.2.3");
         assert!(conf.contains("HEARTH_VERITY_HASH_OFFSET=4096\n"), "{conf}");
         assert!(conf.ends_with("HEARTH_VERSION=1.2.3\n"), "{conf}");
+    }
+
+    /// Issue 13 item 4: a Pi root's initramfs carried no REQUIRED marker, so an initrd stripped
+    /// of its root hash booted the root unverified. Every boot method has it now, and names
+    /// itself for the refusal.
+    #[test]
+    fn every_boot_method_requires_a_root_hash_and_names_itself() {
+        for (boot, name) in [
+            (BootMethod::SystemdBoot, "systemd-boot"),
+            (BootMethod::RpiTryboot, "rpi-tryboot"),
+        ] {
+            let files = root_layer_files(boot);
+            assert!(
+                files.contains(&(REQUIRED_MARKER, b"1\n".as_slice())),
+                "{boot:?}"
+            );
+            let method = files
+                .iter()
+                .find(|(p, _)| *p == BOOT_METHOD_FILE)
+                .map(|(_, b)| String::from_utf8_lossy(b).trim().to_string());
+            assert_eq!(method.as_deref(), Some(name));
+            assert_eq!(method.as_deref(), Some(boot.name()));
+        }
     }
 }
