@@ -1,0 +1,140 @@
+//! The Raspberry Pi half of the initramfs' dm-verity refusal
+//! (`overlays/initrd-layer/scripts/local-premount/hearth-verity`), run with `sh`: its
+//! `autoboot_all`, `on_trial` and `refuse_tryboot` functions, cut out of the script, over a
+//! temporary folder standing in for the mounted `bootconfig` partition, with the partition
+//! lookups stubbed (boot-a is partition 2, boot-b 3, as in the Pi board files). What the
+//! script writes is read back with the updater's own tryboot boot control
+//! (`hearth_ota::boot::rpi`), so the two cannot drift apart.
+use std::path::Path;
+use std::process::Command;
+
+use hearth_ota::boot::rpi::{PiPartitions, PiTryboot, autoboot_txt};
+use hearth_ota::boot::{BootControl, DirFs, Slot};
+
+const SCRIPT: &str =
+    include_str!("../../overlays/initrd-layer/scripts/local-premount/hearth-verity");
+
+/// The text of shell function `name` in the script, its console messages sent to stderr.
+fn function(name: &str) -> String {
+    let start = SCRIPT
+        .find(&format!("\n{name}() {{\n"))
+        .unwrap_or_else(|| panic!("{name} is in the script"));
+    let body = &SCRIPT[start..];
+    let end = body.find("\n}\n").expect("function end") + 3;
+    body[..end].replace(">/dev/console", ">&2")
+}
+
+struct Run {
+    ok: bool,
+    other: String,
+    stderr: String,
+}
+
+/// Runs `call` (e.g. `refuse_tryboot`) for booted slot `slot` with `ctl` as bootconfig;
+/// `other_filled`: the other slot's boot partition holds a release.
+fn run(ctl: &Path, slot: &str, other_filled: bool, call: &str) -> Run {
+    let oslot = if slot == "a" { "b" } else { "a" };
+    let script = format!(
+        "set -u\nctl='{ctl}' slot={slot} oslot={oslot} boot=rpi-tryboot other=''\n\
+         part_number() {{ case \"$1\" in boot-a) echo 2 ;; boot-b) echo 3 ;; esac; }}\n\
+         slot_filled() {{ [ {filled} = 1 ]; }}\n\
+         {autoboot}{on_trial}{refuse}\n\
+         if {call}; then r=0; else r=1; fi\n\
+         echo \"other=$other\"\nexit $r\n",
+        ctl = ctl.display(),
+        filled = u8::from(other_filled),
+        autoboot = function("autoboot_all"),
+        on_trial = function("on_trial"),
+        refuse = function("refuse_tryboot"),
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("run sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Run {
+        ok: out.status.success(),
+        other: stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("other="))
+            .unwrap_or_default()
+            .to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn bootconfig(all: u32, tryboot: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("autoboot.txt"), autoboot_txt(all, tryboot)).expect("write");
+    dir
+}
+
+fn updater_view(ctl: &Path) -> hearth_ota::boot::BootState {
+    PiTryboot::new(DirFs::new(ctl), PiPartitions { a: 2, b: 3 })
+        .state()
+        .expect("the updater reads autoboot.txt")
+}
+
+#[test]
+fn a_refused_committed_slot_hands_the_boot_to_the_other_slot_as_the_updater_would() {
+    let ctl = bootconfig(2, 2);
+    let r = run(ctl.path(), "a", true, "refuse_tryboot");
+    assert_eq!(r.other, "slot b", "{}", r.stderr);
+    assert!(
+        r.stderr.contains("slot a marked bad; booting slot b"),
+        "{}",
+        r.stderr
+    );
+    let state = updater_view(ctl.path());
+    assert_eq!(state.primary, Some(Slot::B), "{state:?}");
+    assert_eq!(
+        state.trial, None,
+        "a plain reboot and any tryboot both boot b"
+    );
+    assert!(!ctl.path().join("autoboot.tmp").exists());
+}
+
+#[test]
+fn a_refused_trial_needs_no_write_the_plain_reboot_returns_to_the_committed_slot() {
+    // Slot b on trial: [all] names a (partition 2), [tryboot] b; b was booted by tryboot.
+    let ctl = bootconfig(2, 3);
+    let before = std::fs::read(ctl.path().join("autoboot.txt")).expect("read");
+    let r = run(ctl.path(), "b", true, "refuse_tryboot");
+    assert_eq!(r.other, "slot a", "{}", r.stderr);
+    assert!(r.stderr.contains("slot b is on trial"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(ctl.path().join("autoboot.txt")).expect("read"),
+        before,
+        "the updater on slot a sees the failed trial itself"
+    );
+    assert!(run(ctl.path(), "b", true, "on_trial").ok);
+    assert!(!run(ctl.path(), "a", true, "on_trial").ok);
+}
+
+#[test]
+fn a_committed_slot_is_not_handed_to_an_empty_or_refused_other_slot() {
+    // The other slot is empty (a fresh image's slot b): halt, autoboot.txt untouched.
+    let ctl = bootconfig(2, 2);
+    let r = run(ctl.path(), "a", false, "refuse_tryboot");
+    assert_eq!(r.other, "", "{}", r.stderr);
+    assert!(r.stderr.contains("slot b is empty"), "{}", r.stderr);
+    assert_eq!(updater_view(ctl.path()).primary, Some(Slot::A));
+
+    // The other slot was refused too and no agent ran since: no ping-pong between bad slots.
+    std::fs::create_dir_all(ctl.path().join("hearth")).expect("mkdir");
+    std::fs::write(ctl.path().join("hearth/refused-b"), "slot=b\n").expect("write");
+    let r = run(ctl.path(), "a", true, "refuse_tryboot");
+    assert_eq!(r.other, "", "{}", r.stderr);
+    assert!(r.stderr.contains("slot b was refused too"), "{}", r.stderr);
+    assert_eq!(updater_view(ctl.path()).primary, Some(Slot::A));
+}
+
+#[test]
+fn an_unreadable_autoboot_is_a_trial_for_the_full_read_and_switches_nothing() {
+    let ctl = tempfile::tempdir().expect("tempdir");
+    assert!(run(ctl.path(), "a", true, "on_trial").ok, "full read");
+    let r = run(ctl.path(), "a", true, "refuse_tryboot");
+    assert_eq!(r.other, "", "{}", r.stderr);
+    assert!(!ctl.path().join("autoboot.txt").exists());
+}
