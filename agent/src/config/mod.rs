@@ -803,5 +803,9 @@ mod tests {
             cfg.setup_code_file,
             PathBuf::from("/boot/config/hearth-setup.txt")
         );
+        // The Pi's tryboot control and the initramfs' refusal records are on bootconfig, where
+        // boot-config.mount mounts it (the backend's default /boot/bootconfig is not mounted).
+        assert_eq!(cfg.update.boot_dir, Some(PathBuf::from("/boot/config")));
+        assert_eq!(cfg.update.esp, PathBuf::from("/boot/config"));
     }
 }
