@@ -3,17 +3,20 @@
 //!  1. the ed25519 signature of `<prefix>.SHA256SUMS` under the release's image signing key;
 //!  2. the sha256 of every file the signed list names that lies beside the image (the image
 //!     itself and its manifest at least; the root and the bundle when present);
-//!  3. on verity boards, for every slot: the root hash the slot's initrd on the ESP carries (the
-//!     signed bundle's `initrd` payload; what the initramfs opens the root with) equals the
-//!     signed manifest's, and the slot's root partition, file system and hash tree, verifies
-//!     against it (`veritysetup verify`: every block read). An empty slot is reported, not
-//!     failed; a slot the manifest says is filled but has no initrd fails. On UKI boards
+//!  3. on verity boards, for every slot: the root hash the slot's initrd carries (what the
+//!     initramfs opens the root with: on EFI boards the ESP's `hearth/SLOT/initrd.img`, the
+//!     signed bundle's `initrd` payload; on a Raspberry Pi the `initrd.img` of the slot's boot
+//!     partition `boot-SLOT`, the bundle's `boot` payload) equals the signed manifest's, and the
+//!     slot's root partition, file system and hash tree, verifies against it (`veritysetup
+//!     verify`: every block read). An empty slot is reported, not failed; a slot the manifest
+//!     says is filled but has no initrd fails. On UKI boards
 //!     (`EFI/Linux/hearth-SLOT.efi`) the initrd is the UKI's `.initrd` section, and first the UKI
 //!     has every section of a Hearth UKI, its `.cmdline` carries the manifest's root hash
 //!     (`hearth.roothash=`, exactly once) and the slot's addon names the slot's own root.
 //!
 //! Every check is printed (`ok`, `FAIL`, `skip`); any `FAIL` makes the command exit non-zero.
-//! Nothing is written beside the image: the ESP is read in place (mtools' `image@@offset`),
+//! Nothing is written beside the image: the FAT boot partitions are read in place (mtools'
+//! `image@@offset`),
 //! each root is copied (sparse) into a private temporary folder, removed at the end.
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -115,6 +118,57 @@ struct PartitionView {
 impl ManifestView {
     fn partition(&self, name: &str) -> Option<&PartitionView> {
         self.partitions.iter().find(|p| p.name == name)
+    }
+}
+
+/// Where a slot's boot files are, by the manifest's partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootLayout {
+    /// EFI boards: one ESP for both slots (`hearth/SLOT/initrd.img`, or `EFI/Linux/` UKIs).
+    Esp { offset: u64 },
+    /// Raspberry Pi: a boot partition per slot (`boot-a`, `boot-b`), `initrd.img` at its top.
+    PiBootPartitions { a: u64, b: u64 },
+}
+
+/// Where one slot's initrd is: the FAT partition's offset in the image, the path in it, and
+/// how the report names that place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitrdPlace {
+    pub fat_offset: u64,
+    pub path: String,
+    pub on: String,
+}
+
+impl BootLayout {
+    /// The layout of a manifest's partition table: an `esp` partition, or `boot-a` and
+    /// `boot-b`; `None` for anything else.
+    fn of(manifest: &ManifestView) -> Option<BootLayout> {
+        if let Some(esp) = manifest.partition("esp") {
+            return Some(BootLayout::Esp { offset: esp.offset });
+        }
+        match (manifest.partition("boot-a"), manifest.partition("boot-b")) {
+            (Some(a), Some(b)) => Some(BootLayout::PiBootPartitions {
+                a: a.offset,
+                b: b.offset,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where slot `slot` (`a` or `b`) keeps its plain initrd.
+    pub fn initrd(self, slot: &str) -> InitrdPlace {
+        match self {
+            BootLayout::Esp { offset } => InitrdPlace {
+                fat_offset: offset,
+                path: format!("hearth/{slot}/initrd.img"),
+                on: "the ESP".into(),
+            },
+            BootLayout::PiBootPartitions { a, b } => InitrdPlace {
+                fat_offset: if slot == "b" { b } else { a },
+                path: "initrd.img".into(),
+                on: format!("boot-{slot}"),
+            },
+        }
     }
 }
 
@@ -350,17 +404,16 @@ pub fn verify(
             bail!("{tool} is missing (install cryptsetup-bin and mtools, or run ci/image-deps)");
         }
     }
+    let layout = BootLayout::of(&manifest)
+        .context("the manifest lists neither an esp partition nor boot-a and boot-b")?;
     let tmp = TempDir::new()?;
     let raw = raw_image(image, &tmp.0)?;
-    let esp = manifest
-        .partition("esp")
-        .context("the manifest lists no esp partition")?;
     let runner = Runner::new(None, false)?;
     let inputs = SlotInputs {
         manifest: &manifest,
         info,
         raw: &raw,
-        esp_offset: esp.offset,
+        layout,
         tmp: &tmp.0,
         runner: &runner,
         sb_cert,
@@ -370,10 +423,10 @@ pub fn verify(
         ukis |= check_slot(&mut report, slot, &inputs)?;
     }
     // 4. The boot loader's Secure Boot signature (UKI boards sign it with the UKIs).
-    if ukis {
+    if let (true, BootLayout::Esp { offset }) = (ukis, layout) {
         for name in ["EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/BOOTAA64.EFI"] {
             let file = tmp.0.join("loader.efi");
-            if esp_file(&raw, esp.offset, name, &file)? {
+            if fat_file(&raw, offset, name, &file)? {
                 secure_boot_check(&mut report, name, &file, &inputs);
             }
         }
@@ -404,20 +457,20 @@ struct SlotInputs<'a> {
     manifest: &'a ManifestView,
     info: &'a VerityInfo,
     raw: &'a Path,
-    esp_offset: u64,
+    layout: BootLayout,
     tmp: &'a Path,
     runner: &'a Runner,
     sb_cert: Option<&'a Path>,
 }
 
-/// Slot `slot`: the root hash its ESP initrd carries against the manifest's, then its root
-/// partition against that hash. True when the slot boots a UKI.
+/// Slot `slot`: the root hash its initrd (on the ESP, or its Pi boot partition) carries against
+/// the manifest's, then its root partition against that hash. True when the slot boots a UKI.
 fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<bool> {
     let SlotInputs {
         manifest,
         info,
         raw,
-        esp_offset,
+        layout,
         tmp,
         runner,
         ..
@@ -425,18 +478,21 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<boo
     let filled = manifest.slots_filled.iter().any(|s| s == slot);
     // A UKI board's slot boots EFI/Linux/hearth-SLOT.efi: its initrd is the UKI's `.initrd`.
     let uki_file = tmp.join(format!("uki-{slot}.efi"));
-    let uki_boot = esp_file(
-        raw,
-        esp_offset,
-        &format!("EFI/Linux/hearth-{slot}.efi"),
-        &uki_file,
-    )?;
-    let bytes = if uki_boot {
+    let uki_boot = match layout {
+        BootLayout::Esp { offset } => fat_file(
+            raw,
+            offset,
+            &format!("EFI/Linux/hearth-{slot}.efi"),
+            &uki_file,
+        )?,
+        BootLayout::PiBootPartitions { .. } => false,
+    };
+    let bytes = if let (true, BootLayout::Esp { offset: esp_offset }) = (uki_boot, layout) {
         let uki = std::fs::read(&uki_file)?;
         secure_boot_check(report, &format!("slot {slot}'s UKI"), &uki_file, i);
         let addon = tmp.join(format!("addon-{slot}.efi"));
         let addon_path = format!("EFI/Linux/hearth-{slot}.efi.extra.d/slot.addon.efi");
-        let addon_bytes = if esp_file(raw, esp_offset, &addon_path, &addon)? {
+        let addon_bytes = if fat_file(raw, esp_offset, &addon_path, &addon)? {
             let b = std::fs::read(&addon)?;
             secure_boot_check(report, &format!("slot {slot}'s addon"), &addon, i);
             Some(b)
@@ -449,24 +505,20 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<boo
         initrd
     } else {
         let initrd = tmp.join(format!("initrd-{slot}.img"));
-        let copied = esp_file(
-            raw,
-            esp_offset,
-            &format!("hearth/{slot}/initrd.img"),
-            &initrd,
-        )?;
+        let place = layout.initrd(slot);
+        let copied = fat_file(raw, place.fat_offset, &place.path, &initrd)?;
         if !copied {
             if filled {
                 report.push(
                     Outcome::Fail,
-                    format!("slot {slot}'s initrd on the ESP"),
+                    format!("slot {slot}'s initrd on {}", place.on),
                     "missing, but the manifest says the slot is filled",
                 );
             } else {
                 report.push(
                     Outcome::Skip,
                     format!("slot {slot}"),
-                    "empty (no initrd on the ESP)",
+                    format!("empty (no initrd on {})", place.on),
                 );
             }
             return Ok(uki_boot);
@@ -533,13 +585,14 @@ fn check_slot(report: &mut Report, slot: &str, i: &SlotInputs<'_>) -> Result<boo
     Ok(uki_boot)
 }
 
-/// Copies `path` from the ESP at `esp_offset` of `raw` to `out`; false when it is not there.
-fn esp_file(raw: &Path, esp_offset: u64, path: &str, out: &Path) -> Result<bool> {
+/// Copies `path` from the FAT partition (the ESP, or a Pi boot partition) at `fat_offset` of
+/// `raw` to `out`; false when it is not there.
+fn fat_file(raw: &Path, fat_offset: u64, path: &str, out: &Path) -> Result<bool> {
     Ok(Command::new("mcopy")
         .env("MTOOLS_SKIP_CHECK", "1")
         .arg("-n")
         .arg("-i")
-        .arg(format!("{}@@{}", raw.display(), esp_offset))
+        .arg(format!("{}@@{}", raw.display(), fat_offset))
         .arg(format!("::/{path}"))
         .arg(out)
         .stderr(Stdio::null())
@@ -637,6 +690,54 @@ mod tests {
         assert_eq!(sums, vec![("ab".repeat(32), "a.img".to_string())]);
         assert!(parse_sums("xyz  a.img\n").is_err());
         assert!(parse_sums(&format!("{} a.img\n", "ab".repeat(32))).is_err());
+    }
+
+    fn manifest(parts: &[(&str, u64)]) -> ManifestView {
+        ManifestView {
+            board: "x".into(),
+            verity: None,
+            slots_filled: vec!["a".into()],
+            partitions: parts
+                .iter()
+                .map(|(n, o)| PartitionView {
+                    name: n.to_string(),
+                    offset: *o,
+                    size: 1 << 20,
+                })
+                .collect(),
+        }
+    }
+
+    /// Issue 13 item 4: a Pi slot's initrd is the `initrd.img` of its own boot partition, not
+    /// a file on an ESP the Pi does not have.
+    #[test]
+    fn a_slots_initrd_is_on_the_esp_or_on_its_pi_boot_partition() {
+        let efi = manifest(&[("esp", 1 << 20), ("root-a", 300 << 20)]);
+        let layout = BootLayout::of(&efi).expect("efi");
+        assert_eq!(layout, BootLayout::Esp { offset: 1 << 20 });
+        assert_eq!(
+            layout.initrd("b"),
+            InitrdPlace {
+                fat_offset: 1 << 20,
+                path: "hearth/b/initrd.img".into(),
+                on: "the ESP".into(),
+            }
+        );
+        let pi = manifest(&[
+            ("bootconfig", 1 << 20),
+            ("boot-a", 33 << 20),
+            ("boot-b", 289 << 20),
+            ("root-a", 545 << 20),
+        ]);
+        let layout = BootLayout::of(&pi).expect("pi");
+        let a = layout.initrd("a");
+        let b = layout.initrd("b");
+        assert_eq!((a.fat_offset, a.path.as_str()), (33 << 20, "initrd.img"));
+        assert_eq!((b.fat_offset, b.on.as_str()), (289 << 20, "boot-b"));
+        assert_eq!(
+            BootLayout::of(&manifest(&[("boot-a", 1), ("root-a", 2)])),
+            None
+        );
     }
 
     #[test]

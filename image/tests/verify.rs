@@ -3,7 +3,8 @@
 //! slot a's initrd (with its verity layer), slot a's root (data + hash tree), an empty slot b,
 //! the manifest and the signed SHA256SUMS. The untouched image passes (raw and .xz); a flipped
 //! byte in the root, a root hash that is not the manifest's, and a list signed by another key
-//! each make the command exit non-zero and name what failed.
+//! each make the command exit non-zero and name what failed. The Raspberry Pi layout (no ESP:
+//! slot a's initrd is the `initrd.img` of its boot partition `boot-a`) is checked the same way.
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,6 +18,8 @@ use hearth_image::{disk, verity};
 
 const MIB: u64 = 1 << 20;
 const ROOT_A: u64 = 17 * MIB;
+const PI_BOOT_A: u64 = MIB;
+const PI_ROOT_A: u64 = 33 * MIB;
 const PREFIX: &str = "hearth-1.0.0-tiny";
 
 fn bin() -> PathBuf {
@@ -80,7 +83,77 @@ impl Tiny {
     }
 }
 
+/// Where the tiny image keeps slot a's initrd.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// An ESP with `hearth/a/initrd.img` (EFI boards).
+    Esp,
+    /// `boot-a` with `initrd.img`, `boot-b` marked empty (Raspberry Pi).
+    Pi,
+}
+
+/// The GPT plan and the FAT partitions of `layout`, with slot a's initrd `initrd` staged.
+fn boot_parts(
+    layout: Layout,
+    work: &Path,
+    stage_initrd: impl Fn(&Path),
+    runner: &Runner,
+) -> (Plan, Vec<(&'static str, PathBuf)>) {
+    let fat = |name: &str, tree: &Path, label: &str, id: &str| {
+        let img = work.join(format!("{name}.vfat"));
+        disk::make_fat(&img, 16 * MIB, label, id, tree, 0, runner).expect("fat");
+        img
+    };
+    let root =
+        |name: &str, offset: u64| placed(name, Role::Root, gpt_type::ROOT_X86_64, offset, 4 * MIB);
+    match layout {
+        Layout::Esp => {
+            let tree = work.join("esp");
+            std::fs::create_dir_all(tree.join("hearth/a")).expect("esp tree");
+            stage_initrd(&tree.join("hearth/a/initrd.img"));
+            let esp = fat("esp", &tree, "ESP", "1234ABCD");
+            let plan = Plan {
+                label_id: "12345678-1234-4234-8234-000000000001".into(),
+                partitions: vec![
+                    placed("esp", Role::Esp, gpt_type::ESP, MIB, 16 * MIB),
+                    root("root-a", ROOT_A),
+                    root("root-b", 21 * MIB),
+                ],
+                disk_size: 26 * MIB,
+            };
+            (plan, vec![("esp", esp)])
+        }
+        Layout::Pi => {
+            let (a, b) = (work.join("boot-a"), work.join("boot-b"));
+            std::fs::create_dir_all(&a).expect("boot-a");
+            std::fs::create_dir_all(&b).expect("boot-b");
+            stage_initrd(&a.join("initrd.img"));
+            std::fs::write(b.join("HEARTH-EMPTY-SLOT.txt"), b"empty\n").expect("marker");
+            let boot_a = fat("boot-a", &a, "HEARTH_BOOT", "1234ABCE");
+            let boot_b = fat("boot-b", &b, "BOOT_B", "1234ABCF");
+            let boot = |name: &str, offset: u64| {
+                placed(name, Role::Boot, gpt_type::BASIC_DATA, offset, 16 * MIB)
+            };
+            let plan = Plan {
+                label_id: "12345678-1234-4234-8234-000000000002".into(),
+                partitions: vec![
+                    boot("boot-a", PI_BOOT_A),
+                    boot("boot-b", 17 * MIB),
+                    root("root-a", PI_ROOT_A),
+                    root("root-b", 37 * MIB),
+                ],
+                disk_size: 42 * MIB,
+            };
+            (plan, vec![("boot-a", boot_a), ("boot-b", boot_b)])
+        }
+    }
+}
+
 fn tiny_image(root_hash_override: Option<&str>) -> Tiny {
+    tiny_image_with(Layout::Esp, root_hash_override)
+}
+
+fn tiny_image_with(layout: Layout, root_hash_override: Option<&str>) -> Tiny {
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path().join("work");
     let out = tmp.path().join("out");
@@ -100,49 +173,21 @@ fn tiny_image(root_hash_override: Option<&str>) -> Tiny {
     )
     .expect("veritysetup format");
 
-    // The ESP: slot a's initrd (a stand-in root initramfs + the verity layer).
-    let esp_tree = work.join("esp");
-    std::fs::create_dir_all(esp_tree.join("hearth/a")).expect("esp tree");
+    // Slot a's initrd (a stand-in root initramfs + the verity layer), on the ESP or boot-a.
     let root_initrd = work.join("initrd.img-6.12");
     std::fs::write(&root_initrd, b"zstd!").expect("initrd");
     let mut in_initrd = info.clone();
     if let Some(h) = root_hash_override {
         in_initrd.root_hash = h.to_string();
     }
-    verity::boot_initrd(
-        &root_initrd,
-        &in_initrd,
-        "1.0.0",
-        0,
-        &esp_tree.join("hearth/a/initrd.img"),
-    )
-    .expect("boot initrd");
-    let esp = work.join("esp.vfat");
-    disk::make_fat(&esp, 16 * MIB, "ESP", "1234ABCD", &esp_tree, 0, &runner).expect("fat");
-
-    let plan = Plan {
-        label_id: "12345678-1234-4234-8234-000000000001".into(),
-        partitions: vec![
-            placed("esp", Role::Esp, gpt_type::ESP, MIB, 16 * MIB),
-            placed("root-a", Role::Root, gpt_type::ROOT_X86_64, ROOT_A, 4 * MIB),
-            placed(
-                "root-b",
-                Role::Root,
-                gpt_type::ROOT_X86_64,
-                21 * MIB,
-                4 * MIB,
-            ),
-        ],
-        disk_size: 26 * MIB,
+    let stage_initrd = |to: &Path| {
+        verity::boot_initrd(&root_initrd, &in_initrd, "1.0.0", 0, to).expect("boot initrd")
     };
+    let (plan, mut files) = boot_parts(layout, &work, stage_initrd, &runner);
+    files.push(("root-a", root.clone()));
     let image = out.join(format!("{PREFIX}.img"));
-    disk::assemble(
-        &plan,
-        &[("esp", esp.as_path()), ("root-a", root.as_path())],
-        &image,
-        &runner,
-    )
-    .expect("assemble");
+    let refs: Vec<(&str, &Path)> = files.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    disk::assemble(&plan, &refs, &image, &runner).expect("assemble");
     let manifest = serde_json::json!({
         "board": "tiny",
         "verity": info,
@@ -285,6 +330,46 @@ fn a_foreign_signature_or_root_hash_fails() {
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("the signed checksum list published with the image"),
+        "{text}"
+    );
+}
+
+/// Issue 13 item 4: a Raspberry Pi image (slot a's initrd on `boot-a`, slot b empty) passes, and
+/// a byte flipped in root-a fails even with the checksum list signed again.
+#[test]
+fn a_pi_image_verifies_and_a_flipped_byte_in_root_a_fails() {
+    let t = tiny_image_with(Layout::Pi, None);
+    let (out, text) = t.verify(&t.image);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        &format!(
+            "ok   slot a's initrd carries the signed manifest's root hash: {}",
+            t.info.root_hash
+        ),
+        "ok   slot a's root (root-a) verifies against the initrd's root hash",
+        "skip slot b: empty (no initrd on boot-b)",
+        "0 failed",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    t.flip(PI_ROOT_A + 300_000);
+    t.sign(
+        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
+        &t.key,
+    );
+    let (out, text) = t.verify(&t.image);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL slot a's root (root-a) verifies against the initrd's root hash: dm-verity mismatch"),
+        "{text}"
+    );
+
+    // An initrd on boot-a whose root hash is not the manifest's.
+    let t = tiny_image_with(Layout::Pi, Some(&"ee".repeat(32)));
+    let (out, text) = t.verify(&t.image);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL slot a's initrd carries the signed manifest's root hash"),
         "{text}"
     );
 }
