@@ -1,6 +1,6 @@
 //! The Raspberry Pi half of the initramfs' dm-verity refusal
 //! (`overlays/initrd-layer/scripts/local-premount/hearth-verity`), run with `sh`: its
-//! `autoboot_all`, `on_trial` and `refuse_tryboot` functions, cut out of the script, over a
+//! `autoboot_all`, `on_trial`, `write_autoboot` and `refuse_tryboot` functions, cut out of the script, over a
 //! temporary folder standing in for the mounted `bootconfig` partition, with the partition
 //! lookups stubbed (boot-a is partition 2, boot-b 3, as in the Pi board files). What the
 //! script writes is read back with the updater's own tryboot boot control
@@ -38,13 +38,14 @@ fn run(ctl: &Path, slot: &str, other_filled: bool, call: &str) -> Run {
         "set -u\nctl='{ctl}' slot={slot} oslot={oslot} boot=rpi-tryboot other=''\n\
          part_number() {{ case \"$1\" in boot-a) echo 2 ;; boot-b) echo 3 ;; esac; }}\n\
          slot_filled() {{ [ {filled} = 1 ]; }}\n\
-         {autoboot}{on_trial}{refuse}\n\
+         {autoboot}{on_trial}{write}{refuse}\n\
          if {call}; then r=0; else r=1; fi\n\
          echo \"other=$other\"\nexit $r\n",
         ctl = ctl.display(),
         filled = u8::from(other_filled),
         autoboot = function("autoboot_all"),
         on_trial = function("on_trial"),
+        write = function("write_autoboot"),
         refuse = function("refuse_tryboot"),
     );
     let out = Command::new("sh")
@@ -95,21 +96,24 @@ fn a_refused_committed_slot_hands_the_boot_to_the_other_slot_as_the_updater_woul
     assert!(!ctl.path().join("autoboot.tmp").exists());
 }
 
+/// A refused trial goes back to the committed slot and clears the trial: with `[tryboot]`
+/// still naming b, the updater on slot a would read the trial as set up and wait for a reboot
+/// into it (reconcile's `AwaitingReboot`) instead of reporting the update rolled back.
 #[test]
-fn a_refused_trial_needs_no_write_the_plain_reboot_returns_to_the_committed_slot() {
+fn a_refused_trial_returns_to_the_committed_slot_and_is_no_trial_any_more() {
     // Slot b on trial: [all] names a (partition 2), [tryboot] b; b was booted by tryboot.
     let ctl = bootconfig(2, 3);
-    let before = std::fs::read(ctl.path().join("autoboot.txt")).expect("read");
-    let r = run(ctl.path(), "b", true, "refuse_tryboot");
-    assert_eq!(r.other, "slot a", "{}", r.stderr);
-    assert!(r.stderr.contains("slot b is on trial"), "{}", r.stderr);
-    assert_eq!(
-        std::fs::read(ctl.path().join("autoboot.txt")).expect("read"),
-        before,
-        "the updater on slot a sees the failed trial itself"
-    );
     assert!(run(ctl.path(), "b", true, "on_trial").ok);
     assert!(!run(ctl.path(), "a", true, "on_trial").ok);
+    assert_eq!(updater_view(ctl.path()).trial, Some((Slot::B, 1)));
+    // Even with the committed slot's record from an earlier refusal: a is where it goes.
+    let r = run(ctl.path(), "b", false, "refuse_tryboot");
+    assert_eq!(r.other, "slot a", "{}", r.stderr);
+    assert!(r.stderr.contains("slot b was on trial"), "{}", r.stderr);
+    let state = updater_view(ctl.path());
+    assert_eq!(state.primary, Some(Slot::A), "{state:?}");
+    assert_eq!(state.trial, None, "{state:?}");
+    assert!(!state.is_bootable(Slot::B), "{state:?}");
 }
 
 #[test]
