@@ -1,10 +1,12 @@
-//! The Raspberry Pi half of the initramfs' dm-verity refusal
+//! The initramfs' dm-verity slot refusal
 //! (`overlays/initrd-layer/scripts/local-premount/hearth-verity`), run with `sh`: its
-//! `autoboot_all`, `on_trial`, `write_autoboot` and `refuse_tryboot` functions, cut out of the script, over a
-//! temporary folder standing in for the mounted `bootconfig` partition, with the partition
-//! lookups stubbed (boot-a is partition 2, boot-b 3, as in the Pi board files). What the
-//! script writes is read back with the updater's own tryboot boot control
-//! (`hearth_ota::boot::rpi`), so the two cannot drift apart.
+//! `autoboot_all`, `on_trial`, `write_autoboot`, `refuse_tryboot` and `refuse_systemd_boot`
+//! functions, cut out of the script, over a temporary folder standing in for the mounted
+//! boot-control partition (`bootconfig` on a Raspberry Pi, the ESP on EFI boards), with the
+//! partition lookups stubbed (boot-a is partition 2, boot-b 3, as in the Pi board files). What
+//! the Pi half writes is read back with the updater's own tryboot boot control
+//! (`hearth_ota::boot::rpi`), so the two cannot drift apart. The EFI half was reshaped around
+//! the boot method; its boots run only in `ci/e2e-verity`, so it is pinned here too.
 use std::path::Path;
 use std::process::Command;
 
@@ -33,9 +35,14 @@ struct Run {
 /// Runs `call` (e.g. `refuse_tryboot`) for booted slot `slot` with `ctl` as bootconfig;
 /// `other_filled`: the other slot's boot partition holds a release.
 fn run(ctl: &Path, slot: &str, other_filled: bool, call: &str) -> Run {
+    run_as("rpi-tryboot", ctl, slot, other_filled, call)
+}
+
+/// [`run`] for boot method `boot` (`rpi-tryboot` or `systemd-boot`, `ctl` then the ESP).
+fn run_as(boot: &str, ctl: &Path, slot: &str, other_filled: bool, call: &str) -> Run {
     let oslot = if slot == "a" { "b" } else { "a" };
     let script = format!(
-        "set -u\nctl='{ctl}' slot={slot} oslot={oslot} boot=rpi-tryboot other=''\n\
+        "set -u\nctl='{ctl}' slot={slot} oslot={oslot} boot={boot} other='' mine=''\n\
          part_number() {{ case \"$1\" in boot-a) echo 2 ;; boot-b) echo 3 ;; esac; }}\n\
          slot_filled() {{ [ {filled} = 1 ]; }}\n\
          {autoboot}{on_trial}{write}{refuse}\n\
@@ -46,7 +53,7 @@ fn run(ctl: &Path, slot: &str, other_filled: bool, call: &str) -> Run {
         autoboot = function("autoboot_all"),
         on_trial = function("on_trial"),
         write = function("write_autoboot"),
-        refuse = function("refuse_tryboot"),
+        refuse = function("refuse_tryboot") + &function("refuse_systemd_boot"),
     );
     let out = Command::new("sh")
         .arg("-c")
@@ -141,4 +148,43 @@ fn an_unreadable_autoboot_is_a_trial_for_the_full_read_and_switches_nothing() {
     let r = run(ctl.path(), "a", true, "refuse_tryboot");
     assert_eq!(r.other, "", "{}", r.stderr);
     assert!(!ctl.path().join("autoboot.txt").exists());
+}
+
+/// The EFI half after the script was reshaped around the boot method: a committed slot's
+/// loader entry is renamed `+0-0` and loader.conf's default moved, a slot on trial is left to
+/// systemd-boot's counter, the only slot stays (the machine halts).
+#[test]
+fn on_efi_a_refused_committed_entry_is_marked_bad_and_a_trial_left_to_the_counter() {
+    let esp = tempfile::tempdir().expect("tempdir");
+    let entries = esp.path().join("loader/entries");
+    std::fs::create_dir_all(&entries).expect("mkdir");
+    std::fs::write(
+        esp.path().join("loader/loader.conf"),
+        "default hearth-a.conf\ntimeout 0\n",
+    )
+    .expect("loader.conf");
+    std::fs::write(entries.join("hearth-a.conf"), "title a\n").expect("a");
+    std::fs::write(entries.join("hearth-b.conf"), "title b\n").expect("b");
+    assert!(!run_as("systemd-boot", esp.path(), "a", true, "on_trial").ok);
+    let r = run_as("systemd-boot", esp.path(), "a", true, "refuse_systemd_boot");
+    assert_eq!(r.other, "hearth-b.conf", "{}", r.stderr);
+    assert!(entries.join("hearth-a+0-0.conf").is_file());
+    assert!(!entries.join("hearth-a.conf").exists());
+    let conf = std::fs::read_to_string(esp.path().join("loader/loader.conf")).expect("read");
+    assert!(conf.starts_with("default hearth-*\n"), "{conf}");
+
+    // b now on trial (two boots left, one done): on_trial says so, the entry is not renamed.
+    std::fs::rename(
+        entries.join("hearth-b.conf"),
+        entries.join("hearth-b+2-1.conf"),
+    )
+    .expect("rename");
+    assert!(run_as("systemd-boot", esp.path(), "b", true, "on_trial").ok);
+    let r = run_as("systemd-boot", esp.path(), "b", true, "refuse_systemd_boot");
+    assert_eq!(
+        r.other, "",
+        "a is +0-0: no other bootable entry: {}",
+        r.stderr
+    );
+    assert!(entries.join("hearth-b+2-1.conf").is_file());
 }
