@@ -14,6 +14,7 @@ pub mod names {
     pub const ESP: &str = "esp";
     pub const BOOTCONFIG: &str = "bootconfig";
     pub const DATA: &str = "data";
+    pub const UBOOT_ENV: &str = "uboot-env";
 }
 
 /// A board, as read from `board-configs/<name>.toml`.
@@ -130,6 +131,11 @@ pub enum BootMethod {
     SystemdBoot,
     /// Raspberry Pi firmware: `autoboot.txt` with `tryboot_a_b=1`, one boot partition per slot.
     RpiTryboot,
+    /// U-Boot (the board's own build) runs Hearth's `boot.scr` from the FAT boot partition
+    /// (`esp`): the A/B choice and boot counter live in a redundant environment on the
+    /// `uboot-env` partition (`crate::uboot`).
+    #[serde(rename = "u-boot")]
+    UBoot,
 }
 
 impl BootMethod {
@@ -138,7 +144,14 @@ impl BootMethod {
         match self {
             BootMethod::SystemdBoot => "systemd-boot",
             BootMethod::RpiTryboot => "rpi-tryboot",
+            BootMethod::UBoot => "u-boot",
         }
+    }
+
+    /// Whether the slots boot a kernel and an initrd from `hearth/X/` on the `esp` partition
+    /// (systemd-boot and U-Boot boards; the Pi has a boot partition per slot).
+    pub fn esp_slots(self) -> bool {
+        matches!(self, BootMethod::SystemdBoot | BootMethod::UBoot)
     }
 }
 
@@ -174,6 +187,14 @@ impl Slot {
             Slot::B => "b",
         }
     }
+
+    /// The letter as the U-Boot environment writes it (`BOOT_ORDER=A B`).
+    pub fn upper(self) -> &'static str {
+        match self {
+            Slot::A => "A",
+            Slot::B => "B",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -189,6 +210,9 @@ pub enum Role {
     Root,
     /// Writable state (ext4); grows to fill the medium on first boot.
     Data,
+    /// U-Boot boards: raw, the two copies of Hearth's boot environment (`crate::uboot`).
+    #[serde(rename = "uboot-env")]
+    UBootEnv,
 }
 
 /// One entry of a board's partition plan, in disk order.
@@ -210,6 +234,7 @@ impl PartitionSpec {
             Role::Boot => "boot",
             Role::Root => "root",
             Role::Data => names::DATA,
+            Role::UBootEnv => names::UBOOT_ENV,
         };
         match self.slot {
             Some(slot) => format!("{base}-{}", slot.letter()),
@@ -228,8 +253,14 @@ pub struct QemuSpec {
     pub cpu: String,
     pub memory_mib: u32,
     /// UEFI code image (read-only) and the variable store template copied per run.
-    pub firmware_code: PathBuf,
-    pub firmware_vars: PathBuf,
+    #[serde(default)]
+    pub firmware_code: Option<PathBuf>,
+    #[serde(default)]
+    pub firmware_vars: Option<PathBuf>,
+    /// Instead of UEFI: a firmware image QEMU runs from its boot ROM (`-bios`), e.g. Debian's
+    /// `u-boot-qemu` build for the `virt` machine.
+    #[serde(default)]
+    pub bios: Option<PathBuf>,
     /// UEFI code image built with Secure Boot (OVMF's `*.secboot.fd`, which needs SMM), for
     /// `hearth-image run --secure-boot`; the variables come from `firmware_vars` with the
     /// release's keys enrolled.

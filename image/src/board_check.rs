@@ -17,6 +17,13 @@ fn required_layout(boot: BootMethod) -> &'static [(Role, Option<Slot>)] {
             (Role::Root, Some(Slot::B)),
             (Role::Data, None),
         ],
+        BootMethod::UBoot => &[
+            (Role::Esp, None),
+            (Role::UBootEnv, None),
+            (Role::Root, Some(Slot::A)),
+            (Role::Root, Some(Slot::B)),
+            (Role::Data, None),
+        ],
         BootMethod::RpiTryboot => &[
             (Role::Bootconfig, None),
             (Role::Boot, Some(Slot::A)),
@@ -71,9 +78,21 @@ pub fn validate(board: &Board, file_stem: &str) -> Result<(), String> {
             "uki = true needs boot = \"systemd-boot\" (unified kernel images are EFI)".into(),
         );
     }
+    if let Some(q) = &board.qemu {
+        match (&q.bios, &q.firmware_code, &q.firmware_vars) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            _ => {
+                return Err(
+                    "[qemu] needs either bios or both firmware_code and firmware_vars".into(),
+                );
+            }
+        }
+    }
     match (board.boot, &board.rpi) {
         (BootMethod::RpiTryboot, None) => Err("an rpi-tryboot board needs an [rpi] table".into()),
-        (BootMethod::SystemdBoot, Some(_)) => Err("[rpi] only applies to rpi-tryboot".into()),
+        (BootMethod::SystemdBoot | BootMethod::UBoot, Some(_)) => {
+            Err("[rpi] only applies to rpi-tryboot".into())
+        }
         _ => Ok(()),
     }
 }
@@ -115,6 +134,7 @@ fn check_partitions(boot: BootMethod, parts: &[PartitionSpec]) -> Result<(), Str
             Role::Boot => MIN_BOOT_MIB,
             Role::Root => MIN_ROOT_MIB,
             Role::Data => MIN_DATA_MIB,
+            Role::UBootEnv => 1,
         };
         if part.size_mib < min {
             return Err(format!(

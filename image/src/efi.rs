@@ -6,7 +6,7 @@
 //! folder; the disk module packs it into the FAT ESP.
 use std::path::{Path, PathBuf};
 
-use crate::board::{Board, BootMethod, Slot};
+use crate::board::{Board, Slot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootFilesError {
@@ -55,7 +55,7 @@ pub fn cmdline(board: &Board, slot: Slot) -> String {
         "ro".to_string(),
         format!("hearth.slot={}", slot.letter()),
     ];
-    if board.boot == BootMethod::SystemdBoot {
+    if board.boot.esp_slots() {
         args.push(format!("panic={PANIC_REBOOT_SECS}"));
     }
     args.extend(board.kernel_cmdline.iter().cloned());

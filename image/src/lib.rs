@@ -32,6 +32,7 @@ pub mod rpi;
 pub mod run;
 pub mod seal;
 pub mod secureboot;
+pub mod uboot;
 pub mod uki;
 pub mod verify;
 pub mod verity;

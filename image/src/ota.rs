@@ -177,6 +177,7 @@ pub fn boot_backend(boot: BootMethod) -> BootBackend {
     match boot {
         BootMethod::SystemdBoot => BootBackend::SystemdBoot,
         BootMethod::RpiTryboot => BootBackend::Rpi,
+        BootMethod::UBoot => BootBackend::UBoot,
     }
 }
 
@@ -244,7 +245,7 @@ pub fn payloads(
 ) -> Result<Vec<(String, PathBuf)>> {
     let mut out = vec![("root".to_string(), root_img.to_path_buf())];
     match board.boot {
-        BootMethod::SystemdBoot => {
+        BootMethod::SystemdBoot | BootMethod::UBoot => {
             let boot = efi_boot.context("kernel and initrd for the bundle")?;
             match (&boot.uki, board.uki) {
                 (Some(uki), true) => out.push(("uki".into(), uki.uki.clone())),

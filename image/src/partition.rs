@@ -21,6 +21,9 @@ pub mod gpt_type {
     pub const ROOT_ARM64: &str = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE";
     /// Linux generic data: the only partition of this type, so systemd-repart finds it.
     pub const LINUX_DATA: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    /// U-Boot's own type for an environment partition (`PARTITION_U_BOOT_ENVIRONMENT` in its
+    /// `include/part_efi.h`).
+    pub const UBOOT_ENV: &str = "3DE21764-95BD-54BD-A5C3-4ABE786F38A8";
 }
 
 /// One partition placed on the disk.
@@ -102,6 +105,7 @@ fn type_guid(role: Role, arch: Arch) -> &'static str {
         (Role::Root, Arch::Amd64) => gpt_type::ROOT_X86_64,
         (Role::Root, Arch::Arm64) => gpt_type::ROOT_ARM64,
         (Role::Data, _) => gpt_type::LINUX_DATA,
+        (Role::UBootEnv, _) => gpt_type::UBOOT_ENV,
     }
 }
 

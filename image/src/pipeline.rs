@@ -16,7 +16,8 @@ use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
 use crate::{
-    bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, secureboot, uki, verity,
+    bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, secureboot, uboot, uki,
+    verity,
 };
 use hearth_ota::keys;
 
@@ -360,7 +361,7 @@ fn prepare_root(
     )?;
     // EFI roots are verity-protected: their initramfs refuses to boot without a root hash.
     let extra: Vec<(&str, &[u8])> = match board.boot {
-        BootMethod::SystemdBoot => vec![(verity::REQUIRED_MARKER, b"1\n")],
+        BootMethod::SystemdBoot | BootMethod::UBoot => vec![(verity::REQUIRED_MARKER, b"1\n")],
         BootMethod::RpiTryboot => Vec::new(),
     };
     let layer = initrd::layer_with_files(
@@ -423,7 +424,7 @@ fn seal_root(b: &Build, root: &Path, progress: &mut Progress) -> Result<SealedRo
     let cmd = seal::command(kind, root, &img, b.epoch, &uuid, Some(&sort), compression);
     let size = seal::seal(cmd, &img, b.runner)?;
     let verity = match b.board.boot {
-        BootMethod::SystemdBoot => Some(verity::format(
+        BootMethod::SystemdBoot | BootMethod::UBoot => Some(verity::format(
             &img,
             &b.seed,
             &derived_uuid(&b.seed, "verity"),
@@ -471,11 +472,11 @@ fn boot_files(
                 runner,
             )?)
         }
-        BootMethod::SystemdBoot => None,
+        BootMethod::SystemdBoot | BootMethod::UBoot => None,
     };
     // EFI: the slot's initrd is the root's with the verity root hash appended.
     let slot_boot = match (&sealed.verity, board.boot) {
-        (Some(v), BootMethod::SystemdBoot) => {
+        (Some(v), BootMethod::SystemdBoot | BootMethod::UBoot) => {
             let initrd = parts.join("initrd.img");
             verity::boot_initrd(
                 &efi::boot_file(root, "initrd.img-")?,
@@ -513,7 +514,7 @@ fn boot_files(
     // A --bundle-only build still stages the EFI files it bundles (kernel, initrd) from the
     // root, and on a Pi the boot partition image it bundles.
     let boot_parts = match (opts.bundle_only, board.boot) {
-        (true, BootMethod::SystemdBoot) => Vec::new(),
+        (true, BootMethod::SystemdBoot | BootMethod::UBoot) => Vec::new(),
         _ => boot_partitions(
             board,
             root,
@@ -954,6 +955,15 @@ fn boot_partitions(
             let dir = parts.join("stage-esp");
             let boot = slot_boot.context("the slot's kernel and verity initrd")?;
             efi::stage(board, root, &dir, version, filled, boot)?;
+            vec![("esp".to_string(), dir)]
+        }
+        BootMethod::UBoot => {
+            let dir = parts.join("stage-esp");
+            let boot = slot_boot.context("the slot's kernel and verity initrd")?;
+            uboot::stage(board, &dir, filled, boot, epoch, runner)?;
+            let env = parts.join("uboot-env.raw");
+            std::fs::write(&env, uboot::initial_env(filled))?;
+            out.push((crate::board::names::UBOOT_ENV.to_string(), env));
             vec![("esp".to_string(), dir)]
         }
         BootMethod::RpiTryboot => rpi::stage(

@@ -16,7 +16,14 @@ fn all_boards() -> Vec<Board> {
     let names = dir.names().expect("board-configs readable");
     assert_eq!(
         names,
-        ["arm64-efi", "qemu-x86_64", "rpi4", "rpi5", "x86_64-efi"],
+        [
+            "arm64-efi",
+            "qemu-arm64-uboot",
+            "qemu-x86_64",
+            "rpi4",
+            "rpi5",
+            "x86_64-efi"
+        ],
         "the boards the image issue asks for"
     );
     names
@@ -31,6 +38,7 @@ fn every_board_has_the_partition_names_the_updater_looks_up() {
         let names: Vec<&str> = board.partitions.iter().map(|p| p.name.as_str()).collect();
         let want: &[&str] = match board.boot {
             BootMethod::SystemdBoot => &["esp", "root-a", "root-b", "data"],
+            BootMethod::UBoot => &["esp", "uboot-env", "root-a", "root-b", "data"],
             BootMethod::RpiTryboot => {
                 &["bootconfig", "boot-a", "boot-b", "root-a", "root-b", "data"]
             }
@@ -259,6 +267,11 @@ fn list_boards_shows_boot_method_and_verification() {
     for (name, boot, verified) in [
         ("qemu-x86_64", "systemd-boot", "booted in QEMU (ci/e2e)"),
         ("arm64-efi", "systemd-boot", "booted in QEMU (ci/e2e-arm64)"),
+        (
+            "qemu-arm64-uboot",
+            "u-boot",
+            "booted in QEMU (ci/e2e-uboot)",
+        ),
         (
             "rpi4",
             "rpi-tryboot",
