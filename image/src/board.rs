@@ -49,6 +49,9 @@ pub struct Board {
     pub partitions: Vec<PartitionSpec>,
     pub qemu: Option<QemuSpec>,
     pub rpi: Option<RpiSpec>,
+    /// U-Boot boards (`boot = "u-boot"`): what the boot script needs to know of the board's
+    /// U-Boot build.
+    pub uboot: Option<UBootSpec>,
     /// How far this board's image is proven (`hearth-image list-boards` shows it).
     pub verified: Verified,
 }
@@ -266,6 +269,23 @@ pub struct QemuSpec {
     /// release's keys enrolled.
     #[serde(default)]
     pub firmware_code_secure_boot: Option<PathBuf>,
+}
+
+/// `[uboot]`: a U-Boot board's build, as Hearth's boot script (`crate::uboot`) uses it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UBootSpec {
+    /// RAM the boot script may use (128 KiB plus the board U-Boot's environment size) before it
+    /// loads the kernel: the board's
+    /// `kernel_addr_r` (the script hard-codes addresses: many builds, Debian's Rockchip ones
+    /// among them, have no `setexpr` to compute them).
+    pub scratch_addr: u64,
+    /// The device tree the kernel boots with: a path under the kernel's `dtbs` folder
+    /// (`/usr/lib/linux-image-<version>/`), copied per slot to `hearth/X/board.dtb` and loaded
+    /// at `fdt_addr_r`; none: the firmware's own tree (`${fdtcontroladdr}`, as QEMU's `virt`
+    /// provides).
+    #[serde(default)]
+    pub fdt: Option<String>,
 }
 
 /// Raspberry Pi boot files.

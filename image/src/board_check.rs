@@ -88,6 +88,13 @@ pub fn validate(board: &Board, file_stem: &str) -> Result<(), String> {
             }
         }
     }
+    match (board.boot, &board.uboot) {
+        (BootMethod::UBoot, None) => return Err("a u-boot board needs an [uboot] table".into()),
+        (BootMethod::SystemdBoot | BootMethod::RpiTryboot, Some(_)) => {
+            return Err("[uboot] only applies to u-boot boards".into());
+        }
+        _ => {}
+    }
     match (board.boot, &board.rpi) {
         (BootMethod::RpiTryboot, None) => Err("an rpi-tryboot board needs an [rpi] table".into()),
         (BootMethod::SystemdBoot | BootMethod::UBoot, Some(_)) => {

@@ -252,6 +252,11 @@ pub fn payloads(
                 (None, false) => {
                     out.push(("kernel".into(), boot.kernel.clone()));
                     out.push(("initrd".into(), boot.initrd.clone()));
+                    // A U-Boot board booting the kernel's own device tree: it changes with
+                    // the kernel, so the slot's copy is updated with it.
+                    if let Some(fdt) = &boot.fdt {
+                        out.push(("dtb".into(), fdt.clone()));
+                    }
                 }
                 _ => bail!(
                     "board {}: uki = {} but the build made no UKI",
@@ -478,6 +483,7 @@ mod tests {
             kernel: kernel.clone(),
             initrd: initrd.clone(),
             uki: None,
+            fdt: None,
         };
         let list = payloads(&b, &root_img, Some(&slot_boot), None).expect("payloads");
         let out = tmp.path().join("x.bundle");

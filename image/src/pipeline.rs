@@ -503,10 +503,15 @@ fn boot_files(
             } else {
                 None
             };
+            let fdt = match board.uboot.as_ref().and_then(|u| u.fdt.as_deref()) {
+                Some(rel) => Some(uboot::kernel_dtb(root, rel)?),
+                None => None,
+            };
             Some(efi::SlotBoot {
                 kernel,
                 initrd,
                 uki,
+                fdt,
             })
         }
         _ => None,
@@ -960,7 +965,15 @@ fn boot_partitions(
         BootMethod::UBoot => {
             let dir = parts.join("stage-esp");
             let boot = slot_boot.context("the slot's kernel and verity initrd")?;
-            uboot::stage(board, &dir, filled, boot, epoch, runner)?;
+            uboot::stage(
+                board,
+                &dir,
+                filled,
+                boot,
+                boot.fdt.as_deref(),
+                epoch,
+                runner,
+            )?;
             let env = parts.join("uboot-env.raw");
             std::fs::write(&env, uboot::initial_env(filled))?;
             out.push((crate::board::names::UBOOT_ENV.to_string(), env));

@@ -19,7 +19,7 @@ use std::process::Command;
 
 use hearth_ota::boot::uboot::{Env, encode};
 
-use crate::board::{Board, BootMethod, Role, Slot};
+use crate::board::{Board, BootMethod, Slot};
 use crate::cmd::Runner;
 use crate::efi::{self, BootFilesError, SlotBoot};
 
@@ -64,27 +64,68 @@ pub fn initial_env(filled: &[Slot]) -> Vec<u8> {
     bytes
 }
 
-/// The 1-based number of the `uboot-env` partition (what `part start` takes).
-pub fn env_partition_number(board: &Board) -> Option<usize> {
-    board
-        .partitions
-        .iter()
-        .position(|p| p.role == Role::UBootEnv)
-        .map(|i| i + 1)
+/// Where the environment copies live on the disk: the first block of `uboot-env` (the plan's
+/// offsets depend only on the board's partition sizes, and updates never move partitions).
+pub fn env_first_block(board: &Board) -> Option<u64> {
+    crate::partition::Plan::for_board(board, "")
+        .get(crate::board::names::UBOOT_ENV)
+        .map(|p| p.offset / crate::partition::SECTOR)
 }
 
-/// The boot script (hush, U-Boot's shell) for `board`. Needs `setexpr`, `itest`, `part`,
-/// `env import/export -c`, `load`, `booti` and block reads/writes of the boot device's type
-/// (`virtio`, `mmc`, `scsi`, `usb`, `nvme`: distro boot sets `devtype`/`devnum`); 512-byte
-/// blocks. U-Boot's numbers are hexadecimal (`test -gt` alone is decimal: only the small
-/// counters go through it).
+/// The boot script (hush, U-Boot's shell) for `board`. It uses only what Debian's U-Boot
+/// builds have in common: `itest`, `test`, `cp`/`mw`, `env import/export -c`, `load`, `booti`
+/// and block reads/writes of the boot device's type (`virtio`, `mmc`, `scsi`, `usb`, `nvme`:
+/// distro boot and bootstd set `devtype`/`devnum`/`distro_bootpart`). No `setexpr` (Debian's
+/// Rockchip builds have none), so every address and block number is written in by the builder
+/// and the two small sums the script needs (the next flags value, a counter minus one) are
+/// tables.
 pub fn boot_script(board: &Board) -> Result<String, BootFilesError> {
-    let part = env_partition_number(board)
+    let spec = board
+        .uboot
+        .as_ref()
+        .ok_or_else(|| BootFilesError::Missing("[uboot] table in the board file".into()))?;
+    let lba0 = env_first_block(board)
         .ok_or_else(|| BootFilesError::Missing("uboot-env partition in the board file".into()))?;
-    let args = |slot: Slot| efi::cmdline(board, slot).replace('"', "");
+    let size = ENV_SIZE as u64;
+    let blocks = size / crate::partition::SECTOR;
+    let s = spec.scratch_addr;
+    // Both copies are read at once to c0 (copy 1 follows at c0 + size); w is the copy to write
+    // (CRC, flags, data); t holds a copy as CRC + data for `env import/export -c`, last:
+    // `env export -c` clears the board's whole environment size (CONFIG_ENV_SIZE, 256 KiB on
+    // qemu_arm64) after it, whatever `-s` says (seen in U-Boot 2023.01).
+    let (c0, c1, w, t) = (s, s + size, s + 0x10000, s + 0x20000);
+    let hex = |v: u64| format!("{v:#x}");
+    let import = |c: u64| {
+        format!(
+            "cp.b {} {} 4; cp.b {} {} {}; env import -c {} {} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT",
+            hex(c),
+            hex(t),
+            hex(c + 5),
+            hex(t + 4),
+            hex(size - 5),
+            hex(t),
+            hex(size - 1)
+        )
+    };
+    // The next flags value after the newer copy's (at hearth_fsrc), into the copy to write.
+    let mut flags = String::new();
+    for v in 0..=255u32 {
+        flags.push_str(&format!(
+            "if itest.b *${{hearth_fsrc}} == {v:#04x}; then mw.b {} {:#04x} 1; fi\n",
+            hex(w + 4),
+            (v + 1) % 256
+        ));
+    }
     let mut walk = String::new();
     for slot in Slot::ALL {
         let (u, l) = (slot.upper(), slot.letter());
+        let mut minus_one = String::new();
+        for n in 1..=9 {
+            minus_one.push_str(&format!(
+                "\t\t\tif test \"${{BOOT_{u}_LEFT}}\" = {n}; then setenv BOOT_{u}_LEFT {}; fi\n",
+                n - 1
+            ));
+        }
         walk.push_str(&format!(
             "\telif test \"${{s}}\" = {u}; then\n\
              \t\tif test -e ${{devtype}} ${{devnum}}:${{distro_bootpart}} hearth/refused-{l}; then\n\
@@ -92,26 +133,73 @@ pub fn boot_script(board: &Board) -> Result<String, BootFilesError> {
              \t\telif test -z \"${{BOOT_{u}_LEFT}}\"; then\n\
              \t\t\tsetenv hearth_slot {l}\n\
              \t\telif test ${{BOOT_{u}_LEFT}} -gt 0; then\n\
-             \t\t\tsetexpr BOOT_{u}_LEFT ${{BOOT_{u}_LEFT}} - 1\n\
+             {minus_one}\
              \t\t\tsetenv hearth_slot {l}\n\
              \t\t\tsetenv hearth_trial 1\n\
              \t\t\tif run hearth_save; then true; else echo \"hearth: cannot save the boot counter\"; fi\n\
              \t\tfi\n"
         ));
     }
+    let (fdt_load, fdt) = match &spec.fdt {
+        Some(_) => (
+            format!(
+                "load ${{devtype}} ${{devnum}}:${{distro_bootpart}} ${{fdt_addr_r}} hearth/${{hearth_slot}}/{FDT_FILE}\n"
+            ),
+            "${fdt_addr_r}",
+        ),
+        None => (String::new(), "${fdtcontroladdr}"),
+    };
+    let args = |slot: Slot| efi::cmdline(board, slot).replace('"', "");
     Ok(SCRIPT_TEMPLATE
-        .replace("@PART@", &part.to_string())
-        .replace("@SIZE@", &format!("{ENV_SIZE:#x}"))
+        .replace("@SIZE@", &hex(size))
+        .replace("@LBA0@", &hex(lba0))
+        .replace("@LBA1@", &hex(lba0 + blocks))
+        .replace("@BLOCKS@", &hex(blocks))
+        .replace("@BLOCKS2@", &hex(2 * blocks))
+        .replace("@C0@", &hex(c0))
+        .replace("@F0@", &hex(c0 + 4))
+        .replace("@F1@", &hex(c1 + 4))
+        .replace("@W@", &hex(w))
+        .replace("@WF@", &hex(w + 4))
+        .replace("@T@", &hex(t))
+        .replace("@T4@", &hex(t + 4))
+        .replace("@W5@", &hex(w + 5))
+        .replace("@DSIZE@", &hex(size - 5))
+        .replace("@ISIZE@", &hex(size - 1))
+        .replace("@IMPORT0@", &import(c0))
+        .replace("@IMPORT1@", &import(c1))
+        .replace("@FLAGS@", &flags)
         .replace("@WALK@", &walk)
         .replace("@ARGS_A@", &args(Slot::A))
         .replace("@ARGS_B@", &args(Slot::B))
-        .replace("@FDT@", "${fdtcontroladdr}"))
+        .replace("@FDT_LOAD@", &fdt_load)
+        .replace("@FDT@", fdt))
 }
 
-const SCRIPT_TEMPLATE: &str = r#"# Hearth: A/B boot for U-Boot, written by hearth-image (image/src/uboot.rs; docs/ota.md).
+/// The device tree `rel` (e.g. `rockchip/rk3399-rockpro64.dtb`) of the root's newest kernel
+/// (`/usr/lib/linux-image-<version>/`).
+pub fn kernel_dtb(root: &Path, rel: &str) -> anyhow::Result<std::path::PathBuf> {
+    let lib = root.join("usr/lib");
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(&lib)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("linux-image-"))
+        .map(|e| e.path().join(rel))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("the root's kernel has no device tree {rel}"))
+}
+
+/// A slot's device tree on the boot partition (`[uboot] fdt` boards), beside its kernel.
+pub const FDT_FILE: &str = "board.dtb";
+
+const SCRIPT_TEMPLATE: &str = r#"# Hearth: A/B boot for U-Boot, written by hearth-image (image/src/uboot.rs; docs/image.md).
 # The A/B state is a redundant environment in the fw_setenv layout (CRC32, a flags byte,
-# name=value pairs): two copies of @SIZE@ bytes on partition @PART@ (uboot-env), the bytes the
-# agent reads and writes through /etc/fw_env.config. U-Boot's own environment is not used.
+# name=value pairs): two copies of @SIZE@ bytes at blocks @LBA0@ and @LBA1@ (the uboot-env
+# partition), the bytes the agent reads and writes through /etc/fw_env.config. U-Boot's own
+# environment is not used.
 #  1. Both copies are read; the valid one with the newer flags counter is imported
 #     (BOOT_ORDER, BOOT_A_LEFT, BOOT_B_LEFT). With none valid, slot a boots.
 #  2. BOOT_ORDER is walked: a slot whose initramfs refused its root (hearth/refused-X here)
@@ -119,43 +207,25 @@ const SCRIPT_TEMPLATE: &str = r#"# Hearth: A/B boot for U-Boot, written by heart
 #     above 0 is on trial: the counter is decremented and saved over the older copy, then the
 #     slot boots (its root read whole through dm-verity); a slot at 0 is skipped.
 #  3. No bootable slot: a message, and U-Boot waits here.
-setenv hearth_part @PART@
-setenv hearth_size @SIZE@
-setexpr hearth_blocks ${hearth_size} / 200
-setexpr hearth_dsize ${hearth_size} - 5
-setexpr hearth_isize ${hearth_size} - 1
-setexpr hearth_c0 ${kernel_addr_r} + 0
-setexpr hearth_c1 ${kernel_addr_r} + 100000
-setexpr hearth_t ${kernel_addr_r} + 200000
-setexpr hearth_w ${kernel_addr_r} + 300000
-part start ${devtype} ${devnum} ${hearth_part} hearth_lba0
-setexpr hearth_lba1 ${hearth_lba0} + ${hearth_blocks}
+# Addresses and block numbers are the builder's (many U-Boot builds cannot compute them).
 ${devtype} dev ${devnum}
-${devtype} read ${hearth_c0} ${hearth_lba0} ${hearth_blocks}
-${devtype} read ${hearth_c1} ${hearth_lba1} ${hearth_blocks}
-# A copy at hearth_c, made CRC + data at hearth_t, imported when its CRC matches.
-setenv hearth_import 'cp.b ${hearth_c} ${hearth_t} 4; setexpr hearth_x ${hearth_c} + 5; setexpr hearth_y ${hearth_t} + 4; cp.b ${hearth_x} ${hearth_y} ${hearth_dsize}; env import -c ${hearth_t} ${hearth_isize} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT'
-# The three variables as a copy (CRC, flags hearth_fnext, data) over the older copy.
-setenv hearth_save 'env export -c -s ${hearth_isize} ${hearth_t} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT; cp.b ${hearth_t} ${hearth_w} 4; setexpr hearth_x ${hearth_w} + 4; mw.b ${hearth_x} ${hearth_fnext} 1; setexpr hearth_x ${hearth_w} + 5; setexpr hearth_y ${hearth_t} + 4; cp.b ${hearth_y} ${hearth_x} ${hearth_dsize}; ${devtype} write ${hearth_w} ${hearth_lbaw} ${hearth_blocks}'
+${devtype} read @C0@ @LBA0@ @BLOCKS2@
+setenv hearth_import0 '@IMPORT0@'
+setenv hearth_import1 '@IMPORT1@'
+setenv hearth_save 'env export -c -s @ISIZE@ @T@ BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT; cp.b @T@ @W@ 4; cp.b @T4@ @W5@ @DSIZE@; ${devtype} write @W@ ${hearth_lbaw} @BLOCKS@'
 setenv hearth_ok0
 setenv hearth_ok1
-setenv hearth_c ${hearth_c0}
-if run hearth_import; then setenv hearth_ok0 1; fi
-setenv hearth_c ${hearth_c1}
-if run hearth_import; then setenv hearth_ok1 1; fi
-setexpr hearth_x ${hearth_c0} + 4
-setexpr.b hearth_f0 *${hearth_x}
-setexpr hearth_x ${hearth_c1} + 4
-setexpr.b hearth_f1 *${hearth_x}
+if run hearth_import0; then setenv hearth_ok0 1; fi
+if run hearth_import1; then setenv hearth_ok1 1; fi
 # The newer copy: the higher flags counter, which wraps (0 is newer than ff), as fw_setenv.
 setenv hearth_cur
 if test -n "${hearth_ok0}" && test -n "${hearth_ok1}"; then
 	setenv hearth_cur 0
-	if itest ${hearth_f1} == 0 && itest ${hearth_f0} == ff; then
+	if itest.b *@F1@ == 0 && itest.b *@F0@ == 0xff; then
 		setenv hearth_cur 1
-	elif itest ${hearth_f1} == ff && itest ${hearth_f0} == 0; then
+	elif itest.b *@F1@ == 0xff && itest.b *@F0@ == 0; then
 		setenv hearth_cur 0
-	elif itest ${hearth_f1} > ${hearth_f0}; then
+	elif itest.b *@F1@ > *@F0@; then
 		setenv hearth_cur 1
 	fi
 elif test -n "${hearth_ok0}"; then
@@ -168,23 +238,23 @@ fi
 setenv BOOT_ORDER
 setenv BOOT_A_LEFT
 setenv BOOT_B_LEFT
+mw.b @WF@ 1 1
 if test "${hearth_cur}" = 0; then
-	setenv hearth_c ${hearth_c0}
-	run hearth_import
-	setexpr hearth_fnext ${hearth_f0} + 1
-	setenv hearth_lbaw ${hearth_lba1}
+	run hearth_import0
+	setenv hearth_fsrc @F0@
+	setenv hearth_lbaw @LBA1@
 elif test "${hearth_cur}" = 1; then
-	setenv hearth_c ${hearth_c1}
-	run hearth_import
-	setexpr hearth_fnext ${hearth_f1} + 1
-	setenv hearth_lbaw ${hearth_lba0}
+	run hearth_import1
+	setenv hearth_fsrc @F1@
+	setenv hearth_lbaw @LBA0@
 else
-	echo "hearth: no valid copy of the boot environment on partition ${hearth_part}; booting slot a"
+	echo "hearth: no valid copy of the boot environment; booting slot a"
 	setenv BOOT_ORDER A
-	setenv hearth_fnext 1
-	setenv hearth_lbaw ${hearth_lba0}
+	setenv hearth_fsrc
+	setenv hearth_lbaw @LBA0@
 fi
-setexpr hearth_fnext ${hearth_fnext} % 100
+if test -n "${hearth_fsrc}"; then
+@FLAGS@fi
 echo "hearth: BOOT_ORDER=${BOOT_ORDER} BOOT_A_LEFT=${BOOT_A_LEFT} BOOT_B_LEFT=${BOOT_B_LEFT} (copy ${hearth_cur})"
 setenv hearth_slot
 setenv hearth_trial
@@ -210,18 +280,20 @@ else
 fi
 echo "hearth: kernel command line: ${bootargs}"
 load ${devtype} ${devnum}:${distro_bootpart} ${kernel_addr_r} hearth/${hearth_slot}/vmlinuz
-load ${devtype} ${devnum}:${distro_bootpart} ${ramdisk_addr_r} hearth/${hearth_slot}/initrd.img
+@FDT_LOAD@load ${devtype} ${devnum}:${distro_bootpart} ${ramdisk_addr_r} hearth/${hearth_slot}/initrd.img
 booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} @FDT@
 echo "hearth: slot ${hearth_slot} did not boot"
 "#;
 
 /// Writes the boot partition's files into `staging`: the boot script (source and compiled with
-/// `mkimage`, u-boot-tools) and the filled slots' kernel and initrd.
+/// `mkimage`, u-boot-tools) and the filled slots' kernel, initrd and (`[uboot] fdt` boards)
+/// device tree.
 pub fn stage(
     board: &Board,
     staging: &Path,
     filled: &[Slot],
     boot: &SlotBoot,
+    fdt: Option<&Path>,
     epoch: u64,
     runner: &Runner,
 ) -> anyhow::Result<()> {
@@ -242,6 +314,9 @@ pub fn stage(
         let dir = staging.join("hearth").join(slot.letter());
         efi::copy(&boot.kernel, &dir.join("vmlinuz"))?;
         efi::copy(&boot.initrd, &dir.join("initrd.img"))?;
+        if let Some(fdt) = fdt {
+            efi::copy(fdt, &dir.join(FDT_FILE))?;
+        }
     }
     Ok(())
 }
@@ -277,14 +352,28 @@ mod tests {
     fn the_script_names_the_env_partition_and_each_slots_root() {
         let b = board();
         let script = boot_script(&b).expect("script");
-        assert!(script.contains("setenv hearth_part 2\n"), "{script}");
-        assert!(script.contains("setenv hearth_size 0x4000\n"));
+        // uboot-env follows the 256 MiB esp, which starts at 1 MiB: block 526336 = 0x80800.
+        assert!(
+            script.contains("read 0x40400000 0x80800 0x40\n"),
+            "{script}"
+        );
+        assert!(script.contains("setenv hearth_lbaw 0x80820\n"), "{script}");
+        assert!(
+            !script.contains("setexpr"),
+            "Debian's Rockchip U-Boot has no setexpr"
+        );
+        assert!(
+            script.contains("== 0xff; then mw.b 0x40410004 0x00 1; fi"),
+            "flags wrap"
+        );
         for slot in Slot::ALL {
             let (u, l) = (slot.upper(), slot.letter());
             assert!(script.contains(&format!("root=PARTLABEL=root-{l} ")));
             assert!(script.contains(&format!("hearth.slot={l}")));
             assert!(script.contains(&format!("hearth/refused-{l}; then")));
-            assert!(script.contains(&format!("setexpr BOOT_{u}_LEFT ${{BOOT_{u}_LEFT}} - 1")));
+            assert!(script.contains(&format!(
+                "if test \"${{BOOT_{u}_LEFT}}\" = 3; then setenv BOOT_{u}_LEFT 2; fi"
+            )));
         }
         assert!(!script.contains('@'), "a placeholder left: {script}");
         // Every block the template opens is closed (hush refuses the whole script otherwise).
