@@ -286,6 +286,25 @@ pub struct UBootSpec {
     /// provides).
     #[serde(default)]
     pub fdt: Option<String>,
+    /// An SBC's U-Boot, written by the image where the SoC's boot ROM reads it (QEMU's is
+    /// given to the emulator instead).
+    #[serde(default)]
+    pub firmware: Option<UBootFirmware>,
+}
+
+/// `[uboot.firmware]`: the board's U-Boot build from a Debian package, written raw onto the
+/// disk before the first partition.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UBootFirmware {
+    /// The package (unpacked, not installed), e.g. `u-boot-rockchip`.
+    pub package: String,
+    /// The file in it, e.g. `usr/lib/u-boot/rockpro64-rk3399/u-boot-rockchip.bin`.
+    pub file: String,
+    /// Where on the disk the boot ROM reads it, in bytes (Rockchip: sector 64, 32768).
+    pub offset: u64,
+    /// Where the first partition starts (MiB): after the firmware's end.
+    pub first_partition_mib: u64,
 }
 
 /// Raspberry Pi boot files.

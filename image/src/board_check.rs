@@ -88,6 +88,15 @@ pub fn validate(board: &Board, file_stem: &str) -> Result<(), String> {
             }
         }
     }
+    if let Some(fw) = board.uboot.as_ref().and_then(|u| u.firmware.as_ref()) {
+        // The primary GPT takes the first 34 sectors.
+        if fw.offset < 34 * 512 || fw.offset >= fw.first_partition_mib << 20 {
+            return Err(format!(
+                "[uboot.firmware] offset {} must lie between the partition table (17408) and the first partition ({} MiB)",
+                fw.offset, fw.first_partition_mib
+            ));
+        }
+    }
     match (board.boot, &board.uboot) {
         (BootMethod::UBoot, None) => return Err("a u-boot board needs an [uboot] table".into()),
         (BootMethod::SystemdBoot | BootMethod::RpiTryboot, Some(_)) => {

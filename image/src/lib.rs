@@ -19,6 +19,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 pub mod artifacts;
 pub mod build;
+pub mod debpkg;
 pub mod disk;
 pub mod efi;
 pub mod flash;

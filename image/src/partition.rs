@@ -50,7 +50,12 @@ impl Plan {
     /// Lays the board's partitions out back to back from 1 MiB. Identifiers are derived from
     /// `seed` (board and version), so the same inputs give the same table.
     pub fn for_board(board: &Board, seed: &str) -> Plan {
-        let mut offset = ALIGN;
+        // An SBC's U-Boot sits before the first partition (`[uboot.firmware]`).
+        let mut offset = board
+            .uboot
+            .as_ref()
+            .and_then(|u| u.firmware.as_ref())
+            .map_or(ALIGN, |f| f.first_partition_mib * ALIGN);
         let mut partitions = Vec::with_capacity(board.partitions.len());
         for spec in &board.partitions {
             let size = spec.size_mib * 1024 * 1024;

@@ -219,6 +219,8 @@ struct SealedRoot {
 struct BootFiles {
     plan: Plan,
     filled: Vec<Slot>,
+    /// The Pi's firmware folder, or a U-Boot SBC's U-Boot (`dir` is then the file written
+    /// before the first partition).
     firmware: Option<rpi::Firmware>,
     boot_parts: Vec<(String, PathBuf)>,
     data_img: Option<PathBuf>,
@@ -472,7 +474,32 @@ fn boot_files(
                 runner,
             )?)
         }
-        BootMethod::SystemdBoot | BootMethod::UBoot => None,
+        BootMethod::UBoot => match board.uboot.as_ref().and_then(|u| u.firmware.as_ref()) {
+            Some(fw) => {
+                let common = b.ws.boards().common()?;
+                let fetched =
+                    crate::debpkg::fetch(board, &fw.package, &common.mirror, &opts.cache, runner)?;
+                let file = fetched.dir.join(&fw.file);
+                let len = std::fs::metadata(&file)
+                    .with_context(|| format!("{} has no {}", fw.package, fw.file))?
+                    .len();
+                if fw.offset + len > fw.first_partition_mib << 20 {
+                    bail!(
+                        "{} ({len} bytes at {}) runs into the first partition at {} MiB",
+                        fw.file,
+                        fw.offset,
+                        fw.first_partition_mib
+                    );
+                }
+                Some(rpi::Firmware {
+                    dir: file,
+                    package: fetched.package,
+                    version: fetched.version,
+                })
+            }
+            None => None,
+        },
+        BootMethod::SystemdBoot => None,
     };
     // EFI: the slot's initrd is the root's with the verity root hash appended.
     let slot_boot = match (&sealed.verity, board.boot) {
@@ -660,6 +687,16 @@ fn assemble_disk(
             .map(|(n, p)| (n.as_str(), p.as_path()))
             .collect();
         disk::assemble(&boot.plan, &refs, &raw, b.runner)?;
+        // A U-Boot SBC's boot loader, where its boot ROM reads it (after the GPT).
+        if let (Some(fw), Some(spec)) = (
+            &boot.firmware,
+            b.board.uboot.as_ref().and_then(|u| u.firmware.as_ref()),
+        ) {
+            let bytes = std::fs::read(&fw.dir).with_context(|| format!("{}", fw.dir.display()))?;
+            let disk = std::fs::OpenOptions::new().write(true).open(&raw)?;
+            std::os::unix::fs::FileExt::write_all_at(&disk, &bytes, spec.offset)?;
+            disk.sync_all()?;
+        }
         progress.finish(&format!("{} MiB", boot.plan.disk_size >> 20));
     } else {
         progress.finish("skipped (--bundle-only)");
@@ -749,7 +786,13 @@ fn publish(
         packages.push(artifacts::Package {
             name: fw.package.clone(),
             version: fw.version.clone(),
-            arch: format!("{} (boot partitions only)", board.arch.debian()),
+            arch: match board.boot {
+                BootMethod::UBoot => format!(
+                    "{} (boot loader, before the partitions)",
+                    board.arch.debian()
+                ),
+                _ => format!("{} (boot partitions only)", board.arch.debian()),
+            },
             shipped_bytes: None,
         });
     }

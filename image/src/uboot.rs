@@ -390,6 +390,23 @@ mod tests {
         assert_eq!(count("for") + count("while"), count("done"));
     }
 
+    /// An SBC: its U-Boot before the first partition moves the environment's blocks, its
+    /// `kernel_addr_r` is the scratch area, and the slot's own device tree is loaded.
+    #[test]
+    fn the_rockpro64_script_uses_its_addresses_and_device_tree() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../board-configs/rockpro64.toml");
+        let b = load_board_file(&path).expect("board");
+        let script = boot_script(&b).expect("script");
+        // esp at 16 MiB, 256 MiB long: uboot-env at 272 MiB = block 0x88000.
+        assert!(script.contains("read 0x2080000 0x88000 0x40\n"), "{script}");
+        assert!(script.contains("${fdt_addr_r} hearth/${hearth_slot}/board.dtb\n"));
+        assert!(
+            script.contains("booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr_r}\n")
+        );
+        assert!(script.contains("console=ttyS2,1500000"));
+        assert!(!script.contains("fdtcontroladdr"));
+    }
+
     #[test]
     fn the_overlay_names_the_same_copies_as_the_builder() {
         let overlay =
