@@ -14,6 +14,7 @@ pub mod names {
     pub const ESP: &str = "esp";
     pub const BOOTCONFIG: &str = "bootconfig";
     pub const DATA: &str = "data";
+    pub const UBOOT_ENV: &str = "uboot-env";
 }
 
 /// A board, as read from `board-configs/<name>.toml`.
@@ -48,6 +49,9 @@ pub struct Board {
     pub partitions: Vec<PartitionSpec>,
     pub qemu: Option<QemuSpec>,
     pub rpi: Option<RpiSpec>,
+    /// U-Boot boards (`boot = "u-boot"`): what the boot script needs to know of the board's
+    /// U-Boot build.
+    pub uboot: Option<UBootSpec>,
     /// How far this board's image is proven (`hearth-image list-boards` shows it).
     pub verified: Verified,
 }
@@ -130,6 +134,11 @@ pub enum BootMethod {
     SystemdBoot,
     /// Raspberry Pi firmware: `autoboot.txt` with `tryboot_a_b=1`, one boot partition per slot.
     RpiTryboot,
+    /// U-Boot (the board's own build) runs Hearth's `boot.scr` from the FAT boot partition
+    /// (`esp`): the A/B choice and boot counter live in a redundant environment on the
+    /// `uboot-env` partition (`crate::uboot`).
+    #[serde(rename = "u-boot")]
+    UBoot,
 }
 
 impl BootMethod {
@@ -138,7 +147,14 @@ impl BootMethod {
         match self {
             BootMethod::SystemdBoot => "systemd-boot",
             BootMethod::RpiTryboot => "rpi-tryboot",
+            BootMethod::UBoot => "u-boot",
         }
+    }
+
+    /// Whether the slots boot a kernel and an initrd from `hearth/X/` on the `esp` partition
+    /// (systemd-boot and U-Boot boards; the Pi has a boot partition per slot).
+    pub fn esp_slots(self) -> bool {
+        matches!(self, BootMethod::SystemdBoot | BootMethod::UBoot)
     }
 }
 
@@ -174,6 +190,14 @@ impl Slot {
             Slot::B => "b",
         }
     }
+
+    /// The letter as the U-Boot environment writes it (`BOOT_ORDER=A B`).
+    pub fn upper(self) -> &'static str {
+        match self {
+            Slot::A => "A",
+            Slot::B => "B",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -189,6 +213,9 @@ pub enum Role {
     Root,
     /// Writable state (ext4); grows to fill the medium on first boot.
     Data,
+    /// U-Boot boards: raw, the two copies of Hearth's boot environment (`crate::uboot`).
+    #[serde(rename = "uboot-env")]
+    UBootEnv,
 }
 
 /// One entry of a board's partition plan, in disk order.
@@ -210,6 +237,7 @@ impl PartitionSpec {
             Role::Boot => "boot",
             Role::Root => "root",
             Role::Data => names::DATA,
+            Role::UBootEnv => names::UBOOT_ENV,
         };
         match self.slot {
             Some(slot) => format!("{base}-{}", slot.letter()),
@@ -228,13 +256,55 @@ pub struct QemuSpec {
     pub cpu: String,
     pub memory_mib: u32,
     /// UEFI code image (read-only) and the variable store template copied per run.
-    pub firmware_code: PathBuf,
-    pub firmware_vars: PathBuf,
+    #[serde(default)]
+    pub firmware_code: Option<PathBuf>,
+    #[serde(default)]
+    pub firmware_vars: Option<PathBuf>,
+    /// Instead of UEFI: a firmware image QEMU runs from its boot ROM (`-bios`), e.g. Debian's
+    /// `u-boot-qemu` build for the `virt` machine.
+    #[serde(default)]
+    pub bios: Option<PathBuf>,
     /// UEFI code image built with Secure Boot (OVMF's `*.secboot.fd`, which needs SMM), for
     /// `hearth-image run --secure-boot`; the variables come from `firmware_vars` with the
     /// release's keys enrolled.
     #[serde(default)]
     pub firmware_code_secure_boot: Option<PathBuf>,
+}
+
+/// `[uboot]`: a U-Boot board's build, as Hearth's boot script (`crate::uboot`) uses it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UBootSpec {
+    /// RAM the boot script may use (128 KiB plus the board U-Boot's environment size) before it
+    /// loads the kernel: the board's
+    /// `kernel_addr_r` (the script hard-codes addresses: many builds, Debian's Rockchip ones
+    /// among them, have no `setexpr` to compute them).
+    pub scratch_addr: u64,
+    /// The device tree the kernel boots with: a path under the kernel's `dtbs` folder
+    /// (`/usr/lib/linux-image-<version>/`), copied per slot to `hearth/X/board.dtb` and loaded
+    /// at `fdt_addr_r`; none: the firmware's own tree (`${fdtcontroladdr}`, as QEMU's `virt`
+    /// provides).
+    #[serde(default)]
+    pub fdt: Option<String>,
+    /// An SBC's U-Boot, written by the image where the SoC's boot ROM reads it (QEMU's is
+    /// given to the emulator instead).
+    #[serde(default)]
+    pub firmware: Option<UBootFirmware>,
+}
+
+/// `[uboot.firmware]`: the board's U-Boot build from a Debian package, written raw onto the
+/// disk before the first partition.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UBootFirmware {
+    /// The package (unpacked, not installed), e.g. `u-boot-rockchip`.
+    pub package: String,
+    /// The file in it, e.g. `usr/lib/u-boot/rockpro64-rk3399/u-boot-rockchip.bin`.
+    pub file: String,
+    /// Where on the disk the boot ROM reads it, in bytes (Rockchip: sector 64, 32768).
+    pub offset: u64,
+    /// Where the first partition starts (MiB): after the firmware's end.
+    pub first_partition_mib: u64,
 }
 
 /// Raspberry Pi boot files.

@@ -17,6 +17,13 @@ fn required_layout(boot: BootMethod) -> &'static [(Role, Option<Slot>)] {
             (Role::Root, Some(Slot::B)),
             (Role::Data, None),
         ],
+        BootMethod::UBoot => &[
+            (Role::Esp, None),
+            (Role::UBootEnv, None),
+            (Role::Root, Some(Slot::A)),
+            (Role::Root, Some(Slot::B)),
+            (Role::Data, None),
+        ],
         BootMethod::RpiTryboot => &[
             (Role::Bootconfig, None),
             (Role::Boot, Some(Slot::A)),
@@ -71,9 +78,37 @@ pub fn validate(board: &Board, file_stem: &str) -> Result<(), String> {
             "uki = true needs boot = \"systemd-boot\" (unified kernel images are EFI)".into(),
         );
     }
+    if let Some(q) = &board.qemu {
+        match (&q.bios, &q.firmware_code, &q.firmware_vars) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            _ => {
+                return Err(
+                    "[qemu] needs either bios or both firmware_code and firmware_vars".into(),
+                );
+            }
+        }
+    }
+    if let Some(fw) = board.uboot.as_ref().and_then(|u| u.firmware.as_ref()) {
+        // The primary GPT takes the first 34 sectors.
+        if fw.offset < 34 * 512 || fw.offset >= fw.first_partition_mib << 20 {
+            return Err(format!(
+                "[uboot.firmware] offset {} must lie between the partition table (17408) and the first partition ({} MiB)",
+                fw.offset, fw.first_partition_mib
+            ));
+        }
+    }
+    match (board.boot, &board.uboot) {
+        (BootMethod::UBoot, None) => return Err("a u-boot board needs an [uboot] table".into()),
+        (BootMethod::SystemdBoot | BootMethod::RpiTryboot, Some(_)) => {
+            return Err("[uboot] only applies to u-boot boards".into());
+        }
+        _ => {}
+    }
     match (board.boot, &board.rpi) {
         (BootMethod::RpiTryboot, None) => Err("an rpi-tryboot board needs an [rpi] table".into()),
-        (BootMethod::SystemdBoot, Some(_)) => Err("[rpi] only applies to rpi-tryboot".into()),
+        (BootMethod::SystemdBoot | BootMethod::UBoot, Some(_)) => {
+            Err("[rpi] only applies to rpi-tryboot".into())
+        }
         _ => Ok(()),
     }
 }
@@ -115,6 +150,7 @@ fn check_partitions(boot: BootMethod, parts: &[PartitionSpec]) -> Result<(), Str
             Role::Boot => MIN_BOOT_MIB,
             Role::Root => MIN_ROOT_MIB,
             Role::Data => MIN_DATA_MIB,
+            Role::UBootEnv => 1,
         };
         if part.size_mib < min {
             return Err(format!(

@@ -153,6 +153,9 @@ pub struct SlotBoot {
     /// On `uki = true` boards: the UKI (kernel, that initrd, [`uki_cmdline`]) and each slot's
     /// addon; the ESP and the bundle carry these instead of the kernel and initrd.
     pub uki: Option<UkiBoot>,
+    /// U-Boot boards with `[uboot] fdt`: the device tree the slot's kernel boots with (the
+    /// boot partition's `hearth/X/board.dtb` and the bundle's `dtb` payload).
+    pub fdt: Option<PathBuf>,
 }
 
 /// A board's UKI, the two slots' addons and the boot loader, all signed with the release's
@@ -298,6 +301,7 @@ mod tests {
             kernel: root.join("boot/vmlinuz-6.12"),
             initrd: tmp.path().join("initrd-verity"),
             uki: None,
+            fdt: None,
         };
         stage(&board(), &root, &esp, "1.0", &[Slot::A], &boot).expect("stage");
         assert!(esp.join("EFI/BOOT/BOOTX64.EFI").is_file());
@@ -341,6 +345,7 @@ mod tests {
                 loader: tmp.path().join("signed-boot"),
                 enrol: vec![("PK.auth".into(), tmp.path().join("PK.auth"))],
             }),
+            fdt: None,
         };
         let esp = tmp.path().join("esp");
         stage(&board(), &root, &esp, "2.0", &[Slot::A], &boot).expect("stage");

@@ -19,6 +19,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 pub mod artifacts;
 pub mod build;
+pub mod debpkg;
 pub mod disk;
 pub mod efi;
 pub mod flash;
@@ -32,6 +33,7 @@ pub mod rpi;
 pub mod run;
 pub mod seal;
 pub mod secureboot;
+pub mod uboot;
 pub mod uki;
 pub mod verify;
 pub mod verity;

@@ -177,6 +177,7 @@ pub fn boot_backend(boot: BootMethod) -> BootBackend {
     match boot {
         BootMethod::SystemdBoot => BootBackend::SystemdBoot,
         BootMethod::RpiTryboot => BootBackend::Rpi,
+        BootMethod::UBoot => BootBackend::UBoot,
     }
 }
 
@@ -244,13 +245,18 @@ pub fn payloads(
 ) -> Result<Vec<(String, PathBuf)>> {
     let mut out = vec![("root".to_string(), root_img.to_path_buf())];
     match board.boot {
-        BootMethod::SystemdBoot => {
+        BootMethod::SystemdBoot | BootMethod::UBoot => {
             let boot = efi_boot.context("kernel and initrd for the bundle")?;
             match (&boot.uki, board.uki) {
                 (Some(uki), true) => out.push(("uki".into(), uki.uki.clone())),
                 (None, false) => {
                     out.push(("kernel".into(), boot.kernel.clone()));
                     out.push(("initrd".into(), boot.initrd.clone()));
+                    // A U-Boot board booting the kernel's own device tree: it changes with
+                    // the kernel, so the slot's copy is updated with it.
+                    if let Some(fdt) = &boot.fdt {
+                        out.push(("dtb".into(), fdt.clone()));
+                    }
                 }
                 _ => bail!(
                     "board {}: uki = {} but the build made no UKI",
@@ -477,6 +483,7 @@ mod tests {
             kernel: kernel.clone(),
             initrd: initrd.clone(),
             uki: None,
+            fdt: None,
         };
         let list = payloads(&b, &root_img, Some(&slot_boot), None).expect("payloads");
         let out = tmp.path().join("x.bundle");

@@ -21,6 +21,9 @@ pub mod gpt_type {
     pub const ROOT_ARM64: &str = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE";
     /// Linux generic data: the only partition of this type, so systemd-repart finds it.
     pub const LINUX_DATA: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    /// U-Boot's own type for an environment partition (`PARTITION_U_BOOT_ENVIRONMENT` in its
+    /// `include/part_efi.h`).
+    pub const UBOOT_ENV: &str = "3DE21764-95BD-54BD-A5C3-4ABE786F38A8";
 }
 
 /// One partition placed on the disk.
@@ -47,7 +50,12 @@ impl Plan {
     /// Lays the board's partitions out back to back from 1 MiB. Identifiers are derived from
     /// `seed` (board and version), so the same inputs give the same table.
     pub fn for_board(board: &Board, seed: &str) -> Plan {
-        let mut offset = ALIGN;
+        // An SBC's U-Boot sits before the first partition (`[uboot.firmware]`).
+        let mut offset = board
+            .uboot
+            .as_ref()
+            .and_then(|u| u.firmware.as_ref())
+            .map_or(ALIGN, |f| f.first_partition_mib * ALIGN);
         let mut partitions = Vec::with_capacity(board.partitions.len());
         for spec in &board.partitions {
             let size = spec.size_mib * 1024 * 1024;
@@ -102,6 +110,7 @@ fn type_guid(role: Role, arch: Arch) -> &'static str {
         (Role::Root, Arch::Amd64) => gpt_type::ROOT_X86_64,
         (Role::Root, Arch::Arm64) => gpt_type::ROOT_ARM64,
         (Role::Data, _) => gpt_type::LINUX_DATA,
+        (Role::UBootEnv, _) => gpt_type::UBOOT_ENV,
     }
 }
 

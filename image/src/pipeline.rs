@@ -16,7 +16,8 @@ use crate::progress::Progress;
 use crate::rootfs::RootContent;
 use crate::workspace::Workspace;
 use crate::{
-    bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, secureboot, uki, verity,
+    bootstrap, disk, efi, fsutil, initrd, lint, ota, rootfs, rpi, seal, secureboot, uboot, uki,
+    verity,
 };
 use hearth_ota::keys;
 
@@ -218,6 +219,8 @@ struct SealedRoot {
 struct BootFiles {
     plan: Plan,
     filled: Vec<Slot>,
+    /// The Pi's firmware folder, or a U-Boot SBC's U-Boot (`dir` is then the file written
+    /// before the first partition).
     firmware: Option<rpi::Firmware>,
     boot_parts: Vec<(String, PathBuf)>,
     data_img: Option<PathBuf>,
@@ -457,6 +460,31 @@ fn boot_files(
                 runner,
             )?)
         }
+        BootMethod::UBoot => match board.uboot.as_ref().and_then(|u| u.firmware.as_ref()) {
+            Some(fw) => {
+                let common = b.ws.boards().common()?;
+                let fetched =
+                    crate::debpkg::fetch(board, &fw.package, &common.mirror, &opts.cache, runner)?;
+                let file = fetched.dir.join(&fw.file);
+                let len = std::fs::metadata(&file)
+                    .with_context(|| format!("{} has no {}", fw.package, fw.file))?
+                    .len();
+                if fw.offset + len > fw.first_partition_mib << 20 {
+                    bail!(
+                        "{} ({len} bytes at {}) runs into the first partition at {} MiB",
+                        fw.file,
+                        fw.offset,
+                        fw.first_partition_mib
+                    );
+                }
+                Some(rpi::Firmware {
+                    dir: file,
+                    package: fetched.package,
+                    version: fetched.version,
+                })
+            }
+            None => None,
+        },
         BootMethod::SystemdBoot => None,
     };
     // The slot's initrd (the ESP's, or the Pi boot partition's): the root's with the verity
@@ -471,7 +499,7 @@ fn boot_files(
     )?;
     let v = &sealed.verity;
     let slot_boot = match board.boot {
-        BootMethod::SystemdBoot => {
+        BootMethod::SystemdBoot | BootMethod::UBoot => {
             let kernel = efi::boot_file(root, "vmlinuz-")?;
             let uki = if board.uki {
                 let keys =
@@ -490,10 +518,15 @@ fn boot_files(
             } else {
                 None
             };
+            let fdt = match board.uboot.as_ref().and_then(|u| u.fdt.as_deref()) {
+                Some(rel) => Some(uboot::kernel_dtb(root, rel)?),
+                None => None,
+            };
             Some(efi::SlotBoot {
                 kernel,
                 initrd: initrd.clone(),
                 uki,
+                fdt,
             })
         }
         BootMethod::RpiTryboot => None,
@@ -501,7 +534,7 @@ fn boot_files(
     // A --bundle-only build still stages the EFI files it bundles (kernel, initrd) from the
     // root, and on a Pi the boot partition image it bundles.
     let boot_parts = match (opts.bundle_only, board.boot) {
-        (true, BootMethod::SystemdBoot) => Vec::new(),
+        (true, BootMethod::SystemdBoot | BootMethod::UBoot) => Vec::new(),
         _ => boot_partitions(
             board,
             root,
@@ -643,6 +676,16 @@ fn assemble_disk(
             .map(|(n, p)| (n.as_str(), p.as_path()))
             .collect();
         disk::assemble(&boot.plan, &refs, &raw, b.runner)?;
+        // A U-Boot SBC's boot loader, where its boot ROM reads it (after the GPT).
+        if let (Some(fw), Some(spec)) = (
+            &boot.firmware,
+            b.board.uboot.as_ref().and_then(|u| u.firmware.as_ref()),
+        ) {
+            let bytes = std::fs::read(&fw.dir).with_context(|| format!("{}", fw.dir.display()))?;
+            let disk = std::fs::OpenOptions::new().write(true).open(&raw)?;
+            std::os::unix::fs::FileExt::write_all_at(&disk, &bytes, spec.offset)?;
+            disk.sync_all()?;
+        }
         progress.finish(&format!("{} MiB", boot.plan.disk_size >> 20));
     } else {
         progress.finish("skipped (--bundle-only)");
@@ -732,7 +775,13 @@ fn publish(
         packages.push(artifacts::Package {
             name: fw.package.clone(),
             version: fw.version.clone(),
-            arch: format!("{} (boot partitions only)", board.arch.debian()),
+            arch: match board.boot {
+                BootMethod::UBoot => format!(
+                    "{} (boot loader, before the partitions)",
+                    board.arch.debian()
+                ),
+                _ => format!("{} (boot partitions only)", board.arch.debian()),
+            },
             shipped_bytes: None,
         });
     }
@@ -944,6 +993,23 @@ fn boot_partitions(
             let dir = parts.join("stage-esp");
             let boot = slot_boot.context("the slot's kernel and verity initrd")?;
             efi::stage(board, root, &dir, version, filled, boot)?;
+            vec![("esp".to_string(), dir)]
+        }
+        BootMethod::UBoot => {
+            let dir = parts.join("stage-esp");
+            let boot = slot_boot.context("the slot's kernel and verity initrd")?;
+            uboot::stage(
+                board,
+                &dir,
+                filled,
+                boot,
+                boot.fdt.as_deref(),
+                epoch,
+                runner,
+            )?;
+            let env = parts.join("uboot-env.raw");
+            std::fs::write(&env, uboot::initial_env(filled))?;
+            out.push((crate::board::names::UBOOT_ENV.to_string(), env));
             vec![("esp".to_string(), dir)]
         }
         BootMethod::RpiTryboot => rpi::stage(

@@ -18,7 +18,6 @@
 //! builder's cache and extracted (never installed into the root: its kernel hooks assume a
 //! writable `/boot/firmware`).
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -103,90 +102,15 @@ pub fn fetch_firmware(
     runner: &Runner,
 ) -> Result<Firmware> {
     let spec = board.rpi.as_ref().context("an [rpi] table")?;
-    let package = &spec.firmware_package;
-    let base = cache.join("rpi-firmware").join(&board.suite);
-    let extracted = base.join("extracted");
-    let version_file = base.join("version");
-    if extracted.join("usr/lib/raspi-firmware").is_dir() && version_file.is_file() {
-        let version = std::fs::read_to_string(&version_file)?.trim().to_string();
-        return Ok(Firmware {
-            dir: extracted.join("usr/lib/raspi-firmware"),
-            package: package.clone(),
-            version,
-        });
+    let fetched = crate::debpkg::fetch(board, &spec.firmware_package, mirror, cache, runner)?;
+    let dir = fetched.dir.join("usr/lib/raspi-firmware");
+    if !dir.is_dir() {
+        bail!("{} has no usr/lib/raspi-firmware", spec.firmware_package);
     }
-    let apt = base.join("apt");
-    for d in ["state/lists/partial", "cache/archives/partial", "etc"] {
-        std::fs::create_dir_all(apt.join(d))?;
-    }
-    let sources = apt.join("etc/sources.list");
-    let comps = board.components.join(" ");
-    std::fs::write(
-        &sources,
-        format!(
-            "deb [arch={arch} signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} {comps}\n",
-            arch = board.arch.debian(),
-            suite = board.suite,
-        ),
-    )?;
-    let apt_args = |cmd: &mut Command| {
-        cmd.arg(format!("-oDir::State={}", apt.join("state").display()))
-            .arg(format!("-oDir::Cache={}", apt.join("cache").display()))
-            .arg(format!("-oDir::Etc::SourceList={}", sources.display()))
-            .arg("-oDir::Etc::SourceParts=/nonexistent")
-            .arg(format!("-oAPT::Architecture={}", board.arch.debian()))
-            .arg(format!("-oAPT::Architectures={}", board.arch.debian()))
-            .arg("-oAcquire::Check-Valid-Until=false")
-            .arg("-oDebug::NoLocking=true")
-            .arg("-qq");
-    };
-    let mut update = Command::new("apt-get");
-    apt_args(&mut update);
-    update.arg("update");
-    runner
-        .run(&mut update, true)
-        .with_context(|| format!("cannot read the {} package index", board.suite))?;
-    let download_dir = base.join("deb");
-    crate::fsutil::remove_all(&download_dir)?;
-    std::fs::create_dir_all(&download_dir)?;
-    let mut download = Command::new("apt-get");
-    apt_args(&mut download);
-    download
-        .current_dir(&download_dir)
-        .arg("download")
-        .arg(package);
-    runner
-        .run(&mut download, true)
-        .with_context(|| format!("cannot download {package}"))?;
-    let deb = std::fs::read_dir(&download_dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .with_context(|| format!("apt-get download left no {package} .deb"))?;
-    let version = runner
-        .output(
-            Command::new("dpkg-deb")
-                .args(["--show", "--showformat=${Version}"])
-                .arg(&deb),
-        )?
-        .trim()
-        .to_string();
-    let tmp = base.join(".extracting");
-    crate::fsutil::remove_all(&tmp)?;
-    runner.run(
-        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp),
-        false,
-    )?;
-    if !tmp.join("usr/lib/raspi-firmware").is_dir() {
-        bail!("{package} has no usr/lib/raspi-firmware");
-    }
-    crate::fsutil::remove_all(&extracted)?;
-    std::fs::rename(&tmp, &extracted)?;
-    std::fs::write(&version_file, format!("{version}\n"))?;
     Ok(Firmware {
-        dir: extracted.join("usr/lib/raspi-firmware"),
-        package: package.clone(),
-        version,
+        dir,
+        package: fetched.package,
+        version: fetched.version,
     })
 }
 
@@ -556,7 +480,7 @@ mod tests {
             );
             assert_eq!(e["image_download_sha256"], sha256_file(&xz).expect("sha"));
             assert_ne!(e["image_download_sha256"], e["extract_sha256"]);
-            let out = Command::new("xz")
+            let out = std::process::Command::new("xz")
                 .args(["-dc", "--"])
                 .arg(&xz)
                 .output()

@@ -68,8 +68,8 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
     // OVMF's Secure Boot build keeps its variables safe from the OS with SMM: the machine
     // needs it, and the variable flash is only writable from SMM.
     let (machine, code) = match (&opts.secure_boot, &q.firmware_code_secure_boot) {
-        (Some(_), Some(code)) => (format!("{},smm=on", q.machine), code),
-        _ => (q.machine.clone(), &q.firmware_code),
+        (Some(_), Some(code)) => (format!("{},smm=on", q.machine), Some(code)),
+        _ => (q.machine.clone(), q.firmware_code.as_ref()),
     };
     if opts.secure_boot.is_some() {
         cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
@@ -80,22 +80,30 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
             &opts.memory_mib.unwrap_or(q.memory_mib).to_string(),
             "-smp",
             "2",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,unit=0,readonly=on,file={}",
-            code.display()
-        ))
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,unit=1,file={}",
-            opts.run_dir.join("efivars.fd").display()
-        ))
-        .arg("-drive")
-        .arg(format!(
-            "file={},format=raw,if=virtio",
-            opts.disk().display()
-        ));
+        ]);
+    match (&q.bios, code) {
+        (Some(bios), _) => {
+            cmd.arg("-bios").arg(bios);
+        }
+        (None, Some(code)) => {
+            cmd.arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    code.display()
+                ))
+                .arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    opts.run_dir.join("efivars.fd").display()
+                ));
+        }
+        // board_check refuses a [qemu] table without firmware.
+        (None, None) => {}
+    }
+    cmd.arg("-drive").arg(format!(
+        "file={},format=raw,if=virtio",
+        opts.disk().display()
+    ));
     // Extra disks sit at fixed PCI slots above the system disk's: `if=virtio` drives are
     // created after `-device` ones, so without an address an extra disk would take a lower slot
     // and the guest would name it vda (the system disk vdb).
@@ -132,9 +140,13 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
 pub fn enrolled_vars(q: &QemuSpec, keys_dir: &Path, out: &Path) -> Result<()> {
     let keys = crate::secureboot::SecureBootKeys::load(keys_dir)?;
     let owner = keys.owner()?;
+    let template = q
+        .firmware_vars
+        .as_ref()
+        .context("the board has no UEFI variable store ([qemu] firmware_vars)")?;
     let status = Command::new("virt-fw-vars")
         .arg("--input")
-        .arg(&q.firmware_vars)
+        .arg(template)
         .arg("--output")
         .arg(out)
         .args(["--set-pk", &owner])
@@ -242,12 +254,14 @@ pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
         );
         prepare_disk(&opts.image, &opts.disk(), opts.disk_size)?;
         let vars = opts.run_dir.join("efivars.fd");
-        match &opts.secure_boot {
-            Some(dir) => enrolled_vars(q, dir, &vars)?,
-            None => {
-                std::fs::copy(&q.firmware_vars, &vars)
-                    .with_context(|| format!("cannot copy {}", q.firmware_vars.display()))?;
+        match (&opts.secure_boot, &q.firmware_vars) {
+            (Some(dir), _) => enrolled_vars(q, dir, &vars)?,
+            (None, Some(template)) => {
+                std::fs::copy(template, &vars)
+                    .with_context(|| format!("cannot copy {}", template.display()))?;
             }
+            // A board booted from a boot ROM image (`bios`) keeps no UEFI variables.
+            (None, None) => {}
         }
     }
     let _ = std::fs::remove_file(opts.serial_log());

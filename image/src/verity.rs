@@ -156,6 +156,7 @@ pub fn root_layer_files(boot: BootMethod) -> [(&'static str, &'static [u8]); 2] 
     let method: &'static [u8] = match boot {
         BootMethod::SystemdBoot => b"systemd-boot\n",
         BootMethod::RpiTryboot => b"rpi-tryboot\n",
+        BootMethod::UBoot => b"u-boot\n",
     };
     [(REQUIRED_MARKER, b"1\n"), (BOOT_METHOD_FILE, method)]
 }

@@ -16,7 +16,15 @@ fn all_boards() -> Vec<Board> {
     let names = dir.names().expect("board-configs readable");
     assert_eq!(
         names,
-        ["arm64-efi", "qemu-x86_64", "rpi4", "rpi5", "x86_64-efi"],
+        [
+            "arm64-efi",
+            "qemu-arm64-uboot",
+            "qemu-x86_64",
+            "rockpro64",
+            "rpi4",
+            "rpi5",
+            "x86_64-efi"
+        ],
         "the boards the image issue asks for"
     );
     names
@@ -31,6 +39,7 @@ fn every_board_has_the_partition_names_the_updater_looks_up() {
         let names: Vec<&str> = board.partitions.iter().map(|p| p.name.as_str()).collect();
         let want: &[&str] = match board.boot {
             BootMethod::SystemdBoot => &["esp", "root-a", "root-b", "data"],
+            BootMethod::UBoot => &["esp", "uboot-env", "root-a", "root-b", "data"],
             BootMethod::RpiTryboot => {
                 &["bootconfig", "boot-a", "boot-b", "root-a", "root-b", "data"]
             }
@@ -43,7 +52,13 @@ fn every_board_has_the_partition_names_the_updater_looks_up() {
 fn every_plan_is_aligned_contiguous_and_fits_the_disk() {
     for board in all_boards() {
         let plan = Plan::for_board(&board, "test 0.0.0");
-        let mut end = ALIGN;
+        // An SBC's boot loader sits before the first partition.
+        let mut end = board
+            .uboot
+            .as_ref()
+            .and_then(|u| u.firmware.as_ref())
+            .map_or(ALIGN, |f| f.first_partition_mib * ALIGN);
+        assert!(end >= ALIGN);
         for p in &plan.partitions {
             assert_eq!(p.offset % ALIGN, 0, "{} {} start", board.name, p.name);
             assert_eq!(p.size % ALIGN, 0, "{} {} size", board.name, p.name);
@@ -259,6 +274,11 @@ fn list_boards_shows_boot_method_and_verification() {
     for (name, boot, verified) in [
         ("qemu-x86_64", "systemd-boot", "booted in QEMU (ci/e2e)"),
         ("arm64-efi", "systemd-boot", "booted in QEMU (ci/e2e-arm64)"),
+        (
+            "qemu-arm64-uboot",
+            "u-boot",
+            "booted in QEMU (ci/e2e-uboot)",
+        ),
         (
             "rpi4",
             "rpi-tryboot",

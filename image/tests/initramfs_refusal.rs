@@ -53,7 +53,9 @@ fn run_as(boot: &str, ctl: &Path, slot: &str, other_filled: bool, call: &str) ->
         autoboot = function("autoboot_all"),
         on_trial = function("on_trial"),
         write = function("write_autoboot"),
-        refuse = function("refuse_tryboot") + &function("refuse_systemd_boot"),
+        refuse = function("refuse_tryboot")
+            + &function("refuse_systemd_boot")
+            + &function("refuse_uboot"),
     );
     let out = Command::new("sh")
         .arg("-c")
@@ -187,4 +189,25 @@ fn on_efi_a_refused_committed_entry_is_marked_bad_and_a_trial_left_to_the_counte
         r.stderr
     );
     assert!(entries.join("hearth-b+2-1.conf").is_file());
+}
+
+/// U-Boot boards: the record alone makes the boot script skip the slot (image/src/uboot.rs),
+/// so the refusal reboots into the other slot when it holds a kernel and was not refused too;
+/// otherwise the machine halts. A trial is never guessed from the boot partition (the boot
+/// script puts `hearth.verity_check=full` on a trial's command line).
+#[test]
+fn u_boot_reboots_into_the_other_slot_only_when_it_can_boot() {
+    let esp = tempfile::tempdir().expect("tempdir");
+    let empty = run_as("u-boot", esp.path(), "a", true, "refuse_uboot");
+    assert_eq!(empty.other, "", "slot b has no kernel: {}", empty.stderr);
+    std::fs::create_dir_all(esp.path().join("hearth/b")).expect("mkdir");
+    std::fs::write(esp.path().join("hearth/b/vmlinuz"), "Image").expect("kernel");
+    let r = run_as("u-boot", esp.path(), "a", true, "refuse_uboot");
+    assert_eq!(r.other, "slot b", "{}", r.stderr);
+    assert!(r.stderr.contains("boot script skips it"), "{}", r.stderr);
+    std::fs::write(esp.path().join("hearth/refused-b"), "slot=b\n").expect("record");
+    let both = run_as("u-boot", esp.path(), "a", true, "refuse_uboot");
+    assert_eq!(both.other, "", "slot b was refused too: {}", both.stderr);
+    let trial = run_as("u-boot", esp.path(), "a", true, "on_trial");
+    assert!(!trial.ok, "on_trial is false on U-Boot");
 }

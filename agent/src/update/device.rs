@@ -96,6 +96,8 @@ pub fn target_path(
         "root" | "boot" => Ok(config.slot_dir.join(format!("{payload}-{l}"))),
         "kernel" => Ok(config.esp.join("hearth").join(l).join("vmlinuz")),
         "initrd" => Ok(config.esp.join("hearth").join(l).join("initrd.img")),
+        // U-Boot boards that boot the kernel's own device tree (image/src/uboot.rs).
+        "dtb" => Ok(config.esp.join("hearth").join(l).join("board.dtb")),
         // A unified kernel image (image/src/uki.rs): kernel, initrd and command line in one,
         // and the slot's type 2 loader entry, whose name carries the boot counter.
         "uki" => Ok(uki_entry(&config.esp, slot)),

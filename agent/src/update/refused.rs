@@ -74,6 +74,11 @@ impl Service {
                         tracing::warn!(error = %e, "cannot record the refused slot {}", r.slot);
                         continue;
                     }
+                    if let Err(e) = self.mark_refused(&r) {
+                        // The record stays: the boot script keeps skipping the slot meanwhile.
+                        tracing::warn!(error = %e, "cannot mark the refused slot {} unbootable", r.slot);
+                        continue;
+                    }
                     tracing::warn!(slot = %r.slot, reason = %r.reason, "the initramfs refused a slot at boot");
                 }
                 None => {
@@ -84,6 +89,26 @@ impl Service {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove the refused-slot record");
             }
         }
+    }
+
+    /// On U-Boot boards the initramfs cannot write the boot environment (it has no U-Boot
+    /// tools, and the script skips a slot only while its record exists), so the agent marks
+    /// the refused slot unbootable there before the record goes. systemd-boot's initramfs
+    /// renames the slot's entry itself (`+0-0`), and the Pi's tryboot lasts one boot.
+    fn mark_refused(&self, r: &Refusal) -> Result<(), super::UpdateError> {
+        let Ok(release) = super::device::read_release(&self.config.release_file) else {
+            return Ok(());
+        };
+        let backend = super::device::backend(&self.config, &release)?;
+        let Some(slot) = hearth_ota::boot::Slot::parse(&r.slot) else {
+            return Ok(());
+        };
+        if backend != super::device::BootBackend::UBoot {
+            return Ok(());
+        }
+        super::device::boot_control(&self.config, backend)?
+            .mark_unbootable(slot)
+            .map_err(super::error::boot_err)
     }
 
     fn push_refusal(&self, r: &Refusal) -> Result<(), super::UpdateError> {
@@ -196,5 +221,51 @@ mod tests {
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].at, "2026-03-04T05:06:07Z");
         assert_eq!(history[0].from_version, "");
+    }
+
+    /// On a U-Boot board the refused slot leaves the boot environment's `BOOT_ORDER` (with
+    /// `BOOT_X_LEFT=0`) before its record goes; when that write fails the record stays, so the
+    /// boot script keeps skipping the slot.
+    #[test]
+    fn on_u_boot_a_refused_slot_is_marked_unbootable_first() {
+        use hearth_ota::boot::uboot::{Env, encode};
+        let tmp = tempfile::tempdir().expect("tmp");
+        let now = time::macros::datetime!(2026-03-04 05:06:07 UTC);
+        let mut u = crate::update::tests::service(tmp.path(), ManualClock::new(now));
+        let esp = tmp.path().join("esp");
+        std::fs::create_dir_all(esp.join("hearth")).expect("esp");
+        u.config.esp = esp.clone();
+        u.config.release_file = tmp.path().join("release.json");
+        std::fs::write(
+            &u.config.release_file,
+            r#"{"board":"x","arch":"arm64","version":"1.0.0","version_number":1000000,"boot":"uboot"}"#,
+        )
+        .expect("release");
+        let boot = tmp.path().join("boot");
+        std::fs::create_dir_all(&boot).expect("dir");
+        u.config.boot_dir = Some(boot.clone());
+        std::fs::write(esp.join("hearth/refused-a"), RECORD).expect("record");
+
+        // No fw_env.config yet: the slot cannot be marked, the record stays.
+        u.record_refused_slots();
+        assert!(esp.join("hearth/refused-a").exists());
+
+        std::fs::write(
+            boot.join("fw_env.config"),
+            "env 0 0x1000\nenv 0x1000 0x1000\n",
+        )
+        .expect("config");
+        let env = Env::from([("BOOT_ORDER".to_string(), "A B".to_string())]);
+        let mut bytes = encode(&env, 0x1000, 1).expect("encode");
+        bytes.resize(0x2000, 0);
+        std::fs::write(boot.join("env"), bytes).expect("env");
+        u.record_refused_slots();
+        assert!(!esp.join("hearth/refused-a").exists());
+        let state =
+            super::super::device::boot_state(&u.config, super::super::device::BootBackend::UBoot)
+                .expect("state");
+        assert!(!state.is_bootable(hearth_ota::boot::Slot::A), "{state:?}");
+        assert!(state.is_bootable(hearth_ota::boot::Slot::B), "{state:?}");
+        assert_eq!(u.store.update_history().expect("history").len(), 1);
     }
 }
