@@ -450,43 +450,7 @@ fn boot_files(
     } else {
         vec![Slot::A]
     };
-    let firmware = match board.boot {
-        BootMethod::RpiTryboot => {
-            let common = b.ws.boards().common()?;
-            Some(rpi::fetch_firmware(
-                board,
-                &common.mirror,
-                &opts.cache,
-                runner,
-            )?)
-        }
-        BootMethod::UBoot => match board.uboot.as_ref().and_then(|u| u.firmware.as_ref()) {
-            Some(fw) => {
-                let common = b.ws.boards().common()?;
-                let fetched =
-                    crate::debpkg::fetch(board, &fw.package, &common.mirror, &opts.cache, runner)?;
-                let file = fetched.dir.join(&fw.file);
-                let len = std::fs::metadata(&file)
-                    .with_context(|| format!("{} has no {}", fw.package, fw.file))?
-                    .len();
-                if fw.offset + len > fw.first_partition_mib << 20 {
-                    bail!(
-                        "{} ({len} bytes at {}) runs into the first partition at {} MiB",
-                        fw.file,
-                        fw.offset,
-                        fw.first_partition_mib
-                    );
-                }
-                Some(rpi::Firmware {
-                    dir: file,
-                    package: fetched.package,
-                    version: fetched.version,
-                })
-            }
-            None => None,
-        },
-        BootMethod::SystemdBoot => None,
-    };
+    let firmware = board_firmware(b)?;
     // The slot's initrd (the ESP's, or the Pi boot partition's): the root's with the verity
     // root hash appended. One for both slots: they hold the same release's root.
     let initrd = parts.join("initrd.img");
@@ -575,6 +539,49 @@ fn boot_files(
         boot_parts,
         data_img,
         slot_boot,
+    })
+}
+
+/// The board's firmware from Debian: the Pi's boot files, or a U-Boot SBC's boot loader (the
+/// file written before the first partition, checked to fit there).
+fn board_firmware(b: &Build) -> Result<Option<rpi::Firmware>> {
+    let (opts, board, runner) = (b.opts, &b.board, b.runner);
+    Ok(match board.boot {
+        BootMethod::RpiTryboot => {
+            let common = b.ws.boards().common()?;
+            Some(rpi::fetch_firmware(
+                board,
+                &common.mirror,
+                &opts.cache,
+                runner,
+            )?)
+        }
+        BootMethod::UBoot => match board.uboot.as_ref().and_then(|u| u.firmware.as_ref()) {
+            Some(fw) => {
+                let common = b.ws.boards().common()?;
+                let fetched =
+                    crate::debpkg::fetch(board, &fw.package, &common.mirror, &opts.cache, runner)?;
+                let file = fetched.dir.join(&fw.file);
+                let len = std::fs::metadata(&file)
+                    .with_context(|| format!("{} has no {}", fw.package, fw.file))?
+                    .len();
+                if fw.offset + len > fw.first_partition_mib << 20 {
+                    bail!(
+                        "{} ({len} bytes at {}) runs into the first partition at {} MiB",
+                        fw.file,
+                        fw.offset,
+                        fw.first_partition_mib
+                    );
+                }
+                Some(rpi::Firmware {
+                    dir: file,
+                    package: fetched.package,
+                    version: fetched.version,
+                })
+            }
+            None => None,
+        },
+        BootMethod::SystemdBoot => None,
     })
 }
 
