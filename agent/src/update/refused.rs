@@ -171,20 +171,29 @@ mod tests {
         assert_eq!(parse(""), None);
     }
 
+    /// A service whose ESP is `<tmp>/esp` (with `hearth/`) and whose release.json names the
+    /// boot backend `boot`.
+    fn service_on(tmp: &Path, boot: &str) -> (Service, PathBuf) {
+        let now = time::macros::datetime!(2026-03-04 05:06:07 UTC);
+        let mut u = crate::update::tests::service(tmp, ManualClock::new(now));
+        let esp = tmp.join("esp");
+        std::fs::create_dir_all(esp.join("hearth")).expect("esp");
+        u.config.esp = esp.clone();
+        u.config.release_file = tmp.join("release.json");
+        std::fs::write(
+            &u.config.release_file,
+            format!(
+                r#"{{"board":"x","arch":"arm64","version":"1.0.0","version_number":1000000,"boot":"{boot}"}}"#
+            ),
+        )
+        .expect("release");
+        (u, esp)
+    }
+
     #[test]
     fn a_refusal_becomes_one_history_entry_and_its_record_goes() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let now = time::macros::datetime!(2026-03-04 05:06:07 UTC);
-        let mut u = crate::update::tests::service(tmp.path(), ManualClock::new(now));
-        let esp = tmp.path().join("esp");
-        std::fs::create_dir_all(esp.join("hearth")).expect("esp");
-        u.config.esp = esp.clone();
-        u.config.release_file = tmp.path().join("release.json");
-        std::fs::write(
-            &u.config.release_file,
-            r#"{"board":"x","arch":"amd64","version":"1.0.0","version_number":1000000,"boot":"systemd-boot"}"#,
-        )
-        .expect("release");
+        let (u, esp) = service_on(tmp.path(), "systemd-boot");
         std::fs::write(esp.join("hearth/refused-a"), RECORD).expect("record");
         std::fs::write(esp.join("hearth/refused-b"), "slot=x\n").expect("stray");
 
@@ -230,17 +239,7 @@ mod tests {
     fn on_u_boot_a_refused_slot_is_marked_unbootable_first() {
         use hearth_ota::boot::uboot::{Env, encode};
         let tmp = tempfile::tempdir().expect("tmp");
-        let now = time::macros::datetime!(2026-03-04 05:06:07 UTC);
-        let mut u = crate::update::tests::service(tmp.path(), ManualClock::new(now));
-        let esp = tmp.path().join("esp");
-        std::fs::create_dir_all(esp.join("hearth")).expect("esp");
-        u.config.esp = esp.clone();
-        u.config.release_file = tmp.path().join("release.json");
-        std::fs::write(
-            &u.config.release_file,
-            r#"{"board":"x","arch":"arm64","version":"1.0.0","version_number":1000000,"boot":"uboot"}"#,
-        )
-        .expect("release");
+        let (mut u, esp) = service_on(tmp.path(), "uboot");
         let boot = tmp.path().join("boot");
         std::fs::create_dir_all(&boot).expect("dir");
         u.config.boot_dir = Some(boot.clone());
