@@ -95,3 +95,53 @@ vm_stop() {
     kill "$qpid" 2>/dev/null || true
   fi
 }
+
+# secure_boot_refusals IMAGE ART [VM_START_ARGS...]: on the VM's disk (booted once from IMAGE,
+# powered off), slot a's UKI re-signed with another key set, then with its command line edited
+# (`panic=10` → `panic=99`, its own signature kept): each boot must end in the firmware's
+# refusal with nothing of Linux run (`check` lines; files in ART). Needs VM_SECURE_BOOT=1.
+sb_refused() { # sb_refused WHAT: boots the disk, waits for the refusal on the serial console
+  local refusal='error loading .*hearth-a[^ ]*\.efi: \(access denied\|security violation\)'
+  rm -f "$RUN_DIR/serial.log" # the last boot's console must not answer for this one
+  vm_start "$SB_IMAGE" --reuse-disk "${SB_VM_ARGS[@]}"
+  local deadline=$(($(date +%s) + 300)) said=0
+  while [ "$(date +%s)" -lt "$deadline" ] && vm_alive; do
+    if strip_ansi <"$RUN_DIR/serial.log" 2>/dev/null | grep -aqi "$refusal"; then
+      said=1
+      break
+    fi
+    sleep 3
+  done
+  sleep 5
+  note "Secure Boot, $1: $(strip_ansi <"$RUN_DIR/serial.log" | grep -aoi "$refusal" | head -1) ($(($(date +%s) - VM_STARTED)) s)"
+  local linux
+  linux=$(strip_ansi <"$RUN_DIR/serial.log" | grep -ac 'Linux version' || true)
+  vm_stop
+  [ "$said" = 1 ] && [ "$linux" = 0 ]
+}
+secure_boot_refusals() {
+  SB_IMAGE=$1 SB_ART=$2
+  shift 2
+  SB_VM_ARGS=("$@")
+  local esp uki_name
+  esp=$RUN_DIR/disk.img@@$(($(sfdisk -J "$RUN_DIR/disk.img" | python3 -c 'import json,sys
+print(next(p["start"] for p in json.load(sys.stdin)["partitiontable"]["partitions"] if p.get("name") == "esp"))') * 512))
+  uki_name=$(MTOOLS_SKIP_CHECK=1 mdir -b -i "$esp" ::/EFI/Linux | sed 's|.*/||' | grep -i '^hearth-a.*\.efi$' | head -1)
+  MTOOLS_SKIP_CHECK=1 mcopy -n -i "$esp" "::/EFI/Linux/$uki_name" "$SB_ART/uki-signed.efi"
+  local OTHER=$SB_ART/sb-other # another release's keys
+  rm -rf "$OTHER" "$SB_ART/uki-tampered.efi"
+  mkdir -p "$OTHER"
+  "$HEARTH_IMAGE" keygen --out "$OTHER/key" >/dev/null
+  cp "$SB_ART/uki-signed.efi" "$SB_ART/uki-unsigned.efi"
+  sbattach --remove "$SB_ART/uki-unsigned.efi" >/dev/null
+  sbsign --key "$OTHER/key.secureboot/db.key" --cert "$OTHER/key.secureboot/db.crt" \
+    --output "$SB_ART/uki-tampered.efi" "$SB_ART/uki-unsigned.efi" 2>/dev/null
+  MTOOLS_SKIP_CHECK=1 mcopy -o -n -i "$esp" "$SB_ART/uki-tampered.efi" "::/EFI/Linux/$uki_name"
+  check "Secure Boot: slot a's UKI signed by another key set is refused by the firmware" sb_refused "foreign signature"
+  # The same UKI with its command line edited (panic=10 → panic=99, same length), its own
+  # signature kept: the signature no longer matches.
+  perl -pe 's/panic=10 /panic=99 /' "$SB_ART/uki-signed.efi" >"$SB_ART/uki-tampered.efi"
+  check "the edit changed the UKI" test "$(cmp -l "$SB_ART/uki-signed.efi" "$SB_ART/uki-tampered.efi" | wc -l)" -gt 0
+  MTOOLS_SKIP_CHECK=1 mcopy -o -n -i "$esp" "$SB_ART/uki-tampered.efi" "::/EFI/Linux/$uki_name"
+  check "Secure Boot: slot a's UKI with an edited command line is refused by the firmware" sb_refused "edited command line"
+}

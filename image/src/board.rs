@@ -269,6 +269,11 @@ pub struct QemuSpec {
     /// release's keys enrolled.
     #[serde(default)]
     pub firmware_code_secure_boot: Option<PathBuf>,
+    /// The variable store the release's keys are enrolled into, when `firmware_vars` is not
+    /// one `virt-fw-vars` can read (Debian's blank `AAVMF_VARS.fd`): its own PK, KEK and db
+    /// are replaced by the release's.
+    #[serde(default)]
+    pub firmware_vars_secure_boot: Option<PathBuf>,
 }
 
 /// `[uboot]`: a U-Boot board's build, as Hearth's boot script (`crate::uboot`) uses it.

@@ -65,13 +65,16 @@ pub fn qemu_command(q: &QemuSpec, opts: &RunOptions) -> Command {
     } else {
         format!("file,id=serial0,path={}", opts.serial_log().display())
     };
-    // OVMF's Secure Boot build keeps its variables safe from the OS with SMM: the machine
-    // needs it, and the variable flash is only writable from SMM.
+    // OVMF's Secure Boot build (x86 `q35`) keeps its variables safe from the OS with SMM: the
+    // machine needs it, and the variable flash is only writable from SMM. AAVMF on `virt` has
+    // no SMM (its Secure Boot build runs in the normal world, the flash stays as it is).
+    let smm = q.machine.starts_with("q35");
     let (machine, code) = match (&opts.secure_boot, &q.firmware_code_secure_boot) {
-        (Some(_), Some(code)) => (format!("{},smm=on", q.machine), Some(code)),
+        (Some(_), Some(code)) if smm => (format!("{},smm=on", q.machine), Some(code)),
+        (Some(_), Some(code)) => (q.machine.clone(), Some(code)),
         _ => (q.machine.clone(), q.firmware_code.as_ref()),
     };
-    if opts.secure_boot.is_some() {
+    if opts.secure_boot.is_some() && smm {
         cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
     }
     cmd.args(["-accel", "tcg", "-machine", &machine, "-cpu", &q.cpu])
@@ -141,14 +144,21 @@ pub fn enrolled_vars(q: &QemuSpec, keys_dir: &Path, out: &Path) -> Result<()> {
     let keys = crate::secureboot::SecureBootKeys::load(keys_dir)?;
     let owner = keys.owner()?;
     let template = q
-        .firmware_vars
+        .firmware_vars_secure_boot
         .as_ref()
+        .or(q.firmware_vars.as_ref())
         .context("the board has no UEFI variable store ([qemu] firmware_vars)")?;
     let status = Command::new("virt-fw-vars")
         .arg("--input")
         .arg(template)
         .arg("--output")
         .arg(out)
+        // A template with keys of its own (AAVMF's `.ms.fd`): only the release's may stay.
+        .args(if q.firmware_vars_secure_boot.is_some() {
+            &["-d", "PK", "-d", "KEK", "-d", "db"][..]
+        } else {
+            &[][..]
+        })
         .args(["--set-pk", &owner])
         .arg(keys.cert("PK"))
         .args(["--add-kek", &owner])
