@@ -284,3 +284,60 @@ pub fn run(board: &Board, opts: &RunOptions) -> Result<()> {
     let err = qemu_command(q, opts).exec();
     Err(err).with_context(|| format!("cannot start {}", q.binary))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::load_board_file;
+
+    fn argv(board: &str, secure_boot: bool) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../board-configs")
+            .join(format!("{board}.toml"));
+        let b = load_board_file(&path).expect("board");
+        let opts = RunOptions {
+            image: "/x/image.img".into(),
+            run_dir: "/run-dir".into(),
+            disk_size: 1 << 30,
+            memory_mib: None,
+            https_port: 1,
+            http_port: 2,
+            ssh_port: None,
+            console: false,
+            reuse_disk: false,
+            extra_disks: Vec::new(),
+            secure_boot: secure_boot.then(|| PathBuf::from("/keys")),
+        };
+        let cmd = qemu_command(b.qemu.as_ref().expect("qemu"), &opts);
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// OVMF's Secure Boot build needs SMM and a secure variable flash on q35; AAVMF on `virt`
+    /// has no SMM (a secure flash would hide the variables from it); U-Boot boots from -bios.
+    #[test]
+    fn each_firmware_gets_its_own_machine_options() {
+        let x86 = argv("qemu-x86_64", true);
+        assert!(x86.contains("-machine q35,smm=on"), "{x86}");
+        assert!(x86.contains("driver=cfi.pflash01,property=secure,value=on"));
+        assert!(x86.contains("OVMF_CODE_4M.secboot.fd"));
+        let arm = argv("arm64-efi", true);
+        assert!(arm.contains("-machine virt "), "{arm}");
+        assert!(
+            !arm.contains("smm") && !arm.contains("property=secure"),
+            "{arm}"
+        );
+        assert!(arm.contains("file=/usr/share/AAVMF/AAVMF_CODE.fd"), "{arm}");
+        assert!(arm.contains("file=/run-dir/efivars.fd"));
+        let plain = argv("arm64-efi", false);
+        assert!(!plain.contains("smm"), "{plain}");
+        let uboot = argv("qemu-arm64-uboot", false);
+        assert!(
+            uboot.contains("-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin"),
+            "{uboot}"
+        );
+        assert!(!uboot.contains("pflash"), "{uboot}");
+    }
+}
