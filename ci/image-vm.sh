@@ -106,7 +106,7 @@ sb_refused() { # sb_refused WHAT: boots the disk, waits for the refusal on the s
   vm_start "$SB_IMAGE" --reuse-disk "${SB_VM_ARGS[@]}"
   local deadline=$(($(date +%s) + 300)) said=0
   while [ "$(date +%s)" -lt "$deadline" ] && vm_alive; do
-    if strip_ansi <"$RUN_DIR/serial.log" 2>/dev/null | grep -aqi "$refusal"; then
+    if strip_ansi <"$RUN_DIR/serial.log" 2>/dev/null | grep -aci "$refusal" >/dev/null; then
       said=1
       break
     fi
