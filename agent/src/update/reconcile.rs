@@ -154,6 +154,16 @@ impl Service {
                     Some(reason),
                     Some("update_rolled_back".into()),
                 )?;
+                // A boot counter that ran out leaves the failed slot as a trial with no tries
+                // (U-Boot's BOOT_X_LEFT=0, systemd-boot's `+0-N` entry): it leaves the boot
+                // order for good, as after the health gate's failure, so no trial shows.
+                if let Some((slot, 0)) = boot.trial {
+                    let marked = super::device::boot_control(&self.config, device.backend)
+                        .and_then(|mut b| b.mark_unbootable(slot).map_err(super::error::boot_err));
+                    if let Err(e) = marked {
+                        tracing::warn!(error = %e, slot = slot.letter(), "cannot mark the failed trial slot unbootable");
+                    }
+                }
                 let _ = std::fs::remove_file(self.data_dir.join(GATE_FILE));
                 self.finish_install_record()
             }

@@ -281,7 +281,8 @@ async fn v3_rollback() {
     ));
     let trial_boots = harness::serial_log()
         .lines()
-        .filter(|l| l.contains("Command line:") && l.contains("hearth.slot=a"))
+        // "Kernel command line:" on every architecture (x86 prints a "Command line:" too).
+        .filter(|l| l.contains("Kernel command line:") && l.contains("hearth.slot=a"))
         .count();
     c.check(
         "the serial console saw the v3 trial boot on slot a",

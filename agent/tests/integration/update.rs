@@ -669,6 +669,13 @@ async fn a_trial_that_never_comes_up_is_counted_down(
     assert_eq!(body["current"]["version"], "1.2.0");
     assert_eq!(body["current"]["slot"], "b");
     assert_eq!(body["boot"]["primary"], "b");
+    // The spent trial leaves the boot order: no trial with 0 tries lingers.
+    assert!(body["boot"]["trial"].is_null(), "{body}");
+    assert!(
+        !rig.boot_state().is_bootable(Slot::A),
+        "{:?}",
+        rig.boot_state()
+    );
     assert_eq!(body["state"], "idle");
     assert!(body["pending_reboot"].is_null());
     drop(agent);
