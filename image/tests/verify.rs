@@ -56,6 +56,15 @@ impl Tiny {
         sign_checksums(&self.out, PREFIX, &entries, key).expect("sign");
     }
 
+    /// Signs SHA256SUMS over the raw image and the manifest with `key` (what a key holder
+    /// does after changing the image).
+    fn sign_image(&self, key: &SigningKey) {
+        self.sign(
+            &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
+            key,
+        );
+    }
+
     fn verify(&self, image: &Path) -> (Output, String) {
         let out = Command::new(bin())
             .arg("verify")
@@ -281,10 +290,7 @@ fn a_flipped_byte_in_a_root_fails_even_when_the_list_is_signed_again() {
     );
     // Signed again (a key holder, or an image rebuilt from a corrupt root): the checksums match,
     // the root still does not.
-    t.sign(
-        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
-        &t.key,
-    );
+    t.sign_image(&t.key);
     let (out, text) = t.verify(&t.image);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -299,10 +305,7 @@ fn a_flipped_byte_in_a_root_fails_even_when_the_list_is_signed_again() {
 fn a_foreign_signature_or_root_hash_fails() {
     let t = tiny_image(None);
     let other = SigningKey::from_bytes(&[3u8; 32]);
-    t.sign(
-        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
-        &other,
-    );
+    t.sign_image(&other);
     let (out, text) = t.verify(&t.image);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -353,10 +356,7 @@ fn a_pi_image_verifies_and_a_flipped_byte_in_root_a_fails() {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
     t.flip(PI_ROOT_A + 300_000);
-    t.sign(
-        &[&format!("{PREFIX}.img"), &format!("{PREFIX}.manifest.json")],
-        &t.key,
-    );
+    t.sign_image(&t.key);
     let (out, text) = t.verify(&t.image);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
