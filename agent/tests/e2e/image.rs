@@ -61,9 +61,11 @@ async fn after_reboot() {
         "time zone survived the reboot",
         r#"test "$(timedatectl show -p Timezone --value)" = Europe/Berlin"#,
     );
+    // avahi probes and announces the name once it runs (a few seconds, longer on a loaded
+    // host: one CI run asked right after the agent answered and got nothing): up to 30 s.
     c.guest(
         "attic.local is announced (mDNS)",
-        "getent hosts attic.local",
+        "for i in $(seq 30); do getent hosts attic.local && exit 0; sleep 1; done; exit 2",
     );
     let (_, disks) = s.send(Method::GET, "/api/v1/disks", None).await;
     let mounted = disk(&disks, "vdb").is_some_and(|vdb| {
