@@ -574,7 +574,7 @@ fn board_firmware(b: &Build) -> Result<Option<rpi::Firmware>> {
                     );
                 }
                 Some(rpi::Firmware {
-                    dir: file,
+                    path: file,
                     package: fetched.package,
                     version: fetched.version,
                 })
@@ -688,7 +688,8 @@ fn assemble_disk(
             &boot.firmware,
             b.board.uboot.as_ref().and_then(|u| u.firmware.as_ref()),
         ) {
-            let bytes = std::fs::read(&fw.dir).with_context(|| format!("{}", fw.dir.display()))?;
+            let bytes =
+                std::fs::read(&fw.path).with_context(|| format!("{}", fw.path.display()))?;
             let disk = std::fs::OpenOptions::new().write(true).open(&raw)?;
             std::os::unix::fs::FileExt::write_all_at(&disk, &bytes, spec.offset)?;
             disk.sync_all()?;

@@ -33,10 +33,12 @@ pub const SETUP_CODE_FILE: &str = "hearth-setup.txt";
 /// Files that mark an empty slot's boot partition.
 pub const EMPTY_SLOT_FILE: &str = "HEARTH-EMPTY-SLOT.txt";
 
-/// The firmware package, extracted: its `usr/lib/raspi-firmware` folder and its version.
+/// A board's firmware from a Debian package and its version: the Pi's extracted
+/// `usr/lib/raspi-firmware` folder, or a U-Boot SBC's boot loader file (written before the
+/// first partition).
 #[derive(Debug, Clone)]
 pub struct Firmware {
-    pub dir: PathBuf,
+    pub path: PathBuf,
     pub package: String,
     pub version: String,
 }
@@ -108,7 +110,7 @@ pub fn fetch_firmware(
         bail!("{} has no usr/lib/raspi-firmware", spec.firmware_package);
     }
     Ok(Firmware {
-        dir,
+        path: dir,
         package: fetched.package,
         version: fetched.version,
     })
@@ -167,7 +169,7 @@ pub fn stage(
             continue;
         }
         for name in &spec.firmware {
-            let from = firmware.dir.join(name);
+            let from = firmware.path.join(name);
             if !from.is_file() {
                 bail!("{} {} has no {name}", firmware.package, firmware.version);
             }
@@ -358,7 +360,7 @@ mod tests {
             std::fs::write(fw.join(f), "fw").expect("write");
         }
         let firmware = Firmware {
-            dir: fw,
+            path: fw,
             package: "raspi-firmware".into(),
             version: "1".into(),
         };
