@@ -118,19 +118,7 @@ pub fn fetch_firmware(
 
 /// The kernel's device-tree folder in the root (`/usr/lib/linux-image-<version>/broadcom`).
 fn dtb_dir(root: &Path) -> Result<PathBuf> {
-    let lib = root.join("usr/lib");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&lib)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("linux-image-"))
-                && p.join("broadcom").is_dir()
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop()
-        .map(|d| d.join("broadcom"))
+    crate::uboot::kernel_path(root, "broadcom", Path::is_dir)
         .context("the root has no /usr/lib/linux-image-*/broadcom device trees")
 }
 

@@ -179,17 +179,22 @@ pub fn boot_script(board: &Board) -> Result<String, BootFilesError> {
 /// The device tree `rel` (e.g. `rockchip/rk3399-rockpro64.dtb`) of the root's newest kernel
 /// (`/usr/lib/linux-image-<version>/`).
 pub fn kernel_dtb(root: &Path, rel: &str) -> anyhow::Result<std::path::PathBuf> {
-    let lib = root.join("usr/lib");
-    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(&lib)?
+    kernel_path(root, rel, Path::is_file)
+        .ok_or_else(|| anyhow::anyhow!("the root's kernel has no device tree {rel}"))
+}
+
+/// `rel` under the newest `/usr/lib/linux-image-<version>/` of the root that has it (`want`:
+/// a file, a folder), where Debian's kernel packages put their device trees.
+pub fn kernel_path(root: &Path, rel: &str, want: fn(&Path) -> bool) -> Option<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("usr/lib"))
+        .ok()?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("linux-image-"))
         .map(|e| e.path().join(rel))
-        .filter(|p| p.is_file())
+        .filter(|p| want(p))
         .collect();
     found.sort();
-    found
-        .pop()
-        .ok_or_else(|| anyhow::anyhow!("the root's kernel has no device tree {rel}"))
+    found.pop()
 }
 
 /// A slot's device tree on the boot partition (`[uboot] fdt` boards), beside its kernel.
