@@ -230,14 +230,15 @@ fn every_board_names_what_verifies_it() {
     let level = |n: &str| boards().load(n).expect(n).verified.level;
     assert_eq!(level("qemu-x86_64"), Verification::QemuBoot);
     assert_eq!(level("arm64-efi"), Verification::QemuBoot);
-    assert_eq!(level("rpi4"), Verification::Structural, "never booted yet");
+    assert_eq!(level("rpi4"), Verification::EmulatedKernel, "raspi4b, no Pi firmware");
+    assert_eq!(level("rpi5"), Verification::Structural, "QEMU has no Pi 5");
 }
 
 #[test]
 fn a_qemu_boot_claim_without_qemu_and_a_path_outside_the_workspace_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rpi = std::fs::read_to_string(boards().path().join("rpi4.toml")).expect("read");
-    let text = rpi.replace("level = \"structural\"", "level = \"qemu-boot\"");
+    let text = rpi.replace("level = \"emulated-kernel\"", "level = \"qemu-boot\"");
     let err = load_board_file(&write_board(dir.path(), "rpi4", &text)).expect_err("refused");
     assert!(err.to_string().contains("[qemu]"), "{err}");
     let text = qemu_board_text().replace("by = \"ci/e2e\"", "by = \"../elsewhere\"");
@@ -279,11 +280,7 @@ fn list_boards_shows_boot_method_and_verification() {
             "u-boot",
             "booted in QEMU (ci/e2e-uboot)",
         ),
-        (
-            "rpi4",
-            "rpi-tryboot",
-            "structural check only (ci/image-check-rpi)",
-        ),
+        ("rpi4", "rpi-tryboot", "emulated kernel boot (ci/e2e-rpi)"),
         (
             "rpi5",
             "rpi-tryboot",
