@@ -196,7 +196,8 @@ struct Build<'a> {
     runner: &'a Runner,
     /// `hearth-V-BOARD`: the outputs' file name prefix.
     prefix: String,
-    /// `BOARD VERSION`: what derived UUIDs, volume ids and the verity salt hash.
+    /// `BOARD VERSION`: what derived UUIDs and volume ids hash (the verity salt hashes the
+    /// board alone).
     seed: String,
 }
 
@@ -422,7 +423,13 @@ fn seal_root(b: &Build, root: &Path, progress: &mut Progress) -> Result<SealedRo
     };
     let cmd = seal::command(kind, root, &img, b.epoch, &uuid, Some(&sort), compression);
     let size = seal::seal(cmd, &img, b.runner)?;
-    let verity = verity::format(&img, &b.seed, &derived_uuid(&b.seed, "verity"), b.runner)?;
+    // The salt per board, not per release: see verity.rs (delta-friendly trees).
+    let verity = verity::format(
+        &img,
+        &b.board.name,
+        &derived_uuid(&b.seed, "verity"),
+        b.runner,
+    )?;
     progress.finish(&format!(
         "{} {} MiB + verity tree {} KiB, root hash {}…",
         kind.name(),

@@ -230,7 +230,11 @@ fn every_board_names_what_verifies_it() {
     let level = |n: &str| boards().load(n).expect(n).verified.level;
     assert_eq!(level("qemu-x86_64"), Verification::QemuBoot);
     assert_eq!(level("arm64-efi"), Verification::QemuBoot);
-    assert_eq!(level("rpi4"), Verification::EmulatedKernel, "raspi4b, no Pi firmware");
+    assert_eq!(
+        level("rpi4"),
+        Verification::EmulatedKernel,
+        "raspi4b, no Pi firmware"
+    );
     assert_eq!(level("rpi5"), Verification::Structural, "QEMU has no Pi 5");
 }
 
