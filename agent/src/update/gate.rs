@@ -227,9 +227,27 @@ pub async fn run(
         Ok(r) => r,
         Err(e) => return Ok(GateOutcome::NothingToDo(e.to_string())),
     };
-    let backend = backend(u, &release).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut boot = boot_control(u, backend).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let state = boot.state()?;
+    let opened = backend(u, &release)
+        .and_then(|b| boot_control(u, b))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|mut boot| {
+            let state = boot.state()?;
+            Ok((boot, state))
+        });
+    let (mut boot, state) = match opened {
+        Ok(opened) => opened,
+        // Without the boot state the gate cannot tell a trial from a committed boot. A failure
+        // reboots the device (the unit's FailureAction): right for a trial, which the boot
+        // loader then leaves, but on a committed system it would reboot on every boot. So it
+        // fails only when an installed update awaits its trial (the agent's pending record).
+        Err(e) if !config.data_dir.join(PENDING_FILE).exists() => {
+            tracing::warn!(error = %e, "health gate: the boot state cannot be read");
+            return Ok(GateOutcome::NothingToDo(format!(
+                "the boot state cannot be read ({e}) and no update is pending"
+            )));
+        }
+        Err(e) => return Err(e.context("reading the boot state with an update pending")),
+    };
     let Some(booted) = read_booted(u) else {
         if let Some((slot, _)) = state.trial {
             let reason = format!(
@@ -367,6 +385,32 @@ mod tests {
             Arc::new(network),
             Ok(Arc::new(FakeRuntime::new())),
         )
+    }
+
+    /// A boot state that cannot be read (the backend's device hidden or missing) leaves a
+    /// committed boot alone: the gate's failure reboots the device, and would on every boot.
+    /// With an installed update awaiting its trial, it fails (the boot loader leaves the trial).
+    #[tokio::test]
+    async fn an_unreadable_boot_state_fails_only_a_pending_trial() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let c = device(tmp.path(), "b");
+        // No boot state written: the file backend cannot read one.
+        let healthy = After(Some(0), AtomicU32::new(0));
+        let out = run(&c, &healthy, &clock()).await.expect("no failure");
+        assert!(
+            matches!(&out, GateOutcome::NothingToDo(why) if why.contains("cannot be read")),
+            "{out:?}"
+        );
+        std::fs::create_dir_all(&c.data_dir).expect("data dir");
+        std::fs::write(
+            c.data_dir.join(PENDING_FILE),
+            r#"{"version":"2.0","from_version":"1.0","slot":"b"}"#,
+        )
+        .expect("pending");
+        let err = run(&c, &healthy, &clock())
+            .await
+            .expect_err("a pending trial fails");
+        assert!(err.to_string().contains("update pending"), "{err:#}");
     }
 
     /// The engine check pings the engine (what starts a socket-activated Docker), fails with
