@@ -42,6 +42,11 @@ wait_health() {
   return 1
 }
 
+# serial_has TEXT: the VM's serial console ($RUN_DIR/serial.log, colours stripped) contains
+# TEXT (a grep pattern); false while the log does not exist yet. grep -c reads the whole log:
+# with -q, grep quits at the first match and sed dies of SIGPIPE (exit 141 under pipefail).
+serial_has() { strip_ansi 2>/dev/null <"$RUN_DIR/serial.log" | grep -ac -- "$1" >/dev/null; }
+
 # boot_diagnosis: when the agent did not come up, what systemd knew (the agent's and the ESP's
 # units, pending jobs, the whole journal of the boot) into $RUN_DIR/boot-diagnosis-TIME.txt,
 # if SSH answers; its file name on stderr.
